@@ -1,0 +1,70 @@
+#pragma once
+// Reading the per-CPU maps from userspace: each value is summed over the possible CPUs.
+// Hash maps are read with batch lookups, falling back to key iteration on kernels
+// without batch support.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "peakflow/error.hpp"
+#include "peakflow/fd.hpp"
+#include "peakflow/maps_kern_user.h"
+
+namespace pf {
+
+struct Counter {
+    uint64_t bytes = 0;
+    uint64_t packets = 0;
+    bool operator==(const Counter&) const = default;
+};
+
+using MacAddr = std::array<uint8_t, 6>;
+std::string format_mac(const MacAddr& mac);
+
+struct IfaceTotals {
+    Counter dir[PF_DIR_COUNT];
+};
+
+struct MacRow {
+    MacAddr mac{};
+    Counter dir[PF_DIR_COUNT];
+};
+
+struct FlowRow {
+    pf_flow_key key{};
+    uint64_t bytes = 0;
+    uint64_t packets = 0;
+    uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC
+    uint64_t last_seen_ns = 0;
+    uint8_t tcp_flags = 0;
+};
+
+using EventCounts = std::array<uint64_t, PF_EV_COUNT>;
+const char* event_name(int ev);  // "mac_map_full", ...
+
+// The four maps of one interface, by fd. Map ids tell a re-created map from the old one.
+class MapSet {
+  public:
+    static Result<MapSet> open_pinned(const std::string& pin_dir);
+    // Duplicates the fds of an already-loaded object's maps.
+    static Result<MapSet> from_fds(int iface_fd, int mac_fd, int flow_fd, int events_fd);
+
+    Result<IfaceTotals> read_iface() const;
+    Result<std::vector<MacRow>> read_macs() const;
+    Result<std::vector<FlowRow>> read_flows() const;
+    Result<EventCounts> read_events() const;
+    // Deletes flow entries (after export). Returns how many were removed.
+    Result<size_t> delete_flows(const std::vector<pf_flow_key>& keys) const;
+
+    uint32_t iface_map_id() const { return iface_id_; }
+    uint32_t mac_map_id() const { return mac_id_; }
+    int flow_fd() const { return flow_.get(); }
+
+  private:
+    Fd iface_, mac_, flow_, events_;
+    uint32_t iface_id_ = 0, mac_id_ = 0;
+};
+
+}  // namespace pf
