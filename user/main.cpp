@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "peakflow/cli.hpp"
+
+int main(int argc, char** argv) { return pf::run_cli(argc, argv); }

@@ -1,0 +1,178 @@
+#include "peakflow/cli.hpp"
+
+#include <bpf/libbpf.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <sstream>
+
+#include "peakflow/config.hpp"
+#include "peakflow/daemon.hpp"
+#include "peakflow/privileges.hpp"
+#include "peakflow/version.hpp"
+
+namespace pf {
+
+std::string version_string() {
+    return std::string("peakflow-bpf ") + kVersion + " (commit " + kGitCommit + ", libbpf " +
+           libbpf_version_string() + ")";
+}
+
+CliParse parse_cli(const std::vector<std::string>& args) {
+    CliParse r;
+    CliCommand& c = r.cmd;
+    CLI::App app{"peakflow-bpf: per-interface, per-MAC and per-flow traffic accounting with eBPF", "peakflow-bpf"};
+    app.set_version_flag("-V,--version", version_string());
+    app.require_subcommand(0, 1);
+    app.fallthrough();  // global options may follow the subcommand
+    std::string log_level;
+    app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default: info)")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+
+    auto* attach = app.add_subcommand("attach", "Attach to interfaces and count in the foreground until stopped");
+    attach->add_option("IFACE", c.ifaces, "Interfaces (default: the physical interface of the default route)");
+    attach->add_option("-f,--config", c.config_path, std::string("Config file (default: ") + kDefaultConfigPath +
+                                                         " if it exists, else built-in defaults)");
+    std::string xdp_mode;
+    attach->add_option("--xdp-mode", xdp_mode,
+                       "auto (native, else generic with a warning), native, generic, or off (count ingress with TC)")
+        ->check(CLI::IsMember({"auto", "native", "generic", "off"}));
+    double interval = 0;
+    attach->add_option("--interval", interval, "Seconds between map drains (default 10)")
+        ->check(CLI::Range(0.05, 3600.0));
+    uint32_t mac_cap = 0, flow_cap = 0;
+    attach->add_option("--mac-capacity", mac_cap, "Peer MACs the kernel map holds (default 4096)")
+        ->check(CLI::Range(16u, 1u << 20));
+    attach->add_option("--flow-capacity", flow_cap, "Flows the kernel map holds (default 65536)")
+        ->check(CLI::Range(16u, 1u << 24));
+    attach->add_flag("--no-flows", c.no_flows, "Count interfaces and MACs only, no per-flow entries");
+    attach->add_flag("--detach-on-exit", c.detach_on_exit,
+                     "Remove programs and pins when stopped (default: they stay and keep counting)");
+
+    auto* detach = app.add_subcommand("detach", "Remove our programs, the clsact qdisc if we made it, and the pins");
+    detach->add_option("IFACE", c.ifaces, "Interfaces")->required();
+
+    auto* dump = app.add_subcommand("dump", "Print live counters from the pinned maps (no daemon needed)");
+    dump->add_option("IFACE", c.dump.ifaces, "Interfaces (default: all attached)");
+    dump->add_flag("--json", c.dump.json, "One JSON object (one per line with --watch)");
+    dump->add_option("--watch", c.dump.watch_seconds, "Print again every SECONDS, with rates")
+        ->check(CLI::Range(0.1, 86400.0));
+    dump->add_flag("--flows", c.dump.flows, "Include the top flows");
+    dump->add_option("--top", c.dump.top, "Rows of MACs and flows to show (flows default 10, MACs all)")
+        ->check(CLI::Range(1, 1000000));
+
+    auto* config = app.add_subcommand("config", "Configuration file tools");
+    config->require_subcommand(1);
+    auto* check = config->add_subcommand("check", "Validate a config file and print the effective config");
+    check->add_option("FILE", c.config_path, std::string("Config file (default: ") + kDefaultConfigPath + ")");
+
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    std::ostringstream out, err;
+    try {
+        app.parse(static_cast<int>(argv.size()), argv.data());
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e, out, err);
+        r.out = out.str();
+        r.err = err.str();
+        r.exit_code = code == 0 ? 0 : 2;  // usage errors: 2, like most Unix tools
+        return r;
+    }
+    if (!log_level.empty()) c.log_level = log_level;
+    if (*attach) {
+        c.kind = CliCommand::Attach;
+        if (!xdp_mode.empty()) c.xdp_mode = xdp_mode;
+        if (interval > 0) c.interval_seconds = interval;
+        if (mac_cap) c.mac_capacity = mac_cap;
+        if (flow_cap) c.flow_capacity = flow_cap;
+    } else if (*detach) {
+        c.kind = CliCommand::Detach;
+    } else if (*dump) {
+        c.kind = CliCommand::Dump;
+    } else if (*check) {
+        c.kind = CliCommand::ConfigCheck;
+    } else {
+        r.out = app.help();
+        r.exit_code = 2;
+    }
+    return r;
+}
+
+namespace {
+
+void setup_logging(const std::string& level) {
+    auto logger = spdlog::stderr_color_mt("peakflow");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+    spdlog::set_level(spdlog::level::from_str(level));
+}
+
+int run_attach(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    if (c.log_level) spdlog::set_level(spdlog::level::from_str(*c.log_level));
+    else spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
+
+    DaemonOptions o;
+    o.ifaces = c.ifaces.empty() ? cfg.interfaces : c.ifaces;
+    o.attach.xdp_mode = c.xdp_mode ? parse_xdp_mode(*c.xdp_mode).take() : cfg.xdp_mode;
+    o.attach.load.mac_capacity = c.mac_capacity.value_or(cfg.mac_capacity);
+    o.attach.load.flow_capacity = c.flow_capacity.value_or(cfg.flow_capacity);
+    o.attach.load.flows = cfg.flows && !c.no_flows;
+    o.interval = c.interval_seconds ? std::chrono::milliseconds(static_cast<long>(*c.interval_seconds * 1000))
+                                    : std::chrono::duration_cast<std::chrono::milliseconds>(cfg.drain_interval);
+    o.detach_on_exit = c.detach_on_exit;
+    return run_daemon(o);
+}
+
+int run_detach(const CliCommand& c) {
+    if (auto st = check_attach_privileges(); !st) throw FatalError(st.error());
+    int rc = 0;
+    for (const auto& ifname : c.ifaces) {
+        if (auto st = detach_interface(ifname); !st) {
+            std::cerr << "peakflow-bpf: error: " << st.error().message() << "\n";
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
+int run_config_check(const CliCommand& c) {
+    std::string path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
+    Config cfg = load_config_file(path).take();
+    std::cout << "# " << path << ": OK\n" << dump_config(cfg);
+    return 0;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+    std::vector<std::string> args(argv, argv + argc);
+    CliParse p = parse_cli(args);
+    std::cout << p.out;
+    std::cerr << p.err;
+    if (p.exit_code >= 0) return p.exit_code;
+
+    setup_logging(p.cmd.log_level.value_or("info"));
+    install_libbpf_logger();
+    try {
+        switch (p.cmd.kind) {
+            case CliCommand::Attach: return run_attach(p.cmd);
+            case CliCommand::Detach: return run_detach(p.cmd);
+            case CliCommand::Dump: return run_dump(p.cmd.dump, Paths{}, std::cout);
+            case CliCommand::ConfigCheck: return run_config_check(p.cmd);
+            case CliCommand::None: break;
+        }
+    } catch (const FatalError& e) {
+        std::cerr << "peakflow-bpf: error: " << e.what() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "peakflow-bpf: internal error: " << e.what() << "\n";
+        return 70;
+    }
+    return 2;
+}
+
+}  // namespace pf
