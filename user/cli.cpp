@@ -16,8 +16,8 @@
 namespace pf {
 
 std::string version_string() {
-    return std::string("peakflow-bpf ") + kVersion + " (commit " + kGitCommit + ", libbpf " +
-           libbpf_version_string() + ")";
+    return std::string("peakflow-bpf ") + kVersion + " (commit " + kGitCommit + ", libbpf " + libbpf_version_string() +
+           ")";
 }
 
 CliParse parse_cli(const std::vector<std::string>& args) {
@@ -33,11 +33,13 @@ CliParse parse_cli(const std::vector<std::string>& args) {
 
     auto* attach = app.add_subcommand("attach", "Attach to interfaces and count in the foreground until stopped");
     attach->add_option("IFACE", c.ifaces, "Interfaces (default: the physical interface of the default route)");
-    attach->add_option("-f,--config", c.config_path, std::string("Config file (default: ") + kDefaultConfigPath +
-                                                         " if it exists, else built-in defaults)");
+    attach->add_option(
+        "-f,--config", c.config_path,
+        std::string("Config file (default: ") + kDefaultConfigPath + " if it exists, else built-in defaults)");
     std::string xdp_mode;
-    attach->add_option("--xdp-mode", xdp_mode,
-                       "auto (native, else generic with a warning), native, generic, or off (count ingress with TC)")
+    attach
+        ->add_option("--xdp-mode", xdp_mode,
+                     "auto (native, else generic with a warning), native, generic, or off (count ingress with TC)")
         ->check(CLI::IsMember({"auto", "native", "generic", "off"}));
     double interval = 0;
     attach->add_option("--interval", interval, "Seconds between map drains (default 10)")
@@ -111,8 +113,10 @@ void setup_logging(const std::string& level) {
 
 int run_attach(const CliCommand& c) {
     Config cfg = load_config(c.config_path).take();
-    if (c.log_level) spdlog::set_level(spdlog::level::from_str(*c.log_level));
-    else spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    if (c.log_level)
+        spdlog::set_level(spdlog::level::from_str(*c.log_level));
+    else
+        spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
 
     DaemonOptions o;

@@ -35,9 +35,9 @@ class Parser {
         auto v = scalar<int64_t>(n, key, "an integer");
         if (!v) return v.error();
         if (*v < static_cast<int64_t>(lo) || *v > static_cast<int64_t>(hi))
-            return error_at(n.Mark(), key,
-                            "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-                                std::to_string(*v));
+            return error_at(
+                n.Mark(), key,
+                "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + std::to_string(*v));
         return static_cast<uint32_t>(*v);
     }
 

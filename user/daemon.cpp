@@ -44,11 +44,11 @@ Result<DrainDelta> Drainer::drain() {
 std::string summarize(const DrainDelta& d) {
     std::string s = d.ifname + ": rx +" + human_bytes(d.dir[PF_DIR_RX].bytes) + " +" +
                     std::to_string(d.dir[PF_DIR_RX].packets) + " pkts, tx +" + human_bytes(d.dir[PF_DIR_TX].bytes) +
-                    " +" + std::to_string(d.dir[PF_DIR_TX].packets) + " pkts, " + std::to_string(d.macs.size()) +
-                    "/" + std::to_string(d.mac_entries) + " MACs active";
+                    " +" + std::to_string(d.dir[PF_DIR_TX].packets) + " pkts, " + std::to_string(d.macs.size()) + "/" +
+                    std::to_string(d.mac_entries) + " MACs active";
     for (int e = 0; e < PF_EV_COUNT; e++)
-        if (d.events[static_cast<size_t>(e)]) s += ", " + std::string(event_name(e)) + "=" +
-                                                   std::to_string(d.events[static_cast<size_t>(e)]);
+        if (d.events[static_cast<size_t>(e)])
+            s += ", " + std::string(event_name(e)) + "=" + std::to_string(d.events[static_cast<size_t>(e)]);
     return s;
 }
 

@@ -144,8 +144,7 @@ std::string render_text(const std::vector<InterfaceSnapshot>& now, const std::ve
             double r = rate_bps(s, p, d);
             out += fmt("  %-4s %14s %14llu %14s\n", d == PF_DIR_RX ? "rx" : "tx",
                        human_bytes(s.totals.dir[d].bytes).c_str(),
-                       static_cast<unsigned long long>(s.totals.dir[d].packets),
-                       r >= 0 ? human_rate(r).c_str() : "");
+                       static_cast<unsigned long long>(s.totals.dir[d].packets), r >= 0 ? human_rate(r).c_str() : "");
         }
         auto macs = sorted_macs(s.macs, o.top);
         out += fmt("  %-17s %14s %12s %14s %12s\n", "peer MAC", "rx bytes", "rx packets", "tx bytes", "tx packets");

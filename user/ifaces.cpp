@@ -49,7 +49,9 @@ std::vector<DefaultRoute> ipv6_default_routes(const Paths& p) {
     return out;
 }
 
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const char* prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
 
 }  // namespace
 

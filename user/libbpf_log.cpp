@@ -43,7 +43,9 @@ int print_fn(enum libbpf_print_level level, const char* fmt, va_list args) {
 
 }  // namespace
 
-void install_libbpf_logger() { libbpf_set_print(print_fn); }
+void install_libbpf_logger() {
+    libbpf_set_print(print_fn);
+}
 
 void clear_libbpf_log() {
     std::lock_guard lock(g_mu);

@@ -25,7 +25,9 @@ namespace fs = std::filesystem;
 
 namespace pf {
 
-void SkeletonDeleter::operator()(peakflow_bpf* s) const { peakflow_bpf__destroy(s); }
+void SkeletonDeleter::operator()(peakflow_bpf* s) const {
+    peakflow_bpf__destroy(s);
+}
 
 const char* to_string(XdpMode m) {
     switch (m) {
@@ -62,7 +64,10 @@ Status ensure_bpffs(const Paths& paths) {
     fs::create_directories(paths.bpffs, ec);
     if (mount("bpf", paths.bpffs.c_str(), "bpf", 0, "mode=0700") != 0)
         return Error{"mount bpffs at", paths.bpffs, errno};
-    spdlog::info("mounted bpffs at {}", paths.bpffs);
+    // Pins live as long as this mount does: in a private mount namespace (ip netns exec,
+    // some containers) they vanish with it, and the next start begins from zero.
+    spdlog::warn("no bpffs was mounted at {}: mounted one; pinned maps last as long as this mount namespace",
+                 paths.bpffs);
     return Ok{};
 }
 
@@ -83,8 +88,8 @@ uint32_t effective_capacity(const LoadOptions& o, const char* map, uint32_t want
     if (o.pin_dir.empty()) return wanted;
     uint32_t have = pinned_max_entries(o.pin_dir + "/" + map);
     if (have == 0 || have == wanted) return wanted;
-    spdlog::warn("{}/{} was created for {} entries; keeping that size instead of {} (detach to change it)",
-                 o.pin_dir, map, have, wanted);
+    spdlog::warn("{}/{} was created for {} entries; keeping that size instead of {} (detach to change it)", o.pin_dir,
+                 map, have, wanted);
     return have;
 }
 
@@ -137,7 +142,9 @@ XdpQuery query_xdp(int ifindex) {
     return r;
 }
 
-bool is_ours_xdp(uint32_t id) { return id != 0 && prog_name_by_id(id) == PF_PROG_XDP; }
+bool is_ours_xdp(uint32_t id) {
+    return id != 0 && prog_name_by_id(id) == PF_PROG_XDP;
+}
 
 bpf_tc_hook tc_hook(int ifindex, bpf_tc_attach_point point) {
     bpf_tc_hook h{};
@@ -181,8 +188,12 @@ Status tc_attach(int ifindex, bpf_tc_attach_point point, int prog_fd, const char
     return Ok{};
 }
 
-std::string qdisc_marker(const Paths& p, const std::string& ifname) { return p.run_dir + "/" + ifname + ".clsact"; }
-std::string pid_file(const Paths& p, const std::string& ifname) { return p.run_dir + "/" + ifname + ".pid"; }
+std::string qdisc_marker(const Paths& p, const std::string& ifname) {
+    return p.run_dir + "/" + ifname + ".clsact";
+}
+std::string pid_file(const Paths& p, const std::string& ifname) {
+    return p.run_dir + "/" + ifname + ".pid";
+}
 
 std::string read_pid(const Paths& p, const std::string& ifname) {
     std::ifstream in(pid_file(p, ifname));
@@ -214,8 +225,7 @@ bool has_pinned_maps(const std::string& dir) {
 
 }  // namespace
 
-Result<AttachedInterface> attach_interface(const std::string& ifname, const AttachOptions& opts,
-                                           const Paths& paths) {
+Result<AttachedInterface> attach_interface(const std::string& ifname, const AttachOptions& opts, const Paths& paths) {
     int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     if (ifindex == 0) return Error{"unknown interface '" + ifname + "'", "", 0, "see 'ip link' for the names"};
 
@@ -299,8 +309,8 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
     int xdp_fd = bpf_program__fd(ai.skel->progs.pf_xdp_ingress);
     if (opts.xdp_mode == XdpMode::Off) {
         bool had_ingress = query_tc_filter(ifindex, BPF_TC_INGRESS) != 0;
-        if (auto st = tc_attach(ifindex, BPF_TC_INGRESS, bpf_program__fd(ai.skel->progs.pf_tc_ingress),
-                                PF_PROG_TC_INGRESS);
+        if (auto st =
+                tc_attach(ifindex, BPF_TC_INGRESS, bpf_program__fd(ai.skel->progs.pf_tc_ingress), PF_PROG_TC_INGRESS);
             !st)
             return fail(st.error());
         tc_ingress_new = !had_ingress;
@@ -322,15 +332,16 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
                 err = bpf_xdp_attach(ifindex, xdp_fd, old_flags | XDP_FLAGS_REPLACE, &ao);
             } else {
                 bpf_xdp_detach(ifindex, old_flags, nullptr);
-                err = bpf_xdp_attach(ifindex, xdp_fd,
-                                     XDP_FLAGS_UPDATE_IF_NOEXIST | (new_native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE),
-                                     nullptr);
+                err = bpf_xdp_attach(
+                    ifindex, xdp_fd,
+                    XDP_FLAGS_UPDATE_IF_NOEXIST | (new_native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE), nullptr);
             }
             if (err) return fail(Error{"replace our XDP program", "", -err});
             ai.xdp_mode = new_native ? XdpMode::Native : XdpMode::Generic;
         } else {
             err = -EOPNOTSUPP;
-            if (want_native) err = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE, nullptr);
+            if (want_native)
+                err = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE, nullptr);
             if (err == 0) {
                 ai.xdp_mode = XdpMode::Native;
             } else if (opts.xdp_mode == XdpMode::Native) {

@@ -1,3 +1,5 @@
 #include "peakflow/cli.hpp"
 
-int main(int argc, char** argv) { return pf::run_cli(argc, argv); }
+int main(int argc, char** argv) {
+    return pf::run_cli(argc, argv);
+}

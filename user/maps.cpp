@@ -35,7 +35,9 @@ int num_cpus() {
 }
 
 // Userspace sees a per-CPU value as one slot per possible CPU, each rounded up to 8 bytes.
-constexpr size_t slot_size(size_t value_size) { return (value_size + 7) & ~size_t{7}; }
+constexpr size_t slot_size(size_t value_size) {
+    return (value_size + 7) & ~size_t{7};
+}
 
 uint32_t map_id(int fd) {
     bpf_map_info info{};
@@ -56,8 +58,8 @@ Status for_each_percpu(int fd, const char* what, Fn&& fn) {
     for (;;) {
         uint32_t count = chunk;
         LIBBPF_OPTS(bpf_map_batch_opts, bo);
-        int err = bpf_map_lookup_batch(fd, first ? nullptr : &out_batch, &out_batch, keys.data(), values.data(),
-                                       &count, &bo);
+        int err =
+            bpf_map_lookup_batch(fd, first ? nullptr : &out_batch, &out_batch, keys.data(), values.data(), &count, &bo);
         int e = err ? errno : 0;
         if (err && e == ENOSPC && count == 0) {  // a hash bucket larger than the chunk
             chunk *= 2;
@@ -123,8 +125,7 @@ Result<IfaceTotals> MapSet::read_iface() const {
     IfaceTotals t;
     std::vector<uint8_t> slots(slot_size(sizeof(pf_counter)) * static_cast<size_t>(num_cpus()));
     for (uint32_t dir = 0; dir < PF_DIR_COUNT; dir++) {
-        if (bpf_map_lookup_elem(iface_.get(), &dir, slots.data()) != 0)
-            return Error{"read map", PF_MAP_IFACE, errno};
+        if (bpf_map_lookup_elem(iface_.get(), &dir, slots.data()) != 0) return Error{"read map", PF_MAP_IFACE, errno};
         for (int cpu = 0; cpu < num_cpus(); cpu++) {
             const auto& c = slot<pf_counter>(slots.data(), cpu);
             t.dir[dir].bytes += c.bytes;
@@ -136,41 +137,41 @@ Result<IfaceTotals> MapSet::read_iface() const {
 
 Result<std::vector<MacRow>> MapSet::read_macs() const {
     std::vector<MacRow> rows;
-    auto st = for_each_percpu<pf_mac_key, pf_mac_value>(mac_.get(), PF_MAP_MAC, [&](const pf_mac_key& k,
-                                                                                   const uint8_t* v) {
-        MacRow r;
-        std::memcpy(r.mac.data(), k.mac, 6);
-        for (int cpu = 0; cpu < num_cpus(); cpu++) {
-            const auto& s = slot<pf_mac_value>(v, cpu);
-            for (int d = 0; d < PF_DIR_COUNT; d++) {
-                r.dir[d].bytes += s.dir[d].bytes;
-                r.dir[d].packets += s.dir[d].packets;
+    auto st =
+        for_each_percpu<pf_mac_key, pf_mac_value>(mac_.get(), PF_MAP_MAC, [&](const pf_mac_key& k, const uint8_t* v) {
+            MacRow r;
+            std::memcpy(r.mac.data(), k.mac, 6);
+            for (int cpu = 0; cpu < num_cpus(); cpu++) {
+                const auto& s = slot<pf_mac_value>(v, cpu);
+                for (int d = 0; d < PF_DIR_COUNT; d++) {
+                    r.dir[d].bytes += s.dir[d].bytes;
+                    r.dir[d].packets += s.dir[d].packets;
+                }
             }
-        }
-        rows.push_back(r);
-    });
+            rows.push_back(r);
+        });
     if (!st) return st.error();
     return rows;
 }
 
 Result<std::vector<FlowRow>> MapSet::read_flows() const {
     std::vector<FlowRow> rows;
-    auto st = for_each_percpu<pf_flow_key, pf_flow_value>(flow_.get(), PF_MAP_FLOW, [&](const pf_flow_key& k,
-                                                                                     const uint8_t* v) {
-        FlowRow r;
-        r.key = k;
-        for (int cpu = 0; cpu < num_cpus(); cpu++) {
-            const auto& s = slot<pf_flow_value>(v, cpu);
-            if (s.packets == 0) continue;
-            r.bytes += s.bytes;
-            r.packets += s.packets;
-            if (r.first_seen_ns == 0 || (s.first_seen_ns != 0 && s.first_seen_ns < r.first_seen_ns))
-                r.first_seen_ns = s.first_seen_ns;
-            if (s.last_seen_ns > r.last_seen_ns) r.last_seen_ns = s.last_seen_ns;
-            r.tcp_flags |= s.tcp_flags;
-        }
-        rows.push_back(r);
-    });
+    auto st = for_each_percpu<pf_flow_key, pf_flow_value>(
+        flow_.get(), PF_MAP_FLOW, [&](const pf_flow_key& k, const uint8_t* v) {
+            FlowRow r;
+            r.key = k;
+            for (int cpu = 0; cpu < num_cpus(); cpu++) {
+                const auto& s = slot<pf_flow_value>(v, cpu);
+                if (s.packets == 0) continue;
+                r.bytes += s.bytes;
+                r.packets += s.packets;
+                if (r.first_seen_ns == 0 || (s.first_seen_ns != 0 && s.first_seen_ns < r.first_seen_ns))
+                    r.first_seen_ns = s.first_seen_ns;
+                if (s.last_seen_ns > r.last_seen_ns) r.last_seen_ns = s.last_seen_ns;
+                r.tcp_flags |= s.tcp_flags;
+            }
+            rows.push_back(r);
+        });
     if (!st) return st.error();
     return rows;
 }
@@ -179,8 +180,7 @@ Result<EventCounts> MapSet::read_events() const {
     EventCounts ev{};
     std::vector<uint8_t> slots(slot_size(sizeof(uint64_t)) * static_cast<size_t>(num_cpus()));
     for (uint32_t i = 0; i < PF_EV_COUNT; i++) {
-        if (bpf_map_lookup_elem(events_.get(), &i, slots.data()) != 0)
-            return Error{"read map", PF_MAP_EVENTS, errno};
+        if (bpf_map_lookup_elem(events_.get(), &i, slots.data()) != 0) return Error{"read map", PF_MAP_EVENTS, errno};
         for (int cpu = 0; cpu < num_cpus(); cpu++) ev[i] += slot<uint64_t>(slots.data(), cpu);
     }
     return ev;

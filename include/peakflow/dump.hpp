@@ -21,14 +21,14 @@ struct InterfaceSnapshot {
     std::vector<MacRow> macs;
     std::vector<FlowRow> flows;  // only read when asked for
     EventCounts events{};
-    uint64_t taken_ns = 0;       // CLOCK_MONOTONIC when read
+    uint64_t taken_ns = 0;  // CLOCK_MONOTONIC when read
 };
 
 struct DumpOptions {
     std::vector<std::string> ifaces;  // empty: every pinned interface
     bool json = false;
     bool flows = false;
-    int top = 0;              // 0: all MAC rows, 10 flows
+    int top = 0;               // 0: all MAC rows, 10 flows
     double watch_seconds = 0;  // 0: print once
 };
 

@@ -62,7 +62,7 @@ Status detach_interface(const std::string& ifname, const Paths& paths = {});
 
 // What is attached right now, read from the kernel (no daemon needed).
 struct AttachState {
-    bool pinned = false;       // pin directory with our maps exists
+    bool pinned = false;  // pin directory with our maps exists
     XdpMode xdp_mode = XdpMode::Off;
     bool tc_ingress = false;
     bool tc_egress = false;

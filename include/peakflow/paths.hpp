@@ -6,9 +6,9 @@
 namespace pf {
 
 struct Paths {
-    std::string bpffs = "/sys/fs/bpf";    // pins go to <bpffs>/peakflow/<ifname>/
-    std::string sysfs = "/sys";           // /sys/class/net/<ifname>/...
-    std::string procfs = "/proc";         // /proc/net/route, /proc/net/ipv6_route
+    std::string bpffs = "/sys/fs/bpf";      // pins go to <bpffs>/peakflow/<ifname>/
+    std::string sysfs = "/sys";             // /sys/class/net/<ifname>/...
+    std::string procfs = "/proc";           // /proc/net/route, /proc/net/ipv6_route
     std::string run_dir = "/run/peakflow";  // small state that must not outlive a boot
 
     std::string pin_root() const { return bpffs + "/peakflow"; }

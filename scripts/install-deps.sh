@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs everything the build and the test suite need on Debian 12. Run as root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+  build-essential cmake pkg-config git ca-certificates \
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
+  libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev \
+  libgtest-dev libgmock-dev \
+  clang-format \
+  iproute2 util-linux libcap2-bin procps python3 kmod

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole suite: format check, build, unit + bpf + integration tiers, then the unit and
+# bpf tiers again under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
+# and integration tiers load programs and make network namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+echo "== clang-format"
+git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
+
+echo "== build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$jobs"
+
+echo "== tests: unit, bpf, integration"
+ctest --test-dir build --output-on-failure -L 'unit|bpf|integration'
+
+echo "== tests under ASan + UBSan: unit, bpf"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPEAKFLOW_SANITIZE=ON
+cmake --build build-asan -j"$jobs" --target pf_unit_tests pf_bpf_tests
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -L 'unit|bpf'
+
+echo "== all tests passed"
