@@ -49,6 +49,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         ->check(CLI::Range(16u, 1u << 20));
     attach->add_option("--flow-capacity", flow_cap, "Flows the kernel map holds (default 65536)")
         ->check(CLI::Range(16u, 1u << 24));
+    attach->add_option("--database", c.database,
+                       std::string("History database (default: ") + kDefaultDatabasePath + ")");
     attach->add_flag("--no-flows", c.no_flows, "Count interfaces and MACs only, no per-flow entries");
     attach->add_flag("--detach-on-exit", c.detach_on_exit,
                      "Remove programs and pins when stopped (default: they stay and keep counting)");
@@ -128,6 +130,11 @@ int run_attach(const CliCommand& c) {
     o.interval = c.interval_seconds ? std::chrono::milliseconds(static_cast<long>(*c.interval_seconds * 1000))
                                     : std::chrono::duration_cast<std::chrono::milliseconds>(cfg.drain_interval);
     o.detach_on_exit = c.detach_on_exit;
+    o.database = c.database.empty() ? cfg.database : c.database;
+    o.timezone = cfg.timezone;
+    o.peak_windows = cfg.peak_windows;
+    o.billing_day = cfg.billing_day;
+    o.retention = cfg.retention;
     return run_daemon(o);
 }
 

@@ -47,6 +47,56 @@ class Parser {
     std::string source_;
 };
 
+// Keys allowed in a nested mapping; anything else is an error at its own position.
+Status check_keys(const Parser& p, const YAML::Node& n, const std::string& parent,
+                  std::initializer_list<const char*> allowed) {
+    if (!n.IsMap()) return p.error_at(n.Mark(), parent, "expected a mapping");
+    for (const auto& kv : n) {
+        std::string k = kv.first.Scalar();
+        bool ok = false;
+        for (const char* a : allowed) ok = ok || k == a;
+        if (!ok) return p.error_at(kv.first.Mark(), parent + "." + k, "unknown key");
+    }
+    return Ok{};
+}
+
+Status parse_adjustment(const Parser& p, const YAML::Node& n, const std::string& key, Adjustment& a) {
+    if (auto st = check_keys(p, n, key, {"iface", "mac", "direction", "factor", "offset_bytes"}); !st) return st;
+    if (n["iface"]) {
+        auto v = p.scalar<std::string>(n["iface"], key + ".iface", "an interface name");
+        if (!v) return v.error();
+        a.iface = *v;
+    }
+    if (n["mac"]) {
+        auto v = p.scalar<std::string>(n["mac"], key + ".mac", "a MAC address");
+        if (!v) return v.error();
+        a.mac = parse_mac(*v);
+        if (!a.mac) return p.error_at(n["mac"].Mark(), key + ".mac", "'" + *v + "' is not a MAC address");
+    }
+    if (n["direction"]) {
+        auto v = p.scalar<std::string>(n["direction"], key + ".direction", "rx, tx or both");
+        if (!v) return v.error();
+        if (*v != "rx" && *v != "tx" && *v != "both")
+            return p.error_at(n["direction"].Mark(), key + ".direction", "expected rx, tx or both, got '" + *v + "'");
+        a.direction = *v;
+    }
+    if (n["factor"]) {
+        auto v = p.scalar<double>(n["factor"], key + ".factor", "a number");
+        if (!v) return v.error();
+        if (!(*v >= 0.0 && *v <= 1000.0))
+            return p.error_at(n["factor"].Mark(), key + ".factor", "must be between 0 and 1000");
+        a.factor = *v;
+    }
+    if (n["offset_bytes"]) {
+        auto v = p.scalar<int64_t>(n["offset_bytes"], key + ".offset_bytes", "an integer");
+        if (!v) return v.error();
+        a.offset_bytes = *v;
+    }
+    if (!n["factor"] && !n["offset_bytes"])
+        return p.error_at(n.Mark(), key, "an adjustment needs a factor or an offset_bytes");
+    return Ok{};
+}
+
 using KeyHandler = std::function<Status(const Parser&, const YAML::Node&, const std::string&, Config&)>;
 
 const std::map<std::string, KeyHandler>& handlers() {
@@ -99,6 +149,79 @@ const std::map<std::string, KeyHandler>& handlers() {
              auto v = p.scalar<bool>(n, k, "true or false");
              if (!v) return v.error();
              c.flows = *v;
+             return Ok{};
+         }},
+        {"timezone",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             auto v = p.scalar<std::string>(n, k, "an IANA time zone name");
+             if (!v) return v.error();
+             if (auto cal = Calendar::create(*v, {}, 1); !cal) return p.error_at(n.Mark(), k, cal.error().message());
+             c.timezone = *v;
+             return Ok{};
+         }},
+        {"peak_windows",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             if (!n.IsSequence()) return p.error_at(n.Mark(), k, "expected a list such as [\"18:00-24:00\"]");
+             c.peak_windows.clear();
+             for (const auto& item : n) {
+                 auto s = p.scalar<std::string>(item, k, "a window such as 18:00-24:00");
+                 if (!s) return s.error();
+                 auto w = parse_peak_window(*s);
+                 if (!w) return p.error_at(item.Mark(), k, w.error().message());
+                 c.peak_windows.push_back(*w);
+             }
+             return Ok{};
+         }},
+        {"billing_day",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             auto v = p.bounded(n, k, 1, 28);
+             if (!v) return v.error();
+             c.billing_day = static_cast<int>(*v);
+             return Ok{};
+         }},
+        {"database",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             auto v = p.scalar<std::string>(n, k, "a file path");
+             if (!v) return v.error();
+             if (v->empty()) return p.error_at(n.Mark(), k, "must not be empty");
+             c.database = *v;
+             return Ok{};
+         }},
+        {"retention",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             if (auto st = check_keys(p, n, k, {"five_minute_days", "hourly_days", "daily_days", "monthly_months"});
+                 !st)
+                 return st;
+             struct Item {
+                 const char* name;
+                 int* field;
+                 uint64_t min;
+             } items[] = {{"five_minute_days", &c.retention.five_minute_days, 32},
+                          {"hourly_days", &c.retention.hourly_days, 1},
+                          {"daily_days", &c.retention.daily_days, 1},
+                          {"monthly_months", &c.retention.monthly_months, 1}};
+             for (const auto& it : items) {
+                 if (!n[it.name]) continue;
+                 // 0 keeps forever; otherwise at least the minimum (five-minute points must
+                 // cover a whole billing month for the 95th percentile).
+                 auto v = p.bounded(n[it.name], k + "." + it.name, 0, 100000);
+                 if (!v) return v.error();
+                 if (*v != 0 && *v < it.min)
+                     return p.error_at(n[it.name].Mark(), k + "." + it.name,
+                                       "must be 0 (forever) or at least " + std::to_string(it.min));
+                 *it.field = static_cast<int>(*v);
+             }
+             return Ok{};
+         }},
+        {"adjustments",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             if (!n.IsSequence()) return p.error_at(n.Mark(), k, "expected a list of adjustments");
+             c.adjustments.clear();
+             for (const auto& item : n) {
+                 Adjustment a;
+                 if (auto st = parse_adjustment(p, item, k, a); !st) return st;
+                 c.adjustments.push_back(a);
+             }
              return Ok{};
          }},
         {"log_level",
@@ -164,6 +287,29 @@ std::string dump_config(const Config& c) {
     out << YAML::Key << "flow_capacity" << YAML::Value << c.flow_capacity;
     out << YAML::Key << "flows" << YAML::Value << c.flows;
     out << YAML::Key << "log_level" << YAML::Value << c.log_level;
+    out << YAML::Key << "timezone" << YAML::Value << c.timezone;
+    out << YAML::Key << "peak_windows" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& w : c.peak_windows) out << format_peak_window(w);
+    out << YAML::EndSeq;
+    out << YAML::Key << "billing_day" << YAML::Value << c.billing_day;
+    out << YAML::Key << "database" << YAML::Value << c.database;
+    out << YAML::Key << "retention" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "five_minute_days" << YAML::Value << c.retention.five_minute_days;
+    out << YAML::Key << "hourly_days" << YAML::Value << c.retention.hourly_days;
+    out << YAML::Key << "daily_days" << YAML::Value << c.retention.daily_days;
+    out << YAML::Key << "monthly_months" << YAML::Value << c.retention.monthly_months;
+    out << YAML::EndMap;
+    out << YAML::Key << "adjustments" << YAML::Value << YAML::BeginSeq;
+    for (const auto& a : c.adjustments) {
+        out << YAML::BeginMap;
+        if (!a.iface.empty()) out << YAML::Key << "iface" << YAML::Value << a.iface;
+        if (a.mac) out << YAML::Key << "mac" << YAML::Value << format_mac(*a.mac);
+        out << YAML::Key << "direction" << YAML::Value << a.direction;
+        out << YAML::Key << "factor" << YAML::Value << a.factor;
+        out << YAML::Key << "offset_bytes" << YAML::Value << a.offset_bytes;
+        out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

@@ -4,12 +4,15 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "peakflow.skel.h"
 #include "peakflow/ifaces.hpp"
 #include "peakflow/privileges.hpp"
+#include "peakflow/store.hpp"
 #include "peakflow/units.hpp"
 
 namespace pf {
@@ -24,14 +27,17 @@ Result<DrainDelta> Drainer::drain() {
     if (!macs) return macs.error();
     auto events = maps_.read_events();
     if (!events) return events.error();
-    for (uint8_t dir = 0; dir < PF_DIR_COUNT; dir++)
+    for (uint8_t dir = 0; dir < PF_DIR_COUNT; dir++) {
         d.dir[dir] = tracker_.update(DeltaKey{DeltaKey::Iface, {}, dir}, totals->dir[dir]);
+        d.total[dir] = totals->dir[dir];
+    }
     for (const auto& row : *macs) {
         MacDelta md;
         md.mac = row.mac;
         bool changed = false;
         for (uint8_t dir = 0; dir < PF_DIR_COUNT; dir++) {
             md.dir[dir] = tracker_.update(DeltaKey{DeltaKey::Mac, row.mac, dir}, row.dir[dir]);
+            md.snap[dir] = row.dir[dir];
             changed = changed || md.dir[dir].packets != 0;
         }
         if (changed) d.macs.push_back(md);
@@ -52,28 +58,119 @@ std::string summarize(const DrainDelta& d) {
     return s;
 }
 
+void append_bucket_rows(const DrainDelta& d, const Calendar& cal, int64_t now, DrainRows& out) {
+    int64_t ts = Calendar::bucket_start(now);
+    bool peak = cal.is_peak(now);
+    if (d.dir[PF_DIR_RX].packets || d.dir[PF_DIR_TX].packets) {
+        BucketUpdate u{ts, kIfaceTotal, peak, {d.dir[0], d.dir[1]}, {d.total[0], d.total[1]}};
+        out.rows.push_back(u);
+    }
+    for (const auto& m : d.macs)
+        out.rows.push_back(BucketUpdate{ts, mac_to_int(m.mac), peak, {m.dir[0], m.dir[1]}, {m.snap[0], m.snap[1]}});
+}
+
 namespace {
 
 struct Running {
     AttachedInterface attached;
     Drainer drainer;
+    bool new_generation = false;
 };
 
-void drain_all(std::vector<Running>& running) {
-    for (auto& r : running) {
-        auto d = r.drainer.drain();
-        if (!d) {
-            spdlog::error("drain {}: {}", r.drainer.ifname(), d.error().message());
-            continue;
+// Drains every interface and commits the result in one transaction. Rows that could not
+// be committed stay in `pending` and go with the next drain: nothing counted is dropped.
+class Accountant {
+  public:
+    Accountant(Store& store, const Calendar& cal, const DaemonOptions& o) : store_(store), cal_(cal), o_(o) {}
+
+    void drain(std::vector<Running>& running) {
+        int64_t now = o_.clock();
+        std::string boot_id = read_boot_id(o_.paths.procfs);
+        for (auto& r : running) {
+            auto d = r.drainer.drain();
+            if (!d) {
+                spdlog::error("drain {}: {}", r.drainer.ifname(), d.error().message());
+                continue;
+            }
+            spdlog::debug("drain {}", summarize(*d));
+            DrainRows rows;
+            rows.iface = r.drainer.ifname();
+            rows.map_id = r.drainer.generation();
+            rows.boot_id = boot_id;
+            rows.new_generation = r.new_generation;
+            r.new_generation = false;
+            append_bucket_rows(*d, cal_, now, rows);
+            auto it = std::find_if(pending_.begin(), pending_.end(),
+                                   [&](const DrainRows& p) { return p.iface == rows.iface; });
+            if (it == pending_.end())
+                pending_.push_back(std::move(rows));
+            else
+                merge_drain_rows(*it, rows);
         }
-        spdlog::debug("drain {}", summarize(*d));
+        if (auto st = store_.commit_drain(pending_); !st) {
+            size_t n = 0;
+            for (const auto& p : pending_) n += p.rows.size();
+            spdlog::warn("could not write the history ({} rows kept for the next drain): {}", n, st.error().message());
+            return;
+        }
+        pending_.clear();
+        LocalDate today = cal_.local_date(now);
+        if (!rolled_up_ || today != last_day_) {
+            if (auto st = store_.finalize(cal_, now); !st) spdlog::warn("roll-up: {}", st.error().message());
+            if (auto st = store_.apply_retention(o_.retention, now); !st)
+                spdlog::warn("retention: {}", st.error().message());
+            rolled_up_ = true;
+            last_day_ = today;
+        }
     }
+
+  private:
+    Store& store_;
+    const Calendar& cal_;
+    const DaemonOptions& o_;
+    std::vector<DrainRows> pending_;
+    bool rolled_up_ = false;
+    LocalDate last_day_;
+};
+
+// Continue from the snapshots stored with the last committed drain, if they belong to
+// the same kernel maps (same boot, same map id); otherwise the counters started again.
+bool resume(Store& store, Running& r, const std::string& boot_id) {
+    auto res = store.load_resume(r.drainer.ifname());
+    if (!res) throw FatalError(res.error());
+    uint32_t gen = r.drainer.generation();
+    if (!res->found || res->boot_id != boot_id || res->map_id != gen) {
+        if (res->found)
+            spdlog::info("{}: kernel counters were re-created ({}); counting from zero", r.drainer.ifname(),
+                         res->boot_id != boot_id ? "reboot" : "maps replaced");
+        r.new_generation = true;
+        return false;
+    }
+    auto& t = r.drainer.tracker();
+    t.observe_map_generation(gen);
+    for (const auto& [mac, snap] : res->snapshots) {
+        for (uint8_t dir = 0; dir < PF_DIR_COUNT; dir++) {
+            if (mac == kIfaceTotal)
+                t.seed(DeltaKey{DeltaKey::Iface, {}, dir}, snap[dir]);
+            else
+                t.seed(DeltaKey{DeltaKey::Mac, mac_from_int(mac), dir}, snap[dir]);
+        }
+    }
+    spdlog::info("{}: resuming from {} stored counter snapshots", r.drainer.ifname(), res->snapshots.size());
+    return true;
 }
 
 }  // namespace
 
-int run_daemon(const DaemonOptions& o) {
+int run_daemon(const DaemonOptions& opts) {
+    DaemonOptions o = opts;
+    if (!o.clock) o.clock = [] { return static_cast<int64_t>(::time(nullptr)); };
     if (auto st = check_attach_privileges(); !st) throw FatalError(st.error());
+
+    // Everything that can fail on bad config or a bad database fails before attaching.
+    Calendar cal = Calendar::create(o.timezone, o.peak_windows, o.billing_day).take();
+    auto store = Store::open(o.database).take();
+    spdlog::info("history in {} (time zone {}, billing day {})", o.database, cal.tz_name(), o.billing_day);
 
     std::vector<std::string> ifaces = o.ifaces;
     if (ifaces.empty()) {
@@ -108,12 +205,15 @@ int run_daemon(const DaemonOptions& o) {
                         .take();
         running.push_back(Running{std::move(ai.value()), Drainer(name, std::move(maps))});
     }
+    std::string boot_id = read_boot_id(o.paths.procfs);
+    for (auto& r : running) resume(*store, r, boot_id);
 
     std::string names;
     for (const auto& r : running) names += (names.empty() ? "" : ", ") + r.attached.ifname;
     spdlog::info("ready: counting on {} (drain every {} ms)", names, o.interval.count());
 
-    drain_all(running);  // baseline snapshot
+    Accountant acct(*store, cal, o);
+    acct.drain(running);  // what was counted while we were away
     auto next = std::chrono::steady_clock::now() + o.interval;
     for (;;) {
         auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(next - std::chrono::steady_clock::now());
@@ -124,7 +224,7 @@ int run_daemon(const DaemonOptions& o) {
         if (sig < 0) {
             if (errno != EAGAIN && errno != EINTR) spdlog::warn("sigtimedwait: {}", std::strerror(errno));
             if (errno == EAGAIN) {
-                drain_all(running);
+                acct.drain(running);
                 next += o.interval;
                 auto now = std::chrono::steady_clock::now();
                 if (next < now) next = now + o.interval;  // we were suspended or very late
@@ -139,7 +239,7 @@ int run_daemon(const DaemonOptions& o) {
         break;
     }
 
-    drain_all(running);
+    acct.drain(running);
     int rc = 0;
     for (auto& r : running) {
         std::string n = r.attached.ifname;

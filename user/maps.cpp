@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,38 @@ std::string format_mac(const MacAddr& m) {
     char buf[18];
     std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
     return buf;
+}
+
+std::optional<MacAddr> parse_mac(const std::string& s) {
+    MacAddr m{};
+    if (s.size() != 17) return std::nullopt;
+    for (size_t i = 0; i < 6; i++) {
+        if (i > 0 && s[i * 3 - 1] != ':' && s[i * 3 - 1] != '-') return std::nullopt;
+        unsigned v = 0;
+        for (size_t j = 0; j < 2; j++) {
+            char c = s[i * 3 + j];
+            int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                    : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+                    : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                                                                : -1;
+            if (d < 0) return std::nullopt;
+            v = v * 16 + static_cast<unsigned>(d);
+        }
+        m[i] = static_cast<uint8_t>(v);
+    }
+    return m;
+}
+
+int64_t mac_to_int(const MacAddr& mac) {
+    int64_t v = 0;
+    for (uint8_t b : mac) v = (v << 8) | b;
+    return v;
+}
+
+MacAddr mac_from_int(int64_t v) {
+    MacAddr m{};
+    for (int i = 5; i >= 0; i--, v >>= 8) m[static_cast<size_t>(i)] = static_cast<uint8_t>(v & 0xff);
+    return m;
 }
 
 const char* event_name(int ev) {

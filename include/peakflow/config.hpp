@@ -7,12 +7,38 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
+#include "peakflow/calendar.hpp"
 #include "peakflow/error.hpp"
 #include "peakflow/loader.hpp"
+#include "peakflow/maps.hpp"
 
 namespace pf {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/peakflow/config.yaml";
+
+inline constexpr const char* kDefaultDatabasePath = "/var/lib/peakflow/peakflow.db";
+
+// How long each resolution is kept; 0 keeps it forever.
+struct Retention {
+    int five_minute_days = 70;  // a full billing month (31 days) plus a generous margin
+    int hourly_days = 400;
+    int daily_days = 3650;
+    int monthly_months = 0;
+    bool operator==(const Retention&) const = default;
+};
+
+// Billing adjustment: reported = raw * factor + offset_bytes (never below 0). Raw data is
+// never changed. The most specific match wins: a MAC, then an interface, then global.
+struct Adjustment {
+    std::string iface;               // empty: any interface
+    std::optional<MacAddr> mac;      // unset: any MAC / the interface totals
+    std::string direction = "both";  // rx, tx or both
+    double factor = 1.0;
+    int64_t offset_bytes = 0;
+    bool operator==(const Adjustment&) const = default;
+};
 
 struct Config {
     std::vector<std::string> interfaces;  // empty: the default-route interface
@@ -22,6 +48,12 @@ struct Config {
     uint32_t flow_capacity = PF_DEFAULT_FLOW_CAPACITY;
     bool flows = true;
     std::string log_level = "info";
+    std::string timezone;  // IANA name; empty: the system's
+    std::vector<PeakWindow> peak_windows{PeakWindow{}};
+    int billing_day = 1;
+    std::string database = kDefaultDatabasePath;
+    Retention retention;
+    std::vector<Adjustment> adjustments;
     std::string source;  // the file it came from; empty for built-in defaults
 };
 

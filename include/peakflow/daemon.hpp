@@ -3,8 +3,12 @@
 // turning cumulative kernel counters into per-key deltas, until SIGINT/SIGTERM.
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "peakflow/calendar.hpp"
+#include "peakflow/config.hpp"
 
 #include "peakflow/deltas.hpp"
 #include "peakflow/loader.hpp"
@@ -19,18 +23,26 @@ struct DaemonOptions {
     std::chrono::milliseconds interval{10000};
     bool detach_on_exit = false;
     Paths paths;
+    std::string database = kDefaultDatabasePath;
+    std::string timezone;  // empty: the system's
+    std::vector<PeakWindow> peak_windows{PeakWindow{}};
+    int billing_day = 1;
+    Retention retention;
+    std::function<int64_t()> clock;  // UTC seconds; default: the system clock
 };
 
 struct MacDelta {
     MacAddr mac{};
     Counter dir[PF_DIR_COUNT];
+    Counter snap[PF_DIR_COUNT];  // the kernel counters the delta was computed up to
 };
 
 // What one drain found on one interface since the previous drain.
 struct DrainDelta {
     std::string ifname;
     Counter dir[PF_DIR_COUNT];
-    std::vector<MacDelta> macs;  // only MACs that changed
+    Counter total[PF_DIR_COUNT];  // the interface counters now
+    std::vector<MacDelta> macs;   // only MACs that changed
     size_t mac_entries = 0;
     size_t flow_entries = 0;
     EventCounts events{};  // cumulative
@@ -43,6 +55,7 @@ class Drainer {
     Result<DrainDelta> drain();
     const std::string& ifname() const { return ifname_; }
     DeltaTracker& tracker() { return tracker_; }
+    uint32_t generation() const { return maps_.mac_map_id(); }
 
   private:
     std::string ifname_;
@@ -51,6 +64,11 @@ class Drainer {
 };
 
 std::string summarize(const DrainDelta& d);
+
+// The rows a drain adds to the store: the interface totals and each changed MAC, in the
+// bucket of `now`, classified peak or off-peak by the local time of `now`.
+struct DrainRows;
+void append_bucket_rows(const DrainDelta& d, const Calendar& cal, int64_t now, DrainRows& out);
 
 int run_daemon(const DaemonOptions& opts);
 

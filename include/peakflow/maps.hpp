@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ struct Counter {
 
 using MacAddr = std::array<uint8_t, 6>;
 std::string format_mac(const MacAddr& mac);
+// "aa:bb:cc:dd:ee:ff" (or with '-'), any case; nullopt if malformed.
+std::optional<MacAddr> parse_mac(const std::string& s);
+// MACs as 48-bit integers, the form the store keys them by.
+int64_t mac_to_int(const MacAddr& mac);
+MacAddr mac_from_int(int64_t v);
 
 struct IfaceTotals {
     Counter dir[PF_DIR_COUNT];
