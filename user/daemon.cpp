@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -245,6 +246,7 @@ int run_daemon(const DaemonOptions& opts) {
         std::string n = r.attached.ifname;
         r.attached.lock.reset();
         r.attached.skel.reset();
+        unlink((o.paths.run_dir + "/" + n + ".pid").c_str());
         if (o.detach_on_exit) {
             if (auto st = detach_interface(n, o.paths); !st) {
                 spdlog::error("{}", st.error().message());
