@@ -5,12 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <ctime>
 #include <iostream>
 #include <sstream>
 
 #include "peakflow/config.hpp"
 #include "peakflow/daemon.hpp"
 #include "peakflow/privileges.hpp"
+#include "peakflow/store.hpp"
 #include "peakflow/version.hpp"
 
 namespace pf {
@@ -67,6 +69,28 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     dump->add_option("--top", c.dump.top, "Rows of MACs and flows to show (flows default 10, MACs all)")
         ->check(CLI::Range(1, 1000000));
 
+    auto* report =
+        app.add_subcommand("report", "Traffic history: today and this month, or a day, month, hours, 5 minutes");
+    std::string r_day, r_month, r_mac, r_iface;
+    bool r_hours = false, r_five = false;
+    int r_hour = -1;
+    report->add_option("--day", r_day, "Local day YYYY-MM-DD (default today)");
+    report->add_option("--month", r_month, "Billing month YYYY-MM (the month its billing period starts in)");
+    auto* hours_flag = report->add_flag("--hours", r_hours, "Hour by hour for the day");
+    auto* five_flag =
+        report->add_flag("--five-minutes", r_five, "5-minute points for the day, or the hour with --hour");
+    hours_flag->excludes(five_flag);
+    report->add_option("--hour", r_hour, "Local hour 0-23 (with --five-minutes)")
+        ->check(CLI::Range(0, 23))
+        ->needs(five_flag);
+    report->add_option("--iface", r_iface, "Only this interface");
+    report->add_option("--mac", r_mac, "Only this peer MAC (its rows instead of interface totals)");
+    report->add_option("--top", c.report.top_macs, "Top MACs listed under each interface (default 10, 0 none)")
+        ->check(CLI::Range(0, 100000));
+    report->add_flag("--json", c.report.json, "JSON with stable keys (see README)");
+    report->add_option("-f,--config", c.config_path, "Config file (time zone, peak windows, billing day, database)");
+    report->add_option("--database", c.database, "History database (default: the config's)");
+
     auto* config = app.add_subcommand("config", "Configuration file tools");
     config->require_subcommand(1);
     auto* check = config->add_subcommand("check", "Validate a config file and print the effective config");
@@ -97,6 +121,37 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         c.kind = CliCommand::Dump;
     } else if (*check) {
         c.kind = CliCommand::ConfigCheck;
+    } else if (*report) {
+        c.kind = CliCommand::Report;
+        ReportOptions& ro = c.report;
+        if (!r_iface.empty()) ro.iface = r_iface;
+        auto usage = [&](const std::string& msg) {
+            r.err = "report: " + msg + "\nRun with --help for more information.\n";
+            r.exit_code = 2;
+            return r;
+        };
+        if (!r_day.empty()) {
+            auto d = parse_local_date(r_day);
+            if (!d) return usage(d.error().message());
+            ro.day = *d;
+        }
+        if (!r_month.empty()) {
+            auto m = parse_billing_month(r_month);
+            if (!m) return usage(m.error().message());
+            ro.month = *m;
+        }
+        if (!r_mac.empty()) {
+            ro.mac = parse_mac(r_mac);
+            if (!ro.mac) return usage("'" + r_mac + "' is not a MAC address");
+        }
+        if (ro.month && (ro.day || r_hours || r_five))
+            return usage("--month does not combine with --day, --hours or --five-minutes");
+        ro.kind = r_hours    ? ReportOptions::Hours
+                  : r_five   ? ReportOptions::FiveMinutes
+                  : ro.month ? ReportOptions::Month
+                  : ro.day   ? ReportOptions::Day
+                             : ReportOptions::Summary;
+        if (r_hour >= 0) ro.hour = r_hour;
     } else {
         r.out = app.help();
         r.exit_code = 2;
@@ -150,9 +205,21 @@ int run_detach(const CliCommand& c) {
     return rc;
 }
 
+int run_report_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    Calendar cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take();
+    auto store = Store::open(c.database.empty() ? cfg.database : c.database, true).take();
+    if (auto st = run_report(*store, cal, cfg.adjustments, c.report, static_cast<int64_t>(::time(nullptr)), std::cout);
+        !st)
+        throw FatalError(st.error());
+    return 0;
+}
+
 int run_config_check(const CliCommand& c) {
     std::string path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
     Config cfg = load_config_file(path).take();
+    // Effective values: the time zone the daemon would really use.
+    cfg.timezone = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take().tz_name();
     std::cout << "# " << path << ": OK\n" << dump_config(cfg);
     return 0;
 }
@@ -174,6 +241,7 @@ int run_cli(int argc, char** argv) {
             case CliCommand::Detach: return run_detach(p.cmd);
             case CliCommand::Dump: return run_dump(p.cmd.dump, Paths{}, std::cout);
             case CliCommand::ConfigCheck: return run_config_check(p.cmd);
+            case CliCommand::Report: return run_report_cmd(p.cmd);
             case CliCommand::None: break;
         }
     } catch (const FatalError& e) {

@@ -6,11 +6,12 @@
 #include <vector>
 
 #include "peakflow/dump.hpp"
+#include "peakflow/report.hpp"
 
 namespace pf {
 
 struct CliCommand {
-    enum Kind { None, Attach, Detach, Dump, ConfigCheck } kind = None;
+    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report } kind = None;
     std::vector<std::string> ifaces;
     std::string config_path;
     std::string database;  // overrides the config's database path
@@ -22,6 +23,7 @@ struct CliCommand {
     bool detach_on_exit = false;
     std::optional<std::string> log_level;
     DumpOptions dump;
+    ReportOptions report;
 };
 
 struct CliParse {
