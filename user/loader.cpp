@@ -60,14 +60,20 @@ std::string prog_name_by_id(uint32_t id) {
 Status ensure_bpffs(const Paths& paths) {
     struct statfs st {};
     if (statfs(paths.bpffs.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return Ok{};
+    // A bpffs mounted inside a private mount namespace (ip netns exec, some containers)
+    // dies with it, and the pins with it: counters would silently restart. Only mount one
+    // where it outlives us, in the init mount namespace.
+    struct stat self {
+    }, init{};
+    if (stat("/proc/self/ns/mnt", &self) == 0 && stat("/proc/1/ns/mnt", &init) == 0 && self.st_ino != init.st_ino)
+        return Error("no bpffs at " + paths.bpffs + " in this mount namespace", "", 0,
+                     "pins made here would vanish with it; for an interface in a network namespace run "
+                     "'nsenter --net=/run/netns/NAME peakflow-bpf ...' instead of 'ip netns exec'");
     std::error_code ec;
     fs::create_directories(paths.bpffs, ec);
     if (mount("bpf", paths.bpffs.c_str(), "bpf", 0, "mode=0700") != 0)
-        return Error{"mount bpffs at", paths.bpffs, errno};
-    // Pins live as long as this mount does: in a private mount namespace (ip netns exec,
-    // some containers) they vanish with it, and the next start begins from zero.
-    spdlog::warn("no bpffs was mounted at {}: mounted one; pinned maps last as long as this mount namespace",
-                 paths.bpffs);
+        return Error("mount bpffs at", paths.bpffs, errno);
+    spdlog::info("mounted a bpffs at {}", paths.bpffs);
     return Ok{};
 }
 
@@ -229,6 +235,16 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
     int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     if (ifindex == 0) return Error{"unknown interface '" + ifname + "'", "", 0, "see 'ip link' for the names"};
 
+    // Refuse to displace someone else's XDP program, before anything is changed.
+    XdpQuery xq = query_xdp(ifindex);
+    uint32_t current_xdp = xq.drv_id ? xq.drv_id : xq.skb_id ? xq.skb_id : xq.hw_id;
+    bool ours_attached = is_ours_xdp(current_xdp);
+    if (current_xdp && !ours_attached && opts.xdp_mode != XdpMode::Off) {
+        return Error{"another XDP program (id " + std::to_string(current_xdp) + ", '" + prog_name_by_id(current_xdp) +
+                         "') is attached to " + ifname,
+                     "", 0, "peakflow does not replace it; remove it, or use --xdp-mode off to count ingress with TC"};
+    }
+
     if (auto st = ensure_bpffs(paths); !st) return st.error();
     std::string dir = paths.pin_dir(ifname);
     std::error_code ec;
@@ -238,16 +254,12 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
     fs::create_directories(paths.run_dir, ec);
 
     auto lock = lock_pin_dir(dir, ifname, paths, "attach");
-    if (!lock) return lock.error();
-
-    // Refuse to displace someone else's XDP program, before anything is changed.
-    XdpQuery xq = query_xdp(ifindex);
-    uint32_t current_xdp = xq.drv_id ? xq.drv_id : xq.skb_id ? xq.skb_id : xq.hw_id;
-    bool ours_attached = is_ours_xdp(current_xdp);
-    if (current_xdp && !ours_attached && opts.xdp_mode != XdpMode::Off) {
-        return Error{"another XDP program (id " + std::to_string(current_xdp) + ", '" + prog_name_by_id(current_xdp) +
-                         "') is attached to " + ifname,
-                     "", 0, "peakflow does not replace it; remove it, or use --xdp-mode off to count ingress with TC"};
+    if (!lock) {
+        if (!dir_existed) {
+            rmdir(dir.c_str());
+            rmdir(paths.pin_root().c_str());  // only if no other interface is pinned
+        }
+        return lock.error();
     }
 
     AttachedInterface ai;
@@ -262,6 +274,7 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
         if (ai.reused_pins) return;
         for (const char* m : {PF_MAP_IFACE, PF_MAP_MAC, PF_MAP_FLOW, PF_MAP_EVENTS}) unlink((dir + "/" + m).c_str());
         rmdir(dir.c_str());
+        rmdir(paths.pin_root().c_str());  // only if no other interface is pinned
     };
     if (!skel) {
         undo_pins();
