@@ -1,0 +1,55 @@
+#pragma once
+// `peakflow-bpf report`: the billing history read back from the store as day, billing
+// month, hourly and 5-minute views, with peak and off-peak split, billing adjustments and
+// the 95th percentile of a month. "up" is what the host sent on the interface (tx), "down"
+// what it received (rx). Text for people, JSON with stable keys for scripts (README.md).
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "peakflow/calendar.hpp"
+#include "peakflow/config.hpp"
+#include "peakflow/error.hpp"
+#include "peakflow/maps.hpp"
+#include "peakflow/store.hpp"
+
+namespace pf {
+
+struct ReportOptions {
+    enum Kind { Summary, Day, Month, Hours, FiveMinutes } kind = Summary;
+    std::optional<LocalDate> day;       // Day/Hours/FiveMinutes: default today (local)
+    std::optional<BillingMonth> month;  // Month: default the current billing month
+    std::optional<int> hour;            // FiveMinutes: local hour 0-23 of `day`; unset = whole day
+    std::optional<std::string> iface;   // filter
+    std::optional<MacAddr> mac;         // filter: that peer MAC's rows instead of interface totals
+    bool json = false;
+    int top_macs = 10;  // Day/Month/Summary: top MACs by total bytes under each interface; 0 none, < 0 all
+};
+
+// Writes the report to `out`; returns an Error (no data, unknown interface, bad or
+// nonexistent hour, an option that does not fit the kind) instead of throwing, and then
+// writes nothing. Summary with no data at all is not an error: it says so.
+Status run_report(Store& store, const Calendar& cal, const std::vector<Adjustment>& adjustments, const ReportOptions& o,
+                  int64_t now, std::ostream& out);
+
+// The adjustment for one value: among the entries matching the interface, the MAC
+// (nullopt: the interface's own totals, which only entries without a MAC match) and the
+// direction (PF_DIR_RX or PF_DIR_TX), the most specific wins: interface and MAC, then MAC,
+// then interface, then global; at equal rank one naming the direction beats "both", and
+// then the first listed wins. nullptr: the value is reported raw.
+const Adjustment* match_adjustment(const std::vector<Adjustment>& adjustments, const std::string& iface,
+                                   std::optional<int64_t> mac, int dir);
+
+// raw * factor + offset_bytes, rounded to the nearest byte, never below 0. nullptr: raw.
+uint64_t apply_adjustment(const Adjustment* a, uint64_t raw);
+
+// "×1.05 +0 B (iface eth0)", "×1 -1.00 GiB (iface eth0, mac 02:00:00:00:00:01, rx)".
+std::string describe_adjustment(const Adjustment& a);
+
+// '#' × round(width * value / max), at least one for a non-zero value; "" when max is 0.
+std::string text_bar(uint64_t value, uint64_t max, int width = 30);
+
+}  // namespace pf
