@@ -316,41 +316,25 @@ Status Store::commit_drain(const std::vector<DrainRows>& drains) {
         }
     }
 
-    // A clock stepped back into a day already rolled up: reopen that day (and its month)
-    // so the next finalize() recomputes it from the buckets.
-    for (int64_t ts : late_ts) {
-        std::vector<std::tuple<std::string, std::string, int64_t, int64_t>> periods;
-        {
-            StmtGuard g{reopen};
-            sqlite3_bind_int64(reopen, 1, ts);
-            while (sqlite3_step(reopen) == SQLITE_ROW)
-                periods.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(reopen, 0)),
-                                     reinterpret_cast<const char*>(sqlite3_column_text(reopen, 1)),
-                                     sqlite3_column_int64(reopen, 2), sqlite3_column_int64(reopen, 3));
+    // A clock stepped back into a day already rolled up: reopen that day and every period
+    // after it, so the next finalize() rolls them up again from the buckets, in order.
+    if (!late_ts.empty()) {
+        int64_t ts = *late_ts.begin();
+        const char* reopen_sql[] = {
+            "DELETE FROM daily WHERE day IN (SELECT period FROM finalized WHERE kind = 'day' AND end > ?1)",
+            "DELETE FROM hourly WHERE ts >= (SELECT MIN(start) FROM finalized WHERE kind = 'day' AND end > ?1)",
+            "DELETE FROM monthly WHERE month IN (SELECT period FROM finalized WHERE kind = 'month' AND end > ?1)",
+            "DELETE FROM finalized WHERE end > ?1",
+        };
+        for (const char* sql : reopen_sql) {
+            sqlite3_stmt* st = prepare(sql);
+            if (!st) return fail(check(sqlite3_errcode(db_), "prepare reopen"));
+            StmtGuard g{st};
+            sqlite3_bind_int64(st, 1, ts);
+            if (auto c = check(sqlite3_step(st), "reopen rolled-up periods"); !c) return fail(c);
         }
-        for (const auto& [kind, period, start, end] : periods) {
-            const char* sql =
-                kind == "day" ? "DELETE FROM daily WHERE day = ?1" : "DELETE FROM monthly WHERE month = ?1";
-            sqlite3_stmt* del = prepare(sql);
-            sqlite3_stmt* delh = prepare("DELETE FROM hourly WHERE ts >= ?1 AND ts < ?2");
-            sqlite3_stmt* delf = prepare("DELETE FROM finalized WHERE kind = ?1 AND period = ?2");
-            {
-                StmtGuard g{del};
-                sqlite3_bind_text(del, 1, period.c_str(), -1, SQLITE_TRANSIENT);
-                if (auto c = check(sqlite3_step(del), "reopen period"); !c) return fail(c);
-            }
-            if (kind == "day") {
-                StmtGuard g{delh};
-                sqlite3_bind_int64(delh, 1, start);
-                sqlite3_bind_int64(delh, 2, end);
-                if (auto c = check(sqlite3_step(delh), "reopen hours"); !c) return fail(c);
-            }
-            StmtGuard g{delf};
-            sqlite3_bind_text(delf, 1, kind.c_str(), -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(delf, 2, period.c_str(), -1, SQLITE_TRANSIENT);
-            if (auto c = check(sqlite3_step(delf), "reopen period"); !c) return fail(c);
-            spdlog::warn("clock went back into {} {}: it will be rolled up again", kind, period);
-        }
+        spdlog::warn(
+            "the clock went back into a day already rolled up; it and the days after it will be rolled up again");
     }
     if (auto s = exec("COMMIT"); !s) return fail(s);
     return Ok{};
