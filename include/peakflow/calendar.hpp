@@ -79,6 +79,8 @@ class Calendar {
     int utc_offset_seconds(int64_t utc) const;
 
   private:
+    Calendar() = default;  // only create() makes one: a Calendar always has a zone
+
     const date::time_zone* tz_ = nullptr;
     std::string tz_name_;
     std::vector<PeakWindow> windows_;
