@@ -28,7 +28,9 @@
 namespace pf {
 
 // Readable gtest failure messages for the reader's types.
-inline void PrintTo(const Counter& c, std::ostream* os) { *os << c.bytes << "B/" << c.packets << "p"; }
+inline void PrintTo(const Counter& c, std::ostream* os) {
+    *os << c.bytes << "B/" << c.packets << "p";
+}
 
 }  // namespace pf
 
@@ -45,17 +47,25 @@ inline const char* hook_name(Hook h) {
     return "?";
 }
 
-inline uint8_t hook_dir(Hook h) { return h == Hook::TcEgress ? PF_DIR_TX : PF_DIR_RX; }
+inline void PrintTo(Hook h, std::ostream* os) {
+    *os << hook_name(h);
+}
+
+inline uint8_t hook_dir(Hook h) {
+    return h == Hook::TcEgress ? PF_DIR_TX : PF_DIR_RX;
+}
 
 // The kernel reports the program's return value as a u32: TC_ACT_UNSPEC (-1) arrives
 // as 0xffffffff.
 inline uint32_t expected_retval(Hook h) {
-    return h == Hook::XdpIngress ? XDP_PASS : static_cast<uint32_t>(TC_ACT_UNSPEC);
+    return h == Hook::XdpIngress ? static_cast<uint32_t>(XDP_PASS) : static_cast<uint32_t>(TC_ACT_UNSPEC);
 }
 
 // The MAC the program accounts a frame to: the peer, i.e. the source on ingress and the
 // destination on egress.
-inline Mac peer_mac(Hook h, const Mac& src, const Mac& dst) { return hook_dir(h) == PF_DIR_RX ? src : dst; }
+inline Mac peer_mac(Hook h, const Mac& src, const Mac& dst) {
+    return hook_dir(h) == PF_DIR_RX ? src : dst;
+}
 
 inline uint64_t monotonic_ns() {
     timespec ts{};
@@ -132,9 +142,9 @@ inline std::string describe(const pf_flow_key& k) {
     std::copy(std::begin(k.src_mac), std::end(k.src_mac), smac.begin());
     std::copy(std::begin(k.dst_mac), std::end(k.dst_mac), dmac.begin());
     char buf[512];
-    std::snprintf(buf, sizeof buf, "dir=%u family=%u proto=%u [%s]:%u -> [%s]:%u vlan=%u/%u mac %s -> %s pad=%u",
-                  k.dir, k.family, k.proto, src, k.src_port, dst, k.dst_port, k.vlan[0], k.vlan[1],
-                  format_mac(smac).c_str(), format_mac(dmac).c_str(), k.pad);
+    std::snprintf(buf, sizeof buf, "dir=%u family=%u proto=%u [%s]:%u -> [%s]:%u vlan=%u/%u mac %s -> %s pad=%u", k.dir,
+                  k.family, k.proto, src, k.src_port, dst, k.dst_port, k.vlan[0], k.vlan[1], format_mac(smac).c_str(),
+                  format_mac(dmac).c_str(), k.pad);
     return buf;
 }
 
@@ -229,8 +239,8 @@ inline void expect_macs(const LoadedObject& obj, std::vector<MacRow> want) {
 }
 
 // One flow row, checked field by field; seen_after/seen_before bound the timestamps.
-inline void expect_flow(const FlowRow& row, const pf_flow_key& key, uint64_t bytes, uint64_t packets,
-                        uint8_t tcp_flags, uint64_t seen_after, uint64_t seen_before) {
+inline void expect_flow(const FlowRow& row, const pf_flow_key& key, uint64_t bytes, uint64_t packets, uint8_t tcp_flags,
+                        uint64_t seen_after, uint64_t seen_before) {
     EXPECT_EQ(describe(row.key), describe(key));
     EXPECT_EQ(row.bytes, bytes);
     EXPECT_EQ(row.packets, packets);

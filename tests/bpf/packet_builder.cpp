@@ -71,14 +71,19 @@ PacketBuilder& PacketBuilder::vlan(uint16_t id, uint16_t tpid, uint8_t pcp) {
     return *this;
 }
 
+PacketBuilder& PacketBuilder::ethertype(uint16_t type) {
+    link_ethertype(type);
+    return *this;
+}
+
 PacketBuilder& PacketBuilder::arp(std::string_view sender_ip, std::string_view target_ip) {
     link_ethertype(kEtherTypeArp);
     size_t at = append(28);
-    put16(at, 1);                // hardware type: Ethernet
+    put16(at, 1);                   // hardware type: Ethernet
     put16(at + 2, kEtherTypeIpv4);  // protocol type
-    bytes_[at + 4] = 6;          // hardware address length
-    bytes_[at + 5] = 4;          // protocol address length
-    put16(at + 6, 1);            // request
+    bytes_[at + 4] = 6;             // hardware address length
+    bytes_[at + 5] = 4;             // protocol address length
+    put16(at + 6, 1);               // request
     auto sip = parse_v4(sender_ip);
     auto tip = parse_v4(target_ip);
     std::copy(eth_src_.begin(), eth_src_.end(), bytes_.begin() + static_cast<long>(at + 8));
@@ -162,7 +167,7 @@ PacketBuilder& PacketBuilder::tcp(uint16_t sport, uint16_t dport, uint8_t flags)
     put16(at + 6, 0x0304);
     bytes_[at + 12] = 5 << 4;  // data offset: 20 bytes, no options
     bytes_[at + 13] = flags;
-    put16(at + 14, 65535);     // window
+    put16(at + 14, 65535);  // window
     return *this;
 }
 

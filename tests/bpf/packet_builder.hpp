@@ -35,6 +35,8 @@ class PacketBuilder {
     PacketBuilder& eth(const Mac& src, const Mac& dst);
     // One 802.1Q (or 802.1ad with kTpid8021AD) tag; pcp lands in the top bits of the TCI.
     PacketBuilder& vlan(uint16_t id, uint16_t tpid = kTpid8021Q, uint8_t pcp = 0);
+    // Sets the EtherType of the header before without adding a header (use with raw()).
+    PacketBuilder& ethertype(uint16_t type);
     // ARP request from the Ethernet source MAC (a frame that is not IP).
     PacketBuilder& arp(std::string_view sender_ip, std::string_view target_ip);
     // options_len bytes of IPv4 options (a multiple of 4, at most 40) make IHL > 5.

@@ -12,7 +12,9 @@ namespace {
 const Mac kSrc{0x02, 0, 0, 0, 0, 0x01};
 const Mac kDst{0x02, 0, 0, 0, 0, 0x02};
 
-uint16_t be16(const std::vector<uint8_t>& p, size_t off) { return static_cast<uint16_t>(p[off] << 8 | p[off + 1]); }
+uint16_t be16(const std::vector<uint8_t>& p, size_t off) {
+    return static_cast<uint16_t>(p[off] << 8 | p[off + 1]);
+}
 
 TEST(PacketBuilder, EthernetIpv4Udp) {
     auto p = PacketBuilder().eth(kSrc, kDst).ipv4("10.1.2.3", "192.168.0.9").udp(5000, 53).payload(10).build();
@@ -34,7 +36,8 @@ TEST(PacketBuilder, EthernetIpv4Udp) {
 }
 
 TEST(PacketBuilder, Ipv4OptionsAndFragment) {
-    auto p = PacketBuilder().eth(kSrc, kDst).ipv4("10.0.0.1", "10.0.0.2", 8).ipv4_frag(185, true).tcp(1, 2, 0x12).build();
+    auto p =
+        PacketBuilder().eth(kSrc, kDst).ipv4("10.0.0.1", "10.0.0.2", 8).ipv4_frag(185, true).tcp(1, 2, 0x12).build();
     ASSERT_EQ(p.size(), 14u + 28 + 20);
     EXPECT_EQ(p[14], 0x47);  // IHL 7
     EXPECT_EQ(be16(p, 16), 28 + 20);
@@ -47,8 +50,14 @@ TEST(PacketBuilder, Ipv4OptionsAndFragment) {
 }
 
 TEST(PacketBuilder, QinQIpv6) {
-    auto p = PacketBuilder().eth(kSrc, kDst).vlan(200, kTpid8021AD).vlan(300, kTpid8021Q, 5).ipv6("2001:db8::1", "2001:db8::2")
-                 .icmpv6(128, 0).payload(4).build();
+    auto p = PacketBuilder()
+                 .eth(kSrc, kDst)
+                 .vlan(200, kTpid8021AD)
+                 .vlan(300, kTpid8021Q, 5)
+                 .ipv6("2001:db8::1", "2001:db8::2")
+                 .icmpv6(128, 0)
+                 .payload(4)
+                 .build();
     ASSERT_EQ(p.size(), 14u + 4 + 4 + 40 + 8 + 4);
     EXPECT_EQ(be16(p, 12), 0x88a8);
     EXPECT_EQ(be16(p, 14), 200);
@@ -65,8 +74,15 @@ TEST(PacketBuilder, QinQIpv6) {
 }
 
 TEST(PacketBuilder, Ipv6ExtensionChain) {
-    auto p = PacketBuilder().eth(kSrc, kDst).ipv6("::1", "::2").ipv6_ext(0, 0).ipv6_ext(43, 2).ipv6_ext(60, 1)
-                 .ipv6_frag(185, true).udp(7, 9).build();
+    auto p = PacketBuilder()
+                 .eth(kSrc, kDst)
+                 .ipv6("::1", "::2")
+                 .ipv6_ext(0, 0)
+                 .ipv6_ext(43, 2)
+                 .ipv6_ext(60, 1)
+                 .ipv6_frag(185, true)
+                 .udp(7, 9)
+                 .build();
     const size_t ip = 14, hop = ip + 40, rt = hop + 8, dst = rt + 24, frag = dst + 16, udp = frag + 8;
     ASSERT_EQ(p.size(), udp + 8);
     EXPECT_EQ(be16(p, ip + 4), p.size() - hop);
@@ -96,8 +112,16 @@ TEST(PacketBuilder, Arp) {
     EXPECT_EQ(p[41], 2);
 }
 
+TEST(PacketBuilder, RawBytesAfterEtherType) {
+    auto p = PacketBuilder().eth(kSrc, kDst).ethertype(0x88cc).raw({1, 2, 3}).build();
+    EXPECT_EQ(p.size(), 14u + 3);
+    EXPECT_EQ(be16(p, 12), 0x88cc);
+    EXPECT_EQ(p[16], 3);
+}
+
 TEST(PacketBuilder, TruncateKeepsHeaderLengths) {
-    auto p = PacketBuilder().eth(kSrc, kDst).ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2, 0).payload(100).truncate(40).build();
+    auto p =
+        PacketBuilder().eth(kSrc, kDst).ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2, 0).payload(100).truncate(40).build();
     ASSERT_EQ(p.size(), 40u);
     EXPECT_EQ(be16(p, 16), 20 + 20 + 100);
 }
