@@ -1,0 +1,261 @@
+// The YAML config: every key's parsing, and error messages that point at the exact
+// file, line, column and key. Expected positions are counted by hand from the inputs
+// (1-based, as editors show them).
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "peakflow/config.hpp"
+
+namespace fs = std::filesystem;
+
+namespace pf {
+namespace {
+
+std::string parse_error(const std::string& yaml) {
+    auto r = parse_config(yaml, "test.yaml");
+    if (r.ok()) return "unexpected success";
+    return r.error().message();
+}
+
+void expect_same(const Config& a, const Config& b) {
+    EXPECT_EQ(a.interfaces, b.interfaces);
+    EXPECT_EQ(a.xdp_mode, b.xdp_mode);
+    EXPECT_EQ(a.drain_interval, b.drain_interval);
+    EXPECT_EQ(a.mac_capacity, b.mac_capacity);
+    EXPECT_EQ(a.flow_capacity, b.flow_capacity);
+    EXPECT_EQ(a.flows, b.flows);
+    EXPECT_EQ(a.log_level, b.log_level);
+}
+
+TEST(Config, EmptyFileGivesDefaults) {
+    for (const char* text : {"", "\n", "# nothing configured yet\n", "---\n"}) {
+        SCOPED_TRACE(text);
+        auto r = parse_config(text, "test.yaml");
+        ASSERT_TRUE(r.ok()) << r.error().message();
+        EXPECT_TRUE(r->interfaces.empty());
+        EXPECT_EQ(r->xdp_mode, XdpMode::Auto);
+        EXPECT_EQ(r->drain_interval, std::chrono::seconds(10));
+        EXPECT_EQ(r->mac_capacity, 4096u);
+        EXPECT_EQ(r->flow_capacity, 65536u);
+        EXPECT_TRUE(r->flows);
+        EXPECT_EQ(r->log_level, "info");
+        EXPECT_EQ(r->source, "test.yaml");
+    }
+}
+
+TEST(Config, EveryKeyIsParsed) {
+    auto r = parse_config(R"(# peakflow config
+interfaces:
+  - eth0
+  - enp3s0f1
+xdp_mode: generic
+drain_interval: 30
+mac_capacity: 2048
+flow_capacity: 131072
+flows: false
+log_level: debug
+)",
+                          "test.yaml");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->interfaces, (std::vector<std::string>{"eth0", "enp3s0f1"}));
+    EXPECT_EQ(r->xdp_mode, XdpMode::Generic);
+    EXPECT_EQ(r->drain_interval, std::chrono::seconds(30));
+    EXPECT_EQ(r->mac_capacity, 2048u);
+    EXPECT_EQ(r->flow_capacity, 131072u);
+    EXPECT_FALSE(r->flows);
+    EXPECT_EQ(r->log_level, "debug");
+}
+
+TEST(Config, EachXdpModeAndLogLevelIsAccepted) {
+    const std::pair<const char*, XdpMode> modes[] = {
+        {"auto", XdpMode::Auto}, {"native", XdpMode::Native}, {"generic", XdpMode::Generic}, {"off", XdpMode::Off}};
+    for (const auto& [text, mode] : modes) {
+        auto r = parse_config(std::string("xdp_mode: ") + text + "\n", "test.yaml");
+        ASSERT_TRUE(r.ok()) << r.error().message();
+        EXPECT_EQ(r->xdp_mode, mode) << text;
+    }
+    for (const char* level : {"trace", "debug", "info", "warn", "error"}) {
+        auto r = parse_config(std::string("log_level: ") + level + "\n", "test.yaml");
+        ASSERT_TRUE(r.ok()) << r.error().message();
+        EXPECT_EQ(r->log_level, level);
+    }
+}
+
+TEST(Config, FlowStyleInterfaceListAndBoundaryValues) {
+    auto r = parse_config(
+        "interfaces: [eth0, wlan0]\ndrain_interval: 3600\nmac_capacity: 16\n"
+        "flow_capacity: 16777216\n",
+        "test.yaml");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->interfaces, (std::vector<std::string>{"eth0", "wlan0"}));
+    EXPECT_EQ(r->drain_interval, std::chrono::seconds(3600));
+    EXPECT_EQ(r->mac_capacity, 16u);
+    EXPECT_EQ(r->flow_capacity, 16777216u);
+}
+
+TEST(Config, UnknownKeyNamesItsPosition) {
+    EXPECT_EQ(parse_error("interfaces: [eth0]\nxdp_mode: native\nbogus: 1\n"),
+              "test.yaml:3:1: key 'bogus': unknown key");
+    // Indented under nothing is still top level; column counts the spaces before it.
+    EXPECT_EQ(parse_error("  flows: true\n  drain_intervall: 5\n"),
+              "test.yaml:2:3: key 'drain_intervall': unknown key");
+}
+
+TEST(Config, WrongTypeNamesFileLineColumnAndKey) {
+    // "drain_interval: " is 16 characters, so the value starts in column 17.
+    EXPECT_EQ(parse_error("flows: true\ndrain_interval: abc\n"),
+              "test.yaml:2:17: key 'drain_interval': expected an integer, got 'abc'");
+    EXPECT_EQ(parse_error("drain_interval: 2.5\n"),
+              "test.yaml:1:17: key 'drain_interval': expected an integer, got '2.5'");
+    EXPECT_EQ(parse_error("mac_capacity: [1, 2]\n"), "test.yaml:1:15: key 'mac_capacity': expected an integer");
+    EXPECT_EQ(parse_error("flows: maybe\n"), "test.yaml:1:8: key 'flows': expected true or false, got 'maybe'");
+    EXPECT_EQ(parse_error("interfaces: eth0\n"),
+              "test.yaml:1:13: key 'interfaces': expected a list of interface names");
+    EXPECT_EQ(parse_error("xdp_mode: turbo\n"),
+              "test.yaml:1:11: key 'xdp_mode': expected auto, native, generic or off, got 'turbo'");
+    EXPECT_EQ(parse_error("log_level: verbose\n"),
+              "test.yaml:1:12: key 'log_level': expected trace, debug, info, warn or error, got 'verbose'");
+}
+
+TEST(Config, InvalidInterfaceNamesPointAtTheItem) {
+    // Items of a block list: the name starts after "  - ", column 5.
+    EXPECT_EQ(parse_error("interfaces:\n  - eth0\n  - eth/1\n"),
+              "test.yaml:3:5: key 'interfaces': 'eth/1' is not a valid interface name");
+    // 16 characters: one more than IFNAMSIZ - 1.
+    EXPECT_EQ(parse_error("interfaces: [eth0, abcdefghijklmnop]\n"),
+              "test.yaml:1:20: key 'interfaces': 'abcdefghijklmnop' is not a valid interface name");
+    EXPECT_EQ(parse_error("interfaces: [\"\"]\n"),
+              "test.yaml:1:14: key 'interfaces': '' is not a valid interface name");
+    EXPECT_EQ(parse_error("interfaces: [[eth0]]\n"), "test.yaml:1:14: key 'interfaces': expected an interface name");
+}
+
+TEST(Config, OutOfRangeValues) {
+    EXPECT_EQ(parse_error("drain_interval: 0\n"),
+              "test.yaml:1:17: key 'drain_interval': must be between 1 and 3600, got 0");
+    EXPECT_EQ(parse_error("drain_interval: 3601\n"),
+              "test.yaml:1:17: key 'drain_interval': must be between 1 and 3600, got 3601");
+    EXPECT_EQ(parse_error("drain_interval: -5\n"),
+              "test.yaml:1:17: key 'drain_interval': must be between 1 and 3600, got -5");
+    EXPECT_EQ(parse_error("mac_capacity: 15\n"),
+              "test.yaml:1:15: key 'mac_capacity': must be between 16 and 1048576, got 15");
+    EXPECT_EQ(parse_error("mac_capacity: 1048577\n"),
+              "test.yaml:1:15: key 'mac_capacity': must be between 16 and 1048576, got 1048577");
+    EXPECT_EQ(parse_error("flow_capacity: 16777217\n"),
+              "test.yaml:1:16: key 'flow_capacity': must be between 16 and 16777216, got 16777217");
+    // Beyond uint32_t: must be refused, not truncated into range (2^32 + 100 -> 100).
+    EXPECT_EQ(parse_error("mac_capacity: 4294967396\n"),
+              "test.yaml:1:15: key 'mac_capacity': must be between 16 and 1048576, got 4294967396");
+}
+
+TEST(Config, YamlSyntaxErrorNamesFileLineColumn) {
+    // The second ':' on line 3 sits at index 11: column 12.
+    EXPECT_EQ(parse_error("xdp_mode: native\nlog_level: debug\nflows: true: false\n"),
+              "test.yaml:3:12: YAML syntax error: illegal map value");
+}
+
+TEST(Config, TopLevelMustBeAMapping) {
+    EXPECT_EQ(parse_error("- eth0\n- eth1\n"), "test.yaml:1:1: expected a mapping of keys at the top level");
+}
+
+TEST(Config, KeyWithoutValuePointsAtTheKey) {
+    GTEST_SKIP() << "BUG (user/config.cpp parse_config): a key with no value is reported at the position of "
+                    "the next token (here line 2, the mac_capacity line) instead of at the key";
+    EXPECT_EQ(parse_error("drain_interval:\nmac_capacity: 64\n"), "test.yaml:1:1: key 'drain_interval': missing value");
+}
+
+TEST(Config, DumpConfigRoundTrips) {
+    Config c;
+    c.interfaces = {"eth0", "enp3s0f1", "eth0.100"};
+    c.xdp_mode = XdpMode::Off;
+    c.drain_interval = std::chrono::seconds(45);
+    c.mac_capacity = 1024;
+    c.flow_capacity = 262144;
+    c.flows = false;
+    c.log_level = "warn";
+    std::string text = dump_config(c);
+    // What `config check` shows for these keys, one line each.
+    for (const char* line : {"interfaces: [eth0, enp3s0f1, eth0.100]\n", "xdp_mode: off\n", "drain_interval: 45\n",
+                             "mac_capacity: 1024\n", "flow_capacity: 262144\n", "flows: false\n", "log_level: warn\n"})
+        EXPECT_NE(text.find(line), std::string::npos) << "missing " << line << "in:\n" << text;
+    auto back = parse_config(text, "dumped.yaml");
+    ASSERT_TRUE(back.ok()) << back.error().message() << "\n" << text;
+    expect_same(*back, c);
+}
+
+TEST(Config, DumpOfDefaultsRoundTrips) {
+    Config defaults;
+    auto back = parse_config(dump_config(defaults), "dumped.yaml");
+    ASSERT_TRUE(back.ok()) << back.error().message();
+    expect_same(*back, defaults);
+}
+
+TEST(Config, DumpRoundTripsInterfaceNamesYamlWouldReadAsOtherTypes) {
+    // Valid Linux interface names that plain YAML reads as null, bool or int.
+    Config c;
+    c.interfaces = {"null", "~", "yes", "on", "123"};
+    auto back = parse_config(dump_config(c), "dumped.yaml");
+    ASSERT_TRUE(back.ok()) << back.error().message() << "\n" << dump_config(c);
+    EXPECT_EQ(back->interfaces, c.interfaces);
+}
+
+class ConfigFileTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::string tmpl = (fs::temp_directory_path() / "pf_config_XXXXXX").string();
+        ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    std::string write(const std::string& name, const std::string& text) {
+        std::string path = dir_ + "/" + name;
+        std::ofstream(path) << text;
+        return path;
+    }
+
+    std::string dir_;
+};
+
+TEST_F(ConfigFileTest, LoadsAFileAndRemembersItsPath) {
+    std::string path = write("peakflow.yaml", "interfaces: [eth1]\ndrain_interval: 5\n");
+    auto r = load_config_file(path);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->interfaces, (std::vector<std::string>{"eth1"}));
+    EXPECT_EQ(r->drain_interval, std::chrono::seconds(5));
+    EXPECT_EQ(r->source, path);
+}
+
+TEST_F(ConfigFileTest, ErrorsInAFileNameThatFile) {
+    std::string path = write("bad.yaml", "flows: true\ndrain_interval: abc\n");
+    auto r = load_config_file(path);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), path + ":2:17: key 'drain_interval': expected an integer, got 'abc'");
+}
+
+TEST_F(ConfigFileTest, MissingFileIsAnErrorNamingThePath) {
+    std::string path = dir_ + "/does-not-exist.yaml";
+    auto r = load_config_file(path);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), "cannot read config file " + path + ": No such file or directory");
+    // An explicit --config must not fall back to defaults either.
+    auto e = load_config(path);
+    ASSERT_FALSE(e.ok());
+    EXPECT_EQ(e.error().message(), "cannot read config file " + path + ": No such file or directory");
+}
+
+TEST_F(ConfigFileTest, DirectoryIsNotAnEmptyConfig) {
+    GTEST_SKIP() << "BUG (user/config.cpp load_config_file): a directory opens as an ifstream, reads as empty "
+                    "and silently yields the built-in defaults, so `config check /etc/peakflow` says OK";
+    auto r = load_config_file(dir_);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), "cannot read config file " + dir_ + ": Is a directory");
+}
+
+}  // namespace
+}  // namespace pf
