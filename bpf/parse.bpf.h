@@ -122,8 +122,9 @@ static __always_inline int pf_parse_ipv6(struct pf_cursor *cur, struct pf_flow_k
 	nexthdr = ip6h->nexthdr;
 	cur->pos = ip6h + 1;
 
+	/* One pass more than the headers we skip: the last pass reads the transport header. */
 #pragma unroll
-	for (i = 0; i < PF_MAX_IPV6_EXT; i++) {
+	for (i = 0; i <= PF_MAX_IPV6_EXT; i++) {
 		switch (nexthdr) {
 		case IPPROTO_HOPOPTS:
 		case IPPROTO_ROUTING:
@@ -162,11 +163,11 @@ static __always_inline int pf_parse_ipv6(struct pf_cursor *cur, struct pf_flow_k
 			return pf_parse_l4(cur, fk, tcp_flags);
 		}
 	}
-	/* More extension headers than we follow: the flow has no transport fields. */
-	fk->proto = nexthdr;
+	/* More extension headers than we follow: no transport header was found. */
+	fk->proto = 0;
 	return PF_PARSE_OK;
 truncated:
-	fk->proto = nexthdr;
+	fk->proto = 0;
 	return PF_PARSE_BAD;
 }
 

@@ -258,12 +258,16 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         std::string key = kv.first.Scalar();
         auto h = handlers().find(key);
         if (h == handlers().end()) return p.error_at(kv.first.Mark(), key, "unknown key");
+        // A key without a value would otherwise be reported at the next key's position.
+        if (kv.second.IsNull()) return p.error_at(kv.first.Mark(), key, "missing value");
         if (auto st = h->second(p, kv.second, key, c); !st) return st.error();
     }
     return c;
 }
 
 Result<Config> load_config_file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) return Error("cannot read config file", path, EISDIR);
     std::ifstream in(path);
     if (!in) return Error("cannot read config file", path, errno);
     std::stringstream ss;

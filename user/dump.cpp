@@ -160,12 +160,12 @@ std::string render_text(const std::vector<InterfaceSnapshot>& now, const std::ve
         if (o.flows) {
             auto flows = top_flows(s.flows, o.top);
             out += fmt("  flows: %zu in map, top %zu by bytes\n", s.flows.size(), flows.size());
-            out += fmt("  %-3s %-6s %-5s %-41s %-41s %12s %10s\n", "dir", "proto", "vlan", "source", "destination",
+            out += fmt("  %-3s %-6s %-9s %-47s %-47s %12s %10s\n", "dir", "proto", "vlan", "source", "destination",
                        "bytes", "packets");
             for (const auto& f : flows) {
                 std::string vlan = f.key.vlan[0] ? std::to_string(f.key.vlan[0]) : "-";
                 if (f.key.vlan[1]) vlan += "." + std::to_string(f.key.vlan[1]);
-                out += fmt("  %-3s %-6s %-5s %-41s %-41s %12s %10llu\n", f.key.dir == PF_DIR_RX ? "rx" : "tx",
+                out += fmt("  %-3s %-6s %-9s %-47s %-47s %12s %10llu\n", f.key.dir == PF_DIR_RX ? "rx" : "tx",
                            proto_name(f.key.proto), vlan.c_str(), endpoint(f.key, true).c_str(),
                            endpoint(f.key, false).c_str(), human_bytes(f.bytes).c_str(),
                            static_cast<unsigned long long>(f.packets));
@@ -190,8 +190,10 @@ std::string render_json(const std::vector<InterfaceSnapshot>& now, const std::ve
                   {"tx_bytes", s.totals.dir[PF_DIR_TX].bytes},
                   {"tx_packets", s.totals.dir[PF_DIR_TX].packets}};
         if (p) {
-            j["rx_bps"] = rate_bps(s, p, PF_DIR_RX);
-            j["tx_bps"] = rate_bps(s, p, PF_DIR_TX);
+            // null, not -1, when counters went down between readings (maps re-created).
+            auto rate = [](double bps) { return bps >= 0 ? json(bps) : json(nullptr); };
+            j["rx_bps"] = rate(rate_bps(s, p, PF_DIR_RX));
+            j["tx_bps"] = rate(rate_bps(s, p, PF_DIR_TX));
         }
         json macs = json::array();
         for (const auto& m : sorted_macs(s.macs, o.top))

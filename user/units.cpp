@@ -9,7 +9,7 @@ std::string human_bytes(uint64_t bytes) {
     if (bytes < 1024) return std::to_string(bytes) + " B";
     double v = static_cast<double>(bytes);
     int u = 0;
-    while (v >= 1024.0 && u < 6) {
+    while (v >= 1023.995 && u < 6) {  // choose the unit after rounding to 2 decimals
         v /= 1024.0;
         u++;
     }
@@ -21,7 +21,7 @@ std::string human_bytes(uint64_t bytes) {
 std::string human_rate(double bps) {
     static const char* units[] = {"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"};
     int u = 0;
-    while (bps >= 1000.0 && u < 4) {
+    while (bps >= (u == 0 ? 999.5 : 999.95) && u < 4) {  // after rounding, as printed
         bps /= 1000.0;
         u++;
     }

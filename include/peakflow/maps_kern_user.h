@@ -74,7 +74,7 @@ struct pf_flow_key {
 struct pf_flow_value {
 	__u64 bytes;
 	__u64 packets;
-	__u64 first_seen_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 first_seen_ns; /* CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) */
 	__u64 last_seen_ns;
 	__u8 tcp_flags;      /* OR of every TCP flags byte seen */
 	__u8 pad[7];

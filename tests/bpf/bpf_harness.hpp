@@ -67,9 +67,10 @@ inline Mac peer_mac(Hook h, const Mac& src, const Mac& dst) {
     return hook_dir(h) == PF_DIR_RX ? src : dst;
 }
 
+// The programs stamp flows with bpf_ktime_get_coarse_ns(), which is this clock.
 inline uint64_t monotonic_ns() {
     timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
