@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -155,8 +156,17 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, bool read_on
     int rc = sqlite3_open_v2(path.c_str(), &st->db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
         std::string msg = st->db_ ? sqlite3_errmsg(st->db_) : sqlite3_errstr(rc);
-        return Error("cannot open database " + path + ": " + msg);
+        // SQLite reports a file it could not create only as "unable to open database file".
+        std::string dir = fs::path(path).parent_path().string();
+        bool dir_ro = !read_only && ::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0;
+        return Error("cannot open database " + path + ": " + msg, "", 0,
+                     dir_ro ? "its directory is read-only; the daemon needs to write there" : "");
     }
+    // SQLite falls back to read-only when it cannot open the file for writing (read-only
+    // file system, immutable file, permissions): the daemon would only fail later, less clearly.
+    if (!read_only && sqlite3_db_readonly(st->db_, "main") == 1)
+        return Error("database " + path + " is read-only", "", 0,
+                     "the daemon needs to write it and its directory: check the file system and permissions");
     sqlite3_busy_timeout(st->db_, kBusyTimeoutMs);
     if (!read_only) {
         // WAL: reports read while the daemon writes. NORMAL is durable across process
@@ -268,6 +278,52 @@ Status Store::commit_drain(const std::vector<DrainRows>& drains) {
     }
     std::set<int64_t> late_ts;
 
+    // Days that started before this have lost buckets to retention: they cannot be rolled
+    // up again, so a late row for one of them is added to its roll-ups instead of
+    // reopening it (and a late row before every finalized day reopens nothing).
+    int64_t buckets_from = 0;
+    {
+        sqlite3_stmt* s = prepare("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'buckets_complete_from'");
+        StmtGuard g{s};
+        if (sqlite3_step(s) == SQLITE_ROW) buckets_from = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_stmt* day_of =
+        prepare("SELECT period, start FROM finalized WHERE kind = 'day' AND start <= ?1 AND end > ?1");
+    if (!day_of) return fail(check(sqlite3_errcode(db_), "prepare"));
+    // Adds a late row to the daily, hourly and monthly rows of its (finalized) day.
+    auto fold = [&](int64_t id, const BucketUpdate& r, const std::string& period, int64_t start) -> Status {
+        // Local hours start whole hours after local midnight (not in zones that shift by 30 minutes).
+        int64_t hour = start + (r.ts - start) / 3600 * 3600;
+        static const std::string add =
+            " DO UPDATE SET rx_bytes = rx_bytes + excluded.rx_bytes, rx_packets = rx_packets + excluded.rx_packets, "
+            "tx_bytes = tx_bytes + excluded.tx_bytes, tx_packets = tx_packets + excluded.tx_packets";
+        static const std::string sql[] = {
+            "INSERT INTO daily VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(iface_id, day, mac, peak)" + add,
+            "INSERT INTO hourly VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(iface_id, ts, mac, peak)" + add,
+            "INSERT INTO monthly SELECT ?1, period, ?3, ?4, ?5, ?6, ?7, ?8 FROM finalized WHERE kind = 'month' AND "
+            "start <= ?2 AND end > ?2 ON CONFLICT(iface_id, month, mac, peak)" +
+                add,
+        };
+        for (int i = 0; i < 3; i++) {
+            sqlite3_stmt* s = prepare(sql[i].c_str());
+            if (!s) return check(sqlite3_errcode(db_), "prepare late roll-up");
+            StmtGuard g{s};
+            sqlite3_bind_int64(s, 1, id);
+            if (i == 0) sqlite3_bind_text(s, 2, period.c_str(), -1, SQLITE_TRANSIENT);
+            if (i == 1) sqlite3_bind_int64(s, 2, hour);
+            if (i == 2) sqlite3_bind_int64(s, 2, r.ts);
+            sqlite3_bind_int64(s, 3, r.mac);
+            sqlite3_bind_int(s, 4, r.peak ? 1 : 0);
+            sqlite3_bind_int64(s, 5, i64(r.delta[PF_DIR_RX].bytes));
+            sqlite3_bind_int64(s, 6, i64(r.delta[PF_DIR_RX].packets));
+            sqlite3_bind_int64(s, 7, i64(r.delta[PF_DIR_TX].bytes));
+            sqlite3_bind_int64(s, 8, i64(r.delta[PF_DIR_TX].packets));
+            if (auto c = check(sqlite3_step(s), "add late row to roll-ups"); !c) return c;
+        }
+        spdlog::warn("the clock went back into {}, whose 5-minute buckets are gone: added to its roll-ups", period);
+        return Ok{};
+    };
+
     for (const auto& d : drains) {
         auto id = iface_id(d.iface, true);
         if (!id) return fail(id.error());
@@ -312,7 +368,22 @@ Status Store::commit_drain(const std::vector<DrainRows>& drains) {
                 if (auto c = check(sqlite3_step(key), "write key"); !c) return fail(c);
                 last = r.ts;
             }
-            if (r.ts < finalized_until) late_ts.insert(r.ts);
+            if (r.ts >= finalized_until) continue;
+            std::string period;
+            int64_t day_start = r.ts;  // not in a finalized day: before all of them, or in one reopened
+            {
+                StmtGuard g{day_of};
+                sqlite3_bind_int64(day_of, 1, r.ts);
+                if (sqlite3_step(day_of) == SQLITE_ROW) {
+                    period = reinterpret_cast<const char*>(sqlite3_column_text(day_of, 0));
+                    day_start = sqlite3_column_int64(day_of, 1);
+                }
+            }
+            if (day_start >= buckets_from) {
+                late_ts.insert(r.ts);
+            } else if (!period.empty()) {
+                if (auto c = fold(*id, r, period, day_start); !c) return fail(c);
+            }
         }
     }
 
@@ -395,12 +466,16 @@ Status Store::finalize(const Calendar& cal, int64_t now) {
     // Bucket -> local hour, filled per day: lets SQL group buckets into local hours.
     if (auto s = exec("CREATE TEMP TABLE IF NOT EXISTS hourmap(ts INTEGER PRIMARY KEY, hour INTEGER NOT NULL)"); !s)
         return s;
+    // iface first: the bucket key starts with iface_id, so each day is an index range, not a
+    // scan of every bucket kept.
     sqlite3_stmt* daily = prepare(
-        "INSERT OR REPLACE INTO daily SELECT iface_id, ?3, mac, peak, SUM(rx_bytes), SUM(rx_packets), "
-        "SUM(tx_bytes), SUM(tx_packets) FROM bucket5m WHERE ts >= ?1 AND ts < ?2 GROUP BY iface_id, mac, peak");
+        "INSERT OR REPLACE INTO daily SELECT b.iface_id, ?3, b.mac, b.peak, SUM(b.rx_bytes), SUM(b.rx_packets), "
+        "SUM(b.tx_bytes), SUM(b.tx_packets) FROM iface i CROSS JOIN bucket5m b ON b.iface_id = i.id "
+        "WHERE b.ts >= ?1 AND b.ts < ?2 GROUP BY b.iface_id, b.mac, b.peak");
     sqlite3_stmt* hourly = prepare(
         "INSERT OR REPLACE INTO hourly SELECT b.iface_id, h.hour, b.mac, b.peak, SUM(b.rx_bytes), "
-        "SUM(b.rx_packets), SUM(b.tx_bytes), SUM(b.tx_packets) FROM bucket5m b JOIN temp.hourmap h ON h.ts = b.ts "
+        "SUM(b.rx_packets), SUM(b.tx_bytes), SUM(b.tx_packets) FROM iface i CROSS JOIN bucket5m b ON b.iface_id = i.id "
+        "JOIN temp.hourmap h ON h.ts = b.ts "
         "WHERE b.ts >= ?1 AND b.ts < ?2 GROUP BY b.iface_id, h.hour, b.mac, b.peak");
     sqlite3_stmt* mark = prepare("INSERT OR REPLACE INTO finalized VALUES(?, ?, ?, ?, ?)");
     sqlite3_stmt* hm = prepare("INSERT INTO temp.hourmap VALUES(?, ?)");
@@ -510,6 +585,16 @@ Status Store::apply_retention(const Retention& r, int64_t now) {
                 "WHERE kind = 'day') AND NOT EXISTS (SELECT 1 FROM key_last k WHERE k.iface_id = bucket5m.iface_id "
                 "AND k.mac = bucket5m.mac AND k.ts = bucket5m.ts)",
                 now - r.five_minute_days * day);
+    if (st && r.five_minute_days > 0) {
+        // Where complete days begin now: commit_drain must not reopen a day before it.
+        sqlite3_stmt* s = prepare(
+            "INSERT INTO meta(key, value) VALUES('buckets_complete_from', "
+            "MIN(?1, (SELECT COALESCE(MAX(end), 0) FROM finalized WHERE kind = 'day'))) "
+            "ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))");
+        StmtGuard g{s};
+        sqlite3_bind_int64(s, 1, now - r.five_minute_days * day);
+        st = check(sqlite3_step(s), "retention");
+    }
     if (st && r.hourly_days > 0) st = run("DELETE FROM hourly WHERE ts < ?1", now - r.hourly_days * day);
     if (st && r.daily_days > 0)
         st = run("DELETE FROM daily WHERE day IN (SELECT period FROM finalized WHERE kind = 'day' AND end < ?1)",
