@@ -87,16 +87,19 @@ void merge_drain_rows(DrainRows& a, const DrainRows& b) {
     a.map_id = b.map_id;
     a.boot_id = b.boot_id;
     a.new_generation = a.new_generation || b.new_generation;
+    // Indexed: while the disk is failing, rows pile up drain after drain.
+    std::map<std::pair<int64_t, int64_t>, size_t> index;
+    for (size_t i = 0; i < a.rows.size(); i++) index[{a.rows[i].ts, a.rows[i].mac}] = i;
     for (const auto& r : b.rows) {
-        auto it = std::find_if(a.rows.begin(), a.rows.end(),
-                               [&](const BucketUpdate& x) { return x.ts == r.ts && x.mac == r.mac; });
-        if (it == a.rows.end()) {
+        auto [it, inserted] = index.try_emplace({r.ts, r.mac}, a.rows.size());
+        if (inserted) {
             a.rows.push_back(r);
             continue;
         }
+        BucketUpdate& x = a.rows[it->second];
         for (int d = 0; d < PF_DIR_COUNT; d++) {
-            it->delta[d] = add(it->delta[d], r.delta[d]);
-            it->snap[d] = r.snap[d];
+            x.delta[d] = add(x.delta[d], r.delta[d]);
+            x.snap[d] = r.snap[d];
         }
     }
 }
