@@ -168,17 +168,20 @@ void setup_logging(const std::string& level) {
     spdlog::set_level(spdlog::level::from_str(level));
 }
 
-int run_attach(const CliCommand& c) {
-    Config cfg = load_config(c.config_path).take();
-    if (c.log_level)
-        spdlog::set_level(spdlog::level::from_str(*c.log_level));
-    else
-        spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-    if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
-
+// The daemon's options: built-in defaults, then the config file, then the command line.
+Result<DaemonOptions> daemon_options(const CliCommand& c) {
+    auto loaded = load_config(c.config_path);
+    if (!loaded) return loaded.error();
+    const Config& cfg = *loaded;
     DaemonOptions o;
     o.ifaces = c.ifaces.empty() ? cfg.interfaces : c.ifaces;
-    o.attach.xdp_mode = c.xdp_mode ? parse_xdp_mode(*c.xdp_mode).take() : cfg.xdp_mode;
+    if (c.xdp_mode) {
+        auto m = parse_xdp_mode(*c.xdp_mode);
+        if (!m) return m.error();
+        o.attach.xdp_mode = *m;
+    } else {
+        o.attach.xdp_mode = cfg.xdp_mode;
+    }
     o.attach.load.mac_capacity = c.mac_capacity.value_or(cfg.mac_capacity);
     o.attach.load.flow_capacity = c.flow_capacity.value_or(cfg.flow_capacity);
     o.attach.load.flows = cfg.flows && !c.no_flows;
@@ -190,6 +193,15 @@ int run_attach(const CliCommand& c) {
     o.peak_windows = cfg.peak_windows;
     o.billing_day = cfg.billing_day;
     o.retention = cfg.retention;
+    o.log_level = c.log_level.value_or(cfg.log_level);
+    if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
+    return o;
+}
+
+int run_attach(const CliCommand& c) {
+    DaemonOptions o = daemon_options(c).take();
+    spdlog::set_level(spdlog::level::from_str(o.log_level));
+    o.reload = [c] { return daemon_options(c); };
     return run_daemon(o);
 }
 

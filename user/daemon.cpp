@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,11 +83,19 @@ struct Running {
 // be committed stay in `pending` and go with the next drain: nothing counted is dropped.
 class Accountant {
   public:
-    Accountant(Store& store, const Calendar& cal, const DaemonOptions& o) : store_(store), cal_(cal), o_(o) {}
+    Accountant(Store& store, Calendar cal, const DaemonOptions& o)
+        : store_(store), cal_(std::move(cal)), retention_(o.retention), clock_(o.clock), procfs_(o.paths.procfs) {}
+
+    // After a reload: new buckets are classified with the new calendar.
+    void reconfigure(Calendar cal, const Retention& retention) {
+        cal_ = std::move(cal);
+        retention_ = retention;
+        rolled_up_ = false;  // roll up and apply retention under the new rules at the next drain
+    }
 
     void drain(std::vector<Running>& running) {
-        int64_t now = o_.clock();
-        std::string boot_id = read_boot_id(o_.paths.procfs);
+        int64_t now = clock_();
+        std::string boot_id = read_boot_id(procfs_);
         for (auto& r : running) {
             auto d = r.drainer.drain();
             if (!d) {
@@ -118,7 +127,7 @@ class Accountant {
         LocalDate today = cal_.local_date(now);
         if (!rolled_up_ || today != last_day_) {
             if (auto st = store_.finalize(cal_, now); !st) spdlog::warn("roll-up: {}", st.error().message());
-            if (auto st = store_.apply_retention(o_.retention, now); !st)
+            if (auto st = store_.apply_retention(retention_, now); !st)
                 spdlog::warn("retention: {}", st.error().message());
             rolled_up_ = true;
             last_day_ = today;
@@ -127,8 +136,10 @@ class Accountant {
 
   private:
     Store& store_;
-    const Calendar& cal_;
-    const DaemonOptions& o_;
+    Calendar cal_;
+    Retention retention_;
+    std::function<int64_t()> clock_;
+    std::string procfs_;
     std::vector<DrainRows> pending_;
     bool rolled_up_ = false;
     LocalDate last_day_;
@@ -159,6 +170,44 @@ bool resume(Store& store, Running& r, const std::string& boot_id) {
     }
     spdlog::info("{}: resuming from {} stored counter snapshots", r.drainer.ifname(), res->snapshots.size());
     return true;
+}
+
+// SIGHUP: re-read the configuration. The kernel maps and their counters are untouched;
+// settings that would need them re-created, or the history moved, wait for a restart.
+void reload(DaemonOptions& o, Accountant& acct, const std::vector<Running>& running) {
+    if (!o.reload) {
+        spdlog::info("SIGHUP: no configuration to reload");
+        return;
+    }
+    auto next = o.reload();
+    if (!next) {
+        spdlog::error("reload failed, keeping the running configuration: {}", next.error().message());
+        return;
+    }
+    auto cal = Calendar::create(next->timezone, next->peak_windows, next->billing_day);
+    if (!cal) {
+        spdlog::error("reload failed, keeping the running configuration: {}", cal.error().message());
+        return;
+    }
+    std::vector<std::string> names;
+    for (const auto& r : running) names.push_back(r.attached.ifname);
+    if (!next->ifaces.empty() && next->ifaces != names)
+        spdlog::warn("reload: the interface list changed; restart to attach to the new set");
+    if (next->database != o.database) spdlog::warn("reload: the database path changed; restart to use it");
+    if (next->attach.xdp_mode != o.attach.xdp_mode || next->attach.load.mac_capacity != o.attach.load.mac_capacity ||
+        next->attach.load.flow_capacity != o.attach.load.flow_capacity ||
+        next->attach.load.flows != o.attach.load.flows)
+        spdlog::warn("reload: XDP mode, capacities and flows take effect at the next start");
+    if (!next->log_level.empty()) spdlog::set_level(spdlog::level::from_str(next->log_level));
+    o.interval = next->interval;
+    o.timezone = next->timezone;
+    o.peak_windows = next->peak_windows;
+    o.billing_day = next->billing_day;
+    o.retention = next->retention;
+    o.log_level = next->log_level;
+    spdlog::info("reloaded: drain every {} ms, time zone {}, billing day {}", o.interval.count(), cal->tz_name(),
+                 o.billing_day);
+    acct.reconfigure(std::move(cal.value()), o.retention);
 }
 
 }  // namespace
@@ -213,30 +262,47 @@ int run_daemon(const DaemonOptions& opts) {
     for (const auto& r : running) names += (names.empty() ? "" : ", ") + r.attached.ifname;
     spdlog::info("ready: counting on {} (drain every {} ms)", names, o.interval.count());
 
-    Accountant acct(*store, cal, o);
+    Accountant acct(*store, std::move(cal), o);
     acct.drain(running);  // what was counted while we were away
-    auto next = std::chrono::steady_clock::now() + o.interval;
+    sd_notifyf(0, "READY=1\nSTATUS=counting on %s", names.c_str());
+
+    // systemd's watchdog: ping at half its interval, between drains if need be.
+    uint64_t watchdog_usec = 0;
+    const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+    const auto ping_every = std::chrono::microseconds(watchdog_usec / 2);
+    using SteadyClock = std::chrono::steady_clock;
+    auto next_drain = SteadyClock::now() + o.interval;
+    auto next_ping = SteadyClock::now();
     for (;;) {
-        auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(next - std::chrono::steady_clock::now());
+        auto wake = watchdog ? std::min(next_drain, next_ping) : next_drain;
+        auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - SteadyClock::now());
         if (wait.count() < 0) wait = std::chrono::nanoseconds(0);
         timespec ts{static_cast<time_t>(wait.count() / 1000000000), static_cast<long>(wait.count() % 1000000000)};
         siginfo_t info{};
         int sig = sigtimedwait(&sigs, &info, &ts);
         if (sig < 0) {
             if (errno != EAGAIN && errno != EINTR) spdlog::warn("sigtimedwait: {}", std::strerror(errno));
-            if (errno == EAGAIN) {
+            auto now = SteadyClock::now();
+            if (watchdog && now >= next_ping) {
+                sd_notify(0, "WATCHDOG=1");
+                next_ping = now + ping_every;
+            }
+            if (now >= next_drain) {
                 acct.drain(running);
-                next += o.interval;
-                auto now = std::chrono::steady_clock::now();
-                if (next < now) next = now + o.interval;  // we were suspended or very late
+                next_drain += o.interval;
+                if (next_drain < now) next_drain = now + o.interval;  // we were suspended or very late
             }
             continue;
         }
         if (sig == SIGHUP) {
-            spdlog::info("SIGHUP: nothing to reload yet");
+            sd_notify(0, "RELOADING=1");
+            reload(o, acct, running);
+            next_drain = std::min(next_drain, SteadyClock::now() + o.interval);
+            sd_notify(0, "READY=1");
             continue;
         }
         spdlog::info("{}: stopping", strsignal(sig));
+        sd_notify(0, "STOPPING=1");
         break;
     }
 
