@@ -1,11 +1,14 @@
 #include "peakflow/cli.hpp"
 
 #include <bpf/libbpf.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/daily_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -168,6 +171,29 @@ void setup_logging(const std::string& level) {
     spdlog::set_level(spdlog::level::from_str(level));
 }
 
+// Optional files beside stderr, as the earlier tool kept them: a log per day
+// (peakflow_YYYY-MM-DD.log), errors in error.log, and one traffic summary line per
+// interface and finished day (traffic_YYYY-MM-DD.log, rotated at midnight).
+Status add_log_files(const std::string& dir) {
+    try {
+        std::filesystem::create_directories(dir);
+        auto daily = std::make_shared<spdlog::sinks::daily_file_sink_mt>(dir + "/peakflow.log", 0, 0);
+        auto errors = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir + "/error.log");
+        errors->set_level(spdlog::level::err);
+        auto logger = spdlog::default_logger();
+        logger->sinks().push_back(daily);
+        logger->sinks().push_back(errors);
+        auto traffic = std::make_shared<spdlog::logger>(
+            "traffic", std::make_shared<spdlog::sinks::daily_file_sink_mt>(dir + "/traffic.log", 0, 0));
+        traffic->set_pattern("%Y-%m-%d %H:%M:%S %v");
+        spdlog::register_logger(traffic);
+        spdlog::flush_every(std::chrono::seconds(5));
+    } catch (const std::exception& e) {
+        return Error("cannot write logs in " + dir + ": " + e.what());
+    }
+    return Ok{};
+}
+
 // The daemon's options: built-in defaults, then the config file, then the command line.
 Result<DaemonOptions> daemon_options(const CliCommand& c) {
     auto loaded = load_config(c.config_path);
@@ -194,6 +220,7 @@ Result<DaemonOptions> daemon_options(const CliCommand& c) {
     o.billing_day = cfg.billing_day;
     o.retention = cfg.retention;
     o.log_level = c.log_level.value_or(cfg.log_level);
+    o.log_dir = cfg.log_dir;
     if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
     return o;
 }
@@ -201,6 +228,7 @@ Result<DaemonOptions> daemon_options(const CliCommand& c) {
 int run_attach(const CliCommand& c) {
     DaemonOptions o = daemon_options(c).take();
     spdlog::set_level(spdlog::level::from_str(o.log_level));
+    if (!o.log_dir.empty()) add_log_files(o.log_dir).take();
     o.reload = [c] { return daemon_options(c); };
     return run_daemon(o);
 }

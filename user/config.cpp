@@ -224,6 +224,13 @@ const std::map<std::string, KeyHandler>& handlers() {
              }
              return Ok{};
          }},
+        {"log_dir",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             auto v = p.scalar<std::string>(n, k, "a directory path");
+             if (!v) return v.error();
+             c.log_dir = *v;
+             return Ok{};
+         }},
         {"log_level",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              auto v = p.scalar<std::string>(n, k, "a log level");
@@ -291,6 +298,7 @@ std::string dump_config(const Config& c) {
     out << YAML::Key << "flow_capacity" << YAML::Value << c.flow_capacity;
     out << YAML::Key << "flows" << YAML::Value << c.flows;
     out << YAML::Key << "log_level" << YAML::Value << c.log_level;
+    out << YAML::Key << "log_dir" << YAML::Value << c.log_dir;
     out << YAML::Key << "timezone" << YAML::Value << c.timezone;
     out << YAML::Key << "peak_windows" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (const auto& w : c.peak_windows) out << format_peak_window(w);

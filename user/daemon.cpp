@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <map>
 
 #include "peakflow.skel.h"
 #include "peakflow/ifaces.hpp"
@@ -125,6 +126,7 @@ class Accountant {
         }
         pending_.clear();
         LocalDate today = cal_.local_date(now);
+        if (rolled_up_ && today != last_day_) log_day_summary(last_day_);
         if (!rolled_up_ || today != last_day_) {
             if (auto st = store_.finalize(cal_, now); !st) spdlog::warn("roll-up: {}", st.error().message());
             if (auto st = store_.apply_retention(retention_, now); !st)
@@ -135,6 +137,28 @@ class Accountant {
     }
 
   private:
+    // One line per interface for a day that just ended, to the "traffic" log if configured.
+    void log_day_summary(const LocalDate& day) {
+        auto traffic = spdlog::get("traffic");
+        if (!traffic) return;
+        auto rows = store_.totals(Filter{std::nullopt, kIfaceTotal}, cal_.day_start(day), cal_.day_end(day));
+        if (!rows) {
+            spdlog::warn("daily traffic summary for {}: {}", day.str(), rows.error().message());
+            return;
+        }
+        std::map<std::string, std::array<Counter, 4>> by_iface;  // peak rx, peak tx, off-peak rx, off-peak tx
+        for (const auto& r : *rows) {
+            auto& a = by_iface[r.iface];
+            a[r.peak ? 0 : 2] = r.dir[PF_DIR_RX];
+            a[r.peak ? 1 : 3] = r.dir[PF_DIR_TX];
+        }
+        for (const auto& [iface, a] : by_iface)
+            traffic->info("{} {} peak_up={} peak_down={} offpeak_up={} offpeak_down={} total={}", day.str(), iface,
+                          a[1].bytes, a[0].bytes, a[3].bytes, a[2].bytes,
+                          a[0].bytes + a[1].bytes + a[2].bytes + a[3].bytes);
+        traffic->flush();
+    }
+
     Store& store_;
     Calendar cal_;
     Retention retention_;

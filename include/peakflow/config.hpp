@@ -48,6 +48,7 @@ struct Config {
     uint32_t flow_capacity = PF_DEFAULT_FLOW_CAPACITY;
     bool flows = true;
     std::string log_level = "info";
+    std::string log_dir;   // empty: stderr only (the journal under systemd)
     std::string timezone;  // IANA name; empty: the system's
     std::vector<PeakWindow> peak_windows{PeakWindow{}};
     int billing_day = 1;

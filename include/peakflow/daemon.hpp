@@ -30,6 +30,7 @@ struct DaemonOptions {
     Retention retention;
     std::function<int64_t()> clock;  // UTC seconds; default: the system clock
     std::string log_level;           // applied again on reload; empty: leave as is
+    std::string log_dir;             // optional log files (set up once, at start)
     // SIGHUP: builds the options again from the config file (and the command line). What
     // can change while running (interval, time zone, peak windows, billing day, retention,
     // log level) is applied; the rest needs a restart and is logged as such.

@@ -29,6 +29,7 @@ timezone: $TZNAME
 peak_windows: ["18:00-24:00"]
 billing_day: 1
 log_level: debug
+log_dir: $PF_T/logs
 EOF
 DAEMON_ARGS=(--config "$CFG" --database "$HIST_DB" --interval 1 --xdp-mode generic)
 MACB=$((0x${MAC_B//:/}))
@@ -132,6 +133,13 @@ $((t_midnight - 3600)) 1 $W_C ${PH_C[0]} $W_C ${PH_C[0]}" \
 assert_eq "rows rolled up for 2026-11-22 (not over)" "0 0" \
     "$(hist_sql "SELECT (SELECT COUNT(*) FROM daily WHERE day >= '2026-11-22'), (SELECT COUNT(*) FROM hourly WHERE ts >= $t_midnight)")"
 assert_eq "monthly rows (billing month 2026-11 is not over)" "0" "$(hist_sql "SELECT COUNT(*) FROM monthly")"
+# The daily traffic summary log (log_dir): one line for the finished day, from its totals.
+summary=$(cat "$PF_T"/logs/traffic_*.log | sed -E 's/^[0-9-]+ [0-9:]+ //')
+assert_eq "traffic summary log for 2026-11-21" \
+    "2026-11-21 $IF_A peak_up=$w_bc peak_down=$w_bc offpeak_up=$W_A offpeak_down=$W_A total=$((2 * (W_A + w_bc)))" \
+    "$summary"
+grep -q 'ready: counting on' "$PF_T"/logs/peakflow_*.log || fail "no daily log file with the daemon's log in $PF_T/logs"
+[[ -f $PF_T/logs/error.log ]] || fail "no error.log in $PF_T/logs"
 pf_log "midnight run: 23:55 bucket peak, 00:00 bucket off-peak, 2026-11-21 rolled up exactly"
 
 # ---- run 3: kill -9 in the middle of traffic, restart ---------------------------------
