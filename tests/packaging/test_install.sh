@@ -89,6 +89,8 @@ fi
 rm -f "$ROOT.log"
 
 mount -t proc proc "$ROOT/proc"
+mkdir -p "$ROOT/dev/pts"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$ROOT/dev/pts" 2>/dev/null || true
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"

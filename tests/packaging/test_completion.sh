@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Checks packaging/bash-completion/peakflow-bpf with bash-completion's helpers.
+# Needs the bash-completion package (exits 77, "skipped", without it).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+comp=$here/../../packaging/bash-completion/peakflow-bpf
+bc=/usr/share/bash-completion/bash_completion
+[[ -r $bc ]] || { echo "SKIP: $bc missing (apt-get install bash-completion)"; exit 77; }
+# shellcheck source=/dev/null
+source "$bc"
+# shellcheck source=/dev/null
+source "$comp"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+touch "$tmp/site.yaml" "$tmp/other.txt"
+
+passed=0 failed=0
+complete_words() {
+    COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()
+    _peakflow_bpf
+    printf '%s\n' "${COMPREPLY[@]}" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+expect() { # expected -- words...
+    local want=$1; shift; shift
+    local got; got=$(complete_words "$@")
+    if [[ $got == "$want" ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1)); echo "FAIL: [$*] -> '$got', expected '$want'"
+    fi
+}
+ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
+
+expect "attach config detach dump report" -- peakflow-bpf ""
+expect "attach" -- peakflow-bpf at
+expect "--help --log-level --version" -- peakflow-bpf --
+expect "$ifaces" -- peakflow-bpf attach ""
+expect "$ifaces" -- peakflow-bpf detach ""
+expect "$ifaces" -- peakflow-bpf --log-level debug dump ""
+expect "$ifaces" -- peakflow-bpf report --iface ""
+expect "--xdp-mode" -- peakflow-bpf attach --x
+expect "auto generic native off" -- peakflow-bpf attach --xdp-mode ""
+expect "debug error info trace warn" -- peakflow-bpf --log-level ""
+expect "$tmp/site.yaml" -- peakflow-bpf attach -f "$tmp/"
+expect "$tmp/site.yaml" -- peakflow-bpf report --config "$tmp/"
+expect "--flows" -- peakflow-bpf dump --fl
+expect "--five-minutes" -- peakflow-bpf report --fi
+expect "--hour --hours" -- peakflow-bpf report --hou
+expect "check" -- peakflow-bpf config ""
+expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
+expect "" -- peakflow-bpf attach --interval ""
+
+echo "completion: $passed passed, $failed failed"
+((failed == 0))
