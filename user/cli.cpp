@@ -56,6 +56,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         ->check(CLI::Range(16u, 1u << 24));
     attach->add_option("--database", c.database,
                        std::string("History database (default: ") + kDefaultDatabasePath + ")");
+    attach->add_option("--metrics-listen", c.metrics_listen,
+                       "Serve Prometheus /metrics on HOST:PORT (default 127.0.0.1:9977; \"\" turns it off)");
     attach->add_flag("--no-flows", c.no_flows, "Count interfaces and MACs only, no per-flow entries");
     attach->add_flag("--detach-on-exit", c.detach_on_exit,
                      "Remove programs and pins when stopped (default: they stay and keep counting)");
@@ -221,6 +223,8 @@ Result<DaemonOptions> daemon_options(const CliCommand& c) {
     o.retention = cfg.retention;
     o.log_level = c.log_level.value_or(cfg.log_level);
     o.log_dir = cfg.log_dir;
+    o.metrics_listen = c.metrics_listen.value_or(cfg.metrics_listen);
+    o.mac_series_cap = cfg.metrics_mac_series;
     if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
     return o;
 }

@@ -1,5 +1,7 @@
 #include "peakflow/config.hpp"
 
+#include "peakflow/metrics.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
@@ -224,6 +226,22 @@ const std::map<std::string, KeyHandler>& handlers() {
              }
              return Ok{};
          }},
+        {"metrics_listen",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             auto v = p.scalar<std::string>(n, k, "HOST:PORT, or \"\" for off");
+             if (!v) return v.error();
+             if (!v->empty())
+                 if (auto a = parse_listen(*v); !a) return p.error_at(n.Mark(), k, a.error().message());
+             c.metrics_listen = *v;
+             return Ok{};
+         }},
+        {"metrics_mac_series",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             auto v = p.bounded(n, k, 0, 1000000);
+             if (!v) return v.error();
+             c.metrics_mac_series = *v;
+             return Ok{};
+         }},
         {"log_dir",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              auto v = p.scalar<std::string>(n, k, "a directory path");
@@ -299,6 +317,8 @@ std::string dump_config(const Config& c) {
     out << YAML::Key << "flows" << YAML::Value << c.flows;
     out << YAML::Key << "log_level" << YAML::Value << c.log_level;
     out << YAML::Key << "log_dir" << YAML::Value << c.log_dir;
+    out << YAML::Key << "metrics_listen" << YAML::Value << c.metrics_listen;
+    out << YAML::Key << "metrics_mac_series" << YAML::Value << c.metrics_mac_series;
     out << YAML::Key << "timezone" << YAML::Value << c.timezone;
     out << YAML::Key << "peak_windows" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (const auto& w : c.peak_windows) out << format_peak_window(w);

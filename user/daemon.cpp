@@ -14,6 +14,7 @@
 
 #include "peakflow.skel.h"
 #include "peakflow/ifaces.hpp"
+#include "peakflow/metrics.hpp"
 #include "peakflow/privileges.hpp"
 #include "peakflow/store.hpp"
 #include "peakflow/units.hpp"
@@ -196,6 +197,18 @@ bool resume(Store& store, Running& r, const std::string& boot_id) {
     return true;
 }
 
+// A start that fails half-way takes back what it attached afresh, so nothing is left
+// half-done; interfaces whose counters it continued keep them.
+void undo_fresh_attachments(std::vector<Running>& running, const Paths& paths) {
+    for (auto& r : running) {
+        if (r.attached.reused_pins) continue;
+        std::string n = r.attached.ifname;
+        r.attached.lock.reset();
+        r.attached.skel.reset();
+        (void)detach_interface(n, paths);
+    }
+}
+
 // SIGHUP: re-read the configuration. The kernel maps and their counters are untouched;
 // settings that would need them re-created, or the history moved, wait for a restart.
 void reload(DaemonOptions& o, Accountant& acct, const std::vector<Running>& running) {
@@ -218,6 +231,7 @@ void reload(DaemonOptions& o, Accountant& acct, const std::vector<Running>& runn
     if (!next->ifaces.empty() && next->ifaces != names)
         spdlog::warn("reload: the interface list changed; restart to attach to the new set");
     if (next->database != o.database) spdlog::warn("reload: the database path changed; restart to use it");
+    if (next->metrics_listen != o.metrics_listen) spdlog::warn("reload: metrics_listen changed; restart to use it");
     if (next->attach.xdp_mode != o.attach.xdp_mode || next->attach.load.mac_capacity != o.attach.load.mac_capacity ||
         next->attach.load.flow_capacity != o.attach.load.flow_capacity ||
         next->attach.load.flows != o.attach.load.flows)
@@ -259,18 +273,13 @@ int run_daemon(const DaemonOptions& opts) {
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a scraper that hangs up must not end the daemon
 
     std::vector<Running> running;
     for (const auto& name : ifaces) {
         auto ai = attach_interface(name, o.attach, o.paths);
         if (!ai) {
-            // Undo this run's fresh attachments so nothing is left half-done.
-            for (auto& r : running) {
-                if (r.attached.reused_pins) continue;
-                std::string n = r.attached.ifname;
-                r.attached.lock.reset();
-                (void)detach_interface(n, o.paths);
-            }
+            undo_fresh_attachments(running, o.paths);
             throw FatalError(ai.error());
         }
         auto* skel = ai->skel.get();
@@ -279,6 +288,21 @@ int run_daemon(const DaemonOptions& opts) {
                         .take();
         running.push_back(Running{std::move(ai.value()), Drainer(name, std::move(maps))});
     }
+    // Started after the signals are blocked, so its threads never take SIGTERM.
+    DaemonStatsBox stats;
+    std::unique_ptr<MetricsServer> metrics;
+    if (!o.metrics_listen.empty()) {
+        auto m = MetricsServer::start(o.metrics_listen, [&stats, ifaces, paths = o.paths, cap = o.mac_series_cap] {
+            return collect_metrics(ifaces, paths, stats.get(), cap);
+        });
+        if (!m) {
+            undo_fresh_attachments(running, o.paths);
+            throw FatalError(m.error());
+        }
+        metrics = std::move(m.value());
+        spdlog::info("metrics on http://{}/metrics", o.metrics_listen);
+    }
+
     std::string boot_id = read_boot_id(o.paths.procfs);
     for (auto& r : running) resume(*store, r, boot_id);
 
@@ -287,7 +311,16 @@ int run_daemon(const DaemonOptions& opts) {
     spdlog::info("ready: counting on {} (drain every {} ms)", names, o.interval.count());
 
     Accountant acct(*store, std::move(cal), o);
-    acct.drain(running);  // what was counted while we were away
+    auto drain = [&] {
+        auto t0 = std::chrono::steady_clock::now();
+        acct.drain(running);
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        stats.update([&](DaemonStats& d) {
+            d.last_drain_seconds = s;
+            d.drains++;
+        });
+    };
+    drain();  // what was counted while we were away
     sd_notifyf(0, "READY=1\nSTATUS=counting on %s", names.c_str());
 
     // systemd's watchdog: ping at half its interval, between drains if need be.
@@ -312,7 +345,7 @@ int run_daemon(const DaemonOptions& opts) {
                 next_ping = now + ping_every;
             }
             if (now >= next_drain) {
-                acct.drain(running);
+                drain();
                 next_drain += o.interval;
                 if (next_drain < now) next_drain = now + o.interval;  // we were suspended or very late
             }
@@ -330,7 +363,8 @@ int run_daemon(const DaemonOptions& opts) {
         break;
     }
 
-    acct.drain(running);
+    drain();
+    metrics.reset();
     int rc = 0;
     for (auto& r : running) {
         std::string n = r.attached.ifname;

@@ -15,6 +15,7 @@ struct CliCommand {
     std::vector<std::string> ifaces;
     std::string config_path;
     std::string database;  // overrides the config's database path
+    std::optional<std::string> metrics_listen;
     std::optional<std::string> xdp_mode;
     std::optional<double> interval_seconds;
     std::optional<uint32_t> mac_capacity;

@@ -48,8 +48,10 @@ struct Config {
     uint32_t flow_capacity = PF_DEFAULT_FLOW_CAPACITY;
     bool flows = true;
     std::string log_level = "info";
-    std::string log_dir;   // empty: stderr only (the journal under systemd)
-    std::string timezone;  // IANA name; empty: the system's
+    std::string log_dir;                            // empty: stderr only (the journal under systemd)
+    std::string metrics_listen = "127.0.0.1:9977";  // Prometheus /metrics; empty: off
+    uint32_t metrics_mac_series = 1000;             // per-MAC series cap per interface
+    std::string timezone;                           // IANA name; empty: the system's
     std::vector<PeakWindow> peak_windows{PeakWindow{}};
     int billing_day = 1;
     std::string database = kDefaultDatabasePath;

@@ -31,6 +31,8 @@ struct DaemonOptions {
     std::function<int64_t()> clock;  // UTC seconds; default: the system clock
     std::string log_level;           // applied again on reload; empty: leave as is
     std::string log_dir;             // optional log files (set up once, at start)
+    std::string metrics_listen;      // Prometheus /metrics on HOST:PORT; empty: off
+    size_t mac_series_cap = 1000;
     // SIGHUP: builds the options again from the config file (and the command line). What
     // can change while running (interval, time zone, peak windows, billing day, retention,
     // log level) is applied; the rest needs a restart and is logged as such.
