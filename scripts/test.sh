@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: format check, build, unit + bpf + integration tiers, then the unit and
+# The whole suite: format check, build, unit + bpf + integration tiers, packages (deb,
+# rpm, install test in a clean Debian 12 root), then the unit and
 # bpf tiers again under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
 # and integration tiers load programs and make network namespaces).
 set -euo pipefail
@@ -15,6 +16,15 @@ cmake --build build -j"$jobs"
 
 echo "== tests: unit, bpf, integration"
 ctest --test-dir build --output-on-failure -L 'unit|bpf|integration'
+
+echo "== packages: .deb and .rpm, their contents, init scripts, completion, install test"
+(cd build && cpack -G "DEB;RPM")
+deb=$(ls build/peakflow-bpf_*.deb)
+rpm=$(ls build/peakflow-bpf-*.rpm)
+tests/packaging/check_packages.sh "$deb" "$rpm"
+tests/packaging/test_completion.sh
+tests/packaging/test_initscripts.sh
+tests/packaging/test_install.sh "$deb"
 
 echo "== tests under ASan + UBSan: unit, bpf"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPEAKFLOW_SANITIZE=ON
