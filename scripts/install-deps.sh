@@ -10,4 +10,4 @@ apt-get install -y --no-install-recommends \
   libgtest-dev libgmock-dev libsqlite3-dev sqlite3 libsystemd-dev libcpp-httplib-dev prometheus libhowardhinnant-date-dev tzdata faketime \
   clang-format \
   iproute2 util-linux libcap2-bin procps python3 kmod \
-  dpkg-dev file lintian rpm debootstrap mandoc bash-completion lsb-base
+  dpkg-dev file lintian rpm debootstrap mandoc bash-completion lsb-base systemd

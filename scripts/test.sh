@@ -22,6 +22,7 @@ echo "== packages: .deb and .rpm, their contents, init scripts, completion, inst
 deb=$(ls build/peakflow-bpf_*.deb)
 rpm=$(ls build/peakflow-bpf-*.rpm)
 tests/packaging/check_packages.sh "$deb" "$rpm"
+tests/packaging/test_unit.sh build/user/peakflow-bpf
 tests/packaging/test_completion.sh
 tests/packaging/test_initscripts.sh
 tests/packaging/test_install.sh "$deb"
