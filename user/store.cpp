@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 
 namespace fs = std::filesystem;
@@ -246,6 +247,26 @@ Result<int64_t> Store::iface_id(const std::string& name, bool create) {
     return iface_ids_[name] = sqlite3_last_insert_rowid(db_);
 }
 
+Status Store::upsert_rows(const char* what, const char* head, int columns, size_t rows, const char* tail,
+                          const std::function<void(sqlite3_stmt*, int, size_t)>& bind) {
+    constexpr size_t kBatch = 64;
+    for (size_t start = 0; start < rows; start += kBatch) {
+        size_t n = std::min(kBatch, rows - start);
+        std::string tuple = "(?";
+        for (int c = 1; c < columns; c++) tuple += ",?";
+        tuple += ")";
+        std::string sql = head;
+        for (size_t i = 0; i < n; i++) sql += (i ? "," : "") + tuple;
+        sql += tail;
+        sqlite3_stmt* s = prepare(sql.c_str());
+        if (!s) return check(sqlite3_errcode(db_), "prepare");
+        StmtGuard g{s};
+        for (size_t i = 0; i < n; i++) bind(s, static_cast<int>(i) * columns + 1, start + i);
+        if (auto c = check(sqlite3_step(s), what); !c) return c;
+    }
+    return Ok{};
+}
+
 Status Store::commit_drain(const std::vector<DrainRows>& drains) {
     if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
     auto saved_last = last_ts_;
@@ -260,18 +281,8 @@ Status Store::commit_drain(const std::vector<DrainRows>& drains) {
         "INSERT INTO generation(iface_id, boot_id, map_id) VALUES(?, ?, ?) "
         "ON CONFLICT(iface_id) DO UPDATE SET boot_id = excluded.boot_id, map_id = excluded.map_id");
     sqlite3_stmt* drop_keys = prepare("DELETE FROM key_last WHERE iface_id = ?");
-    sqlite3_stmt* up = prepare(
-        "INSERT INTO bucket5m VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
-        "ON CONFLICT(iface_id, ts, mac) DO UPDATE SET "
-        "rx_bytes = rx_bytes + excluded.rx_bytes, rx_packets = rx_packets + excluded.rx_packets, "
-        "tx_bytes = tx_bytes + excluded.tx_bytes, tx_packets = tx_packets + excluded.tx_packets, "
-        "snap_rx_bytes = excluded.snap_rx_bytes, snap_rx_packets = excluded.snap_rx_packets, "
-        "snap_tx_bytes = excluded.snap_tx_bytes, snap_tx_packets = excluded.snap_tx_packets");
-    sqlite3_stmt* key = prepare(
-        "INSERT INTO key_last(iface_id, mac, ts) VALUES(?, ?, ?) "
-        "ON CONFLICT(iface_id, mac) DO UPDATE SET ts = excluded.ts");
     sqlite3_stmt* reopen = prepare("SELECT kind, period, start, end FROM finalized WHERE start <= ?1 AND end > ?1");
-    if (!gen || !drop_keys || !up || !key || !reopen) return fail(check(sqlite3_errcode(db_), "prepare"));
+    if (!gen || !drop_keys || !reopen) return fail(check(sqlite3_errcode(db_), "prepare"));
 
     int64_t finalized_until = 0;
     {
@@ -344,33 +355,48 @@ Status Store::commit_drain(const std::vector<DrainRows>& drains) {
             for (auto it = last_ts_.begin(); it != last_ts_.end();)
                 it = it->first.first == *id ? last_ts_.erase(it) : std::next(it);
         }
+        // Many rows per statement: per-statement overhead, not the B-tree, dominates.
+        auto st = upsert_rows("write bucket", "INSERT INTO bucket5m VALUES ", 12, d.rows.size(),
+                              " ON CONFLICT(iface_id, ts, mac) DO UPDATE SET "
+                              "rx_bytes = rx_bytes + excluded.rx_bytes, rx_packets = rx_packets + excluded.rx_packets, "
+                              "tx_bytes = tx_bytes + excluded.tx_bytes, tx_packets = tx_packets + excluded.tx_packets, "
+                              "snap_rx_bytes = excluded.snap_rx_bytes, snap_rx_packets = excluded.snap_rx_packets, "
+                              "snap_tx_bytes = excluded.snap_tx_bytes, snap_tx_packets = excluded.snap_tx_packets",
+                              [&](sqlite3_stmt* s, int p, size_t i) {
+                                  const BucketUpdate& r = d.rows[i];
+                                  const int64_t v[] = {*id,
+                                                       r.ts,
+                                                       r.mac,
+                                                       r.peak ? 1 : 0,
+                                                       i64(r.delta[PF_DIR_RX].bytes),
+                                                       i64(r.delta[PF_DIR_RX].packets),
+                                                       i64(r.delta[PF_DIR_TX].bytes),
+                                                       i64(r.delta[PF_DIR_TX].packets),
+                                                       i64(r.snap[PF_DIR_RX].bytes),
+                                                       i64(r.snap[PF_DIR_RX].packets),
+                                                       i64(r.snap[PF_DIR_TX].bytes),
+                                                       i64(r.snap[PF_DIR_TX].packets)};
+                                  for (int c = 0; c < 12; c++) sqlite3_bind_int64(s, p + c, v[c]);
+                              });
+        if (!st) return fail(st);
+        // The key registry changes once per key and bucket, not on every drain.
+        std::vector<const BucketUpdate*> moved;
         for (const auto& r : d.rows) {
-            {
-                StmtGuard g{up};
-                sqlite3_bind_int64(up, 1, *id);
-                sqlite3_bind_int64(up, 2, r.ts);
-                sqlite3_bind_int64(up, 3, r.mac);
-                sqlite3_bind_int(up, 4, r.peak ? 1 : 0);
-                sqlite3_bind_int64(up, 5, i64(r.delta[PF_DIR_RX].bytes));
-                sqlite3_bind_int64(up, 6, i64(r.delta[PF_DIR_RX].packets));
-                sqlite3_bind_int64(up, 7, i64(r.delta[PF_DIR_TX].bytes));
-                sqlite3_bind_int64(up, 8, i64(r.delta[PF_DIR_TX].packets));
-                sqlite3_bind_int64(up, 9, i64(r.snap[PF_DIR_RX].bytes));
-                sqlite3_bind_int64(up, 10, i64(r.snap[PF_DIR_RX].packets));
-                sqlite3_bind_int64(up, 11, i64(r.snap[PF_DIR_TX].bytes));
-                sqlite3_bind_int64(up, 12, i64(r.snap[PF_DIR_TX].packets));
-                if (auto c = check(sqlite3_step(up), "write bucket"); !c) return fail(c);
-            }
-            // The key registry changes once per key and bucket, not on every drain.
             auto& last = last_ts_[{*id, r.mac}];
             if (last != r.ts) {
-                StmtGuard g{key};
-                sqlite3_bind_int64(key, 1, *id);
-                sqlite3_bind_int64(key, 2, r.mac);
-                sqlite3_bind_int64(key, 3, r.ts);
-                if (auto c = check(sqlite3_step(key), "write key"); !c) return fail(c);
+                moved.push_back(&r);
                 last = r.ts;
             }
+        }
+        st = upsert_rows("write key", "INSERT INTO key_last(iface_id, mac, ts) VALUES ", 3, moved.size(),
+                         " ON CONFLICT(iface_id, mac) DO UPDATE SET ts = excluded.ts",
+                         [&](sqlite3_stmt* s, int p, size_t i) {
+                             sqlite3_bind_int64(s, p, *id);
+                             sqlite3_bind_int64(s, p + 1, moved[i]->mac);
+                             sqlite3_bind_int64(s, p + 2, moved[i]->ts);
+                         });
+        if (!st) return fail(st);
+        for (const auto& r : d.rows) {
             if (r.ts >= finalized_until) continue;
             std::string period;
             int64_t day_start = r.ts;  // not in a finalized day: before all of them, or in one reopened

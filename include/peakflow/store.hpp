@@ -7,6 +7,7 @@
 // Hourly, daily and monthly rows are rolled up from buckets once their local hour, day or
 // billing month is over; until then views are computed from the buckets.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -103,6 +104,10 @@ class Store {
     Status check(int rc, const char* what);
     Result<int64_t> iface_id(const std::string& name, bool create);
     sqlite3_stmt* prepare(const char* sql);
+    // INSERT ... VALUES (..),(..) ... for `rows` rows, many per statement; bind(stmt,
+    // first parameter, row) binds one row's `columns` values.
+    Status upsert_rows(const char* what, const char* head, int columns, size_t rows, const char* tail,
+                       const std::function<void(sqlite3_stmt*, int, size_t)>& bind);
 
     sqlite3* db_ = nullptr;
     std::string path_;
