@@ -258,6 +258,7 @@ int run_daemon(const DaemonOptions& opts) {
     // Everything that can fail on bad config or a bad database fails before attaching.
     Calendar cal = Calendar::create(o.timezone, o.peak_windows, o.billing_day).take();
     auto store = Store::open(o.database).take();
+    store->start_background_checkpoints(std::chrono::seconds(5)).take();
     spdlog::info("history in {} (time zone {}, billing day {})", o.database, cal.tz_name(), o.billing_day);
 
     std::vector<std::string> ifaces = o.ifaces;

@@ -105,7 +105,52 @@ void merge_drain_rows(DrainRows& a, const DrainRows& b) {
     }
 }
 
+Status Store::start_background_checkpoints(std::chrono::milliseconds every) {
+    if (checkpointer_.joinable()) return Ok{};
+    sqlite3* cdb = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &cdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        std::string msg = cdb ? sqlite3_errmsg(cdb) : "out of memory";
+        sqlite3_close(cdb);
+        return Error("open a checkpoint connection to " + path_ + ": " + msg);
+    }
+    sqlite3_busy_timeout(cdb, 100);
+    // A connection learns the database is in WAL mode on its first read; until then a
+    // checkpoint on it silently does nothing.
+    if (sqlite3_exec(cdb, "SELECT COUNT(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        std::string msg = sqlite3_errmsg(cdb);
+        sqlite3_close(cdb);
+        return Error("read " + path_ + " from the checkpoint connection: " + msg);
+    }
+    // The writer no longer checkpoints on its own.
+    if (auto s = exec("PRAGMA wal_autocheckpoint=0"); !s) {
+        sqlite3_close(cdb);
+        return s;
+    }
+    checkpointer_ = std::thread([this, cdb, every] {
+        std::unique_lock lock(checkpoint_mu_);
+        while (!checkpoint_cv_.wait_for(lock, every, [this] { return stopping_; })) {
+            lock.unlock();
+            int log = 0, done = 0;
+            // PASSIVE: copies what it can without blocking the writer or readers.
+            int rc = sqlite3_wal_checkpoint_v2(cdb, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+                spdlog::warn("WAL checkpoint of {}: {}", path_, sqlite3_errmsg(cdb));
+            lock.lock();
+        }
+        sqlite3_close(cdb);
+    });
+    return Ok{};
+}
+
 Store::~Store() {
+    if (checkpointer_.joinable()) {
+        {
+            std::lock_guard lock(checkpoint_mu_);
+            stopping_ = true;
+        }
+        checkpoint_cv_.notify_all();
+        checkpointer_.join();
+    }
     for (auto& [sql, s] : stmts_) sqlite3_finalize(s);
     if (db_) sqlite3_close(db_);
 }
