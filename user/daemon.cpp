@@ -86,7 +86,12 @@ struct Running {
 class Accountant {
   public:
     Accountant(Store& store, Calendar cal, const DaemonOptions& o)
-        : store_(store), cal_(std::move(cal)), retention_(o.retention), clock_(o.clock), procfs_(o.paths.procfs) {}
+        // A reboot re-creates the maps and ends this process: the boot id is read once.
+        : store_(store),
+          cal_(std::move(cal)),
+          retention_(o.retention),
+          clock_(o.clock),
+          boot_id_(read_boot_id(o.paths.procfs)) {}
 
     // After a reload: new buckets are classified with the new calendar.
     void reconfigure(Calendar cal, const Retention& retention) {
@@ -97,7 +102,6 @@ class Accountant {
 
     void drain(std::vector<Running>& running) {
         int64_t now = clock_();
-        std::string boot_id = read_boot_id(procfs_);
         for (auto& r : running) {
             auto d = r.drainer.drain();
             if (!d) {
@@ -108,7 +112,7 @@ class Accountant {
             DrainRows rows;
             rows.iface = r.drainer.ifname();
             rows.map_id = r.drainer.generation();
-            rows.boot_id = boot_id;
+            rows.boot_id = boot_id_;
             rows.new_generation = r.new_generation;
             r.new_generation = false;
             append_bucket_rows(*d, cal_, now, rows);
@@ -164,7 +168,7 @@ class Accountant {
     Calendar cal_;
     Retention retention_;
     std::function<int64_t()> clock_;
-    std::string procfs_;
+    std::string boot_id_;
     std::vector<DrainRows> pending_;
     bool rolled_up_ = false;
     LocalDate last_day_;

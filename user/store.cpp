@@ -710,13 +710,37 @@ void bind_filter(sqlite3_stmt* s, const Filter& f) {
     if (f.mac) sqlite3_bind_int64(s, 4, *f.mac);
 }
 
+// The column order every usage query selects: iface name, mac, ts, peak, rx bytes,
+// rx packets, tx bytes, tx packets.
+constexpr const char* kUsageColumns = "i.name, t.mac, t.ts, t.peak, t.rx_bytes, t.rx_packets, t.tx_bytes, t.tx_packets";
+constexpr const char* kUsageSums =
+    "i.name, t.mac, 0, t.peak, SUM(t.rx_bytes), SUM(t.rx_packets), SUM(t.tx_bytes), SUM(t.tx_packets)";
+
+UsageRow read_usage_row(sqlite3_stmt* s) {
+    UsageRow r;
+    r.iface = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    r.mac = sqlite3_column_int64(s, 1);
+    r.ts = sqlite3_column_int64(s, 2);
+    r.peak = sqlite3_column_int(s, 3) != 0;
+    read_counters(s, 4, r.dir);
+    return r;
+}
+
+// Adds r's counters into `into`, which takes r's identity (with ts as given).
+void add_usage(UsageRow& into, const UsageRow& r, int64_t ts) {
+    into.iface = r.iface;
+    into.mac = r.mac;
+    into.ts = ts;
+    into.peak = r.peak;
+    for (int d = 0; d < PF_DIR_COUNT; d++) into.dir[d] = add(into.dir[d], r.dir[d]);
+}
+
 }  // namespace
 
 Result<std::vector<UsageRow>> Store::buckets(const Filter& f, int64_t from, int64_t to) {
-    std::string sql =
-        "SELECT i.name, t.mac, t.ts, t.peak, t.rx_bytes, t.rx_packets, t.tx_bytes, t.tx_packets FROM bucket5m t "
-        "JOIN iface i ON i.id = t.iface_id WHERE t.ts >= ?1 AND t.ts < ?2" +
-        filter_sql(f) + " ORDER BY t.ts, i.name, t.mac";
+    std::string sql = std::string("SELECT ") + kUsageColumns +
+                      " FROM bucket5m t JOIN iface i ON i.id = t.iface_id WHERE t.ts >= ?1 AND t.ts < ?2" +
+                      filter_sql(f) + " ORDER BY t.ts, i.name, t.mac";
     sqlite3_stmt* s = prepare(sql.c_str());
     if (!s) return check(sqlite3_errcode(db_), "read buckets").error();
     StmtGuard g{s};
@@ -725,29 +749,18 @@ Result<std::vector<UsageRow>> Store::buckets(const Filter& f, int64_t from, int6
     bind_filter(s, f);
     std::vector<UsageRow> out;
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        UsageRow r;
-        r.iface = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-        r.mac = sqlite3_column_int64(s, 1);
-        r.ts = sqlite3_column_int64(s, 2);
-        r.peak = sqlite3_column_int(s, 3) != 0;
-        read_counters(s, 4, r.dir);
-        out.push_back(r);
-    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(read_usage_row(s));
     if (rc != SQLITE_DONE) return check(rc, "read buckets").error();
     return out;
 }
 
 Result<std::vector<UsageRow>> Store::hours(const Filter& f, const Calendar& cal, int64_t from, int64_t to) {
     // Rolled-up hours first; hours of days not rolled up yet come from the buckets.
-    std::string sql =
-        "SELECT i.name, t.mac, t.ts, t.peak, t.rx_bytes, t.rx_packets, t.tx_bytes, t.tx_packets FROM hourly t "
-        "JOIN iface i ON i.id = t.iface_id WHERE t.ts >= ?1 AND t.ts < ?2" +
-        filter_sql(f);
+    std::string sql = std::string("SELECT ") + kUsageColumns +
+                      " FROM hourly t JOIN iface i ON i.id = t.iface_id WHERE t.ts >= ?1 AND t.ts < ?2" + filter_sql(f);
     sqlite3_stmt* s = prepare(sql.c_str());
     if (!s) return check(sqlite3_errcode(db_), "read hours").error();
     std::map<std::tuple<int64_t, std::string, int64_t, bool>, UsageRow> acc;
-    std::set<int64_t> rolled_hours;
     {
         StmtGuard g{s};
         sqlite3_bind_int64(s, 1, from);
@@ -755,13 +768,7 @@ Result<std::vector<UsageRow>> Store::hours(const Filter& f, const Calendar& cal,
         bind_filter(s, f);
         int rc;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            UsageRow r;
-            r.iface = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-            r.mac = sqlite3_column_int64(s, 1);
-            r.ts = sqlite3_column_int64(s, 2);
-            r.peak = sqlite3_column_int(s, 3) != 0;
-            read_counters(s, 4, r.dir);
-            rolled_hours.insert(r.ts);
+            UsageRow r = read_usage_row(s);
             acc[{r.ts, r.iface, r.mac, r.peak}] = r;
         }
         if (rc != SQLITE_DONE) return check(rc, "read hours").error();
@@ -782,12 +789,7 @@ Result<std::vector<UsageRow>> Store::hours(const Filter& f, const Calendar& cal,
             std::any_of(done.begin(), done.end(), [&](auto p) { return r.ts >= p.first && r.ts < p.second; });
         if (in_done) continue;
         int64_t h = cal.hour_start(r.ts);
-        auto& a = acc[{h, r.iface, r.mac, r.peak}];
-        a.iface = r.iface;
-        a.mac = r.mac;
-        a.ts = h;
-        a.peak = r.peak;
-        for (int d = 0; d < PF_DIR_COUNT; d++) a.dir[d] = add(a.dir[d], r.dir[d]);
+        add_usage(acc[{h, r.iface, r.mac, r.peak}], r, h);
     }
     std::vector<UsageRow> out;
     for (auto& [k, v] : acc) out.push_back(v);
@@ -811,24 +813,15 @@ Result<std::vector<UsageRow>> Store::totals(const Filter& f, int64_t from, int64
     auto accumulate = [&](sqlite3_stmt* s) -> Status {
         int rc;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            UsageRow r;
-            r.iface = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-            r.mac = sqlite3_column_int64(s, 1);
-            r.peak = sqlite3_column_int(s, 2) != 0;
-            read_counters(s, 3, r.dir);
-            auto& a = acc[{r.iface, r.mac, r.peak}];
-            a.iface = r.iface;
-            a.mac = r.mac;
-            a.peak = r.peak;
-            for (int d = 0; d < PF_DIR_COUNT; d++) a.dir[d] = add(a.dir[d], r.dir[d]);
+            UsageRow r = read_usage_row(s);
+            add_usage(acc[{r.iface, r.mac, r.peak}], r, 0);
         }
         return check(rc, "sum usage");
     };
     if (!days.empty()) {
         std::string sql =
-            "SELECT i.name, t.mac, t.peak, SUM(t.rx_bytes), SUM(t.rx_packets), SUM(t.tx_bytes), SUM(t.tx_packets) "
-            "FROM daily t JOIN iface i ON i.id = t.iface_id WHERE t.day >= ?5 AND t.day <= ?6" +
-            filter_sql(f) +
+            std::string("SELECT ") + kUsageSums +
+            " FROM daily t JOIN iface i ON i.id = t.iface_id WHERE t.day >= ?5 AND t.day <= ?6" + filter_sql(f) +
             " AND t.day IN (SELECT period FROM finalized WHERE kind = 'day' AND start >= ?1 AND end <= ?2)"
             " GROUP BY i.name, t.mac, t.peak";
         sqlite3_stmt* s = prepare(sql.c_str());
@@ -849,10 +842,9 @@ Result<std::vector<UsageRow>> Store::totals(const Filter& f, int64_t from, int64
         cursor = std::max(cursor, e);
     }
     if (cursor < to) gaps.emplace_back(cursor, to);
-    std::string sql =
-        "SELECT i.name, t.mac, t.peak, SUM(t.rx_bytes), SUM(t.rx_packets), SUM(t.tx_bytes), SUM(t.tx_packets) "
-        "FROM bucket5m t JOIN iface i ON i.id = t.iface_id WHERE t.ts >= ?1 AND t.ts < ?2" +
-        filter_sql(f) + " GROUP BY i.name, t.mac, t.peak";
+    std::string sql = std::string("SELECT ") + kUsageSums +
+                      " FROM bucket5m t JOIN iface i ON i.id = t.iface_id WHERE t.ts >= ?1 AND t.ts < ?2" +
+                      filter_sql(f) + " GROUP BY i.name, t.mac, t.peak";
     sqlite3_stmt* s = prepare(sql.c_str());
     if (!s) return check(sqlite3_errcode(db_), "sum buckets").error();
     for (auto [a, b] : gaps) {

@@ -59,7 +59,7 @@ hist_utc() {
 # hist_start_daemon NAME FAKE_EPOCH ARGS...: like pf_start_daemon, with the wall clock of
 # the daemon starting at FAKE_EPOCH.
 hist_start_daemon() {
-    local name=$1 fake=$2 i
+    local name=$1 fake=$2
     shift 2
     [[ -z $DAEMON_PID ]] || fail "test bug: a daemon (pid $DAEMON_PID) is already running"
     DAEMON_LOG="$PF_T/$name.log"
@@ -70,19 +70,7 @@ hist_start_daemon() {
         FAKETIME_DONT_FAKE_MONOTONIC=1 TZ=UTC "$PF_BIN" attach "$IF_A" "$@" >"$DAEMON_LOG" 2>&1 &
     DAEMON_PID=$!
     HIST_PIDS+=("$DAEMON_PID")
-    for ((i = 0; i < 200; i++)); do
-        grep -Eqs '(^|[^[:alpha:]])ready' "$DAEMON_LOG" && break
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            local rc=0
-            wait "$DAEMON_PID" || rc=$?
-            DAEMON_PID=""
-            fail "daemon '$name' exited with status $rc before logging 'ready': $(tail -n 20 "$DAEMON_LOG")"
-        fi
-        sleep 0.1
-    done
-    grep -Eq '(^|[^[:alpha:]])ready' "$DAEMON_LOG" || fail "daemon '$name' logged no 'ready' line within 20 s"
-    [[ $(readlink "/proc/$DAEMON_PID/exe") == "$PF_BIN" ]] ||
-        fail "test bug: pid $DAEMON_PID is $(readlink "/proc/$DAEMON_PID/exe"), not $PF_BIN"
+    pf_wait_ready "$name"
     # The daemon's own clock, from its log (spdlog prints the wall clock it sees, here UTC):
     # proves the fake clock is in effect before anything is asserted on bucket times.
     local first

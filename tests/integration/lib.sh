@@ -333,31 +333,59 @@ pf_quiesce() {
 # ---------------------------------------------------------------------------------------
 # The daemon
 
-# pf_start_daemon NAME ARGS...: `peakflow-bpf attach $IF_A ARGS` in NS_A, in the background;
-# waits (20 s limit) for its "ready" line. Log: $PF_T/NAME.log.
-pf_start_daemon() {
+# pf_wait_ready NAME: waits (20 s limit) for the daemon $DAEMON_PID to log its "ready"
+# line in $DAEMON_LOG, and checks that the PID is peakflow-bpf itself (the namespace
+# wrapper execs it).
+pf_wait_ready() {
     local name=$1 i
-    shift
-    [[ -z $DAEMON_PID ]] || fail "test bug: a daemon (pid $DAEMON_PID) is already running"
-    DAEMON_LOG="$PF_T/$name.log"
-    pf_ns_argv "$NS_A"
-    "${PF_NS_ARGV[@]}" "$PF_BIN" attach "$IF_A" --config "$PF_CONFIG" "$@" >"$DAEMON_LOG" 2>&1 &
-    DAEMON_PID=$!
     for ((i = 0; i < 200; i++)); do
         grep -Eqs '(^|[^[:alpha:]])ready' "$DAEMON_LOG" && break
         if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
             local rc=0
             wait "$DAEMON_PID" || rc=$?
             DAEMON_PID=""
-            fail "daemon '$name' (attach $IF_A $*) exited with status $rc before logging 'ready': $(tail -n 20 "$DAEMON_LOG")"
+            fail "daemon '$name' exited with status $rc before logging 'ready': $(tail -n 20 "$DAEMON_LOG")"
         fi
         sleep 0.1
     done
     grep -Eq '(^|[^[:alpha:]])ready' "$DAEMON_LOG" || fail "daemon '$name' logged no 'ready' line within 20 s"
-    # The PID we hold must be peakflow-bpf itself (the namespace wrapper execs it).
     [[ $(readlink "/proc/$DAEMON_PID/exe") == "$PF_BIN" ]] ||
         fail "test bug: pid $DAEMON_PID is $(readlink "/proc/$DAEMON_PID/exe"), not $PF_BIN"
+}
+
+# pf_start_daemon NAME ARGS...: `peakflow-bpf attach $IF_A ARGS` in NS_A, in the background;
+# waits for its "ready" line. Log: $PF_T/NAME.log.
+pf_start_daemon() {
+    local name=$1
+    shift
+    [[ -z $DAEMON_PID ]] || fail "test bug: a daemon (pid $DAEMON_PID) is already running"
+    DAEMON_LOG="$PF_T/$name.log"
+    pf_ns_argv "$NS_A"
+    "${PF_NS_ARGV[@]}" "$PF_BIN" attach "$IF_A" --config "$PF_CONFIG" "$@" >"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    pf_wait_ready "$name"
     pf_log "daemon '$name' ready (pid $DAEMON_PID, attach $IF_A $*)"
+}
+
+# pf_streams SECONDS: background load both ways (UDP at 400 pps plus a paced TCP
+# connection, each direction); sets STREAM_PIDS. pf_wait_streams waits for them.
+pf_streams() {
+    local log="$PF_T/traffic.log"
+    nsenter "--net=/run/netns/$NS_B" -- "$PY" "$PF_IT_DIR/traffic.py" stream --to "$IP_A" --port "$PORT_A" --seconds "$1" --pps 400 >>"$log" 2>&1 &
+    STREAM_PIDS=($!)
+    nsenter "--net=/run/netns/$NS_A" -- "$PY" "$PF_IT_DIR/traffic.py" stream --to "$IP_B" --port "$PORT_B" --seconds "$1" --pps 400 >>"$log" 2>&1 &
+    STREAM_PIDS+=($!)
+    BG_PIDS+=("${STREAM_PIDS[@]}")
+}
+
+pf_wait_streams() {
+    local pid rc
+    for pid in "${STREAM_PIDS[@]}"; do
+        rc=0
+        timeout 60 tail --pid="$pid" -f /dev/null || fail "traffic stream $pid did not finish"
+        wait "$pid" || rc=$?
+        ((rc == 0)) || fail "traffic stream $pid failed (exit $rc): $(tail -n 5 "$PF_T/traffic.log")"
+    done
 }
 
 # pf_stop_daemon [SIGNAL]: signals the daemon (TERM by default), waits up to 20 s; sets

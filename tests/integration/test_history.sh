@@ -143,28 +143,9 @@ grep -q 'ready: counting on' "$PF_T"/logs/peakflow_*.log || fail "no daily log f
 pf_log "midnight run: 23:55 bucket peak, 00:00 bucket off-peak, 2026-11-21 rolled up exactly"
 
 # ---- run 3: kill -9 in the middle of traffic, restart ---------------------------------
-# Background load both ways (UDP at 400 pps and a TCP connection each way); sets STREAM_PIDS.
-hist_streams() {
-    local log="$PF_T/traffic.log"
-    nsenter "--net=/run/netns/$NS_B" -- "$PY" "$PF_IT_DIR/traffic.py" stream --to "$IP_A" --port "$PORT_A" --seconds "$1" --pps 400 >>"$log" 2>&1 &
-    STREAM_PIDS=($!)
-    nsenter "--net=/run/netns/$NS_A" -- "$PY" "$PF_IT_DIR/traffic.py" stream --to "$IP_B" --port "$PORT_B" --seconds "$1" --pps 400 >>"$log" 2>&1 &
-    STREAM_PIDS+=($!)
-    BG_PIDS+=("${STREAM_PIDS[@]}")
-}
-hist_wait_streams() {
-    local pid rc
-    for pid in "${STREAM_PIDS[@]}"; do
-        rc=0
-        timeout 60 tail --pid="$pid" -f /dev/null || fail "traffic stream $pid did not finish"
-        wait "$pid" || rc=$?
-        ((rc == 0)) || fail "traffic stream $pid failed (exit $rc): $(tail -n 5 "$PF_T/traffic.log")"
-    done
-}
-
 t_k=$(hist_epoch $TZNAME "2026-11-22 00:10:00")
 hist_start_daemon kill9-first "$t_k" "${DAEMON_ARGS[@]}"
-hist_streams 4
+pf_streams 4
 sleep 1.5
 victim=$DAEMON_PID
 pf_stop_daemon KILL
@@ -173,7 +154,7 @@ kill -0 "$victim" 2>/dev/null && fail "daemon $victim still alive after kill -9"
 hist_remove_faketime_shm
 sleep 1 # counted by the kernel with no daemon at all
 hist_start_daemon kill9-second $((t_k + 120)) "${DAEMON_ARGS[@]}"
-hist_wait_streams
+pf_wait_streams
 hist_udp "${PH_D[@]}"
 k=$(pf_quiesce "$NS_A" "$IF_A")
 pf_stop_daemon TERM # the last drain goes in with it

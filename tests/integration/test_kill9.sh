@@ -12,27 +12,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 pf_setup_pair
 pf_start_servers
 
-# pf_streams SECONDS: background load both ways (UDP at 400 pps plus a paced TCP
-# connection, each direction); sets STREAM_PIDS.
-pf_streams() {
-    local log="$PF_T/traffic.log"
-    nsenter "--net=/run/netns/$NS_B" -- "$PY" "$PF_IT_DIR/traffic.py" stream --to "$IP_A" --port "$PORT_A" --seconds "$1" --pps 400 >>"$log" 2>&1 &
-    STREAM_PIDS=($!)
-    nsenter "--net=/run/netns/$NS_A" -- "$PY" "$PF_IT_DIR/traffic.py" stream --to "$IP_B" --port "$PORT_B" --seconds "$1" --pps 400 >>"$log" 2>&1 &
-    STREAM_PIDS+=($!)
-    BG_PIDS+=("${STREAM_PIDS[@]}")
-}
-
-pf_wait_streams() {
-    local pid rc
-    for pid in "${STREAM_PIDS[@]}"; do
-        rc=0
-        timeout 60 tail --pid="$pid" -f /dev/null || fail "traffic stream $pid did not finish"
-        wait "$pid" || rc=$?
-        ((rc == 0)) || fail "traffic stream $pid failed (exit $rc): $(tail -n 5 "$PF_T/traffic.log")"
-    done
-}
-
 for mode in auto off; do
     expect_mode=$mode
     [[ $mode == auto ]] && expect_mode=native
