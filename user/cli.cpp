@@ -225,6 +225,7 @@ Result<DaemonOptions> daemon_options(const CliCommand& c) {
     o.log_dir = cfg.log_dir;
     o.metrics_listen = c.metrics_listen.value_or(cfg.metrics_listen);
     o.mac_series_cap = cfg.metrics_mac_series;
+    o.config = cfg;
     if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
     return o;
 }

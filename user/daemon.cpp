@@ -11,11 +11,13 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <optional>
 
 #include "peakflow.skel.h"
 #include "peakflow/ifaces.hpp"
 #include "peakflow/metrics.hpp"
 #include "peakflow/privileges.hpp"
+#include "peakflow/service.hpp"
 #include "peakflow/store.hpp"
 #include "peakflow/units.hpp"
 
@@ -100,7 +102,8 @@ class Accountant {
         rolled_up_ = false;  // roll up and apply retention under the new rules at the next drain
     }
 
-    void drain(std::vector<Running>& running) {
+    // The drain's time (UTC seconds) when its rows were committed; nullopt when they wait.
+    std::optional<int64_t> drain(std::vector<Running>& running) {
         int64_t now = clock_();
         for (auto& r : running) {
             auto d = r.drainer.drain();
@@ -127,7 +130,7 @@ class Accountant {
             size_t n = 0;
             for (const auto& p : pending_) n += p.rows.size();
             spdlog::warn("could not write the history ({} rows kept for the next drain): {}", n, st.error().message());
-            return;
+            return std::nullopt;
         }
         pending_.clear();
         LocalDate today = cal_.local_date(now);
@@ -139,6 +142,7 @@ class Accountant {
             rolled_up_ = true;
             last_day_ = today;
         }
+        return now;
     }
 
   private:
@@ -215,7 +219,7 @@ void undo_fresh_attachments(std::vector<Running>& running, const Paths& paths) {
 
 // SIGHUP: re-read the configuration. The kernel maps and their counters are untouched;
 // settings that would need them re-created, or the history moved, wait for a restart.
-void reload(DaemonOptions& o, Accountant& acct, const std::vector<Running>& running) {
+void reload(DaemonOptions& o, Accountant& acct, Services& services, const std::vector<Running>& running) {
     if (!o.reload) {
         spdlog::info("SIGHUP: no configuration to reload");
         return;
@@ -247,6 +251,8 @@ void reload(DaemonOptions& o, Accountant& acct, const std::vector<Running>& runn
     o.billing_day = next->billing_day;
     o.retention = next->retention;
     o.log_level = next->log_level;
+    o.config = next->config;
+    services.reload(o.config);
     spdlog::info("reloaded: drain every {} ms, time zone {}, billing day {}", o.interval.count(), cal->tz_name(),
                  o.billing_day);
     acct.reconfigure(std::move(cal.value()), o.retention);
@@ -295,11 +301,15 @@ int run_daemon(const DaemonOptions& opts) {
     }
     // Started after the signals are blocked, so its threads never take SIGTERM.
     DaemonStatsBox stats;
+    Services services;
     std::unique_ptr<MetricsServer> metrics;
     if (!o.metrics_listen.empty()) {
-        auto m = MetricsServer::start(o.metrics_listen, [&stats, ifaces, paths = o.paths, cap = o.mac_series_cap] {
-            return collect_metrics(ifaces, paths, stats.get(), cap);
-        });
+        auto m = MetricsServer::start(o.metrics_listen,
+                                      [&stats, &services, ifaces, paths = o.paths, cap = o.mac_series_cap] {
+                                          DaemonStats s = stats.get();
+                                          services.stats(s);
+                                          return collect_metrics(ifaces, paths, s, cap);
+                                      });
         if (!m) {
             undo_fresh_attachments(running, o.paths);
             throw FatalError(m.error());
@@ -315,10 +325,18 @@ int run_daemon(const DaemonOptions& opts) {
     for (const auto& r : running) names += (names.empty() ? "" : ", ") + r.attached.ifname;
     spdlog::info("ready: counting on {} (drain every {} ms)", names, o.interval.count());
 
+    ServiceContext sctx{o.config, o, ifaces, nullptr, nullptr};
+    if (auto st = start_services(services, sctx); !st) {
+        services.stop();
+        metrics.reset();
+        undo_fresh_attachments(running, o.paths);
+        throw FatalError(st.error());
+    }
+
     Accountant acct(*store, std::move(cal), o);
     auto drain = [&] {
         auto t0 = std::chrono::steady_clock::now();
-        acct.drain(running);
+        if (auto committed = acct.drain(running)) services.after_drain(*committed);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         stats.update([&](DaemonStats& d) {
             d.last_drain_seconds = s;
@@ -358,7 +376,7 @@ int run_daemon(const DaemonOptions& opts) {
         }
         if (sig == SIGHUP) {
             sd_notify(0, "RELOADING=1");
-            reload(o, acct, running);
+            reload(o, acct, services, running);
             next_drain = std::min(next_drain, SteadyClock::now() + o.interval);
             sd_notify(0, "READY=1");
             continue;
@@ -369,6 +387,7 @@ int run_daemon(const DaemonOptions& opts) {
     }
 
     drain();
+    services.stop();
     metrics.reset();
     int rc = 0;
     for (auto& r : running) {

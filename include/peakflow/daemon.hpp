@@ -37,6 +37,9 @@ struct DaemonOptions {
     // can change while running (interval, time zone, peak windows, billing day, retention,
     // log level) is applied; the rest needs a restart and is logged as such.
     std::function<Result<DaemonOptions>()> reload;
+    // The whole config the options came from: the background services (push, reports,
+    // watch, export) are built from their sections of it.
+    Config config;
 };
 
 struct MacDelta {

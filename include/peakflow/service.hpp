@@ -1,0 +1,74 @@
+#pragma once
+// Background parts of the daemon beside the accounting loop: the push pipeline, report
+// schedules, the process and host watch, flow export. Each runs its own thread(s) and is
+// driven by the daemon through these hooks.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "peakflow/alerts.hpp"
+#include "peakflow/config.hpp"
+#include "peakflow/error.hpp"
+#include "peakflow/message_queue.hpp"
+#include "peakflow/metrics.hpp"
+#include "peakflow/paths.hpp"
+
+namespace pf {
+
+struct DaemonOptions;
+
+class Service {
+  public:
+    virtual ~Service() = default;
+    virtual std::string name() const = 0;
+    // On the daemon thread after each drain was committed to the history; `now` is that
+    // drain's time (UTC seconds). Must be quick: hand work to the service's own thread.
+    virtual void after_drain(int64_t now) { (void)now; }
+    // SIGHUP with a new, valid config.
+    virtual void reload(const Config& cfg) { (void)cfg; }
+    // Add this service's figures (thread-safe: called from the metrics thread).
+    virtual void stats(DaemonStats& s) const { (void)s; }
+    // Shutdown, after the last drain: finish what is open (files, a send in flight), join
+    // threads. Called once, in the reverse order of start.
+    virtual void stop() {}
+};
+
+// What services are built from. `alerts` is never null; `outbox` is null when the push
+// pipeline is not configured.
+struct ServiceContext {
+    const Config& config;
+    const DaemonOptions& options;     // paths, database path, clock
+    std::vector<std::string> ifaces;  // the interfaces the daemon attached to
+    AlertSink* alerts = nullptr;
+    MessageQueue* outbox = nullptr;
+};
+
+class Services {
+  public:
+    Services() = default;
+    Services(const Services&) = delete;
+    Services& operator=(const Services&) = delete;
+    ~Services();  // stops what is still running
+
+    void after_drain(int64_t now);
+    void reload(const Config& cfg);
+    void stats(DaemonStats& s) const;
+    void stop();  // reverse order of start; idempotent
+
+    void add(std::unique_ptr<Service> s) { list_.push_back(std::move(s)); }
+    // Owners of what services share (the outbox-backed alert sink), kept alive until stop.
+    std::vector<std::shared_ptr<void>> keep;
+    LogAlertSink log_alerts;
+
+  private:
+    std::vector<std::unique_ptr<Service>> list_;
+    bool stopped_ = false;
+};
+
+// Builds and starts the services the config asks for. A service that cannot start (bad
+// credentials file, unwritable spool directory) is an error: the daemon does not start.
+Status start_services(Services& out, ServiceContext& ctx);
+
+}  // namespace pf
