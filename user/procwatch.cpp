@@ -222,7 +222,7 @@ std::vector<ProcEvent> ProcWatch::sample(double mono, int64_t wall) {
             // between samples is a suspect in its first sample, not one period later.
             if (uptime < 0) uptime = fs_.uptime();
             double age = uptime - static_cast<double>(st->starttime) / hz;
-            if (age >= 0.5) cpu = static_cast<double>(st->ticks) / (age * hz) * 100.0;
+            if (age >= 0.2) cpu = static_cast<double>(st->ticks) / (age * hz) * 100.0;
             t.info.pid = pid;
             t.info.starttime = st->starttime;
         }
