@@ -48,8 +48,10 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 uint64_t meminfo_kb(const std::string& text, const char* key) {
     size_t at = text.find(std::string("\n") + key);
-    if (text.rfind(key, 0) == 0) at = 0;
-    else if (at != std::string::npos) ++at;
+    if (text.rfind(key, 0) == 0)
+        at = 0;
+    else if (at != std::string::npos)
+        ++at;
     if (at == std::string::npos) return 0;
     return std::strtoull(text.c_str() + at + std::strlen(key), nullptr, 10);
 }
@@ -248,7 +250,8 @@ SysReport HostHealth::sys(int64_t now) {
     while (std::getline(os, l))
         if (l.rfind("PRETTY_NAME=", 0) == 0) {
             r.os = l.substr(12);
-            if (r.os.size() >= 2 && (r.os.front() == '"' || r.os.front() == '\'')) r.os = r.os.substr(1, r.os.size() - 2);
+            if (r.os.size() >= 2 && (r.os.front() == '"' || r.os.front() == '\''))
+                r.os = r.os.substr(1, r.os.size() - 2);
         }
     r.uptime = static_cast<uint64_t>(std::strtod(first_line(path("proc/uptime")).c_str(), nullptr));
     std::istringstream la(first_line(path("proc/loadavg")));
@@ -340,18 +343,17 @@ UsersReport HostHealth::users(int64_t now) const {
 }
 
 std::string format_cpu(const CpuReport& r) {
-    return fmt::format("{} {:.2f} {:.2f} {:.2f} {} {} {}", host_stamp(r.time), r.load1, r.load5, r.load15,
-                       pct(r.usage), temp_text(r.temp), r.level);
+    return fmt::format("{} {:.2f} {:.2f} {:.2f} {} {} {}", host_stamp(r.time), r.load1, r.load5, r.load15, pct(r.usage),
+                       temp_text(r.temp), r.level);
 }
 
 std::string format_mem(const MemReport& r) {
-    return fmt::format("{} {} {} {} {}", host_stamp(r.time), mib(r.total), mib(r.free), pct(r.used),
-                       pct(r.average));
+    return fmt::format("{} {} {} {} {}", host_stamp(r.time), mib(r.total), mib(r.free), pct(r.used), pct(r.average));
 }
 
 std::string format_disk(const DiskReport& r) {
-    return fmt::format("{} {} {} {} {} {}", host_stamp(r.time), r.kind, no_spaces(r.name), mib(r.total),
-                       mib(r.free), pct(r.used));
+    return fmt::format("{} {} {} {} {} {}", host_stamp(r.time), r.kind, no_spaces(r.name), mib(r.total), mib(r.free),
+                       pct(r.used));
 }
 
 std::string format_sys(const SysReport& r) {
@@ -370,8 +372,8 @@ std::string format_users(const UsersReport& r) {
 }
 
 std::string format_proc(int64_t now, const ProcInfo& p, bool suspect) {
-    return fmt::format("{} {} {} {} {} {} {}", host_stamp(now), p.pid, no_spaces(p.name), no_spaces(p.user),
-                       pct(p.cpu), pct(p.mem), suspect ? "suspect" : "normal");
+    return fmt::format("{} {} {} {} {} {} {}", host_stamp(now), p.pid, no_spaces(p.name), no_spaces(p.user), pct(p.cpu),
+                       pct(p.mem), suspect ? "suspect" : "normal");
 }
 
 namespace {
@@ -384,21 +386,25 @@ Json opt_temp(const std::optional<double>& t) {
 }  // namespace
 
 std::string json_cpu(const CpuReport& r) {
-    Json j{{"time", r.time},           {"load1", r.load1},          {"load5", r.load5},
-           {"load15", r.load15},       {"usage", round1(r.usage)},  {"temperature", opt_temp(r.temp)},
+    Json j{{"time", r.time},     {"load1", r.load1},         {"load5", r.load5},
+           {"load15", r.load15}, {"usage", round1(r.usage)}, {"temperature", opt_temp(r.temp)},
            {"level", r.level}};
     return j.dump();
 }
 
 std::string json_mem(const MemReport& r) {
-    Json j{{"time", r.time},          {"total_bytes", r.total},      {"free_bytes", r.free},
-           {"used", round1(r.used)}, {"average", round1(r.average)}};
+    Json j{{"time", r.time},
+           {"total_bytes", r.total},
+           {"free_bytes", r.free},
+           {"used", round1(r.used)},
+           {"average", round1(r.average)}};
     return j.dump();
 }
 
 std::string json_disk(const DiskReport& r) {
-    Json j{{"time", r.time},         {"kind", r.kind == 0 ? "disk" : "partition"}, {"name", r.name},
-           {"total_bytes", r.total}, {"free_bytes", r.free},                      {"used", round1(r.used)}};
+    Json j{{"time", r.time},       {"kind", r.kind == 0 ? "disk" : "partition"},
+           {"name", r.name},       {"total_bytes", r.total},
+           {"free_bytes", r.free}, {"used", round1(r.used)}};
     return j.dump();
 }
 
@@ -428,7 +434,7 @@ std::string json_users(const UsersReport& r) {
 }
 
 std::string json_proc(int64_t now, const ProcInfo& p, bool suspect) {
-    Json j{{"time", now},       {"pid", p.pid},           {"name", p.name},         {"user", p.user},
+    Json j{{"time", now},          {"pid", p.pid},         {"name", p.name},       {"user", p.user},
            {"command", p.cmdline}, {"cpu", round1(p.cpu)}, {"mem", round1(p.mem)}, {"suspect", suspect}};
     return j.dump();
 }
@@ -514,8 +520,8 @@ Result<std::unique_ptr<HostHistory>> HostHistory::open(const std::string& path, 
     h->batch_ = std::max(batch, 1);
     if (sqlite3_open_v2(path.c_str(), &h->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK)
-        return Error("cannot open database " + path + " for the host watch: " +
-                     (h->db_ ? sqlite3_errmsg(h->db_) : "out of memory"));
+        return Error("cannot open database " + path +
+                     " for the host watch: " + (h->db_ ? sqlite3_errmsg(h->db_) : "out of memory"));
     sqlite3_busy_timeout(h->db_, 5000);
     if (auto s = h->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !s) return s.error();
     if (auto s = h->exec(kSchema); !s) return s.error();
@@ -562,9 +568,9 @@ Status HostHistory::prune(int64_t older_than) {
     return run(db_, "DELETE FROM proc_episodes WHERE ended IS NOT NULL AND ended < ?", older_than);
 }
 
-#define PF_HOST_SAMPLE_DONE()                           \
-    if (++samples_ >= batch_) return flush();           \
-    return Ok{}
+#define PF_HOST_SAMPLE_DONE()                 \
+    if (++samples_ >= batch_) return flush(); \
+    return Ok {}
 
 Status HostHistory::add(const CpuReport& r) {
     (void)queue([r](sqlite3* db) {
@@ -593,8 +599,8 @@ Status HostHistory::add(const std::vector<DiskReport>& v) {
 Status HostHistory::add(const SysReport& r) {
     (void)queue([r](sqlite3* db) {
         return run(db, "INSERT INTO host_sys VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", r.time, r.hostname, r.os,
-                   r.kernel, r.uptime, r.load1, r.load5, r.load15, r.disk_total, r.disk_used, r.mem_total,
-                   r.mem_used, r.temp, r.disk_level, r.mem_level, r.cpu_level);
+                   r.kernel, r.uptime, r.load1, r.load5, r.load15, r.disk_total, r.disk_used, r.mem_total, r.mem_used,
+                   r.temp, r.disk_level, r.mem_level, r.cpu_level);
     });
     PF_HOST_SAMPLE_DONE();
 }

@@ -100,9 +100,9 @@ Status parse_host_watch(const Parser& p, const YAML::Node& n, const std::string&
             const char* name;
             double* field;
             double hi;
-        } lv[] = {{"temp_note", &h.temp_note, 200},   {"temp_warning", &h.temp_warning, 200},
-                  {"mem_note", &h.mem_note, 100},     {"mem_warning", &h.mem_warning, 100},
-                  {"disk_note", &h.disk_note, 100},   {"disk_warning", &h.disk_warning, 100}};
+        } lv[] = {{"temp_note", &h.temp_note, 200}, {"temp_warning", &h.temp_warning, 200},
+                  {"mem_note", &h.mem_note, 100},   {"mem_warning", &h.mem_warning, 100},
+                  {"disk_note", &h.disk_note, 100}, {"disk_warning", &h.disk_warning, 100}};
         for (const auto& x : lv) {
             if (!l[x.name]) continue;
             auto v = real_in(p, l[x.name], lk + "." + x.name, 0, x.hi);
@@ -152,8 +152,8 @@ ProcWatchOptions proc_options(const HostWatchConfig& c) {
     return o;
 }
 
-Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, const std::string& root,
-                int64_t now, const std::function<void(double)>& sleep, std::ostream& out) {
+Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, const std::string& root, int64_t now,
+                const std::function<void(double)>& sleep, std::ostream& out) {
     static const char* items[] = {"cpu", "mem", "disk", "sys", "users", "procs"};
     bool known = item.empty();
     for (const char* i : items) known = known || item == i;
@@ -266,8 +266,8 @@ class HostWatchService : public Service {
         spdlog::info("host watch: new settings applied");
     }
 
-    void raise(Alert::Kind kind, const std::string& source, const std::string& key, std::string title,
-               std::string text, int64_t now) {
+    void raise(Alert::Kind kind, const std::string& source, const std::string& key, std::string title, std::string text,
+               int64_t now) {
         Alert a;
         a.kind = kind;
         a.source = source;
@@ -342,10 +342,10 @@ class HostWatchService : public Service {
     }
 
     void run() {
-        spdlog::info("host watch: processes every {} s (CPU above {}%, memory above {}%), CPU and memory every {} s, "
-                     "disk, system and users every {} s",
-                     cfg_.proc_interval, cfg_.cpu_threshold, cfg_.mem_threshold, cfg_.health_interval,
-                     cfg_.slow_interval);
+        spdlog::info(
+            "host watch: processes every {} s (CPU above {}%, memory above {}%), CPU and memory every {} s, "
+            "disk, system and users every {} s",
+            cfg_.proc_interval, cfg_.cpu_threshold, cfg_.mem_threshold, cfg_.health_interval, cfg_.slow_interval);
         auto next_proc = Clock::now(), next_fast = next_proc, next_slow = next_proc;
         while (!stopping()) {
             apply_pending();

@@ -248,8 +248,8 @@ std::vector<ProcEvent> ProcWatch::sample(double mono, int64_t wall) {
             if (t.above && !t.runaway) {
                 // The second sample in a row above: a runaway, reported once.
                 t.runaway = true;
-                events.push_back(ProcEvent{ProcEvent::Kind::Runaway, t.info, t.above_since, wall, {}, t.peak_cpu,
-                                           t.peak_mem});
+                events.push_back(
+                    ProcEvent{ProcEvent::Kind::Runaway, t.info, t.above_since, wall, {}, t.peak_cpu, t.peak_mem});
             }
         } else if (t.runaway) {
             t.runaway = false;

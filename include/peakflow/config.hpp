@@ -58,7 +58,8 @@ struct Config {
     std::string database = kDefaultDatabasePath;
     Retention retention;
     std::vector<Adjustment> adjustments;
-    HostWatchConfig host_watch;  // process watch and host health (hostwatch.hpp)
+    // Process watch and host health (hostwatch.hpp).
+    HostWatchConfig host_watch;
     std::string source;  // the file it came from; empty for built-in defaults
 };
 

@@ -47,8 +47,8 @@ struct MemReport {
 
 struct DiskReport {
     int64_t time = 0;
-    int kind = 0;      // 0: the whole disk space (all mounted block devices), 1: one partition
-    std::string name;  // "disk", or the mount point
+    int kind = 0;                  // 0: the whole disk space (all mounted block devices), 1: one partition
+    std::string name;              // "disk", or the mount point
     uint64_t total = 0, free = 0;  // free: what users other than root can still have
     double used = 0;               // as df counts it: used / (used + free)
     uint64_t used_bytes = 0;
@@ -153,8 +153,8 @@ class HostHistory {
 
 // `peakflow-bpf host [ITEM] [--json]`: measures now and prints each item's records (all
 // items without ITEM); `sleep` waits the measuring windows (0.5 s CPU, 1 s processes).
-Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, const std::string& root,
-                int64_t now, const std::function<void(double)>& sleep, std::ostream& out);
+Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, const std::string& root, int64_t now,
+                const std::function<void(double)>& sleep, std::ostream& out);
 
 ProcWatchOptions proc_options(const HostWatchConfig& c);
 

@@ -21,7 +21,7 @@ struct HealthLevels {
 
 struct HostWatchConfig {
     bool enabled = true;
-    double proc_interval = 5;  // seconds between process samples
+    double proc_interval = 5;   // seconds between process samples
     double cpu_threshold = 50;  // percent of one CPU (of all CPUs with cpu_all_cpus)
     double mem_threshold = 50;  // percent of RAM
     bool cpu_all_cpus = false;

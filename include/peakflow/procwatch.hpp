@@ -22,10 +22,10 @@ class ProcFs {
 
     struct Stat {
         int pid = 0;
-        std::string comm;         // the name in parentheses, up to 15 characters
-        uint64_t ticks = 0;       // utime + stime, in clock ticks
-        uint64_t starttime = 0;   // ticks after boot
-        uint64_t rss_bytes = 0;   // resident pages (statm) x page size
+        std::string comm;        // the name in parentheses, up to 15 characters
+        uint64_t ticks = 0;      // utime + stime, in clock ticks
+        uint64_t starttime = 0;  // ticks after boot
+        uint64_t rss_bytes = 0;  // resident pages (statm) x page size
     };
 
     std::vector<int> pids() const;
@@ -49,9 +49,9 @@ class ProcFs {
 };
 
 struct ProcWatchOptions {
-    double cpu_threshold = 50;  // percent
-    double mem_threshold = 50;  // percent of MemTotal (resident memory)
-    bool cpu_all_cpus = false;  // false: percent of one CPU, as top counts
+    double cpu_threshold = 50;               // percent
+    double mem_threshold = 50;               // percent of MemTotal (resident memory)
+    bool cpu_all_cpus = false;               // false: percent of one CPU, as top counts
     std::vector<std::string> allow_names;    // comm, exactly
     std::vector<std::string> allow_users;    // user name or uid
     std::vector<std::string> allow_cgroups;  // cgroup path prefix, e.g. "/system.slice/backup.service"

@@ -47,8 +47,8 @@ class FakeRoot {
         // cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss.
         write(d + "stat", std::to_string(pid) + " (" + comm + ") R 1 " + std::to_string(pid) + " " +
                               std::to_string(pid) + " 0 -1 4194560 120 0 0 0 " + std::to_string(utime) + " " +
-                              std::to_string(stime) + " 7 3 20 0 1 0 " + std::to_string(starttime) +
-                              " 10240000 " + std::to_string(rss_pages) + " 18446744073709551615 1 1 0 0 0 0 0\n");
+                              std::to_string(stime) + " 7 3 20 0 1 0 " + std::to_string(starttime) + " 10240000 " +
+                              std::to_string(rss_pages) + " 18446744073709551615 1 1 0 0 0 0 0\n");
         write(d + "statm", "2500 " + std::to_string(rss_pages) + " 100 10 0 200 0\n");
         write(d + "status", "Name:\t" + comm + "\nUmask:\t0022\nState:\tR (running)\nTgid:\t" + std::to_string(pid) +
                                 "\nUid:\t" + std::to_string(uid) + "\t" + std::to_string(uid) + "\t" +

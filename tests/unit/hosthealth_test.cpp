@@ -36,7 +36,8 @@ class HostHealthTest : public ::testing::Test {
 
 TEST_F(HostHealthTest, MemoryLineAndDynamicAverage) {
     // 1,000,000 kB total, 200,000 kB available: 80% used; the first average is the value.
-    root.write("proc/meminfo", "MemTotal:        1000000 kB\nMemFree:           10000 kB\nMemAvailable:     200000 kB\n");
+    root.write("proc/meminfo",
+               "MemTotal:        1000000 kB\nMemFree:           10000 kB\nMemAvailable:     200000 kB\n");
     HostHealth h(root.dir());
     auto m = h.mem(kWall);
     EXPECT_EQ(m.total, 1024000000u);
@@ -111,7 +112,8 @@ TEST_F(HostHealthTest, DiskLinesFromStatvfsOfEachMountedBlockDevice) {
     ASSERT_EQ(d.size(), 3u);
     char pct[32], pct2[32];
     snprintf(pct, sizeof pct, "%.1f%%", 100.0 * static_cast<double>(used) / static_cast<double>(used + avail));
-    snprintf(pct2, sizeof pct2, "%.1f%%", 100.0 * static_cast<double>(2 * used) / static_cast<double>(2 * used + 2 * avail));
+    snprintf(pct2, sizeof pct2, "%.1f%%",
+             100.0 * static_cast<double>(2 * used) / static_cast<double>(2 * used + 2 * avail));
     auto m = [](uint64_t b) { return std::to_string(b >> 20) + "M"; };
     EXPECT_EQ(format_disk(d[0]), "2026-11-21__15:00:28 0 disk " + m(2 * total) + " " + m(2 * avail) + " " + pct2);
     EXPECT_EQ(format_disk(d[1]), "2026-11-21__15:00:28 1 / " + m(total) + " " + m(avail) + " " + pct);
@@ -122,7 +124,8 @@ TEST_F(HostHealthTest, DiskLinesFromStatvfsOfEachMountedBlockDevice) {
 TEST_F(HostHealthTest, SystemLine) {
     root.write("proc/sys/kernel/hostname", "pi1\n");
     root.write("proc/sys/kernel/osrelease", "6.1.0-13-arm64\n");
-    root.write("etc/os-release", "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n");
+    root.write("etc/os-release",
+               "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n");
     root.write("proc/uptime", "93784.52 100.00\n");  // 1 day 2 h 3 min
     root.write("proc/loadavg", "1.00 0.75 0.25 1/100 9\n");
     root.write("proc/meminfo", "MemTotal:        1000000 kB\nMemAvailable:      50000 kB\n");  // 95%
@@ -201,9 +204,12 @@ TEST_F(HostHealthTest, ProcLine) {
 TEST_F(HostHealthTest, RunHostPrintsTheItemAndRejectsUnknownOnes) {
     root.write("proc/meminfo", "MemTotal:        1000000 kB\nMemAvailable:     200000 kB\n");
     std::ostringstream out;
-    ASSERT_TRUE(run_host("mem", false, HostWatchConfig{}, root.dir(), kWall, [](double) {}, out).ok());
+    ASSERT_TRUE(run_host(
+                    "mem", false, HostWatchConfig{}, root.dir(), kWall, [](double) {}, out)
+                    .ok());
     EXPECT_EQ(out.str(), "2026-11-21__15:00:28 976M 195M 80.0% 80.0%\n");
-    auto st = run_host("swap", false, HostWatchConfig{}, root.dir(), kWall, [](double) {}, out);
+    auto st = run_host(
+        "swap", false, HostWatchConfig{}, root.dir(), kWall, [](double) {}, out);
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.error().message(), "unknown item 'swap': expected cpu, mem, disk, sys, users or procs");
 }

@@ -22,8 +22,9 @@ class ProcWatchTest : public ::testing::Test {
     void SetUp() override {
         root.write("proc/meminfo", "MemTotal:        1000000 kB\nMemFree:          500000 kB\n");
         root.write("proc/uptime", "10000.00 30000.00\n");
-        root.write("proc/stat", "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 1 2 3 4 5 6 7 8 0 0\n"
-                                "cpu2 1 2 3 4 5 6 7 8 0 0\ncpu3 1 2 3 4 5 6 7 8 0 0\nintr 0\n");
+        root.write("proc/stat",
+                   "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 1 2 3 4 5 6 7 8 0 0\n"
+                   "cpu2 1 2 3 4 5 6 7 8 0 0\ncpu3 1 2 3 4 5 6 7 8 0 0\nintr 0\n");
         root.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n");
         // Long-running and idle: started 100 s after boot, 50 ticks used in total.
         root.process(1, "init", 30, 20, 10000, 1000, 0, "/init.scope");
@@ -152,7 +153,7 @@ TEST_F(ProcWatchTest, ExitsBetweenSamples) {
     root.process(42, "burn", 500, 0, 500000, 10, 0);
     root.process(43, "brief", 500, 0, 500000, 10, 0);
     EXPECT_TRUE(w.sample(5, kWall + 5).empty());  // both suspects
-    root.remove("proc/43");                        // a suspect exits: nothing to say
+    root.remove("proc/43");                       // a suspect exits: nothing to say
     root.process(42, "burn", 1000, 0, 500000, 10, 0);
     auto ev = w.sample(10, kWall + 10);
     ASSERT_EQ(ev.size(), 1u);
