@@ -260,6 +260,7 @@ class HostWatchService : public Service {
             c.swap(pending_cfg_);
         }
         if (!c) return;
+        if (!c->enabled) spdlog::warn("host watch: host_watch.enabled: false takes effect at the next restart");
         cfg_ = *c;
         watch_.set_options(proc_options(cfg_));
         health_.set_levels(cfg_.levels);

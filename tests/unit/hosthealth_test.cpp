@@ -13,10 +13,13 @@
 
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "fake_root.hpp"
 #include "peakflow/config.hpp"
+#include "peakflow/daemon.hpp"
 
 namespace pf {
 namespace {
@@ -319,6 +322,80 @@ TEST(HostWatchConfigTest, ParsesDumpsAndRejects) {
     EXPECT_EQ(bad.error().message(), "t.yaml:2:18: key 'host_watch.mem_threshold': must be between 1 and 100, got 150");
     bad = parse_config("host_watch:\n  levels: {mem_note: 95, mem_warning: 90}\n", "t.yaml");
     ASSERT_FALSE(bad.ok());
+}
+
+}  // namespace
+}  // namespace pf
+
+namespace pf {
+namespace {
+
+class RecordingSink : public AlertSink {
+  public:
+    void alert(const Alert& a) override {
+        std::lock_guard lk(mu);
+        got.push_back(a);
+    }
+    std::vector<Alert> take() {
+        std::lock_guard lk(mu);
+        return got;
+    }
+    // Waits up to 10 s for an alert with this key and kind.
+    bool wait_for(const std::string& key, Alert::Kind kind) {
+        for (int i = 0; i < 1000; ++i) {
+            for (const auto& a : take())
+                if (a.key == key && a.kind == kind) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return false;
+    }
+    std::mutex mu;
+    std::vector<Alert> got;
+};
+
+// The service on its own thread against the fake tree: a process holding 60% of RAM is a
+// runaway on the second sample (alerted once, episode row), its exit ends the episode;
+// memory above mem_warning raises a host alert and its drop a recovery; stop() joins and
+// flushes the samples.
+TEST(HostWatchServiceTest, AlertsEpisodesAndSamplesFromTheFakeTree) {
+    FakeRoot root;
+    root.write("proc/meminfo", "MemTotal:        1000000 kB\nMemAvailable:      50000 kB\n");
+    root.write("proc/uptime", "10000.00 1.00\n");
+    root.write("proc/stat", "cpu  1 0 0 1 0 0 0 0 0 0\n");
+    root.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+    root.process(77, "hog", 0, 0, 500000, 150000, 0);  // 600,000 kB of 1,000,000
+    Config cfg;
+    cfg.host_watch.proc_interval = 0.2;
+    cfg.host_watch.health_interval = 1;
+    DaemonOptions opts;
+    opts.database = root.path("history.db");
+    opts.clock = [] { return kWall; };
+    RecordingSink sink;
+    ServiceContext ctx{cfg, opts, {}, &sink, nullptr};
+    auto svc = make_host_watch_service(ctx, root.dir());
+    ASSERT_TRUE(svc.ok()) << svc.error().message();
+
+    ASSERT_TRUE(sink.wait_for("runaway:77:500000", Alert::Kind::Raised));
+    ASSERT_TRUE(sink.wait_for("host:memory", Alert::Kind::Raised));
+    root.remove("proc/77");
+    root.write("proc/meminfo", "MemTotal:        1000000 kB\nMemAvailable:     900000 kB\n");
+    ASSERT_TRUE(sink.wait_for("runaway:77:500000", Alert::Kind::Recovered));
+    ASSERT_TRUE(sink.wait_for("host:memory", Alert::Kind::Recovered));
+    (*svc)->stop();
+
+    int raised = 0;
+    for (const auto& a : sink.take())
+        if (a.key == "runaway:77:500000" && a.kind == Alert::Kind::Raised) {
+            ++raised;
+            EXPECT_EQ(a.source, "procwatch");
+            EXPECT_EQ(a.title, "runaway process hog (pid 77): CPU 0.0% memory 60.0%");
+            EXPECT_NE(a.text.find("- command: `hog --busy`\n"), std::string::npos);
+        }
+    EXPECT_EQ(raised, 1);
+    std::string db = root.path("history.db");
+    EXPECT_EQ(count_rows(db, "proc_episodes WHERE pid=77 AND name='hog' AND end_reason='exited'"), 1);
+    EXPECT_GE(count_rows(db, "host_mem"), 2);  // flushed by stop(), fewer than 10 samples
+    EXPECT_GE(count_rows(db, "host_mem WHERE abs(used - 95.0) < 1e-9"), 1);
 }
 
 }  // namespace
