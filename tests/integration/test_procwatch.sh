@@ -62,6 +62,11 @@ grep -q "alert \[procwatch\] runaway:$BURN:" "$DAEMON_LOG" ||
 line=$(grep "alert \[procwatch\] runaway:$BURN:" "$DAEMON_LOG")
 grep -q "runaway process pf-burn (pid $BURN): CPU" <<<"$line" || fail "alert without the burner's name and pid: $line"
 
+# The command sees it too, measured on its own (thresholds from the same config).
+procs=$("$PF_BIN" host procs --config "$PF_CONFIG") || fail "host procs failed"
+grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}__[0-9]{2}:[0-9]{2}:[0-9]{2} $BURN pf-burn root [0-9.]+% [0-9.]+% suspect\$" <<<"$procs" ||
+    fail "host procs does not show the burner as a suspect: $procs"
+
 wait "$BURN" || fail "burner failed"
 BG_PIDS=("$SPIKE")
 # Its episode ends with the next sample after it exits.
@@ -91,3 +96,9 @@ for t in host_cpu host_mem host_disk host_sys host_users; do
 done
 mem=$(q "SELECT count(*) FROM host_mem WHERE total > 0 AND used > 0 AND used < 100")
 ((mem > 0)) || fail "host_mem rows without plausible figures"
+
+# The memory line of the command: the requirements' format, total = MemTotal in MiB.
+mem=$("$PF_BIN" host mem) || fail "host mem failed"
+total=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
+grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}__[0-9]{2}:[0-9]{2}:[0-9]{2} ${total}M [0-9]+M [0-9]+\.[0-9]% [0-9]+\.[0-9]%\$" <<<"$mem" ||
+    fail "host mem line not as the requirements print it: '$mem' (MemTotal ${total}M)"

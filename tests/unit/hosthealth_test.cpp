@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "fake_root.hpp"
+#include "peakflow/cli.hpp"
 #include "peakflow/config.hpp"
 #include "peakflow/daemon.hpp"
 
@@ -396,6 +397,28 @@ TEST(HostWatchServiceTest, AlertsEpisodesAndSamplesFromTheFakeTree) {
     EXPECT_EQ(count_rows(db, "proc_episodes WHERE pid=77 AND name='hog' AND end_reason='exited'"), 1);
     EXPECT_GE(count_rows(db, "host_mem"), 2);  // flushed by stop(), fewer than 10 samples
     EXPECT_GE(count_rows(db, "host_mem WHERE abs(used - 95.0) < 1e-9"), 1);
+}
+
+}  // namespace
+}  // namespace pf
+
+namespace pf {
+namespace {
+
+TEST(HostCliTest, ParsesItemJsonAndConfigAndRejectsUnknownItems) {
+    auto p = parse_cli({"peakflow-bpf", "host", "mem", "--json", "-f", "x.yaml"});
+    ASSERT_EQ(p.exit_code, -1) << p.err;
+    EXPECT_EQ(p.cmd.kind, CliCommand::Host);
+    EXPECT_EQ(p.cmd.host_item, "mem");
+    EXPECT_TRUE(p.cmd.host_json);
+    EXPECT_EQ(p.cmd.config_path, "x.yaml");
+    p = parse_cli({"peakflow-bpf", "host"});
+    ASSERT_EQ(p.exit_code, -1);
+    EXPECT_EQ(p.cmd.host_item, "");
+    EXPECT_FALSE(p.cmd.host_json);
+    p = parse_cli({"peakflow-bpf", "host", "swap"});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_NE(p.err.find("swap not in {cpu,mem,disk,sys,users,procs}"), std::string::npos) << p.err;
 }
 
 }  // namespace
