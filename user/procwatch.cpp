@@ -246,8 +246,13 @@ std::vector<ProcEvent> ProcWatch::sample(double mono, int64_t wall) {
             t.peak_cpu = std::max(t.peak_cpu, t.info.cpu);
             t.peak_mem = std::max(t.peak_mem, t.info.mem);
             if (t.above && !t.runaway) {
-                // The second sample in a row above: a runaway, reported once.
+                // The second sample in a row above: a runaway, reported once. Details are read
+                // again: the process may have exec'd since (same pid and start time).
                 t.runaway = true;
+                t.info.cmdline.clear();
+                t.info.user.clear();
+                t.info.cgroup.clear();
+                fill_details(pid, t.info);
                 events.push_back(
                     ProcEvent{ProcEvent::Kind::Runaway, t.info, t.above_since, wall, {}, t.peak_cpu, t.peak_mem});
             }
