@@ -11,9 +11,11 @@
 #include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "peakflow/config.hpp"
 #include "peakflow/daemon.hpp"
+#include "peakflow/hosthealth.hpp"
 #include "peakflow/privileges.hpp"
 #include "peakflow/store.hpp"
 #include "peakflow/version.hpp"
@@ -96,6 +98,15 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     report->add_option("-f,--config", c.config_path, "Config file (time zone, peak windows, billing day, database)");
     report->add_option("--database", c.database, "History database (default: the config's)");
 
+    auto* host = app.add_subcommand(
+        "host", "Host health and the busiest processes, measured now (no daemon needed), one line per record");
+    host->add_option("ITEM", c.host_item,
+                     "cpu (load, usage over 0.5 s, temperature, level), mem, disk, sys, users, or procs (the "
+                     "busiest five and every process above the thresholds, over 1 s); default: all")
+        ->check(CLI::IsMember({"cpu", "mem", "disk", "sys", "users", "procs"}));
+    host->add_flag("--json", c.host_json, "One JSON object per record");
+    host->add_option("-f,--config", c.config_path, "Config file (thresholds and alarm levels of host_watch)");
+
     auto* config = app.add_subcommand("config", "Configuration file tools");
     config->require_subcommand(1);
     auto* check = config->add_subcommand("check", "Validate a config file and print the effective config");
@@ -126,6 +137,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         c.kind = CliCommand::Dump;
     } else if (*check) {
         c.kind = CliCommand::ConfigCheck;
+    } else if (*host) {
+        c.kind = CliCommand::Host;
     } else if (*report) {
         c.kind = CliCommand::Report;
         ReportOptions& ro = c.report;
@@ -260,6 +273,16 @@ int run_report_cmd(const CliCommand& c) {
     return 0;
 }
 
+int run_host_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    auto sleep = [](double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); };
+    if (auto st = run_host(c.host_item, c.host_json, cfg.host_watch, "/", static_cast<int64_t>(::time(nullptr)), sleep,
+                           std::cout);
+        !st)
+        throw FatalError(st.error());
+    return 0;
+}
+
 int run_config_check(const CliCommand& c) {
     std::string path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
     Config cfg = load_config_file(path).take();
@@ -287,6 +310,7 @@ int run_cli(int argc, char** argv) {
             case CliCommand::Dump: return run_dump(p.cmd.dump, Paths{}, std::cout);
             case CliCommand::ConfigCheck: return run_config_check(p.cmd);
             case CliCommand::Report: return run_report_cmd(p.cmd);
+            case CliCommand::Host: return run_host_cmd(p.cmd);
             case CliCommand::None: break;
         }
     } catch (const FatalError& e) {

@@ -201,6 +201,10 @@ const std::map<std::string, KeyHandler>& handlers() {
              c.log_dir = *v;
              return Ok{};
          }},
+        {"host_watch",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_host_watch(p, n, k, c.host_watch);
+         }},
         {"log_level",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              auto v = p.scalar<std::string>(n, k, "a log level");
@@ -294,6 +298,8 @@ std::string dump_config(const Config& c) {
         out << YAML::EndMap;
     }
     out << YAML::EndSeq;
+    out << YAML::Key << "host_watch" << YAML::Value;
+    dump_host_watch(out, c.host_watch);
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

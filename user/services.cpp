@@ -5,6 +5,7 @@
 #include <ranges>
 
 #include "peakflow/daemon.hpp"
+#include "peakflow/hosthealth.hpp"
 
 namespace pf {
 
@@ -37,7 +38,11 @@ Status start_services(Services& out, ServiceContext& ctx) {
     if (!ctx.alerts) ctx.alerts = &out.log_alerts;
     // Order matters: the push pipeline comes first, as it provides ctx.outbox and replaces
     // ctx.alerts with a sink that queues alerts for delivery; the others raise through it.
-    (void)out;
+    if (ctx.config.host_watch.enabled) {
+        auto s = make_host_watch_service(ctx);
+        if (!s) return s.error();
+        out.add(std::move(*s));
+    }
     return Ok{};
 }
 

@@ -11,7 +11,7 @@
 namespace pf {
 
 struct CliCommand {
-    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report } kind = None;
+    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report, Host } kind = None;
     std::vector<std::string> ifaces;
     std::string config_path;
     std::string database;  // overrides the config's database path
@@ -25,6 +25,8 @@ struct CliCommand {
     std::optional<std::string> log_level;
     DumpOptions dump;
     ReportOptions report;
+    std::string host_item;  // host: cpu, mem, disk, sys, users, procs; empty: all
+    bool host_json = false;
 };
 
 struct CliParse {

@@ -11,6 +11,7 @@
 
 #include "peakflow/calendar.hpp"
 #include "peakflow/error.hpp"
+#include "peakflow/hostwatch.hpp"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
 
@@ -57,6 +58,8 @@ struct Config {
     std::string database = kDefaultDatabasePath;
     Retention retention;
     std::vector<Adjustment> adjustments;
+    // Process watch and host health (hostwatch.hpp).
+    HostWatchConfig host_watch;
     std::string source;  // the file it came from; empty for built-in defaults
 };
 

@@ -33,7 +33,7 @@ expect() { # expected -- words...
 }
 ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
 
-expect "attach config detach dump report" -- peakflow-bpf ""
+expect "attach config detach dump host report" -- peakflow-bpf ""
 expect "attach" -- peakflow-bpf at
 expect "--help --log-level --version" -- peakflow-bpf --
 expect "$ifaces" -- peakflow-bpf attach ""
@@ -49,6 +49,9 @@ expect "--flows" -- peakflow-bpf dump --fl
 expect "--five-minutes" -- peakflow-bpf report --fi
 expect "--hour --hours" -- peakflow-bpf report --hou
 expect "check" -- peakflow-bpf config ""
+expect "cpu disk mem procs sys users" -- peakflow-bpf host ""
+expect "--json" -- peakflow-bpf host mem --js
+expect "$tmp/site.yaml" -- peakflow-bpf host -f "$tmp/"
 expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
 expect "" -- peakflow-bpf attach --interval ""
 
