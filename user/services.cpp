@@ -4,7 +4,9 @@
 
 #include <ranges>
 
+#include "peakflow/customer_report.hpp"
 #include "peakflow/daemon.hpp"
+#include "peakflow/push_reports.hpp"
 
 namespace pf {
 
@@ -38,6 +40,32 @@ Status start_services(Services& out, ServiceContext& ctx) {
     // Order matters: the push pipeline comes first, as it provides ctx.outbox and replaces
     // ctx.alerts with a sink that queues alerts for delivery; the others raise through it.
     (void)out;
+
+    // Scheduled reports and the customer's hourly report: only with the push pipeline.
+    if (ctx.outbox && ctx.config.reports.enabled) {
+        ReportService::Options ro;
+        ro.database = ctx.options.database;
+        ro.timezone = ctx.options.timezone;
+        ro.peak_windows = ctx.options.peak_windows;
+        ro.billing_day = ctx.options.billing_day;
+        ro.reports = ctx.config.reports;
+        ro.adjustments = ctx.config.adjustments;
+        for (const auto& [name, type] : ctx.sinks) ro.sinks.push_back(name);
+        ro.clock = ctx.options.clock;
+        auto s = ReportService::create(std::move(ro), *ctx.outbox);
+        if (!s) return s.error();
+        out.add(std::move(*s));
+    }
+    if (ctx.config.customer_report.enabled) {
+        if (!ctx.outbox)
+            return Error("customer_report is enabled but push is not configured", "", 0,
+                         "add a push sink of type http and name it in customer_report.sink");
+        auto co = customer_report_options(ctx);
+        if (!co) return co.error();
+        auto s = CustomerReportService::create(std::move(*co), *ctx.outbox);
+        if (!s) return s.error();
+        out.add(std::move(*s));
+    }
     return Ok{};
 }
 

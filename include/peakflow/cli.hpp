@@ -25,6 +25,8 @@ struct CliCommand {
     std::optional<std::string> log_level;
     DumpOptions dump;
     ReportOptions report;
+    std::string customer_hour;     // report --customer-hour YYYY-MM-DDTHH
+    bool customer_verify = false;  // report --verify
 };
 
 struct CliParse {

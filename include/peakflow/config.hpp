@@ -13,6 +13,7 @@
 #include "peakflow/error.hpp"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
+#include "peakflow/reports_config.hpp"
 
 namespace pf {
 
@@ -57,6 +58,8 @@ struct Config {
     std::string database = kDefaultDatabasePath;
     Retention retention;
     std::vector<Adjustment> adjustments;
+    ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)
+    CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)
     std::string source;  // the file it came from; empty for built-in defaults
 };
 
