@@ -14,8 +14,8 @@
 
 #include "peakflow/config.hpp"
 #include "peakflow/customer_report.hpp"
-#include "peakflow/ifaces.hpp"
 #include "peakflow/daemon.hpp"
+#include "peakflow/ifaces.hpp"
 #include "peakflow/privileges.hpp"
 #include "peakflow/store.hpp"
 #include "peakflow/version.hpp"

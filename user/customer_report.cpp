@@ -52,8 +52,8 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
         if (!v) return v.error();
         out.enabled = *v;
     }
-    for (auto [name, field] : {std::pair{"sink", &out.sink}, std::pair{"iface", &out.iface},
-                               std::pair{"query_url", &out.query_url}}) {
+    for (auto [name, field] :
+         {std::pair{"sink", &out.sink}, std::pair{"iface", &out.iface}, std::pair{"query_url", &out.query_url}}) {
         if (!n[name]) continue;
         auto v = p.scalar<std::string>(n[name], key + "." + name, "a string");
         if (!v) return v.error();
@@ -84,10 +84,11 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
         if (!n[f->key]) continue;
         if (auto st = parse_static(p, n[f->key], key + "." + f->key, *f); !st) return st;
     }
-    static const std::set<std::string> reserved = {"flux_dat", "flux_hour", "provider_id", "provider_uiid", "isp_id",
-                                                   "mac",      "version",   "device_type", "v0",            "v1",
-                                                   "v2",       "v3",        "v4",          "v5",            "v6",
-                                                   "v7",       "v8",        "v9",          "v10",           "v11"};
+    static const std::set<std::string> reserved = {"flux_dat", "flux_hour", "provider_id", "provider_uiid",
+                                                   "isp_id",   "mac",       "version",     "device_type",
+                                                   "v0",       "v1",        "v2",          "v3",
+                                                   "v4",       "v5",        "v6",          "v7",
+                                                   "v8",       "v9",        "v10",         "v11"};
     if (n["fields"]) {
         const auto& m = n["fields"];
         if (!m.IsMap()) return p.error_at(m.Mark(), key + ".fields", "expected a mapping of field: value");
@@ -122,7 +123,8 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
         out.catch_up_hours = static_cast<int>(*v);
     }
     if (out.enabled && out.sink.empty())
-        return p.error_at(n.Mark(), key + ".sink", "an enabled customer report needs the name of a push sink of type http");
+        return p.error_at(n.Mark(), key + ".sink",
+                          "an enabled customer report needs the name of a push sink of type http");
     return Ok{};
 }
 
@@ -199,8 +201,8 @@ Json points_json(const HourPoints& v) {
 
 }  // namespace
 
-std::string customer_body(const CustomerReportConfig& c, const Calendar& cal, const std::string& mac, int64_t hour_start,
-                          const HourPoints& v, int version) {
+std::string customer_body(const CustomerReportConfig& c, const Calendar& cal, const std::string& mac,
+                          int64_t hour_start, const HourPoints& v, int version) {
     Json j;
     j["flux_dat"] = flux_dat(cal, hour_start);
     j["flux_hour"] = flux_hour(cal, hour_start);
@@ -278,7 +280,8 @@ std::string points_text(const HourPoints& v) {
 
 // Latest recorded version of (mac, hour): {version, points}; version 0 when never sent.
 std::pair<int, std::string> latest(sqlite3* db, const std::string& mac, int64_t hour) {
-    Stmt q(db, "SELECT version, points FROM customer_report WHERE mac = ?1 AND hour = ?2 ORDER BY version DESC LIMIT 1");
+    Stmt q(db,
+           "SELECT version, points FROM customer_report WHERE mac = ?1 AND hour = ?2 ORDER BY version DESC LIMIT 1");
     q.text(1, mac);
     sqlite3_bind_int64(q.s, 2, hour);
     if (sqlite3_step(q.s) == SQLITE_ROW) return {sqlite3_column_int(q.s, 0), q.col(1)};
@@ -376,8 +379,7 @@ Result<CustomerReportService::Options> customer_report_options(const ServiceCont
     CustomerReportService::Options o;
     o.cfg = ctx.config.customer_report;
     auto it = std::find_if(ctx.sinks.begin(), ctx.sinks.end(), [&](const auto& s) { return s.first == o.cfg.sink; });
-    if (it == ctx.sinks.end())
-        return Error("customer_report.sink: '" + o.cfg.sink + "' is not a configured push sink");
+    if (it == ctx.sinks.end()) return Error("customer_report.sink: '" + o.cfg.sink + "' is not a configured push sink");
     if (it->second != "http")
         return Error("customer_report.sink: '" + o.cfg.sink + "' is of type " + it->second +
                      ", the customer report needs type http (the body is POSTed as is)");
@@ -388,8 +390,8 @@ Result<CustomerReportService::Options> customer_report_options(const ServiceCont
     o.peak_windows = ctx.options.peak_windows;
     o.billing_day = ctx.options.billing_day;
     o.adjustments = ctx.config.adjustments;
-    o.drain_interval = std::max<int64_t>(
-        1, std::chrono::duration_cast<std::chrono::seconds>(ctx.options.interval).count());
+    o.drain_interval =
+        std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(ctx.options.interval).count());
     o.clock = ctx.options.clock;
     return o;
 }
@@ -493,8 +495,8 @@ Status CustomerReportService::note_mac(int64_t now) {
     ins.text(2, mac);
     if (sqlite3_step(ins.s) != SQLITE_DONE) return db_error(db_, "record interface MAC");
     if (rc == SQLITE_ROW)
-        spdlog::info("customer_report: {} changed MAC {} -> {}; reported under the new one from {}", o_.iface,
-                     q.col(0), mac, cal_->format_local(since));
+        spdlog::info("customer_report: {} changed MAC {} -> {}; reported under the new one from {}", o_.iface, q.col(0),
+                     mac, cal_->format_local(since));
     return Ok{};
 }
 
@@ -517,9 +519,12 @@ Status CustomerReportService::queue_hour(const std::string& mac, std::optional<i
     if (!v) return v.error();
     const std::string body = customer_body(o_.cfg, *cal_, mac, hour, *v, version);
     const std::string fh = flux_hour(*cal_, hour);
-    OutboundMessage m{o_.cfg.sink, "hourly", fh.substr(0, 10) + "T" + fh.substr(11, 2),
+    OutboundMessage m{o_.cfg.sink,
+                      "hourly",
+                      fh.substr(0, 10) + "T" + fh.substr(11, 2),
                       "Hourly " + fh.substr(0, 10) + "T" + fh.substr(11, 2) + " v" + std::to_string(version),
-                      "hourly report of " + mac + ", version " + std::to_string(version), body};
+                      "hourly report of " + mac + ", version " + std::to_string(version),
+                      body};
     if (auto st = queue_.enqueue(m); !st) return st;
     Stmt ins(db_,
              "INSERT OR REPLACE INTO customer_report(mac, hour, version, flux_hour, points, body, queued_at, outcome) "
@@ -539,13 +544,21 @@ Status CustomerReportService::queue_hour(const std::string& mac, std::optional<i
 
 Status CustomerReportService::tick(int64_t now) {
     std::lock_guard<std::mutex> w(work_mu_);
-    if (!o_.cfg.enabled) return Ok{};
+    if (!o_.cfg.enabled) {
+        // Switched off (by a reload): the hours until it is on again are never reported.
+        Stmt up(db_, "UPDATE customer_state SET value = ?1 WHERE key = 'first_start'");
+        sqlite3_bind_int64(up.s, 1, now);
+        if (sqlite3_step(up.s) != SQLITE_DONE) return db_error(db_, "record the switch");
+        first_start_ = now;
+        return Ok{};
+    }
     if (auto st = note_mac(now); !st) return st;
     // Hours whose end is one drain interval behind the drain: their last bucket is complete.
     const int64_t last = cal_->hour_start(now - o_.drain_interval) - 3600;
     const int64_t oldest = std::max(now - static_cast<int64_t>(o_.cfg.catch_up_hours) * 3600, first_start_ - 3599);
     std::vector<int64_t> hours;
-    for (int64_t h = last; h + 3600 > oldest && h + 3600 > first_start_; h = cal_->hour_start(h - 1)) hours.push_back(h);
+    for (int64_t h = last; h + 3600 > oldest && h + 3600 > first_start_; h = cal_->hour_start(h - 1))
+        hours.push_back(h);
     std::reverse(hours.begin(), hours.end());
     for (int64_t h : hours) {
         auto who = reported_for_hour(h);
@@ -641,9 +654,10 @@ Status CustomerReportService::verify(int64_t now) {
     std::map<std::string, std::vector<int64_t>> hours;
     std::map<std::string, std::optional<int64_t>> peers;
     {
-        Stmt q(db_,
-               "SELECT mac, hour, max(queued_at) FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour ORDER BY mac, "
-               "hour");
+        Stmt q(
+            db_,
+            "SELECT mac, hour, max(queued_at) FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour ORDER BY mac, "
+            "hour");
         sqlite3_bind_int64(q.s, 1, now - static_cast<int64_t>(o_.cfg.verify_hours) * 3600);
         while (sqlite3_step(q.s) == SQLITE_ROW) hours[q.col(0)].push_back(sqlite3_column_int64(q.s, 1));
     }

@@ -29,8 +29,8 @@ std::string format_time_of_day(int minutes) {
 }
 
 Status parse_reports_config(const Parser& p, const YAML::Node& n, const std::string& key, ReportsConfig& out) {
-    if (auto st = check_keys(p, n, key,
-                             {"enabled", "daily_at", "daily", "monthly", "on_start", "top_macs", "catch_up_days", "sinks"});
+    if (auto st = check_keys(
+            p, n, key, {"enabled", "daily_at", "daily", "monthly", "on_start", "top_macs", "catch_up_days", "sinks"});
         !st)
         return st;
     for (auto [name, field] : {std::pair{"enabled", &out.enabled}, std::pair{"daily", &out.daily},
@@ -73,7 +73,7 @@ Status parse_reports_config(const Parser& p, const YAML::Node& n, const std::str
 void dump_reports_config(YAML::Emitter& e, const ReportsConfig& c) {
     e << YAML::BeginMap;
     e << YAML::Key << "enabled" << YAML::Value << c.enabled;
-    e << YAML::Key << "daily_at" << YAML::Value << format_time_of_day(c.daily_at_min);
+    e << YAML::Key << "daily_at" << YAML::Value << YAML::DoubleQuoted << format_time_of_day(c.daily_at_min);
     e << YAML::Key << "daily" << YAML::Value << c.daily;
     e << YAML::Key << "monthly" << YAML::Value << c.monthly;
     e << YAML::Key << "on_start" << YAML::Value << c.on_start;
@@ -105,7 +105,8 @@ std::string iface_block(const PeriodTotals& b) {
     s += "- off-peak: up " + bytes_both(f.offpeak_up) + ", down " + bytes_both(f.offpeak_down) + "\n";
     s += "- total: up " + bytes_both(f.up) + ", down " + bytes_both(f.down) + ", sum " + bytes_both(f.total) + "\n";
     if (b.total.adj.any())
-        s += "- adjusted: " + describe_row_adjustment(b.total.adj) + "; raw sum " + bytes_both(b.total.raw.total) + "\n";
+        s +=
+            "- adjusted: " + describe_row_adjustment(b.total.adj) + "; raw sum " + bytes_both(b.total.raw.total) + "\n";
     if (!b.macs.empty()) {
         s += "- top MACs:\n";
         for (const auto& m : b.macs) {
@@ -178,9 +179,10 @@ Result<PushReport> build_startup_report(Store& store, const Calendar& cal, const
     if (!day) return day.error();
     auto mon = period_body(store, c, month_from, now);
     if (!mon) return mon.error();
-    r.text = header(cal, c, r.title, "peakflow-bpf started at " + cal.format_local(now) + ": what it has counted so far") +
-             "\n##### Today: " + range(cal, day_from, now) + "\n" + *day + "\n##### Billing month " + month.str() +
-             " to date: " + range(cal, month_from, now) + "\n" + *mon;
+    r.text =
+        header(cal, c, r.title, "peakflow-bpf started at " + cal.format_local(now) + ": what it has counted so far") +
+        "\n##### Today: " + range(cal, day_from, now) + "\n" + *day + "\n##### Billing month " + month.str() +
+        " to date: " + range(cal, month_from, now) + "\n" + *mon;
     return r;
 }
 
@@ -349,7 +351,8 @@ void ReportService::run() {
             now = *pending_;
             pending_.reset();
         }
-        if (auto st = tick(now); !st) spdlog::warn("reports: {} (tried again after the next drain)", st.error().message());
+        if (auto st = tick(now); !st)
+            spdlog::warn("reports: {} (tried again after the next drain)", st.error().message());
     }
 }
 

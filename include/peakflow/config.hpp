@@ -60,7 +60,7 @@ struct Config {
     std::vector<Adjustment> adjustments;
     ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)
     CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)
-    std::string source;  // the file it came from; empty for built-in defaults
+    std::string source;                    // the file it came from; empty for built-in defaults
 };
 
 Result<Config> parse_config(const std::string& yaml_text, const std::string& source_name);

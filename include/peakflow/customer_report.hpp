@@ -39,8 +39,8 @@ std::string flux_dat(const Calendar& cal, int64_t hour_start);
 std::string flux_hour(const Calendar& cal, int64_t hour_start);
 
 // The exact request body (compact JSON, keys in the documented order).
-std::string customer_body(const CustomerReportConfig& c, const Calendar& cal, const std::string& mac, int64_t hour_start,
-                          const HourPoints& v, int version);
+std::string customer_body(const CustomerReportConfig& c, const Calendar& cal, const std::string& mac,
+                          int64_t hour_start, const HourPoints& v, int version);
 
 // "2026-11-21T15" (local) -> the UTC start of that hour; an error if the hour does not
 // exist that day (DST) or the text is malformed.

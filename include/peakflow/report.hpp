@@ -45,8 +45,8 @@ struct RowAdjust {
 
 struct ReportRow {
     std::string label;
-    int64_t ts = 0;              // series rows: interval start
-    ReportFigures raw, shown;    // shown: adjusted when an adjustment applies, else raw
+    int64_t ts = 0;            // series rows: interval start
+    ReportFigures raw, shown;  // shown: adjusted when an adjustment applies, else raw
     RowAdjust adj;
 };
 

@@ -15,13 +15,13 @@
 namespace pf {
 
 struct ReportsConfig {
-    bool enabled = true;    // runs when push is configured; false: no scheduled reports
-    int daily_at_min = 5;   // local time of day, minutes after midnight ("00:05")
-    bool daily = true;      // the previous local day, every day at daily_at
-    bool monthly = true;    // the previous billing month, on its first day at daily_at
-    bool on_start = true;   // what has been counted so far, when the daemon starts
-    int top_macs = 5;       // peer MACs listed under each interface
-    int catch_up_days = 7;  // a daily report missed while the daemon was down is sent if due within this
+    bool enabled = true;             // runs when push is configured; false: no scheduled reports
+    int daily_at_min = 5;            // local time of day, minutes after midnight ("00:05")
+    bool daily = true;               // the previous local day, every day at daily_at
+    bool monthly = true;             // the previous billing month, on its first day at daily_at
+    bool on_start = true;            // what has been counted so far, when the daemon starts
+    int top_macs = 5;                // peer MACs listed under each interface
+    int catch_up_days = 7;           // a daily report missed while the daemon was down is sent if due within this
     std::vector<std::string> sinks;  // push sink names; empty: every sink
     bool operator==(const ReportsConfig&) const = default;
 };
@@ -36,10 +36,10 @@ struct StaticField {
 };
 
 struct CustomerReportConfig {
-    bool enabled = false;   // the acceptance switch: nothing is reported until it is on
-    std::string sink;       // a push sink of type http that POSTs the body as is
-    std::string iface;      // empty: the daemon's first interface
-    std::vector<MacAddr> macs;  // empty: the interface's own MAC (interface totals)
+    bool enabled = false;          // the acceptance switch: nothing is reported until it is on
+    std::string sink;              // a push sink of type http that POSTs the body as is
+    std::string iface;             // empty: the daemon's first interface
+    std::vector<MacAddr> macs;     // empty: the interface's own MAC (interface totals)
     std::string direction = "tx";  // tx (sent by the host), rx or both
     StaticField provider_id{"provider_id", "", false};
     StaticField provider_uiid{"provider_uiid", "", false};
@@ -48,8 +48,8 @@ struct CustomerReportConfig {
     std::vector<StaticField> fields;  // extra static fields, appended in order
     std::string query_url;            // optional verification API
     std::vector<std::pair<std::string, std::string>> query_headers;
-    int verify_hours = 24;      // how far back verification looks
-    int catch_up_hours = 168;   // hours missed while the daemon was down that are still sent
+    int verify_hours = 24;     // how far back verification looks
+    int catch_up_hours = 168;  // hours missed while the daemon was down that are still sent
     bool operator==(const CustomerReportConfig&) const = default;
 };
 

@@ -48,6 +48,8 @@ expect "$tmp/site.yaml" -- peakflow-bpf report --config "$tmp/"
 expect "--flows" -- peakflow-bpf dump --fl
 expect "--five-minutes" -- peakflow-bpf report --fi
 expect "--hour --hours" -- peakflow-bpf report --hou
+expect "--customer-hour" -- peakflow-bpf report --cu
+expect "--verify" -- peakflow-bpf report --ver
 expect "check" -- peakflow-bpf config ""
 expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
 expect "" -- peakflow-bpf attach --interval ""

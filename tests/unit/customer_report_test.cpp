@@ -237,6 +237,16 @@ TEST_F(CustomerReport, AcceptanceSwitchOffReportsNothing) {
     ASSERT_TRUE(s->tick(kSh1700 + 10).ok());
     EXPECT_TRUE(q.take().empty());
     EXPECT_TRUE(s->sent().take().empty());
+    // Switched on by a reload during 17:xx: hours from 17:00 on are reported, the ones
+    // while it was off never.
+    Config cfg;
+    cfg.timezone = "Asia/Shanghai";
+    cfg.customer_report = customer_config();
+    s->reload(cfg);
+    ASSERT_TRUE(s->tick(kSh1700 + kHour + 10).ok());
+    auto m = q.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].period, "2026-11-21T17");
 }
 
 // The customer's query API: holds what the test puts in `held`, answers GET /flux with
@@ -305,11 +315,13 @@ TEST_F(CustomerReport, VerificationResendsMismatchesWithTheNextVersion) {
     const Calendar cal = shanghai();
     auto log = customer_verify_log(db_, cal, 10).take();
     ASSERT_EQ(log.size(), 3u);
-    EXPECT_EQ(log[0], "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 16  mismatch  v3: held 1, ours 8000; "
-                      "resent as version 2");
+    EXPECT_EQ(log[0],
+              "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 16  mismatch  v3: held 1, ours 8000; "
+              "resent as version 2");
     EXPECT_EQ(log[1], "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 15  matched  version 1");
-    EXPECT_EQ(log[2], "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 14  missing  the customer holds no record "
-                      "of this hour");
+    EXPECT_EQ(log[2],
+              "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 14  missing  the customer holds no record "
+              "of this hour");
     auto sent = s->sent().take();
     ASSERT_EQ(sent.size(), 4u);
     EXPECT_EQ(sent[1].outcome, "matched");
@@ -332,8 +344,8 @@ TEST_F(CustomerReport, VerificationResendsMismatchesWithTheNextVersion) {
     ASSERT_TRUE(s2->verify(kSh1700 + 700).ok());
     EXPECT_TRUE(q.take().empty());
     log = customer_verify_log(db_, cal, 10).take();
-    EXPECT_EQ(log[0], "2026-11-21 17:11:40  02:aa:bb:cc:dd:01  2026-11-21 16  error  query " + server.url() +
-                          ": HTTP 401");
+    EXPECT_EQ(log[0],
+              "2026-11-21 17:11:40  02:aa:bb:cc:dd:01  2026-11-21 16  error  query " + server.url() + ": HTTP 401");
 }
 
 TEST_F(CustomerReport, CliBodiesUseTheRecordedMacAndVersion) {

@@ -19,15 +19,15 @@ const MacAddr kMacA{0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 const MacAddr kMacB{0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
 
 // Asia/Shanghai (UTC+8)
-constexpr int64_t kSh20_1000 = 1795140000;  // 2026-11-20 10:00
-constexpr int64_t kSh20_2355 = 1795190100;  // 2026-11-20 23:55
-constexpr int64_t kSh21_0000 = 1795190400;  // 2026-11-21 00:00
-constexpr int64_t kSh21_0004 = 1795190640;  // 2026-11-21 00:04
-constexpr int64_t kSh21_0005 = 1795190700;  // 2026-11-21 00:05
-constexpr int64_t kSh21_0900 = 1795222800;  // 2026-11-21 09:00
-constexpr int64_t kSh21_2000 = 1795262400;  // 2026-11-21 20:00
-constexpr int64_t kSh22_0000 = 1795276800;  // 2026-11-22 00:00
-constexpr int64_t kSh23_0900 = 1795395600;  // 2026-11-23 09:00
+constexpr int64_t kSh20_1000 = 1795140000;    // 2026-11-20 10:00
+constexpr int64_t kSh20_2355 = 1795190100;    // 2026-11-20 23:55
+constexpr int64_t kSh21_0000 = 1795190400;    // 2026-11-21 00:00
+constexpr int64_t kSh21_0004 = 1795190640;    // 2026-11-21 00:04
+constexpr int64_t kSh21_0005 = 1795190700;    // 2026-11-21 00:05
+constexpr int64_t kSh21_0900 = 1795222800;    // 2026-11-21 09:00
+constexpr int64_t kSh21_2000 = 1795262400;    // 2026-11-21 20:00
+constexpr int64_t kSh22_0000 = 1795276800;    // 2026-11-22 00:00
+constexpr int64_t kSh23_0900 = 1795395600;    // 2026-11-23 09:00
 constexpr int64_t kSh1014_2355 = 1791993300;  // 2026-10-14 23:55
 constexpr int64_t kSh1015_0000 = 1791993600;  // 2026-10-15 00:00
 constexpr int64_t kSh1114_2355 = 1794671700;  // 2026-11-14 23:55
@@ -198,9 +198,8 @@ TEST_F(PushReports, DailyAt0005NotAt0004OnceAndNotAgainAfterARestart) {
             EXPECT_EQ(x.title, "Daily traffic 2026-11-20");
             EXPECT_TRUE(x.body.empty());
         }
-        EXPECT_EQ(m[0].text, build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 20})
-                                 .take()
-                                 .text);
+        EXPECT_EQ(m[0].text,
+                  build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 20}).take().text);
         ASSERT_TRUE(s->tick(kSh21_0005 + 10).ok());
         EXPECT_TRUE(q.take().empty());
         s->stop();
@@ -278,7 +277,8 @@ TEST_F(PushReports, StartupReportOncePerStartAndOnlyToTheChosenSinks) {
     EXPECT_EQ(m[0].sink, "mail");
     EXPECT_EQ(m[0].kind, "startup");
     EXPECT_EQ(m[0].period, "2026-11-21 21:00:00");
-    EXPECT_EQ(m[0].text, build_startup_report(*store_, cal, ReportContent{"nas1", 5, {}}, kSh21_2000 + 3600).take().text);
+    EXPECT_EQ(m[0].text,
+              build_startup_report(*store_, cal, ReportContent{"nas1", 5, {}}, kSh21_2000 + 3600).take().text);
 
     o.reports.sinks = {"pager"};
     auto bad = ReportService::create(o, q);
@@ -316,8 +316,8 @@ TEST_F(PushReports, DstDayIsDueAtItsOwnMidnightPlusDailyAt) {
 TEST(ReportsConfigParse, KeysDefaultsAndErrors) {
     Parser p("c.yaml");
     ReportsConfig rc;
-    ASSERT_TRUE(parse_reports_config(p, YAML::Load("{daily_at: '23:30', sinks: [a, b], top_macs: 3}"), "reports", rc)
-                    .ok());
+    ASSERT_TRUE(
+        parse_reports_config(p, YAML::Load("{daily_at: '23:30', sinks: [a, b], top_macs: 3}"), "reports", rc).ok());
     EXPECT_EQ(rc.daily_at_min, 23 * 60 + 30);
     EXPECT_EQ(rc.sinks, (std::vector<std::string>{"a", "b"}));
     EXPECT_EQ(rc.top_macs, 3);
