@@ -285,6 +285,7 @@ Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQ
             s->targets_.push_back(n);
         }
     }
+    if (s->targets_.empty()) spdlog::warn("reports: no push sink to send them to; none will be sent");
     auto st = Store::open(s->o_.database);
     if (!st) return st.error();
     s->store_ = std::move(*st);
