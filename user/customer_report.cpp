@@ -648,17 +648,20 @@ void CustomerReportService::record_verify(int64_t now, const std::string& mac, i
     (void)sqlite3_step(up.s);
 }
 
+constexpr int64_t kVerifyGraceSeconds = 300;
+
 Status CustomerReportService::verify(int64_t now) {
     if (o_.cfg.query_url.empty()) return Ok{};
     // The recorded hours in the window, per MAC.
     std::map<std::string, std::vector<int64_t>> hours;
     std::map<std::string, std::optional<int64_t>> peers;
     {
-        Stmt q(
-            db_,
-            "SELECT mac, hour, max(queued_at) FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour ORDER BY mac, "
-            "hour");
+        Stmt q(db_,
+               "SELECT mac, hour FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour HAVING max(queued_at) <= ?2 "
+               "ORDER BY mac, hour");
         sqlite3_bind_int64(q.s, 1, now - static_cast<int64_t>(o_.cfg.verify_hours) * 3600);
+        // What was queued moments ago may still be on its way: not "missing" yet.
+        sqlite3_bind_int64(q.s, 2, now - kVerifyGraceSeconds);
         while (sqlite3_step(q.s) == SQLITE_ROW) hours[q.col(0)].push_back(sqlite3_column_int64(q.s, 1));
     }
     for (const auto& m : o_.cfg.macs) peers[format_mac(m)] = mac_to_int(m);

@@ -306,21 +306,25 @@ TEST_F(CustomerReport, VerificationResendsMismatchesWithTheNextVersion) {
     std::vector<uint64_t> wrong = v16;
     wrong[3] = 1;
     server.held = {record("15", kTx15, 1), record("16", wrong, 1)};
-    ASSERT_TRUE(s->tick(kSh1700 + 10).ok());  // queues 14, 15, 16, then verifies them
+    // Queues 14, 15 and 16; verification leaves alone what was queued less than 5 minutes ago.
+    ASSERT_TRUE(s->tick(kSh1700 + 10).ok());
+    EXPECT_EQ(q.take().size(), 3u);
+    EXPECT_TRUE(server.queries.empty());
+    ASSERT_TRUE(s->verify(kSh1700 + 600).ok());
     auto m = q.take();
-    ASSERT_EQ(m.size(), 4u);
-    EXPECT_EQ(m[3].body, expected_body("02:aa:bb:cc:dd:01", "16", v16, 2));
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].body, expected_body("02:aa:bb:cc:dd:01", "16", v16, 2));
     ASSERT_EQ(server.queries.size(), 1u);
     EXPECT_EQ(server.queries[0], "02:aa:bb:cc:dd:01 2026-11-21 14 2026-11-21 16");
     const Calendar cal = shanghai();
     auto log = customer_verify_log(db_, cal, 10).take();
     ASSERT_EQ(log.size(), 3u);
     EXPECT_EQ(log[0],
-              "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 16  mismatch  v3: held 1, ours 8000; "
+              "2026-11-21 17:10:00  02:aa:bb:cc:dd:01  2026-11-21 16  mismatch  v3: held 1, ours 8000; "
               "resent as version 2");
-    EXPECT_EQ(log[1], "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 15  matched  version 1");
+    EXPECT_EQ(log[1], "2026-11-21 17:10:00  02:aa:bb:cc:dd:01  2026-11-21 15  matched  version 1");
     EXPECT_EQ(log[2],
-              "2026-11-21 17:00:10  02:aa:bb:cc:dd:01  2026-11-21 14  missing  the customer holds no record "
+              "2026-11-21 17:10:00  02:aa:bb:cc:dd:01  2026-11-21 14  missing  the customer holds no record "
               "of this hour");
     auto sent = s->sent().take();
     ASSERT_EQ(sent.size(), 4u);
@@ -332,20 +336,20 @@ TEST_F(CustomerReport, VerificationResendsMismatchesWithTheNextVersion) {
 
     // Next pass: the customer now holds version 2 with our figures: matched, nothing sent.
     server.held = {record("15", kTx15, 1), record("16", wrong, 1), record("16", v16, 2)};
-    ASSERT_TRUE(s->verify(kSh1700 + 600).ok());
+    ASSERT_TRUE(s->verify(kSh1700 + 1200).ok());
     EXPECT_TRUE(q.take().empty());
     log = customer_verify_log(db_, cal, 10).take();
-    EXPECT_EQ(log[0], "2026-11-21 17:10:00  02:aa:bb:cc:dd:01  2026-11-21 16  matched  version 2");
+    EXPECT_EQ(log[0], "2026-11-21 17:20:00  02:aa:bb:cc:dd:01  2026-11-21 16  matched  version 2");
 
     // A wrong token: every hour of the pass is recorded as an error, nothing resent.
     o.cfg.query_headers = {{"Authorization", "Bearer wrong"}};
-    clock_ = kSh1700 + 700;
+    clock_ = kSh1700 + 1300;
     auto s2 = CustomerReportService::create(o, q).take();
-    ASSERT_TRUE(s2->verify(kSh1700 + 700).ok());
+    ASSERT_TRUE(s2->verify(kSh1700 + 1300).ok());
     EXPECT_TRUE(q.take().empty());
     log = customer_verify_log(db_, cal, 10).take();
     EXPECT_EQ(log[0],
-              "2026-11-21 17:11:40  02:aa:bb:cc:dd:01  2026-11-21 16  error  query " + server.url() + ": HTTP 401");
+              "2026-11-21 17:21:40  02:aa:bb:cc:dd:01  2026-11-21 16  error  query " + server.url() + ": HTTP 401");
 }
 
 TEST_F(CustomerReport, CliBodiesUseTheRecordedMacAndVersion) {
