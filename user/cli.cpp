@@ -14,8 +14,10 @@
 #include <thread>
 
 #include "peakflow/config.hpp"
+#include "peakflow/customer_report.hpp"
 #include "peakflow/daemon.hpp"
 #include "peakflow/hosthealth.hpp"
+#include "peakflow/ifaces.hpp"
 #include "peakflow/privileges.hpp"
 #include "peakflow/store.hpp"
 #include "peakflow/version.hpp"
@@ -95,6 +97,12 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     report->add_option("--top", c.report.top_macs, "Top MACs listed under each interface (default 10, 0 none)")
         ->check(CLI::Range(0, 100000));
     report->add_flag("--json", c.report.json, "JSON with stable keys (see README)");
+    auto* customer_opt = report->add_option(
+        "--customer-hour", c.customer_hour,
+        "The customer hourly report's JSON body(ies) for the local hour YYYY-MM-DDTHH (with --mac: that MAC's)");
+    auto* verify_flag =
+        report->add_flag("--verify", c.customer_verify, "The customer report's verification outcomes, newest first");
+    customer_opt->excludes(hours_flag)->excludes(five_flag)->excludes(verify_flag);
     report->add_option("-f,--config", c.config_path, "Config file (time zone, peak windows, billing day, database)");
     report->add_option("--database", c.database, "History database (default: the config's)");
 
@@ -162,6 +170,10 @@ CliParse parse_cli(const std::vector<std::string>& args) {
             ro.mac = parse_mac(r_mac);
             if (!ro.mac) return usage("'" + r_mac + "' is not a MAC address");
         }
+        if ((!c.customer_hour.empty() || c.customer_verify) &&
+            (ro.day || !r_month.empty() || c.report.json || c.report.top_macs != ReportOptions{}.top_macs))
+            return usage("--customer-hour and --verify do not combine with --day, --month, --json or --top");
+        if (c.customer_verify && !r_mac.empty()) return usage("--mac goes with --customer-hour, not --verify");
         if (ro.month && (ro.day || r_hours || r_five))
             return usage("--month does not combine with --day, --hours or --five-minutes");
         ro.kind = r_hours    ? ReportOptions::Hours
@@ -263,9 +275,39 @@ int run_detach(const CliCommand& c) {
     return rc;
 }
 
+// The interface the customer report covers: its own setting, --iface, the configured
+// interfaces, the only one with history, or the default-route interface (as the daemon).
+std::string customer_iface(const Config& cfg, const CliCommand& c, Store& store) {
+    if (!cfg.customer_report.iface.empty()) return cfg.customer_report.iface;
+    if (c.report.iface) return *c.report.iface;
+    if (!cfg.interfaces.empty()) return cfg.interfaces.front();
+    auto known = store.interfaces().take();
+    if (known.size() == 1) return known.front();
+    return detect_default_interface(Paths{}).take();
+}
+
+int run_customer_cmd(const CliCommand& c, const Config& cfg, const Calendar& cal) {
+    const std::string db = c.database.empty() ? cfg.database : c.database;
+    if (c.customer_verify) {
+        for (const auto& line : customer_verify_log(db, cal, 1000).take()) std::cout << line << "\n";
+        return 0;
+    }
+    CustomerHourRequest r;
+    r.database = db;
+    r.hour_start = parse_local_hour(cal, c.customer_hour).take();
+    r.mac = c.report.mac;
+    {
+        auto store = Store::open(db, true).take();
+        r.iface = customer_iface(cfg, c, *store);
+    }
+    for (const auto& body : customer_hour_bodies(cfg, cal, r).take()) std::cout << body << "\n";
+    return 0;
+}
+
 int run_report_cmd(const CliCommand& c) {
     Config cfg = load_config(c.config_path).take();
     Calendar cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take();
+    if (!c.customer_hour.empty() || c.customer_verify) return run_customer_cmd(c, cfg, cal);
     auto store = Store::open(c.database.empty() ? cfg.database : c.database, true).take();
     if (auto st = run_report(*store, cal, cfg.adjustments, c.report, static_cast<int64_t>(::time(nullptr)), std::cout);
         !st)

@@ -194,6 +194,14 @@ const std::map<std::string, KeyHandler>& handlers() {
              c.metrics_mac_series = *v;
              return Ok{};
          }},
+        {"reports",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_reports_config(p, n, k, c.reports);
+         }},
+        {"customer_report",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_customer_report_config(p, n, k, c.customer_report);
+         }},
         {"log_dir",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              auto v = p.scalar<std::string>(n, k, "a directory path");
@@ -300,6 +308,10 @@ std::string dump_config(const Config& c) {
     out << YAML::EndSeq;
     out << YAML::Key << "host_watch" << YAML::Value;
     dump_host_watch(out, c.host_watch);
+    out << YAML::Key << "reports" << YAML::Value;
+    dump_reports_config(out, c.reports);
+    out << YAML::Key << "customer_report" << YAML::Value;
+    dump_customer_report_config(out, c.customer_report);
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

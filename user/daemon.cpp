@@ -325,7 +325,7 @@ int run_daemon(const DaemonOptions& opts) {
     for (const auto& r : running) names += (names.empty() ? "" : ", ") + r.attached.ifname;
     spdlog::info("ready: counting on {} (drain every {} ms)", names, o.interval.count());
 
-    ServiceContext sctx{o.config, o, ifaces, nullptr, nullptr};
+    ServiceContext sctx{o.config, o, ifaces, nullptr, nullptr, {}};
     if (auto st = start_services(services, sctx); !st) {
         services.stop();
         metrics.reset();

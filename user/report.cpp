@@ -22,12 +22,8 @@ std::string fmt(const char* f, auto... args) {
     return buf;
 }
 
-// What one row reports, raw or adjusted. up/down are not always the sums of their peak and
-// off-peak parts: an adjustment is applied to each figure on its own.
-struct Figures {
-    uint64_t peak_up = 0, peak_down = 0, offpeak_up = 0, offpeak_down = 0;
-    uint64_t up = 0, down = 0, total = 0;
-};
+using Figures = ReportFigures;
+using Row = ReportRow;
 
 // Bytes summed from store rows, [peak][direction].
 struct Raw {
@@ -52,13 +48,6 @@ struct Raw {
     }
 };
 
-// The adjustments that apply to one row: up is tx, down is rx.
-struct RowAdjust {
-    const Adjustment* up = nullptr;
-    const Adjustment* down = nullptr;
-    bool any() const { return up || down; }
-};
-
 Figures adjust(const Figures& f, const RowAdjust& a) {
     Figures r;
     r.peak_up = apply_adjustment(a.up, f.peak_up);
@@ -72,23 +61,12 @@ Figures adjust(const Figures& f, const RowAdjust& a) {
 }
 
 std::string describe(const RowAdjust& a) {
-    if (a.up == a.down) return describe_adjustment(*a.up);
-    auto part = [](const char* dir, const Adjustment* x) {
-        return std::string(dir) + " " + (x ? describe_adjustment(*x) : std::string("not adjusted"));
-    };
-    return part("up", a.up) + "; " + part("down", a.down);
+    return describe_row_adjustment(a);
 }
 
 std::optional<int64_t> as_mac(int64_t key) {
     return key == kIfaceTotal ? std::nullopt : std::optional<int64_t>(key);
 }
-
-struct Row {
-    std::string label;
-    int64_t ts = 0;      // series rows: interval start
-    Figures raw, shown;  // shown: adjusted when an adjustment applies, else raw
-    RowAdjust adj;
-};
 
 Row make_row(std::string label, const std::string& iface, int64_t mac, const Raw& raw,
              const std::vector<Adjustment>& adjustments) {
@@ -148,29 +126,15 @@ Result<Section> period_section(const Ctx& c, std::string kind, std::string perio
     s.title = std::move(title);
     s.from = from;
     s.to = to;
-    Filter f{c.o.iface, c.o.mac ? std::optional<int64_t>(c.key) : std::nullopt};
-    auto rows = c.store.totals(f, from, to);
-    if (!rows) return rows.error();
-    std::map<std::string, std::map<int64_t, Raw>> sums;
-    for (const auto& r : *rows) sums[r.iface][r.mac].add(r);
-    for (const auto& name : c.names) {
+    auto per = period_totals(c.store, c.adjustments, c.names, c.o.mac ? std::optional<int64_t>(c.key) : std::nullopt,
+                             from, to, c.o.top_macs);
+    if (!per) return per.error();
+    for (auto& p : *per) {
         IfaceBlock b;
-        b.name = name;
-        auto& per_mac = sums[name];
-        b.total = make_row(name, name, c.key, per_mac[c.key], c.adjustments);
-        if (!c.o.mac) {
-            std::vector<std::pair<int64_t, Figures>> macs;
-            for (const auto& [mac, raw] : per_mac)
-                if (mac != kIfaceTotal) macs.emplace_back(mac, raw.figures());
-            std::sort(macs.begin(), macs.end(), [](const auto& a, const auto& b) {
-                return a.second.total != b.second.total ? a.second.total > b.second.total : a.first < b.first;
-            });
-            b.mac_count = macs.size();
-            size_t n = c.o.top_macs < 0 ? macs.size() : std::min(macs.size(), static_cast<size_t>(c.o.top_macs));
-            for (size_t i = 0; i < n; i++)
-                b.macs.push_back(make_row(format_mac(mac_from_int(macs[i].first)), name, macs[i].first,
-                                          per_mac[macs[i].first], c.adjustments));
-        }
+        b.name = std::move(p.name);
+        b.total = std::move(p.total);
+        b.macs = std::move(p.macs);
+        b.mac_count = p.mac_count;
         s.ifaces.push_back(std::move(b));
     }
     return s;
@@ -564,6 +528,46 @@ Status check_options(const ReportOptions& o) {
 }
 
 }  // namespace
+
+std::string describe_row_adjustment(const RowAdjust& a) {
+    if (a.up == a.down) return describe_adjustment(*a.up);
+    auto part = [](const char* dir, const Adjustment* x) {
+        return std::string(dir) + " " + (x ? describe_adjustment(*x) : std::string("not adjusted"));
+    };
+    return part("up", a.up) + "; " + part("down", a.down);
+}
+
+Result<std::vector<PeriodTotals>> period_totals(Store& store, const std::vector<Adjustment>& adjustments,
+                                                const std::vector<std::string>& names, std::optional<int64_t> mac_key,
+                                                int64_t from, int64_t to, int top_macs) {
+    const int64_t key = mac_key.value_or(kIfaceTotal);
+    auto rows = store.totals(Filter{std::nullopt, mac_key}, from, to);
+    if (!rows) return rows.error();
+    std::map<std::string, std::map<int64_t, Raw>> sums;
+    for (const auto& r : *rows) sums[r.iface][r.mac].add(r);
+    std::vector<PeriodTotals> out;
+    for (const auto& name : names) {
+        PeriodTotals b;
+        b.name = name;
+        auto& per_mac = sums[name];
+        b.total = make_row(name, name, key, per_mac[key], adjustments);
+        if (!mac_key) {
+            std::vector<std::pair<int64_t, Figures>> macs;
+            for (const auto& [mac, raw] : per_mac)
+                if (mac != kIfaceTotal) macs.emplace_back(mac, raw.figures());
+            std::sort(macs.begin(), macs.end(), [](const auto& a, const auto& b) {
+                return a.second.total != b.second.total ? a.second.total > b.second.total : a.first < b.first;
+            });
+            b.mac_count = macs.size();
+            size_t n = top_macs < 0 ? macs.size() : std::min(macs.size(), static_cast<size_t>(top_macs));
+            for (size_t i = 0; i < n; i++)
+                b.macs.push_back(make_row(format_mac(mac_from_int(macs[i].first)), name, macs[i].first,
+                                          per_mac[macs[i].first], adjustments));
+        }
+        out.push_back(std::move(b));
+    }
+    return out;
+}
 
 const Adjustment* match_adjustment(const std::vector<Adjustment>& adjustments, const std::string& iface,
                                    std::optional<int64_t> mac, int dir) {

@@ -4,8 +4,10 @@
 
 #include <ranges>
 
+#include "peakflow/customer_report.hpp"
 #include "peakflow/daemon.hpp"
 #include "peakflow/hosthealth.hpp"
+#include "peakflow/push_reports.hpp"
 
 namespace pf {
 
@@ -40,6 +42,32 @@ Status start_services(Services& out, ServiceContext& ctx) {
     // ctx.alerts with a sink that queues alerts for delivery; the others raise through it.
     if (ctx.config.host_watch.enabled) {
         auto s = make_host_watch_service(ctx);
+        if (!s) return s.error();
+        out.add(std::move(*s));
+    }
+
+    // Scheduled reports and the customer's hourly report: only with the push pipeline.
+    if (ctx.outbox && ctx.config.reports.enabled) {
+        ReportService::Options ro;
+        ro.database = ctx.options.database;
+        ro.timezone = ctx.options.timezone;
+        ro.peak_windows = ctx.options.peak_windows;
+        ro.billing_day = ctx.options.billing_day;
+        ro.reports = ctx.config.reports;
+        ro.adjustments = ctx.config.adjustments;
+        for (const auto& [name, type] : ctx.sinks) ro.sinks.push_back(name);
+        ro.clock = ctx.options.clock;
+        auto s = ReportService::create(std::move(ro), *ctx.outbox);
+        if (!s) return s.error();
+        out.add(std::move(*s));
+    }
+    if (ctx.config.customer_report.enabled) {
+        if (!ctx.outbox)
+            return Error("customer_report is enabled but push is not configured", "", 0,
+                         "add a push sink of type http and name it in customer_report.sink");
+        auto co = customer_report_options(ctx);
+        if (!co) return co.error();
+        auto s = CustomerReportService::create(std::move(*co), *ctx.outbox);
         if (!s) return s.error();
         out.add(std::move(*s));
     }

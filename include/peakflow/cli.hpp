@@ -27,6 +27,8 @@ struct CliCommand {
     ReportOptions report;
     std::string host_item;  // host: cpu, mem, disk, sys, users, procs; empty: all
     bool host_json = false;
+    std::string customer_hour;     // report --customer-hour YYYY-MM-DDTHH
+    bool customer_verify = false;  // report --verify
 };
 
 struct CliParse {

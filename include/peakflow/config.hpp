@@ -14,6 +14,7 @@
 #include "peakflow/hostwatch.hpp"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
+#include "peakflow/reports_config.hpp"
 
 namespace pf {
 
@@ -60,7 +61,9 @@ struct Config {
     std::vector<Adjustment> adjustments;
     // Process watch and host health (hostwatch.hpp).
     HostWatchConfig host_watch;
-    std::string source;  // the file it came from; empty for built-in defaults
+    ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)
+    CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)
+    std::string source;                    // the file it came from; empty for built-in defaults
 };
 
 Result<Config> parse_config(const std::string& yaml_text, const std::string& source_name);

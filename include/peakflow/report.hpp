@@ -29,6 +29,46 @@ struct ReportOptions {
     int top_macs = 10;  // Day/Month/Summary: top MACs by total bytes under each interface; 0 none, < 0 all
 };
 
+// What one row reports, raw or adjusted. up/down are not always the sums of their peak and
+// off-peak parts: an adjustment is applied to each figure on its own.
+struct ReportFigures {
+    uint64_t peak_up = 0, peak_down = 0, offpeak_up = 0, offpeak_down = 0;
+    uint64_t up = 0, down = 0, total = 0;
+};
+
+// The adjustments that apply to one row: up is tx, down is rx.
+struct RowAdjust {
+    const Adjustment* up = nullptr;
+    const Adjustment* down = nullptr;
+    bool any() const { return up || down; }
+};
+
+struct ReportRow {
+    std::string label;
+    int64_t ts = 0;            // series rows: interval start
+    ReportFigures raw, shown;  // shown: adjusted when an adjustment applies, else raw
+    RowAdjust adj;
+};
+
+// One interface over a period: its main row (the interface totals, or one peer MAC's rows
+// with mac_key set) and its top peer MACs by total bytes.
+struct PeriodTotals {
+    std::string name;
+    ReportRow total;
+    std::vector<ReportRow> macs;
+    size_t mac_count = 0;  // MACs with rows in the period
+};
+
+// The figures of [from, to) for each interface in `names` (in that order), adjusted as
+// the reports show them. mac_key: a peer MAC's rows instead of the interface totals (then
+// no MAC list). top_macs < 0: all MACs. The adjustments must outlive the result.
+Result<std::vector<PeriodTotals>> period_totals(Store& store, const std::vector<Adjustment>& adjustments,
+                                                const std::vector<std::string>& names, std::optional<int64_t> mac_key,
+                                                int64_t from, int64_t to, int top_macs);
+
+// "×1.05 +0 B (iface eth0)", or "up ...; down ..." when the two directions differ.
+std::string describe_row_adjustment(const RowAdjust& a);
+
 // Writes the report to `out`; returns an Error (no data, unknown interface, bad or
 // nonexistent hour, an option that does not fit the kind) instead of throwing, and then
 // writes nothing. Summary with no data at all is not an error: it says so.

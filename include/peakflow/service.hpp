@@ -43,6 +43,9 @@ struct ServiceContext {
     std::vector<std::string> ifaces;  // the interfaces the daemon attached to
     AlertSink* alerts = nullptr;
     MessageQueue* outbox = nullptr;
+    // The push sinks, name -> type ("dingtalk", "http", ...), set with `outbox` by the push
+    // block: the report services address their messages to them by name.
+    std::vector<std::pair<std::string, std::string>> sinks;
 };
 
 class Services {

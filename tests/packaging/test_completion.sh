@@ -48,6 +48,8 @@ expect "$tmp/site.yaml" -- peakflow-bpf report --config "$tmp/"
 expect "--flows" -- peakflow-bpf dump --fl
 expect "--five-minutes" -- peakflow-bpf report --fi
 expect "--hour --hours" -- peakflow-bpf report --hou
+expect "--customer-hour" -- peakflow-bpf report --cu
+expect "--verify" -- peakflow-bpf report --ver
 expect "check" -- peakflow-bpf config ""
 expect "cpu disk mem procs sys users" -- peakflow-bpf host ""
 expect "--json" -- peakflow-bpf host mem --js

@@ -263,3 +263,43 @@ TEST(Cli, ConfigNeedsASubcommand) {
 
 }  // namespace
 }  // namespace pf
+
+namespace pf {
+namespace {
+
+TEST(CliCustomerReport, CustomerHourWithMacConfigAndDatabase) {
+    auto r = parse_cli({"peakflow-bpf", "report", "--customer-hour", "2026-11-21T15", "--mac", "02:00:00:00:00:07",
+                        "-f", "c.yaml", "--database", "h.db"});
+    ASSERT_EQ(r.exit_code, -1) << r.err;
+    EXPECT_EQ(r.cmd.kind, CliCommand::Report);
+    EXPECT_EQ(r.cmd.customer_hour, "2026-11-21T15");
+    ASSERT_TRUE(r.cmd.report.mac.has_value());
+    EXPECT_EQ(format_mac(*r.cmd.report.mac), "02:00:00:00:00:07");
+    EXPECT_EQ(r.cmd.config_path, "c.yaml");
+    EXPECT_EQ(r.cmd.database, "h.db");
+    EXPECT_FALSE(r.cmd.customer_verify);
+}
+
+TEST(CliCustomerReport, VerifyFlag) {
+    auto r = parse_cli({"peakflow-bpf", "report", "--verify"});
+    ASSERT_EQ(r.exit_code, -1) << r.err;
+    EXPECT_TRUE(r.cmd.customer_verify);
+    EXPECT_TRUE(r.cmd.customer_hour.empty());
+}
+
+TEST(CliCustomerReport, CombinationsThatMeanNothingAreUsageErrors) {
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"peakflow-bpf", "report", "--customer-hour", "2026-11-21T15", "--hours"},
+             {"peakflow-bpf", "report", "--customer-hour", "2026-11-21T15", "--verify"},
+             {"peakflow-bpf", "report", "--customer-hour", "2026-11-21T15", "--json"},
+             {"peakflow-bpf", "report", "--customer-hour", "2026-11-21T15", "--day", "2026-11-21"},
+             {"peakflow-bpf", "report", "--verify", "--mac", "02:00:00:00:00:07"},
+         }) {
+        auto r = parse_cli(args);
+        EXPECT_EQ(r.exit_code, 2) << args.back();
+        EXPECT_FALSE(r.err.empty());
+    }
+}
+
+}  // namespace
+}  // namespace pf

@@ -372,7 +372,7 @@ TEST(HostWatchServiceTest, AlertsEpisodesAndSamplesFromTheFakeTree) {
     opts.database = root.path("history.db");
     opts.clock = [] { return kWall; };
     RecordingSink sink;
-    ServiceContext ctx{cfg, opts, {}, &sink, nullptr};
+    ServiceContext ctx{cfg, opts, {}, &sink, nullptr, {}};
     auto svc = make_host_watch_service(ctx, root.dir());
     ASSERT_TRUE(svc.ok()) << svc.error().message();
 

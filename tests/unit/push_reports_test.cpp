@@ -1,0 +1,335 @@
+// Scheduled push reports on real SQLite files: exact texts from known rows, and the
+// schedule (due times, no resend after a restart, catch-up after downtime, DST) with an
+// injected clock. Epochs carry their local wall time (checked with Python's zoneinfo).
+
+#include "peakflow/push_reports.hpp"
+
+#include <gtest/gtest.h>
+
+#include "report_test_support.hpp"
+
+namespace pf {
+namespace {
+
+using testing::HistoryFile;
+using testing::Put;
+using testing::RecordingQueue;
+
+const MacAddr kMacA{0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+const MacAddr kMacB{0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
+
+// Asia/Shanghai (UTC+8)
+constexpr int64_t kSh20_1000 = 1795140000;    // 2026-11-20 10:00
+constexpr int64_t kSh20_2355 = 1795190100;    // 2026-11-20 23:55
+constexpr int64_t kSh21_0000 = 1795190400;    // 2026-11-21 00:00
+constexpr int64_t kSh21_0004 = 1795190640;    // 2026-11-21 00:04
+constexpr int64_t kSh21_0005 = 1795190700;    // 2026-11-21 00:05
+constexpr int64_t kSh21_0900 = 1795222800;    // 2026-11-21 09:00
+constexpr int64_t kSh21_2000 = 1795262400;    // 2026-11-21 20:00
+constexpr int64_t kSh22_0000 = 1795276800;    // 2026-11-22 00:00
+constexpr int64_t kSh23_0900 = 1795395600;    // 2026-11-23 09:00
+constexpr int64_t kSh1014_2355 = 1791993300;  // 2026-10-14 23:55
+constexpr int64_t kSh1015_0000 = 1791993600;  // 2026-10-15 00:00
+constexpr int64_t kSh1114_2355 = 1794671700;  // 2026-11-14 23:55
+constexpr int64_t kSh1115_0000 = 1794672000;  // 2026-11-15 00:00
+constexpr int64_t kSh1115_0004 = 1794672240;  // 2026-11-15 00:04
+constexpr int64_t kSh1115_0005 = 1794672300;  // 2026-11-15 00:05
+// America/New_York: 2026-11-01 is 25 hours long (02:00 EDT -> 01:00 EST)
+constexpr int64_t kNy1031_0000 = 1793419200;  // 2026-10-31 00:00 EDT
+constexpr int64_t kNy1101_0005 = 1793505900;  // 2026-11-01 00:05 EDT
+constexpr int64_t kNy1102_0004 = 1793595840;  // 2026-11-02 00:04 EST
+constexpr int64_t kNy1102_0005 = 1793595900;  // 2026-11-02 00:05 EST
+
+Calendar calendar(const std::string& tz, int billing_day = 1) {
+    return Calendar::create(tz, {parse_peak_window("18:00-24:00").take()}, billing_day).take();
+}
+
+Adjustment up_twice() {
+    Adjustment a;
+    a.iface = "eth0";
+    a.direction = "tx";
+    a.factor = 2;
+    return a;
+}
+
+class PushReports : public HistoryFile {
+  protected:
+    // The day 2026-11-21 (Shanghai) with rows on both sides of it that must not count.
+    void fill_day(const Calendar& cal) {
+        commit(cal, {
+                        {"eth0", kSh20_2355, kIfaceTotal, 999, 999},
+                        {"eth0", kSh21_0900, kIfaceTotal, 1024, 2048},
+                        {"eth0", kSh21_2000, kIfaceTotal, 1048576, 512},
+                        {"eth0", kSh21_0900, mac_to_int(kMacA), 1024, 1536},
+                        {"eth0", kSh21_2000, mac_to_int(kMacB), 1048576, 512},
+                        {"eth0", kSh22_0000, kIfaceTotal, 7, 7},
+                    });
+    }
+
+    ReportService::Options options(const std::string& tz = "Asia/Shanghai") {
+        ReportService::Options o;
+        o.database = db_;
+        o.timezone = tz;
+        o.sinks = {"ding", "mail"};
+        o.host = "nas1";
+        o.reports.on_start = false;
+        o.clock = [this] { return clock_; };
+        return o;
+    }
+
+    int64_t clock_ = kSh20_1000;
+};
+
+TEST_F(PushReports, DailyTextHasExactFiguresAdjustmentAndTopMacs) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    ReportContent c{"nas1", 1, {up_twice()}};
+    auto r = build_day_report(*store_, cal, c, LocalDate{2026, 11, 21}).take();
+    EXPECT_EQ(r.kind, "daily");
+    EXPECT_EQ(r.period, "2026-11-21");
+    EXPECT_EQ(r.title, "Daily traffic 2026-11-21");
+    EXPECT_LE(r.title.size(), 32u);
+    // Interface: peak up 512 x2, off-peak up 2048 x2, up (512 + 2048) x2; down raw.
+    EXPECT_EQ(r.text,
+              "#### Daily traffic 2026-11-21\n"
+              "2026-11-21 00:00:00 to 2026-11-22 00:00:00\n"
+              "\n"
+              "host nas1, time zone Asia/Shanghai, peak 18:00-24:00; up = sent (tx), down = received (rx)\n"
+              "\n"
+              "**eth0**\n"
+              "- peak: up 1.00 KiB (1024 B), down 1.00 MiB (1048576 B)\n"
+              "- off-peak: up 4.00 KiB (4096 B), down 1.00 KiB (1024 B)\n"
+              "- total: up 5.00 KiB (5120 B), down 1.00 MiB (1049600 B), sum 1.01 MiB (1054720 B)\n"
+              "- adjusted: up \u00d72 +0 B (iface eth0, tx); down not adjusted; raw sum 1.00 MiB (1052160 B)\n"
+              "- top MACs:\n"
+              "  - 02:00:00:00:00:02: up 1.00 KiB (1024 B), down 1.00 MiB (1048576 B) (adjusted: up \u00d72 +0 B "
+              "(iface eth0, tx); down not adjusted)\n"
+              "  - (1 more MAC)\n");
+}
+
+TEST_F(PushReports, DayWithoutTrafficSaysSo) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    auto r = build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 19}).take();
+    EXPECT_NE(r.text.find("\nNo traffic recorded.\n"), std::string::npos) << r.text;
+    EXPECT_EQ(r.text.find("eth0"), std::string::npos);
+}
+
+TEST_F(PushReports, MonthlyWithBillingDay15CoversItsOwnDaysOnly) {
+    const Calendar cal = calendar("Asia/Shanghai", 15);
+    commit(cal, {
+                    {"eth0", kSh1014_2355, kIfaceTotal, 1, 1},        // September's billing month
+                    {"eth0", kSh1015_0000, kIfaceTotal, 1024, 3072},  // first bucket of 2026-10
+                    {"eth0", kSh1114_2355, kIfaceTotal, 2048, 1024},  // last bucket of 2026-10 (peak)
+                    {"eth0", kSh1115_0000, kIfaceTotal, 5, 5},        // November's
+                });
+    // Finished days are read from the roll-ups: roll them up as the daemon does.
+    ASSERT_TRUE(store_->finalize(cal, kSh1115_0005).ok());
+    auto r = build_month_report(*store_, cal, ReportContent{"nas1", 5, {}}, BillingMonth{2026, 10}).take();
+    EXPECT_EQ(r.title, "Monthly traffic 2026-10");
+    EXPECT_EQ(r.text,
+              "#### Monthly traffic 2026-10\n"
+              "billing month 2026-10 (billing day 15): 2026-10-15 00:00:00 to 2026-11-15 00:00:00\n"
+              "\n"
+              "host nas1, time zone Asia/Shanghai, peak 18:00-24:00; up = sent (tx), down = received (rx)\n"
+              "\n"
+              "**eth0**\n"
+              "- peak: up 1.00 KiB (1024 B), down 2.00 KiB (2048 B)\n"
+              "- off-peak: up 3.00 KiB (3072 B), down 1.00 KiB (1024 B)\n"
+              "- total: up 4.00 KiB (4096 B), down 3.00 KiB (3072 B), sum 7.00 KiB (7168 B)\n");
+}
+
+TEST_F(PushReports, MonthlyIsDueOnTheFirstDayOfTheBillingMonthAtDailyAt) {
+    const Calendar cal = calendar("Asia/Shanghai", 15);
+    ReportsConfig rc;
+    rc.daily = false;
+    // First started during 2026-10: September's month ended before, nothing to catch up.
+    const int64_t first = kSh1015_0000 + 3600;
+    EXPECT_TRUE(due_periods(cal, rc, first, kSh1115_0004).empty());
+    auto due = due_periods(cal, rc, first, kSh1115_0005);
+    ASSERT_EQ(due.size(), 1u);
+    EXPECT_EQ(due[0].kind, "monthly");
+    EXPECT_EQ(due[0].period, "2026-10");
+    EXPECT_EQ(due[0].due, kSh1115_0005);
+    // A month that ended before the first start has nothing to report; one that ended
+    // after it is caught up a month late (the one before the last at most).
+    EXPECT_TRUE(due_periods(cal, rc, kSh1115_0000, kSh1115_0005).empty());
+    auto late = due_periods(cal, rc, kSh1015_0000 - 86400, kSh1115_0004);
+    ASSERT_EQ(late.size(), 1u);
+    EXPECT_EQ(late[0].period, "2026-09");
+}
+
+TEST_F(PushReports, StartupReportCoversTodayAndTheMonthSoFar) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    // At 21:00 on the 21st: today has both rows of the day; the month also the 20th 23:55 (peak).
+    auto r = build_startup_report(*store_, cal, ReportContent{"nas1", 0, {}}, kSh21_2000 + 3600).take();
+    EXPECT_EQ(r.kind, "startup");
+    EXPECT_EQ(r.period, "2026-11-21 21:00:00");
+    EXPECT_EQ(r.title, "Traffic so far 2026-11-21");
+    EXPECT_NE(r.text.find("##### Today: 2026-11-21 00:00:00 to 2026-11-21 21:00:00\n\n**eth0**\n"
+                          "- peak: up 512 B (512 B), down 1.00 MiB (1048576 B)\n"
+                          "- off-peak: up 2.00 KiB (2048 B), down 1.00 KiB (1024 B)\n"),
+              std::string::npos)
+        << r.text;
+    EXPECT_NE(r.text.find("##### Billing month 2026-11 to date: 2026-11-01 00:00:00 to 2026-11-21 21:00:00\n\n"
+                          "**eth0**\n- peak: up 1.48 KiB (1511 B), down 1.00 MiB (1049575 B)\n"
+                          "- off-peak: up 2.00 KiB (2048 B), down 1.00 KiB (1024 B)\n"),
+              std::string::npos)
+        << r.text;
+}
+
+TEST_F(PushReports, DailyAt0005NotAt0004OnceAndNotAgainAfterARestart) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    RecordingQueue q;
+    {
+        auto s = ReportService::create(options(), q).take();  // first start 2026-11-20 10:00
+        ASSERT_TRUE(s->tick(kSh21_0004).ok());
+        EXPECT_TRUE(q.take().empty());
+        ASSERT_TRUE(s->tick(kSh21_0005).ok());
+        auto m = q.take();
+        ASSERT_EQ(m.size(), 2u);
+        EXPECT_EQ(m[0].sink, "ding");
+        EXPECT_EQ(m[1].sink, "mail");
+        for (const auto& x : m) {
+            EXPECT_EQ(x.kind, "daily");
+            EXPECT_EQ(x.period, "2026-11-20");
+            EXPECT_EQ(x.title, "Daily traffic 2026-11-20");
+            EXPECT_TRUE(x.body.empty());
+        }
+        EXPECT_EQ(m[0].text,
+                  build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 20}).take().text);
+        ASSERT_TRUE(s->tick(kSh21_0005 + 10).ok());
+        EXPECT_TRUE(q.take().empty());
+        s->stop();
+    }
+    clock_ = kSh21_0005 + 60;
+    auto again = ReportService::create(options(), q).take();  // restart
+    ASSERT_TRUE(again->tick(kSh21_0005 + 70).ok());
+    EXPECT_TRUE(q.take().empty());
+    auto sent = again->sent().take();
+    ASSERT_EQ(sent.size(), 2u);
+    EXPECT_EQ(sent[0], (std::array<std::string, 3>{"daily", "2026-11-20", "ding"}));
+    EXPECT_EQ(sent[1], (std::array<std::string, 3>{"daily", "2026-11-20", "mail"}));
+}
+
+TEST_F(PushReports, DowntimeOverTheDueTimeIsCaughtUpInOrder) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    RecordingQueue q;
+    {
+        auto s = ReportService::create(options(), q).take();
+        ASSERT_TRUE(s->tick(kSh21_0005).ok());  // 2026-11-20
+        q.take();
+    }
+    // Down from the 21st 00:06 until the 23rd 09:00: the 21st and the 22nd are due.
+    clock_ = kSh23_0900;
+    auto s = ReportService::create(options(), q).take();
+    ASSERT_TRUE(s->tick(kSh23_0900).ok());
+    auto m = q.take();
+    ASSERT_EQ(m.size(), 4u);
+    EXPECT_EQ(m[0].period, "2026-11-21");
+    EXPECT_EQ(m[1].period, "2026-11-21");
+    EXPECT_EQ(m[2].period, "2026-11-22");
+    EXPECT_EQ(m[3].period, "2026-11-22");
+    EXPECT_NE(m[0].text.find("sum 1.00 MiB (1052160 B)"), std::string::npos) << m[0].text;
+}
+
+TEST_F(PushReports, DaysOlderThanCatchUpDaysAreNotSent) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    ReportsConfig rc;
+    rc.monthly = false;
+    rc.catch_up_days = 1;
+    // Due times 2026-11-22 00:05 (for the 21st) and 2026-11-23 00:05 (for the 22nd); at the
+    // 23rd 09:00 the first is more than a day old.
+    auto due = due_periods(cal, rc, kSh20_1000, kSh23_0900);
+    ASSERT_EQ(due.size(), 1u);
+    EXPECT_EQ(due[0].period, "2026-11-22");
+}
+
+TEST_F(PushReports, AFailedEnqueueIsTriedAgainAndNothingIsSentTwice) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    RecordingQueue q;
+    auto s = ReportService::create(options(), q).take();
+    q.fail = true;
+    EXPECT_FALSE(s->tick(kSh21_0005).ok());
+    EXPECT_TRUE(s->sent().take().empty());
+    q.fail = false;
+    ASSERT_TRUE(s->tick(kSh21_0005 + 10).ok());
+    EXPECT_EQ(q.take().size(), 2u);
+}
+
+TEST_F(PushReports, StartupReportOncePerStartAndOnlyToTheChosenSinks) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    RecordingQueue q;
+    auto o = options();
+    o.reports.on_start = true;
+    o.reports.sinks = {"mail"};
+    clock_ = kSh21_2000 + 3600;
+    auto s = ReportService::create(o, q).take();
+    ASSERT_TRUE(s->tick(kSh21_2000 + 3600).ok());
+    ASSERT_TRUE(s->tick(kSh21_2000 + 3610).ok());
+    auto m = q.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].sink, "mail");
+    EXPECT_EQ(m[0].kind, "startup");
+    EXPECT_EQ(m[0].period, "2026-11-21 21:00:00");
+    EXPECT_EQ(m[0].text,
+              build_startup_report(*store_, cal, ReportContent{"nas1", 5, {}}, kSh21_2000 + 3600).take().text);
+
+    o.reports.sinks = {"pager"};
+    auto bad = ReportService::create(o, q);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().message(), "reports.sinks: 'pager' is not a configured push sink");
+}
+
+TEST_F(PushReports, AfterDrainRunsOnTheWorkerAndStopFinishesIt) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    RecordingQueue q;
+    auto s = ReportService::create(options(), q).take();
+    s->after_drain(kSh21_0005);
+    s->stop();  // finishes the tick handed over before joining
+    EXPECT_EQ(q.take().size(), 2u);
+}
+
+TEST_F(PushReports, DstDayIsDueAtItsOwnMidnightPlusDailyAt) {
+    const Calendar cal = calendar("America/New_York");
+    ReportsConfig rc;
+    rc.monthly = false;
+    // The 25-hour 2026-11-01 is due at 2026-11-02 00:05 EST, 25 h + 5 min after it began.
+    auto before = due_periods(cal, rc, kNy1031_0000, kNy1102_0004);
+    ASSERT_FALSE(before.empty());
+    EXPECT_EQ(before.back().period, "2026-10-31");
+    EXPECT_EQ(before.back().due, kNy1101_0005);
+    auto at = due_periods(cal, rc, kNy1031_0000, kNy1102_0005);
+    EXPECT_EQ(at.back().period, "2026-11-01");
+    EXPECT_EQ(at.back().due, kNy1102_0005);
+    EXPECT_EQ(kNy1102_0005 - kNy1101_0005, 25 * 3600);
+    // 01:30 occurs twice on 2026-11-01: the first one (EDT, UTC-4) counts.
+    EXPECT_EQ(local_time_on(cal, LocalDate{2026, 11, 1}, 90), kNy1101_0005 + 85 * 60);
+}
+
+TEST(ReportsConfigParse, KeysDefaultsAndErrors) {
+    Parser p("c.yaml");
+    ReportsConfig rc;
+    ASSERT_TRUE(
+        parse_reports_config(p, YAML::Load("{daily_at: '23:30', sinks: [a, b], top_macs: 3}"), "reports", rc).ok());
+    EXPECT_EQ(rc.daily_at_min, 23 * 60 + 30);
+    EXPECT_EQ(rc.sinks, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(rc.top_macs, 3);
+    EXPECT_TRUE(rc.on_start);
+    auto bad = parse_reports_config(p, YAML::Load("daily_at: '24:00'"), "reports", rc);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().message(),
+              "c.yaml:1:11: key 'reports.daily_at': '24:00' is not a time of day HH:MM (00:00-23:59)");
+    auto unknown = parse_reports_config(p, YAML::Load("dayly: true"), "reports", rc);
+    ASSERT_FALSE(unknown.ok());
+    EXPECT_EQ(unknown.error().message(), "c.yaml:1:1: key 'reports.dayly': unknown key");
+}
+
+}  // namespace
+}  // namespace pf

@@ -1,0 +1,92 @@
+// start_services with an outbox: the report services are registered from the config and
+// the daemon's context, and refuse a customer report sink that is not an http push sink.
+
+#include <gtest/gtest.h>
+
+#include "peakflow/daemon.hpp"
+#include "peakflow/service.hpp"
+#include "report_test_support.hpp"
+
+namespace pf {
+namespace {
+
+using testing::HistoryFile;
+using testing::RecordingQueue;
+
+constexpr int64_t kSh21_2100 = 1795266000;  // 2026-11-21 21:00 Asia/Shanghai
+
+class ReportServices : public HistoryFile {
+  protected:
+    DaemonOptions daemon_options() {
+        DaemonOptions o;
+        o.database = db_;
+        o.timezone = "Asia/Shanghai";
+        o.clock = [] { return kSh21_2100; };
+        o.paths.sysfs = dir_ + "/sys";
+        return o;
+    }
+};
+
+TEST_F(ReportServices, ReportsRunWithAnOutboxAndSendTheStartupReportToEverySink) {
+    Config cfg;
+    DaemonOptions o = daemon_options();
+    RecordingQueue q;
+    ServiceContext ctx{cfg, o, {"eth0"}, nullptr, &q, {{"ding", "dingtalk"}, {"mail", "smtp"}}};
+    Services services;
+    ASSERT_TRUE(start_services(services, ctx).ok());
+    services.after_drain(kSh21_2100);
+    services.stop();
+    auto m = q.take();
+    ASSERT_EQ(m.size(), 2u);
+    EXPECT_EQ(m[0].sink, "ding");
+    EXPECT_EQ(m[1].sink, "mail");
+    EXPECT_EQ(m[0].kind, "startup");
+    EXPECT_EQ(m[0].period, "2026-11-21 21:00:00");
+}
+
+TEST_F(ReportServices, NothingWithoutAnOutboxOrWhenSwitchedOff) {
+    Config cfg;
+    DaemonOptions o = daemon_options();
+    RecordingQueue q;
+    {
+        ServiceContext ctx{cfg, o, {"eth0"}, nullptr, nullptr, {}};
+        Services services;
+        ASSERT_TRUE(start_services(services, ctx).ok());
+        services.after_drain(kSh21_2100);
+    }
+    cfg.reports.enabled = false;
+    ServiceContext ctx{cfg, o, {"eth0"}, nullptr, &q, {{"ding", "dingtalk"}}};
+    Services services;
+    ASSERT_TRUE(start_services(services, ctx).ok());
+    services.after_drain(kSh21_2100);
+    services.stop();
+    EXPECT_TRUE(q.take().empty());
+}
+
+TEST_F(ReportServices, CustomerReportNeedsPushAndAnHttpSink) {
+    Config cfg;
+    cfg.reports.enabled = false;
+    cfg.customer_report.enabled = true;
+    cfg.customer_report.sink = "ding";
+    DaemonOptions o = daemon_options();
+    RecordingQueue q;
+    {
+        ServiceContext ctx{cfg, o, {"eth0"}, nullptr, nullptr, {}};
+        Services services;
+        auto st = start_services(services, ctx);
+        ASSERT_FALSE(st.ok());
+        EXPECT_EQ(st.error().message(),
+                  "customer_report is enabled but push is not configured (add a push sink of type http and name it in "
+                  "customer_report.sink)");
+    }
+    ServiceContext ctx{cfg, o, {"eth0"}, nullptr, &q, {{"ding", "dingtalk"}}};
+    Services services;
+    auto st = start_services(services, ctx);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().message(),
+              "customer_report.sink: 'ding' is of type dingtalk, the customer report needs type http (the body is "
+              "POSTed as is)");
+}
+
+}  // namespace
+}  // namespace pf
