@@ -194,6 +194,10 @@ const std::map<std::string, KeyHandler>& handlers() {
              c.metrics_mac_series = *v;
              return Ok{};
          }},
+        {"push",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_push_config(p, n, k, c.push);
+         }},
         {"log_dir",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              auto v = p.scalar<std::string>(n, k, "a directory path");
@@ -294,6 +298,10 @@ std::string dump_config(const Config& c) {
         out << YAML::EndMap;
     }
     out << YAML::EndSeq;
+    if (c.push.configured) {
+        out << YAML::Key << "push" << YAML::Value;
+        dump_push_config(out, c.push);
+    }
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

@@ -5,6 +5,7 @@
 #include <ranges>
 
 #include "peakflow/daemon.hpp"
+#include "peakflow/outbox.hpp"
 
 namespace pf {
 
@@ -37,7 +38,12 @@ Status start_services(Services& out, ServiceContext& ctx) {
     if (!ctx.alerts) ctx.alerts = &out.log_alerts;
     // Order matters: the push pipeline comes first, as it provides ctx.outbox and replaces
     // ctx.alerts with a sink that queues alerts for delivery; the others raise through it.
-    (void)out;
+    if (ctx.config.push.configured) {
+        Status st = Ok{};
+        auto push = make_push_service(ctx, out.keep, st);
+        if (!st) return st;
+        out.add(std::move(push));
+    }
     return Ok{};
 }
 

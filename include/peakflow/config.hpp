@@ -13,6 +13,7 @@
 #include "peakflow/error.hpp"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
+#include "peakflow/sinks.hpp"
 
 namespace pf {
 
@@ -57,6 +58,7 @@ struct Config {
     std::string database = kDefaultDatabasePath;
     Retention retention;
     std::vector<Adjustment> adjustments;
+    PushConfig push;     // push: the durable outbox and its sinks (include/peakflow/sinks.hpp)
     std::string source;  // the file it came from; empty for built-in defaults
 };
 
