@@ -166,7 +166,7 @@ Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
     h.bind(7, m.period).bind(8, bytes).bind(9, std::string(skip ? "skipped" : "pending"));
     if (h.step() != SQLITE_DONE) return Error(std::string("record push history: ") + sqlite3_errmsg(db_));
     if (skip) {
-        spdlog::info("push: {} {} {} for sink {} skipped (push switched off)", m.kind, m.period, m.title, m.sink);
+        spdlog::info("push: {} '{}' for sink {} skipped (push switched off)", m.kind, m.title, m.sink);
         return Ok{};
     }
     int64_t id = sqlite3_last_insert_rowid(db_);
@@ -224,7 +224,7 @@ Result<int64_t> Outbox::step(const std::string& name) {
         }
     }
     if (r.ok) {
-        spdlog::info("push: {} {} delivered to {} (message {})", m.kind, m.period, name, id);
+        spdlog::info("push: {} '{}' delivered to {} (message {})", m.kind, m.title, name, id);
         st.not_before = 0;
         st.failures = 0;
         if (st.alerted) {

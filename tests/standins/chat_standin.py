@@ -25,6 +25,8 @@ import base64
 import hashlib
 import hmac
 import json
+import select
+import socket
 import threading
 import time
 import urllib.parse
@@ -95,6 +97,18 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             self.record(ARGS.record + ".all", {"service": service, "delaying": delay, "body": raw.decode("utf-8", "replace")})
             time.sleep(delay)
+            # A client that went away meanwhile (killed) never sees an answer: the message
+            # was not delivered, as with the real service when the connection drops.
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if readable:
+                try:
+                    gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                if gone:
+                    self.record(ARGS.record + ".all", {"service": service, "dropped": True})
+                    self.close_connection = True
+                    return
         handler = getattr(self, "svc_" + (service or "none"))
         handler(url, query, raw)
 
