@@ -198,9 +198,9 @@ void dump_push_config(YAML::Emitter& out, const PushConfig& c) {
         out << YAML::Key << "name" << YAML::Value << s.name;
         out << YAML::Key << "type" << YAML::Value << s.type;
         out << YAML::Key << "enabled" << YAML::Value << s.enabled;
-        // URLs can carry credentials too (a webhook's token in its path): only the scheme and host.
+        // A webhook's URL can carry its credential in the path: only scheme and host shown.
         std::string url = s.url;
-        if (auto p = url.find("://"); p != std::string::npos)
+        if (auto p = url.find("://"); p != std::string::npos && (s.type == "webhook" || s.type == "http"))
             if (auto slash = url.find('/', p + 3); slash != std::string::npos && slash + 1 < url.size())
                 url = url.substr(0, slash) + "/********";
         if (!url.empty()) out << YAML::Key << "url" << YAML::Value << url;

@@ -152,6 +152,12 @@ push:
     - {name: off, type: webhook, url: "$BASE/webhook/off", enabled: false}
 EOF
 "$PF_BIN" config check "$PF_CONFIG" >"$PF_T/check.out"
+# The commented example of every sink in config/config.yaml is valid once uncommented.
+"$PY" -c 'import sys
+s = open(sys.argv[1]).read(); i = s.index("#push:"); lines = s[i:].splitlines()
+print(s[:i] + "\n".join(l[1:] if l.startswith("#") else l for l in lines))' "$PF_IT_DIR/../../config/config.yaml" >"$PF_T/example.yaml"
+"$PF_BIN" config check "$PF_T/example.yaml" >"$PF_T/example.out" || fail "config.yaml push example: $(cat "$PF_T/example.out")"
+assert_eq "example sinks" 7 "$(grep -c '^    - name: ' "$PF_T/example.out")"
 grep -q 'SECstandin\|SCTkey\|dtok' "$PF_T/check.out" && fail "config check prints secrets: $(cat "$PF_T/check.out")"
 : >"$REC"
 : >"$REC.all"
