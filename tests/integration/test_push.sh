@@ -17,7 +17,7 @@ pf_setup_pair
 
 # Stand-ins run in NS_A, where the daemon's 127.0.0.1 is.
 cat >"$PF_T/robots.json" <<'EOF'
-{"dingtalk": {"dtok": {"secret": "SECstandin", "keyword": "peakflow"}},
+{"dingtalk": {"dtok": {"secret": "SECstandin", "keyword": "peakflow"}, "dtok2": {}},
  "serverchan": {"SCTkey": {}},
  "wecom": {"wkey": {}},
  "feishu": {"ftok": {"secret": "fsecret"}}}
@@ -82,6 +82,7 @@ push:
     - {name: api, type: http, url: "$BASE/webhook/api", headers: {Authorization: "Bearer abc"}}
     - {name: mail, type: email, url: "smtp://127.0.0.1:$SMTP_PORT", from: "peakflow@example.org", to: ["ops@example.org"]}
     - {name: wrongsign, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECwrong, enabled: false}
+    - {name: burst, type: dingtalk, url: "$BASE/robot/send", token: dtok2, enabled: false}
     - {name: nokeyword, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECstandin, keyword: "not-there", enabled: false}
 EOF
 pf_run "$PF_T/ptest" "$NS_A" push --test -f "$TESTCONF"
@@ -136,6 +137,15 @@ assert_eq "push --test nokeyword exit" 0 "$PF_RC" # the sink adds its keyword to
 pf_run "$PF_T/pnone" "$NS_A" push --test nosuch -f "$TESTCONF"
 assert_eq "push --test unknown sink exit" 1 "$PF_RC"
 assert_eq "unknown sink error" "peakflow-bpf: error: no push sink named 'nosuch' in the config" "$(cat "$PF_T/pnone.err")"
+pf_log "push --test: the 21st message in a minute to one robot is answered with errcode 130101"
+for i in $(seq 20); do
+    pf_run "$PF_T/pburst" "$NS_A" push --test burst -f "$TESTCONF"
+    assert_eq "burst $i exit" 0 "$PF_RC"
+done
+pf_run "$PF_T/pburst" "$NS_A" push --test burst -f "$TESTCONF"
+assert_eq "burst 21 exit" 1 "$PF_RC"
+grep -qx 'burst (dingtalk): FAILED: errcode 130101: send too fast, exceed 20 times per minute' "$PF_T/pburst.out" ||
+    fail "$(cat "$PF_T/pburst.out")"
 # push --test goes straight to the services: nothing in the outbox or the history.
 [[ ! -e $PF_T/history.db ]] || fail "push --test wrote to the history database"
 
@@ -150,6 +160,7 @@ push:
     - {name: ding, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECstandin, keyword: peakflow, alerts: false}
     - {name: sc, type: serverchan, url: "$BASE", sendkey: SCTkey, alerts: true}
     - {name: off, type: webhook, url: "$BASE/webhook/off", enabled: false}
+    - {name: wc, type: wecom, url: "$BASE/cgi-bin/webhook/send", key: wkey, alerts: false}
 EOF
 "$PF_BIN" config check "$PF_CONFIG" >"$PF_T/check.out"
 # The commented example of every sink in config/config.yaml is valid once uncommented.
@@ -232,4 +243,27 @@ assert (h[8]["sink"], h[8]["status"], h[8]["attempts"]) == ("ding", "sent", 1), 
 EOF
 pf_stop_daemon
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
-grep -q 'push: 3 sink(s), 1 message(s) waiting in the outbox' "$PF_T/push2.log" || fail "restart did not find msg-4 waiting"
+grep -q 'push: 4 sink(s), 1 message(s) waiting in the outbox' "$PF_T/push2.log" || fail "restart did not find msg-4 waiting"
+
+pf_log "messages over the services' size limits are cut to fit, with a note"
+pf_start_daemon push3
+"$PY" -c 'print("peakflow " + "x" * 30000)' >"$PF_T/long.txt"
+"$PF_BIN" push --message "$(cat "$PF_T/long.txt")" --sink ding -f "$PF_CONFIG" >/dev/null
+"$PF_BIN" push --message "$(cat "$PF_T/long.txt")" --sink wc -f "$PF_CONFIG" >/dev/null
+wait_for "the long DingTalk message" has_lines dingtalk 'bytes omitted' 1
+wait_for "the long WeCom message" grep -q '"service": "wecom"' "$REC"
+"$PY" - "$REC" <<'EOF' || fail "cut messages wrong"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+d = [r for r in rows if r["service"] == "dingtalk"][-1]["body"]["markdown"]["text"].encode()
+w = [r for r in rows if r["service"] == "wecom"][-1]["body"]["markdown"]["content"].encode()
+# 30009 bytes of text: what is kept plus what the note says was omitted adds up to it.
+for got, limit, head in ((d, 20000, b"peakflow xxx"), (w, 4096, b"**peakflow-bpf message**\npeakflow xxx")):
+    assert len(got) == limit and got.startswith(head), (len(got), got[:40])
+    kept, note = got.split("\n\u2026 (cut: ".encode())
+    omitted = int(note.split(b" ")[0])
+    assert note == b"%d bytes omitted)" % omitted, note
+    assert len(kept) - (len(head) - len(b"peakflow xxx")) + omitted == 30009, (len(kept), omitted)
+EOF
+pf_stop_daemon
+assert_eq "daemon exit status" 0 "$DAEMON_RC"
