@@ -85,7 +85,6 @@ Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
         o.make_sink = [t](const SinkConfig& s) { return pf::make_sink(s, t); };
     }
     std::unique_ptr<Outbox> ob(new Outbox(std::move(o)));
-    ob->rng_.seed(ob->o_.seed ? ob->o_.seed : std::random_device{}());
     std::error_code ec;
     auto dir = std::filesystem::path(ob->o_.database).parent_path();
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
@@ -97,11 +96,22 @@ Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
     // FULL: a message is on disk before enqueue returns, even across a power cut.
     if (auto st = ob->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !st) return st.error();
     if (auto st = ob->exec(kSchema); !st) return st.error();
+    uint64_t seed = ob->o_.seed ? ob->o_.seed : std::random_device{}();
     for (const auto& s : ob->o_.push.sinks) {
         SinkState& st = ob->sinks_[s.name];
         st.cfg = &s;
         st.sink = ob->o_.make_sink(s);
+        st.rng.seed(seed++);
     }
+    // Rows for sinks no longer in the config stay queued (nothing is dropped) until the
+    // sink is configured again.
+    Stmt q(ob->db_, "SELECT sink, count(*) FROM outbox GROUP BY sink");
+    while (q.step() == SQLITE_ROW)
+        if (!ob->o_.push.find(q.text(0)))
+            spdlog::warn(
+                "push: {} message(s) queued for sink '{}', which is no longer in the config: they wait "
+                "until it is configured again",
+                q.i64(1), q.text(0));
     return ob;
 }
 
@@ -236,7 +246,7 @@ Result<int64_t> Outbox::step(const std::string& name) {
     ++st.failures;
     double delay = std::min(o_.push.max_backoff, o_.push.initial_backoff * std::pow(2.0, st.failures - 1));
     // Jitter in [delay/2, delay]: sinks that failed together do not all retry together.
-    delay *= 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+    delay *= 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(st.rng);
     st.not_before = done + static_cast<int64_t>(delay * 1000);
     spdlog::warn("push: delivery of message {} to {} failed (attempt {} in a row): {}; next try in {:.1f} s", id, name,
                  st.failures, r.error, delay);

@@ -82,6 +82,7 @@ class Outbox : public MessageQueue {
         bool alerted = false;
         int64_t not_before = 0;    // ms: backoff
         std::deque<int64_t> sent;  // ms of recent sends (rate limit)
+        std::mt19937_64 rng;       // jitter; one per sink, as each sink has its own thread
     };
     Status exec(const char* sql);
     Status enqueue_locked(const OutboundMessage& m, bool skip);
@@ -93,7 +94,6 @@ class Outbox : public MessageQueue {
     mutable std::mutex db_mu_;
     sqlite3* db_ = nullptr;
     std::map<std::string, SinkState> sinks_;
-    std::mt19937_64 rng_;
     std::mutex wake_mu_;
     std::condition_variable wake_cv_;
     uint64_t wake_gen_ = 0;
