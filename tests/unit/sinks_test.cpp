@@ -1,7 +1,11 @@
 #include "peakflow/sinks.hpp"
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <thread>
 
 #include "peakflow/config.hpp"
 
@@ -222,6 +226,88 @@ TEST(PushConfig, ErrorsNameFileLineColumnAndKey) {
     c = parse_config("push:\n  retries: 3\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(), "t.yaml:2:3: key 'push.retries': unknown key");
+}
+
+}  // namespace
+}  // namespace pf
+
+namespace pf {
+namespace {
+
+// The real libcurl sink against a real local HTTP server.
+class LocalServer {
+  public:
+    explicit LocalServer(std::function<void(const httplib::Request&, httplib::Response&)> h) {
+        srv_.Post(".*", [h](const httplib::Request& rq, httplib::Response& rs) { h(rq, rs); });
+        port_ = srv_.bind_to_any_port("127.0.0.1");
+        th_ = std::thread([this] { srv_.listen_after_bind(); });
+    }
+    ~LocalServer() {
+        srv_.stop();
+        th_.join();
+    }
+    std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+  private:
+    httplib::Server srv_;
+    int port_ = 0;
+    std::thread th_;
+};
+
+TEST(CurlSink, HttpSinkSendsBodyAndHeadersAndJudgesTheAnswer) {
+    std::string got_body, got_auth, got_ct, got_target;
+    LocalServer srv([&](const httplib::Request& rq, httplib::Response& rs) {
+        got_body = rq.body;
+        got_auth = rq.get_header_value("Authorization");
+        got_ct = rq.get_header_value("Content-Type");
+        got_target = rq.target;
+        rs.status = rq.body == "fail" ? 503 : 201;
+        rs.set_content("{\"id\":7}", "application/json");
+    });
+    SinkConfig s;
+    s.type = "http";
+    s.url = srv.url("/api/v1/points?x=1");
+    s.headers = {{"Authorization", "Bearer t0k"}};
+    auto sink = make_sink(s, 5);
+    SendResult r = sink->send(OutboundMessage{"h", "hourly", "p", "", "", "{\"v0\":12}"}, {});
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.http_status, 201);
+    EXPECT_EQ(r.answer, "{\"id\":7}");
+    EXPECT_EQ(got_body, "{\"v0\":12}");
+    EXPECT_EQ(got_auth, "Bearer t0k");
+    EXPECT_EQ(got_ct, "application/json");
+    EXPECT_EQ(got_target, "/api/v1/points?x=1");
+    r = sink->send(OutboundMessage{"h", "hourly", "p", "", "", "fail"}, {});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "HTTP 503: {\"id\":7}");
+}
+
+TEST(CurlSink, ASilentServerTimesOut) {
+    LocalServer srv([](const httplib::Request&, httplib::Response& rs) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        rs.set_content("{\"errcode\":0}", "application/json");
+    });
+    SinkConfig s;
+    s.type = "dingtalk";
+    s.token = "t";
+    s.msgtype = "markdown";
+    s.url = srv.url("/robot/send");
+    auto start = std::chrono::steady_clock::now();
+    SendResult r = make_sink(s, 0.3)->send(OutboundMessage{"d", "test", "", "T", "x", ""}, {});
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.http_status, 0);
+    EXPECT_EQ(r.error, "Timeout was reached");
+    EXPECT_LT(took, std::chrono::milliseconds(1400));  // gave up before the answer came
+}
+
+TEST(CurlSink, RefusedConnectionIsAFailure) {
+    SinkConfig s;
+    s.type = "webhook";
+    s.url = "http://127.0.0.1:1/hook";
+    SendResult r = make_sink(s, 2)->send(OutboundMessage{"w", "test", "", "T", "x", ""}, {});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "Couldn't connect to server");
 }
 
 }  // namespace
