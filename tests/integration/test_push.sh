@@ -11,7 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 STANDIN="$PF_IT_DIR/../standins/chat_standin.py"
 REC="$PF_T/accepted.jsonl"
 MAILDIR="$PF_T/maildir"
-SMTP_PORT=2525 # inside $NS_A: a fresh network namespace, so the port is free
+SMTP_PORT=2525      # inside $NS_A: a fresh network namespace, so the ports are free
+SMTP_AUTH_PORT=2526 # the same with AUTH (user peakflow, password m4il)
 
 pf_setup_pair
 
@@ -25,12 +26,15 @@ EOF
 nsenter "--net=/run/netns/$NS_A" -- "$PY" "$STANDIN" --config "$PF_T/robots.json" --record "$REC" \
     --port-file "$PF_T/port" >"$PF_T/standin.log" 2>&1 &
 BG_PIDS+=($!)
-nsenter "--net=/run/netns/$NS_A" -- "$PY" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
-    -c aiosmtpd.handlers.Mailbox "$MAILDIR" >"$PF_T/smtp.log" 2>&1 &
+nsenter "--net=/run/netns/$NS_A" -- "$PY" "$PF_IT_DIR/../standins/smtp_server.py" --port "$SMTP_PORT" \
+    --dir "$MAILDIR" >"$PF_T/smtp.log" 2>&1 &
+BG_PIDS+=($!)
+nsenter "--net=/run/netns/$NS_A" -- "$PY" "$PF_IT_DIR/../standins/smtp_server.py" --port "$SMTP_AUTH_PORT" \
+    --dir "$MAILDIR-auth" --user peakflow --password m4il >"$PF_T/smtp-auth.log" 2>&1 &
 BG_PIDS+=($!)
 for ((i = 0; i < 100; i++)); do
     [[ -s $PF_T/port ]] && nsenter "--net=/run/netns/$NS_A" -- "$PY" -c \
-        "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)" 2>/dev/null && break
+        "import socket; [socket.create_connection(('127.0.0.1', p), 1) for p in ($SMTP_PORT, $SMTP_AUTH_PORT)]" 2>/dev/null && break
     sleep 0.1
 done
 [[ -s $PF_T/port ]] || fail "stand-in did not start: $(cat "$PF_T/standin.log")"
@@ -81,13 +85,15 @@ push:
       template: '{"event":"{{kind}}","title":"{{title}}","node":"{{node}}"}'
     - {name: api, type: http, url: "$BASE/webhook/api", headers: {Authorization: "Bearer abc"}}
     - {name: mail, type: email, url: "smtp://127.0.0.1:$SMTP_PORT", from: "peakflow@example.org", to: ["ops@example.org"]}
+    - {name: mailauth, type: email, url: "smtp://127.0.0.1:$SMTP_AUTH_PORT", from: "peakflow@example.org", to: ["a@example.org", "b@example.org"], username: peakflow, password: m4il}
+    - {name: mailbadpw, type: email, url: "smtp://127.0.0.1:$SMTP_AUTH_PORT", from: "peakflow@example.org", to: ["a@example.org"], username: peakflow, password: wrong, enabled: false}
     - {name: wrongsign, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECwrong, enabled: false}
     - {name: burst, type: dingtalk, url: "$BASE/robot/send", token: dtok2, enabled: false}
     - {name: nokeyword, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECstandin, keyword: "not-there", enabled: false}
 EOF
 pf_run "$PF_T/ptest" "$NS_A" push --test -f "$TESTCONF"
 assert_eq "push --test exit" 0 "$PF_RC"
-for s in ding dingtext sc wc fs wh api mail; do
+for s in ding dingtext sc wc fs wh api mail mailauth; do
     grep -q "^$s ([a-z]*): ok$" "$PF_T/ptest.out" || fail "push --test: $s not ok: $(cat "$PF_T/ptest.out")"
 done
 grep -qx 'wrongsign (dingtalk): skipped, switched off' "$PF_T/ptest.out" || fail "disabled sink was tested: $(cat "$PF_T/ptest.out")"
@@ -112,21 +118,29 @@ assert api["path"] == "/webhook/api" and api["headers"]["authorization"] == "Bea
 assert json.loads(api["body_raw"])["kind"] == "test", api
 assert by["webhook"][0]["headers"]["x-token"] == "s3cret", by["webhook"][0]
 EOF
-# The email, as the SMTP server stored it.
-mails=("$MAILDIR"/new/*)
-assert_eq "emails received" 1 "${#mails[@]}"
-"$PY" - "${mails[0]}" "$(hostname)" <<'EOF' || fail "email wrong: $(cat "${mails[0]}")"
-import email, sys
-m = email.message_from_binary_file(open(sys.argv[1], "rb"))
-assert m["From"] == "peakflow@example.org", m["From"]
-assert m["To"] == "ops@example.org", m["To"]
-assert m["Subject"] == "peakflow-bpf test message", m["Subject"]
-assert m["Content-Type"] == "text/plain; charset=utf-8", m["Content-Type"]
-assert m["X-MailFrom"] == "peakflow@example.org" and m["X-RcptTo"] == "ops@example.org", (m["X-MailFrom"], m["X-RcptTo"])
-body = m.get_payload(decode=True).decode()
-# the maildir stores lines with \n
-assert body.replace("\r\n", "\n") == "Test message from **it-node** on **%s**: this sink works.\n" % sys.argv[2], repr(body)
+# The emails, exactly as the SMTP servers received them.
+check_mail() { # DIR TO USER
+    [[ -f $1/1.eml && ! -e $1/2.eml ]] || fail "expected one email in $1: $(ls "$1")"
+    "$PY" - "$1" "$2" "$3" "$(hostname)" <<'EOF' || fail "email in $1 wrong: $(cat "$1/1.eml")"
+import json, re, sys
+d, to, user, host = sys.argv[1:]
+raw = open(d + "/1.eml", "rb").read().decode()
+want = ("Date: DATE\r\nFrom: peakflow@example.org\r\nTo: %s\r\nSubject: peakflow-bpf test message\r\n"
+        "Message-ID: <peakflow-TS-test@%s>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\nTest message from **it-node** on **%s**: this sink works.\r\n") % (to, host, host)
+got = re.sub(r"^Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000\r\n", "Date: DATE\r\n", raw)
+got = re.sub(r"<peakflow-\d+-", "<peakflow-TS-", got)
+assert got == want, repr(got)
+env = json.load(open(d + "/1.env"))
+assert env == {"from": "peakflow@example.org", "to": to.split(", "), "user": user or None}, env
 EOF
+}
+check_mail "$MAILDIR" "ops@example.org" ""
+check_mail "$MAILDIR-auth" "a@example.org, b@example.org" "peakflow"
+pf_run "$PF_T/pmail" "$NS_A" push --test mailbadpw -f "$TESTCONF"
+assert_eq "push --test with a wrong SMTP password" 1 "$PF_RC"
+grep -q '^mailbadpw (email): FAILED: Login denied (SMTP 535)$' "$PF_T/pmail.out" || fail "$(cat "$PF_T/pmail.out")"
+[[ ! -e $MAILDIR-auth/2.eml ]] || fail "mail accepted with a wrong password"
 
 pf_log "push --test: a wrong signature is answered with errcode 310000; a sink adds its missing keyword"
 pf_run "$PF_T/pbad" "$NS_A" push --test wrongsign -f "$TESTCONF"
