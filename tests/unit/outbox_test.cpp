@@ -230,6 +230,26 @@ TEST_F(OutboxTest, SwitchedOffSinksRecordSkippedAndSendNothing) {
     EXPECT_EQ(off->history(false).take().back().status, "skipped");
 }
 
+TEST_F(OutboxTest, AlertSinkQueuesForEverySinkThatTakesAlerts) {
+    push_.sinks[0].alerts = false;
+    SinkConfig c = push_.sinks[1];
+    c.name = "c";
+    push_.sinks.push_back(c);
+    auto ob = open();
+    OutboxAlertSink alerts(*ob);
+    alerts.alert(Alert{Alert::Kind::Raised, "procwatch", "runaway:1234", "runaway process", "pid 1234", 0});
+    alerts.alert(Alert{Alert::Kind::Recovered, "procwatch", "runaway:1234", "back to normal", "", 0});
+    auto h = ob->history(false).take();
+    std::vector<std::string> rows;
+    for (const auto& r : h) rows.push_back(r.sink + " " + r.kind + " " + r.period + " " + r.status);
+    EXPECT_EQ(rows, (std::vector<std::string>{"b alert runaway:1234 pending", "c alert runaway:1234 pending",
+                                              "b recovery runaway:1234 pending", "c recovery runaway:1234 pending"}));
+    EXPECT_TRUE(ob->queued_ids("a").take().empty());
+    while (ob->step("b").take() != 0) {
+    }
+    EXPECT_EQ(scripts_["b"].sent, (std::vector<std::string>{"pid 1234", ""}));
+}
+
 TEST_F(OutboxTest, HistoryTableIsAligned) {
     std::vector<HistoryRow> rows = {{1, 0, "n", "h", "dingtalk", "daily", "2026-11-21", 120, "sent", 1, ""},
                                     {12, 0, "", "h", "sc", "alert", "sink:x", 9, "failed", 10, "HTTP 500"}};
