@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS outbox(
   title TEXT NOT NULL, text TEXT NOT NULL, body TEXT NOT NULL,
   node TEXT NOT NULL, host TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_sink ON outbox(sink, id);
+CREATE TABLE IF NOT EXISTS push_sink_state(
+  sink TEXT PRIMARY KEY, failures INTEGER NOT NULL, alerted INTEGER NOT NULL) WITHOUT ROWID;
 )";
 
 class Stmt {
@@ -102,6 +105,12 @@ Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
         st.cfg = &s;
         st.sink = ob->o_.make_sink(s);
         st.rng.seed(seed++);
+        Stmt q(ob->db_, "SELECT failures, alerted FROM push_sink_state WHERE sink=?");
+        q.bind(1, s.name);
+        if (q.step() == SQLITE_ROW) {
+            st.failures = static_cast<int>(q.i64(0));
+            st.alerted = q.i64(1) != 0;
+        }
     }
     // Rows for sinks no longer in the config stay queued (nothing is dropped) until the
     // sink is configured again.
@@ -216,6 +225,14 @@ Result<int64_t> Outbox::step(const std::string& name) {
     SendResult r = st.sink->send(m, meta);
     int64_t done = now_ms();
     st.sent.push_back(done);
+    // The sink's failure streak and whether its outage was announced are stored with the
+    // outcome, and the alert or recovery notice is queued in the same transaction: one
+    // alert per outage, also across restarts.
+    int failures = r.ok ? 0 : st.failures + 1;
+    bool alerted = r.ok ? false : (st.alerted || failures >= o_.push.alert_after);
+    std::optional<Alert> notice;
+    if (r.ok && st.alerted) notice = make_alert(name, true, "", done);
+    if (!r.ok && alerted && !st.alerted) notice = make_alert(name, false, r.error, done);
     {
         std::lock_guard lk(db_mu_);
         if (auto b = exec("BEGIN IMMEDIATE"); !b) return b.error();
@@ -227,37 +244,44 @@ Result<int64_t> Outbox::step(const std::string& name) {
         Stmt h(db_, "UPDATE push_history SET status=?, attempts=attempts+1, last_error=?, time=? WHERE id=?");
         h.bind(1, std::string(r.ok ? "sent" : "failed")).bind(2, r.error).bind(3, done / 1000).bind(4, id);
         ok = ok && h.step() == SQLITE_DONE;
+        Stmt ss(db_, "INSERT OR REPLACE INTO push_sink_state(sink, failures, alerted) VALUES(?,?,?)");
+        ss.bind(1, name).bind(2, int64_t{failures}).bind(3, int64_t{alerted ? 1 : 0});
+        ok = ok && ss.step() == SQLITE_DONE;
+        if (ok && notice)
+            for (const auto& s : o_.push.sinks) {
+                if (s.name == name || !s.alerts) continue;
+                OutboundMessage a{s.name,       notice->kind == Alert::Kind::Raised ? "alert" : "recovery",
+                                  notice->key,  notice->title,
+                                  notice->text, ""};
+                ok = ok && enqueue_locked(a, !o_.push.enabled || !s.enabled).ok();
+            }
         if (!ok || !exec("COMMIT")) {
             std::string e = sqlite3_errmsg(db_);
             (void)exec("ROLLBACK");
             return Error("record delivery of message " + std::to_string(id) + ": " + e);
         }
     }
+    st.failures = failures;
+    st.alerted = alerted;
+    if (notice) {
+        if (log_alerts_) log_alerts_->alert(*notice);
+        wake();
+    }
     if (r.ok) {
         spdlog::info("push: {} '{}' delivered to {} (message {})", m.kind, m.title, name, id);
         st.not_before = 0;
-        st.failures = 0;
-        if (st.alerted) {
-            st.alerted = false;
-            raise(name, true, "", done);
-        }
         return done;
     }
-    ++st.failures;
     double delay = std::min(o_.push.max_backoff, o_.push.initial_backoff * std::pow(2.0, st.failures - 1));
     // Jitter in [delay/2, delay]: sinks that failed together do not all retry together.
     delay *= 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(st.rng);
     st.not_before = done + static_cast<int64_t>(delay * 1000);
     spdlog::warn("push: delivery of message {} to {} failed (attempt {} in a row): {}; next try in {:.1f} s", id, name,
                  st.failures, r.error, delay);
-    if (st.failures >= o_.push.alert_after && !st.alerted) {
-        st.alerted = true;
-        raise(name, false, r.error, done);
-    }
     return st.not_before;
 }
 
-void Outbox::raise(const std::string& sink, bool recovered, const std::string& error, int64_t now) {
+Alert Outbox::make_alert(const std::string& sink, bool recovered, const std::string& error, int64_t now) const {
     Alert a;
     a.kind = recovered ? Alert::Kind::Recovered : Alert::Kind::Raised;
     a.source = "push";
@@ -273,13 +297,7 @@ void Outbox::raise(const std::string& sink, bool recovered, const std::string& e
                  " times in a row (" + where + "). Last error: " + error +
                  "\n\nMessages wait in the outbox and are sent when it works again.";
     }
-    if (log_alerts_) log_alerts_->alert(a);
-    for (const auto& s : o_.push.sinks) {
-        if (s.name == sink || !s.alerts) continue;
-        OutboundMessage m{s.name, recovered ? "recovery" : "alert", a.key, a.title, a.text, ""};
-        if (auto st = enqueue(m); !st)
-            spdlog::error("push: cannot queue the alert for {}: {}", s.name, st.error().message());
-    }
+    return a;
 }
 
 void Outbox::wake() {

@@ -86,7 +86,7 @@ class Outbox : public MessageQueue {
     };
     Status exec(const char* sql);
     Status enqueue_locked(const OutboundMessage& m, bool skip);
-    void raise(const std::string& failed_sink, bool recovered, const std::string& error, int64_t now_ms);
+    Alert make_alert(const std::string& failed_sink, bool recovered, const std::string& error, int64_t now_ms) const;
     void worker(const std::string& sink);
     int64_t now_ms() const;
 

@@ -173,6 +173,25 @@ TEST_F(OutboxTest, ThreeFailuresRaiseOneAlertElsewhereAndOneRecovery) {
     EXPECT_NE(scripts_["b"].sent[1].find("works again"), std::string::npos);
 }
 
+TEST_F(OutboxTest, OneAlertPerOutageAlsoAcrossRestarts) {
+    {
+        auto ob = open();
+        ASSERT_TRUE(ob->enqueue(msg("a", "m1")));
+        scripts_["a"].answers = {false, false, false};
+        for (int i = 0; i < 3; ++i) now_ = ob->step("a").take();
+        EXPECT_EQ(ob->queued_ids("b").take().size(), 1u);
+    }
+    auto ob = open();  // restarted during the outage
+    scripts_["a"].answers = {false, false, false, true};
+    for (int i = 0; i < 3; ++i) now_ = ob->step("a").take();
+    EXPECT_EQ(ob->queued_ids("b").take().size(), 1u);  // no second alert
+    ob->step("a").take();
+    EXPECT_EQ(ob->queued_ids("b").take().size(), 2u);  // the recovery notice
+    auto h = ob->history(false).take();
+    EXPECT_EQ(h.back().kind, "recovery");
+    EXPECT_EQ(h.front().attempts, 7);
+}
+
 TEST_F(OutboxTest, RateLimitTwentyPerMinute) {
     auto ob = open();
     for (int i = 0; i < 21; ++i) ASSERT_TRUE(ob->enqueue(msg("a", "m" + std::to_string(i))));
