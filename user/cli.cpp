@@ -18,6 +18,7 @@
 #include "peakflow/daemon.hpp"
 #include "peakflow/hosthealth.hpp"
 #include "peakflow/ifaces.hpp"
+#include "peakflow/outbox.hpp"
 #include "peakflow/privileges.hpp"
 #include "peakflow/store.hpp"
 #include "peakflow/version.hpp"
@@ -114,6 +115,26 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         ->check(CLI::IsMember({"cpu", "mem", "disk", "sys", "users", "procs"}));
     host->add_flag("--json", c.host_json, "One JSON object per record");
     host->add_option("-f,--config", c.config_path, "Config file (thresholds and alarm levels of host_watch)");
+    auto* history = app.add_subcommand("history", "Push history: every message queued for a sink and its outcome");
+    history->add_flag("--failed", c.history_failed, "Only messages whose last delivery attempt failed");
+    history->add_flag("--json", c.history_json, "JSON with stable keys (see README)");
+    history->add_option("-f,--config", c.config_path, "Config file (time zone, database)");
+    history->add_option("--database", c.database, "History database (default: the config's)");
+
+    auto* push = app.add_subcommand("push", "Push sinks: send a test message now, or queue a message in the outbox");
+    auto* push_test = push->add_flag("--test", c.push_test,
+                                     "Send a test message now, directly (not via the outbox), to SINK or to every "
+                                     "enabled sink; print each service's answer; exit 1 if any failed");
+    auto* push_msg = push->add_option("--message", c.push_message,
+                                      "Queue TEXT (markdown) in the outbox for SINK or every sink; the running "
+                                      "daemon delivers it (recorded in the push history)");
+    push_test->excludes(push_msg);
+    push->add_option("--title", c.push_title, "Title of the --message (default: peakflow-bpf message)")
+        ->needs(push_msg);
+    push->add_option("SINK", c.push_sink, "A sink name from the config (default: all)");
+    push->add_option("--sink", c.push_sink, "Same as SINK");
+    push->add_option("-f,--config", c.config_path, "Config file with the push: section");
+    push->add_option("--database", c.database, "History database holding the outbox (default: the config's)");
 
     auto* config = app.add_subcommand("config", "Configuration file tools");
     config->require_subcommand(1);
@@ -147,6 +168,15 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         c.kind = CliCommand::ConfigCheck;
     } else if (*host) {
         c.kind = CliCommand::Host;
+    } else if (*history) {
+        c.kind = CliCommand::History;
+    } else if (*push) {
+        c.kind = CliCommand::Push;
+        if (!c.push_test && c.push_message.empty()) {
+            r.err = "push: give --test or --message TEXT\nRun with --help for more information.\n";
+            r.exit_code = 2;
+            return r;
+        }
     } else if (*report) {
         c.kind = CliCommand::Report;
         ReportOptions& ro = c.report;
@@ -325,6 +355,30 @@ int run_host_cmd(const CliCommand& c) {
     return 0;
 }
 
+int run_history_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    Calendar cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take();
+    auto rows = read_push_history(c.database.empty() ? cfg.database : c.database, c.history_failed).take();
+    std::cout << render_history(rows, c.history_json, [&](int64_t t) { return cal.format_local(t); });
+    return 0;
+}
+
+int run_push_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    if (!cfg.push.configured || cfg.push.sinks.empty())
+        throw FatalError("no push sinks configured" + (cfg.source.empty() ? std::string() : " in " + cfg.source));
+    if (c.push_test) return run_push_test(cfg.push, c.push_sink, std::cout);
+    OutboxOptions o;
+    o.database = c.database.empty() ? cfg.database : c.database;
+    o.push = cfg.push;
+    auto ob = Outbox::open(o).take();
+    OutboundMessage m{c.push_sink,    "message", "", c.push_title.empty() ? "peakflow-bpf message" : c.push_title,
+                      c.push_message, ""};
+    if (auto st = ob->enqueue(m); !st) throw FatalError(st.error());
+    std::cout << "queued in " << o.database << "\n";
+    return 0;
+}
+
 int run_config_check(const CliCommand& c) {
     std::string path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
     Config cfg = load_config_file(path).take();
@@ -353,6 +407,8 @@ int run_cli(int argc, char** argv) {
             case CliCommand::ConfigCheck: return run_config_check(p.cmd);
             case CliCommand::Report: return run_report_cmd(p.cmd);
             case CliCommand::Host: return run_host_cmd(p.cmd);
+            case CliCommand::History: return run_history_cmd(p.cmd);
+            case CliCommand::Push: return run_push_cmd(p.cmd);
             case CliCommand::None: break;
         }
     } catch (const FatalError& e) {

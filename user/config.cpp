@@ -202,6 +202,10 @@ const std::map<std::string, KeyHandler>& handlers() {
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              return parse_customer_report_config(p, n, k, c.customer_report);
          }},
+        {"push",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_push_config(p, n, k, c.push);
+         }},
         {"log_dir",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              auto v = p.scalar<std::string>(n, k, "a directory path");
@@ -312,6 +316,10 @@ std::string dump_config(const Config& c) {
     dump_reports_config(out, c.reports);
     out << YAML::Key << "customer_report" << YAML::Value;
     dump_customer_report_config(out, c.customer_report);
+    if (c.push.configured) {
+        out << YAML::Key << "push" << YAML::Value;
+        dump_push_config(out, c.push);
+    }
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

@@ -372,6 +372,7 @@ Result<bool> ReportService::was_sent(const std::string& kind, const std::string&
 // so a failure part-way sends the rest later and nothing twice.
 Status ReportService::send(const PushReport& r) {
     for (const auto& sink : targets_) {
+        if (o_.accepts && !o_.accepts(sink, r.kind)) continue;
         auto done = was_sent(r.kind, r.period, sink);
         if (!done) return done.error();
         if (*done) continue;
@@ -403,6 +404,7 @@ Status ReportService::tick(int64_t now) {
     for (const auto& p : due_periods(cal, o_.reports, first_start_, now)) {
         bool all = true;
         for (const auto& sink : targets_) {
+            if (o_.accepts && !o_.accepts(sink, p.kind)) continue;
             auto done = was_sent(p.kind, p.period, sink);
             if (!done) return done.error();
             all = all && *done;

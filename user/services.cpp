@@ -7,6 +7,7 @@
 #include "peakflow/customer_report.hpp"
 #include "peakflow/daemon.hpp"
 #include "peakflow/hosthealth.hpp"
+#include "peakflow/outbox.hpp"
 #include "peakflow/push_reports.hpp"
 
 namespace pf {
@@ -40,6 +41,13 @@ Status start_services(Services& out, ServiceContext& ctx) {
     if (!ctx.alerts) ctx.alerts = &out.log_alerts;
     // Order matters: the push pipeline comes first, as it provides ctx.outbox and replaces
     // ctx.alerts with a sink that queues alerts for delivery; the others raise through it.
+    if (ctx.config.push.configured) {
+        Status st = Ok{};
+        auto push = make_push_service(ctx, out.keep, st);
+        if (!st) return st;
+        out.add(std::move(push));
+        for (const auto& sink : ctx.config.push.sinks) ctx.sinks.emplace_back(sink.name, sink.type);
+    }
     if (ctx.config.host_watch.enabled) {
         auto s = make_host_watch_service(ctx);
         if (!s) return s.error();
@@ -57,6 +65,10 @@ Status start_services(Services& out, ServiceContext& ctx) {
         ro.adjustments = ctx.config.adjustments;
         for (const auto& [name, type] : ctx.sinks) ro.sinks.push_back(name);
         ro.clock = ctx.options.clock;
+        ro.accepts = [push = ctx.config.push](const std::string& sink, const std::string& kind) {
+            const SinkConfig* s = push.find(sink);
+            return s && s->takes(kind);
+        };
         auto s = ReportService::create(std::move(ro), *ctx.outbox);
         if (!s) return s.error();
         out.add(std::move(*s));

@@ -11,7 +11,7 @@
 namespace pf {
 
 struct CliCommand {
-    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report, Host } kind = None;
+    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report, Host, History, Push } kind = None;
     std::vector<std::string> ifaces;
     std::string config_path;
     std::string database;  // overrides the config's database path
@@ -29,6 +29,12 @@ struct CliCommand {
     bool host_json = false;
     std::string customer_hour;     // report --customer-hour YYYY-MM-DDTHH
     bool customer_verify = false;  // report --verify
+    bool history_failed = false;   // history: failed deliveries only
+    bool history_json = false;
+    bool push_test = false;    // push --test [SINK]
+    std::string push_sink;     // push: one sink (default: all)
+    std::string push_message;  // push --message TEXT: queue it in the outbox
+    std::string push_title;
 };
 
 struct CliParse {

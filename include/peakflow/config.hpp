@@ -15,6 +15,7 @@
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
 #include "peakflow/reports_config.hpp"
+#include "peakflow/sinks.hpp"
 
 namespace pf {
 
@@ -63,6 +64,7 @@ struct Config {
     HostWatchConfig host_watch;
     ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)
     CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)
+    PushConfig push;                       // push: the durable outbox and its sinks (include/peakflow/sinks.hpp)
     std::string source;                    // the file it came from; empty for built-in defaults
 };
 

@@ -10,7 +10,8 @@
 namespace pf {
 
 struct OutboundMessage {
-    std::string sink;    // the configured sink's name it goes to
+    std::string sink;    // the configured sink's name; empty: every sink that takes this kind
+                         // (its reports list; alert/recovery: sinks with alerts: true)
     std::string kind;    // daily | monthly | startup | hourly | verify | alert | recovery | test
     std::string period;  // what it covers: 2026-11-21, 2026-11, 2026-11-21T15, or an alert key
     std::string title;   // one line; chat sinks use it as the title

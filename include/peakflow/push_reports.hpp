@@ -74,6 +74,8 @@ class ReportService : public Service {
         std::vector<std::string> sinks;  // the push sinks' names (reports.sinks picks among them)
         std::string host;                // default: gethostname()
         std::function<int64_t()> clock;  // first start, startup report time
+        // Whether a sink takes a report kind (its `reports` list); unset: every kind.
+        std::function<bool(const std::string& sink, const std::string& kind)> accepts;
     };
     // Opens its own connections to the history and creates its table (report_sent).
     static Result<std::unique_ptr<ReportService>> create(Options o, MessageQueue& queue);

@@ -33,7 +33,7 @@ expect() { # expected -- words...
 }
 ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
 
-expect "attach config detach dump host report" -- peakflow-bpf ""
+expect "attach config detach dump history host push report" -- peakflow-bpf ""
 expect "attach" -- peakflow-bpf at
 expect "--help --log-level --version" -- peakflow-bpf --
 expect "$ifaces" -- peakflow-bpf attach ""
@@ -56,6 +56,11 @@ expect "--json" -- peakflow-bpf host mem --js
 expect "$tmp/site.yaml" -- peakflow-bpf host -f "$tmp/"
 expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
 expect "" -- peakflow-bpf attach --interval ""
+expect "--failed" -- peakflow-bpf history --fa
+expect "--test --title" -- peakflow-bpf push --t
+printf 'push:\n  sinks:\n    - name: ding\n      type: dingtalk\n    - {name: mail, type: email}\n' >"$tmp/push.yaml"
+expect "ding mail" -- peakflow-bpf push --test -f "$tmp/push.yaml" ""
+expect "mail" -- peakflow-bpf push -f "$tmp/push.yaml" --message hi --sink m
 
 echo "completion: $passed passed, $failed failed"
 ((failed == 0))

@@ -1,0 +1,287 @@
+#include "peakflow/outbox.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+
+namespace pf {
+namespace {
+
+// A sink whose answers the test scripts (the outbox is real: SQLite on a temp file, the
+// clock is injected). Records what it was asked to send.
+struct Script {
+    std::deque<bool> answers;  // empty: ok
+    std::vector<std::string> sent;
+};
+
+class ScriptedSink : public Sink {
+  public:
+    explicit ScriptedSink(Script& s) : s_(s) {}
+    SendResult send(const OutboundMessage& m, const MessageMeta&) override {
+        s_.sent.push_back(m.text);
+        bool ok = true;
+        if (!s_.answers.empty()) {
+            ok = s_.answers.front();
+            s_.answers.pop_front();
+        }
+        return ok ? SendResult{true, 200, R"({"errcode":0})", ""} : SendResult{false, 500, "down", "HTTP 500: down"};
+    }
+
+  private:
+    Script& s_;
+};
+
+class OutboxTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ =
+            std::filesystem::temp_directory_path() / ("pf-outbox-" + std::to_string(getpid()) + "-" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir_);
+        push_.configured = true;
+        push_.node_name = "node1";
+        push_.initial_backoff = 1.0;
+        push_.max_backoff = 8.0;
+        SinkConfig a;
+        a.name = "a";
+        a.type = "dingtalk";
+        a.token = "t";
+        a.msgtype = "markdown";
+        SinkConfig b;
+        b.name = "b";
+        b.type = "serverchan";
+        b.sendkey = "k";
+        b.reports = {"daily"};
+        push_.sinks = {a, b};
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+
+    std::unique_ptr<Outbox> open() {
+        OutboxOptions o;
+        o.database = (dir_ / "h.db").string();
+        o.push = push_;
+        o.host = "host1";
+        o.now_ms = [this] { return now_; };
+        o.seed = 42;
+        o.make_sink = [this](const SinkConfig& s) { return std::make_unique<ScriptedSink>(scripts_[s.name]); };
+        return Outbox::open(o).take();
+    }
+    OutboundMessage msg(const std::string& sink, const std::string& text, const std::string& kind = "daily") {
+        return OutboundMessage{sink, kind, "2026-11-21", "T", text, ""};
+    }
+
+    std::filesystem::path dir_;
+    PushConfig push_;
+    int64_t now_ = 1'700'000'000'000;
+    std::map<std::string, Script> scripts_;
+};
+
+TEST_F(OutboxTest, FansOutByKindAndRecordsPending) {
+    auto ob = open();
+    ASSERT_TRUE(ob->enqueue(msg("", "d1", "daily")));
+    ASSERT_TRUE(ob->enqueue(msg("", "m1", "monthly")));  // b takes daily only
+    EXPECT_EQ(ob->depth(), 3u);
+    auto h = ob->history(false).take();
+    ASSERT_EQ(h.size(), 3u);
+    EXPECT_EQ(h[0].sink, "a");
+    EXPECT_EQ(h[1].sink, "b");
+    EXPECT_EQ(h[2].sink, "a");
+    EXPECT_EQ(h[2].kind, "monthly");
+    EXPECT_EQ(h[0].status, "pending");
+    EXPECT_EQ(h[0].node, "node1");
+    EXPECT_EQ(h[0].host, "host1");
+    EXPECT_EQ(h[0].bytes, static_cast<int64_t>(
+                              std::string(R"({"markdown":{"text":"d1","title":"T"},"msgtype":"markdown"})").size()));
+    EXPECT_FALSE(ob->enqueue(msg("nosuch", "x")));
+}
+
+TEST_F(OutboxTest, FailingHeadBacksOffKeepsOrderAndBlocksOnlyItsSink) {
+    auto ob = open();
+    for (const char* t : {"m1", "m2", "m3"}) ASSERT_TRUE(ob->enqueue(msg("a", t)));
+    ASSERT_TRUE(ob->enqueue(msg("b", "other")));
+    scripts_["a"].answers = {false, false};  // down for two attempts, then back
+
+    int64_t next = ob->step("a").take();
+    // First retry after initial_backoff (1 s) with jitter in [0.5, 1] of it.
+    EXPECT_GE(next - now_, 500);
+    EXPECT_LE(next - now_, 1000);
+    // Sink b is not held up by a's failure.
+    EXPECT_GT(ob->step("b").take(), 0);
+    EXPECT_EQ(scripts_["b"].sent, std::vector<std::string>{"other"});
+    // Before the backoff is over nothing is sent.
+    now_ = next - 1;
+    EXPECT_EQ(ob->step("a").take(), next);
+    EXPECT_EQ(scripts_["a"].sent.size(), 1u);
+    now_ = next;
+    int64_t next2 = ob->step("a").take();
+    EXPECT_GE(next2 - now_, 1000);  // second failure: 2 s with jitter
+    EXPECT_LE(next2 - now_, 2000);
+    now_ = next2;
+    while (ob->step("a").take() != 0) {
+    }
+    EXPECT_EQ(scripts_["a"].sent, (std::vector<std::string>{"m1", "m1", "m1", "m2", "m3"}));
+    EXPECT_EQ(ob->depth(), 0u);
+    auto h = ob->history(false).take();
+    ASSERT_EQ(h.size(), 4u);
+    EXPECT_EQ(h[0].status, "sent");
+    EXPECT_EQ(h[0].attempts, 3);
+    EXPECT_EQ(h[0].last_error, "");
+    EXPECT_EQ(h[1].attempts, 1);
+    EXPECT_EQ(h[3].sink, "b");
+}
+
+TEST_F(OutboxTest, BackoffIsCappedAtMaxWithJitter) {
+    auto ob = open();
+    ASSERT_TRUE(ob->enqueue(msg("a", "m1")));
+    scripts_["a"].answers = std::deque<bool>(10, false);
+    for (int i = 1; i <= 10; ++i) {
+        int64_t next = ob->step("a").take();
+        double cap = std::min(8.0, 1.0 * (1 << (i - 1))) * 1000;
+        EXPECT_GE(next - now_, cap / 2) << i;
+        EXPECT_LE(next - now_, cap) << i;
+        now_ = next;
+    }
+    auto failed = ob->history(true).take();
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].status, "failed");
+    EXPECT_EQ(failed[0].attempts, 10);
+    EXPECT_EQ(failed[0].last_error, "HTTP 500: down");
+}
+
+TEST_F(OutboxTest, ThreeFailuresRaiseOneAlertElsewhereAndOneRecovery) {
+    auto ob = open();
+    ASSERT_TRUE(ob->enqueue(msg("a", "m1")));
+    scripts_["a"].answers = {false, false, false, false, false};
+    for (int i = 0; i < 5; ++i) now_ = ob->step("a").take();
+    auto q = ob->queued_ids("b").take();
+    ASSERT_EQ(q.size(), 1u);                              // one alert for the outage, not one per failure
+    EXPECT_TRUE(ob->queued_ids("a").take().size() == 1);  // never to the failing sink itself
+    ob->step("a").take();                                 // works again
+    q = ob->queued_ids("b").take();
+    ASSERT_EQ(q.size(), 2u);
+    auto h = ob->history(false).take();
+    std::vector<std::string> kinds;
+    for (const auto& r : h)
+        if (r.sink == "b") kinds.push_back(r.kind + " " + r.period);
+    EXPECT_EQ(kinds, (std::vector<std::string>{"alert sink:a", "recovery sink:a"}));
+    while (ob->step("b").take() != 0) {
+    }
+    ASSERT_EQ(scripts_["b"].sent.size(), 2u);
+    EXPECT_NE(scripts_["b"].sent[0].find("failed 3 times in a row"), std::string::npos);
+    EXPECT_NE(scripts_["b"].sent[1].find("works again"), std::string::npos);
+}
+
+TEST_F(OutboxTest, OneAlertPerOutageAlsoAcrossRestarts) {
+    {
+        auto ob = open();
+        ASSERT_TRUE(ob->enqueue(msg("a", "m1")));
+        scripts_["a"].answers = {false, false, false};
+        for (int i = 0; i < 3; ++i) now_ = ob->step("a").take();
+        EXPECT_EQ(ob->queued_ids("b").take().size(), 1u);
+    }
+    auto ob = open();  // restarted during the outage
+    scripts_["a"].answers = {false, false, false, true};
+    for (int i = 0; i < 3; ++i) now_ = ob->step("a").take();
+    EXPECT_EQ(ob->queued_ids("b").take().size(), 1u);  // no second alert
+    ob->step("a").take();
+    EXPECT_EQ(ob->queued_ids("b").take().size(), 2u);  // the recovery notice
+    auto h = ob->history(false).take();
+    EXPECT_EQ(h.back().kind, "recovery");
+    EXPECT_EQ(h.front().attempts, 7);
+}
+
+TEST_F(OutboxTest, RateLimitTwentyPerMinute) {
+    auto ob = open();
+    for (int i = 0; i < 21; ++i) ASSERT_TRUE(ob->enqueue(msg("a", "m" + std::to_string(i))));
+    int64_t start = now_;
+    for (int i = 0; i < 20; ++i) {
+        now_ = start + i * 100;
+        ob->step("a").take();
+    }
+    EXPECT_EQ(scripts_["a"].sent.size(), 20u);
+    now_ = start + 2100;
+    EXPECT_EQ(ob->step("a").take(), start + 60000);  // the 21st waits for the oldest to age out
+    EXPECT_EQ(scripts_["a"].sent.size(), 20u);
+    now_ = start + 60000;
+    ob->step("a").take();
+    EXPECT_EQ(scripts_["a"].sent.size(), 21u);
+    EXPECT_EQ(scripts_["a"].sent.back(), "m20");
+}
+
+TEST_F(OutboxTest, RestartResumesAndUpdatesTheSameHistoryRow) {
+    {
+        auto ob = open();
+        ASSERT_TRUE(ob->enqueue(msg("a", "m1")));
+        ASSERT_TRUE(ob->enqueue(msg("a", "m2")));
+        scripts_["a"].answers = {true};
+        ob->step("a").take();  // m1 confirmed; m2 never tried: the process "dies" here
+    }
+    auto ob = open();
+    EXPECT_EQ(ob->depth(), 1u);
+    while (ob->step("a").take() != 0) {
+    }
+    EXPECT_EQ(scripts_["a"].sent, (std::vector<std::string>{"m1", "m2"}));  // m1 not again
+    auto h = ob->history(false).take();
+    ASSERT_EQ(h.size(), 2u);
+    EXPECT_EQ(h[1].status, "sent");
+    EXPECT_EQ(h[1].attempts, 1);
+}
+
+TEST_F(OutboxTest, SwitchedOffSinksRecordSkippedAndSendNothing) {
+    push_.sinks[1].enabled = false;
+    auto ob = open();
+    ASSERT_TRUE(ob->enqueue(msg("", "d1", "daily")));
+    EXPECT_EQ(ob->depth(), 1u);
+    auto h = ob->history(false).take();
+    ASSERT_EQ(h.size(), 2u);
+    EXPECT_EQ(h[1].sink, "b");
+    EXPECT_EQ(h[1].status, "skipped");
+    EXPECT_EQ(ob->step("b").take(), 0);
+    EXPECT_TRUE(scripts_["b"].sent.empty());
+
+    push_.enabled = false;
+    auto off = open();
+    ASSERT_TRUE(off->enqueue(msg("a", "d2")));
+    EXPECT_EQ(off->depth(), 1u);  // the earlier row stays queued for when push is on again
+    EXPECT_EQ(off->step("a").take(), 0);
+    EXPECT_EQ(off->history(false).take().back().status, "skipped");
+}
+
+TEST_F(OutboxTest, AlertSinkQueuesForEverySinkThatTakesAlerts) {
+    push_.sinks[0].alerts = false;
+    SinkConfig c = push_.sinks[1];
+    c.name = "c";
+    push_.sinks.push_back(c);
+    auto ob = open();
+    OutboxAlertSink alerts(*ob);
+    alerts.alert(Alert{Alert::Kind::Raised, "procwatch", "runaway:1234", "runaway process", "pid 1234", 0});
+    alerts.alert(Alert{Alert::Kind::Recovered, "procwatch", "runaway:1234", "back to normal", "", 0});
+    auto h = ob->history(false).take();
+    std::vector<std::string> rows;
+    for (const auto& r : h) rows.push_back(r.sink + " " + r.kind + " " + r.period + " " + r.status);
+    EXPECT_EQ(rows, (std::vector<std::string>{"b alert runaway:1234 pending", "c alert runaway:1234 pending",
+                                              "b recovery runaway:1234 pending", "c recovery runaway:1234 pending"}));
+    EXPECT_TRUE(ob->queued_ids("a").take().empty());
+    while (ob->step("b").take() != 0) {
+    }
+    EXPECT_EQ(scripts_["b"].sent, (std::vector<std::string>{"pid 1234", ""}));
+}
+
+TEST_F(OutboxTest, HistoryTableIsAligned) {
+    std::vector<HistoryRow> rows = {{1, 0, "n", "h", "dingtalk", "daily", "2026-11-21", 120, "sent", 1, ""},
+                                    {12, 0, "", "h", "sc", "alert", "sink:x", 9, "failed", 10, "HTTP 500"}};
+    std::string out = render_history(rows, false, [](int64_t) { return std::string("2026-11-21 00:05:00"); });
+    EXPECT_EQ(out,
+              "ID  TIME                 NODE  HOST  SINK      KIND   PERIOD      BYTES  STATUS  ATTEMPTS  LAST ERROR\n"
+              " 1  2026-11-21 00:05:00  n     h     dingtalk  daily  2026-11-21    120  sent           1\n"
+              "12  2026-11-21 00:05:00  -     h     sc        alert  sink:x          9  failed        10  HTTP 500\n");
+    EXPECT_EQ(render_history({rows[0]}, true, [](int64_t) { return std::string("2026-11-21 00:05:00"); }),
+              R"({"history":[{"id":1,"time":"2026-11-21 00:05:00","node":"n","host":"h","sink":"dingtalk",)"
+              R"("kind":"daily","period":"2026-11-21","bytes":120,"status":"sent","attempts":1,"last_error":""}]})"
+              "\n");
+}
+
+}  // namespace
+}  // namespace pf

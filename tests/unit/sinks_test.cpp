@@ -1,0 +1,314 @@
+#include "peakflow/sinks.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "peakflow/config.hpp"
+
+namespace pf {
+namespace {
+
+// Vectors computed independently of this code:
+//   python3 -c 'import hmac,hashlib,base64; s="SECtest123"; ts=1700000000000;
+//     print(base64.b64encode(hmac.new(s.encode(), f"{ts}\n{s}".encode(), hashlib.sha256).digest()).decode())'
+//   printf '%s' "1700000000000
+//   SECtest123" | openssl dgst -sha256 -hmac SECtest123 -binary | base64   (same result)
+TEST(Sinks, DingTalkSignatureMatchesKnownVector) {
+    EXPECT_EQ(dingtalk_sign("SECtest123", 1700000000000), "w3RMHXzixTMdzr8OHJUmVLS4IoPJVdu+Ut1LE48MePE=");
+    EXPECT_EQ(url_encode(dingtalk_sign("SECtest123", 1700000000000)),
+              "w3RMHXzixTMdzr8OHJUmVLS4IoPJVdu%2BUt1LE48MePE%3D");
+}
+
+//   python3 -c 'import hmac,hashlib,base64; print(base64.b64encode(hmac.new(b"1700000000\nfsecret", b"",
+//     hashlib.sha256).digest()).decode())'
+TEST(Sinks, FeishuSignatureMatchesKnownVector) {
+    EXPECT_EQ(feishu_sign("fsecret", 1700000000), "HLzt7YDW5Xjz5Mh4RVOd0NRODMm01O79OcTFVCyWBbQ=");
+}
+
+TEST(Sinks, CutTextKeepsLimitAndSaysHowMuchWasOmitted) {
+    std::string text(100, 'a');
+    EXPECT_EQ(cut_text(text, 100), text);
+    std::string cut = cut_text(text, 60);
+    EXPECT_LE(cut.size(), 60u);
+    // "\n… (cut: 68 bytes omitted)" is 28 bytes (the ellipsis is 3): 32 'a' kept, 68 omitted.
+    EXPECT_EQ(cut, std::string(32, 'a') + "\n… (cut: 68 bytes omitted)");
+    EXPECT_EQ(cut.size(), 60u);
+}
+
+TEST(Sinks, CutTextNeverSplitsAUtf8Character) {
+    std::string text;
+    for (int i = 0; i < 50; ++i) text += "流量";  // 6 bytes per pair
+    std::string cut = cut_text(text, 100);
+    EXPECT_LE(cut.size(), 100u);
+    std::string kept = cut.substr(0, cut.find('\n'));
+    EXPECT_EQ(kept.size() % 3, 0u);
+    EXPECT_EQ(cut, kept + "\n… (cut: " + std::to_string(text.size() - kept.size()) + " bytes omitted)");
+    EXPECT_EQ(cut_chars("流量报告abc", 5), "流量报告a");
+}
+
+TEST(Sinks, DingTalkMarkdownRequestWithSignatureAndKeyword) {
+    SinkConfig s;
+    s.type = "dingtalk";
+    s.url = "http://127.0.0.1:9/robot/send";
+    s.token = "tok";
+    s.secret = "SECtest123";
+    s.keyword = "peakflow";
+    s.msgtype = "markdown";
+    OutboundMessage m{"d", "daily", "2026-11-21", "Daily report", "up 1 GB", ""};
+    HttpRequest r = render_request(s, m, {}, 1700000000000);
+    EXPECT_EQ(r.url,
+              "http://127.0.0.1:9/robot/send?access_token=tok&timestamp=1700000000000&sign="
+              "w3RMHXzixTMdzr8OHJUmVLS4IoPJVdu%2BUt1LE48MePE%3D");
+    EXPECT_EQ(r.body, R"({"markdown":{"text":"up 1 GB\n\npeakflow","title":"Daily report"},"msgtype":"markdown"})");
+}
+
+TEST(Sinks, DingTalkTextIsCutToTheLimitIncludingTheKeyword) {
+    SinkConfig s;
+    s.type = "dingtalk";
+    s.token = "t";
+    s.keyword = "KW";
+    s.msgtype = "text";
+    OutboundMessage m{"d", "daily", "", "T", std::string(30000, 'x'), ""};
+    auto j = nlohmann::json::parse(render_request(s, m, {}, 0).body);
+    std::string content = j["text"]["content"];
+    EXPECT_EQ(content.size(), kDingTalkTextLimit);
+    EXPECT_EQ(content.substr(content.size() - 4), "\n\nKW");
+    EXPECT_NE(content.find("bytes omitted)"), std::string::npos);
+    EXPECT_EQ(render_request(s, m, {}, 0).url, "https://oapi.dingtalk.com/robot/send?access_token=t");
+}
+
+TEST(Sinks, ServerChanFormFieldsAndTitleLimit) {
+    SinkConfig s;
+    s.type = "serverchan";
+    s.sendkey = "SCT1";
+    OutboundMessage m{"s", "daily", "", "Traffic report for node alpha-01 on 2026-11-21 (daily)", "a&b=c", ""};
+    HttpRequest r = render_request(s, m, {}, 0);
+    EXPECT_EQ(r.url, "https://sctapi.ftqq.com/SCT1.send");
+    EXPECT_TRUE(r.form);
+    EXPECT_EQ(r.body, "title=Traffic%20report%20for%20node%20alpha-01&desp=a%26b%3Dc");  // title: 32 characters
+}
+
+TEST(Sinks, WeComMarkdownIsCutTo4096Bytes) {
+    SinkConfig s;
+    s.type = "wecom";
+    s.key = "k";
+    OutboundMessage m{"w", "daily", "", "T", std::string(5000, 'y'), ""};
+    HttpRequest r = render_request(s, m, {}, 0);
+    EXPECT_EQ(r.url, "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k");
+    auto j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j["msgtype"], "markdown");
+    EXPECT_EQ(j["markdown"]["content"].get<std::string>().size(), 4096u);
+}
+
+TEST(Sinks, FeishuBodyCarriesTimestampSecondsAndSign) {
+    SinkConfig s;
+    s.type = "feishu";
+    s.token = "hook1";
+    s.secret = "fsecret";
+    OutboundMessage m{"f", "alert", "k", "Title", "Body", ""};
+    HttpRequest r = render_request(s, m, {}, 1700000000123);
+    EXPECT_EQ(r.url, "https://open.feishu.cn/open-apis/bot/v2/hook/hook1");
+    EXPECT_EQ(r.body, R"({"content":{"text":"Title\n\nBody"},"msg_type":"text","sign":)"
+                      R"("HLzt7YDW5Xjz5Mh4RVOd0NRODMm01O79OcTFVCyWBbQ=","timestamp":"1700000000"})");
+}
+
+TEST(Sinks, WebhookTemplateEscapesPlaceholders) {
+    SinkConfig s;
+    s.type = "webhook";
+    s.url = "http://127.0.0.1/x";
+    s.tmpl = R"({"t":"{{title}}","x":"{{text}}","k":"{{kind}}","p":"{{period}}","n":"{{node}}","h":"{{host}}"})";
+    s.headers = {{"X-Token", "abc"}};
+    OutboundMessage m{"w", "daily", "2026-11", "say \"hi\"", "line1\nline2\t\\", ""};
+    HttpRequest r = render_request(s, m, MessageMeta{"node1", "host1"}, 0);
+    EXPECT_EQ(r.body, R"({"t":"say \"hi\"","x":"line1\nline2\t\\","k":"daily","p":"2026-11","n":"node1","h":"host1"})");
+    EXPECT_EQ(r.headers, (std::vector<std::string>{"Content-Type: application/json", "X-Token: abc"}));
+}
+
+TEST(Sinks, HttpSinkPostsTheBodyAsIs) {
+    SinkConfig s;
+    s.type = "http";
+    s.url = "http://127.0.0.1/api";
+    s.headers = {{"Content-Type", "application/x-ndjson"}, {"Authorization", "Bearer t"}};
+    OutboundMessage m{"h", "hourly", "2026-11-21T15", "", "", "{\"v0\":1}\n"};
+    HttpRequest r = render_request(s, m, {}, 0);
+    EXPECT_EQ(r.body, "{\"v0\":1}\n");
+    EXPECT_EQ(r.headers, (std::vector<std::string>{"Content-Type: application/x-ndjson", "Authorization: Bearer t"}));
+}
+
+TEST(Sinks, AnswersNeedHttp2xxAndTheServiceSuccessCode) {
+    SinkConfig d;
+    d.type = "dingtalk";
+    EXPECT_TRUE(judge_answer(d, 200, R"({"errcode":0,"errmsg":"ok"})").ok);
+    auto r = judge_answer(d, 200, R"({"errcode":310000,"errmsg":"keywords not in content"})");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "errcode 310000: keywords not in content");
+    EXPECT_FALSE(judge_answer(d, 500, R"({"errcode":0})").ok);
+    EXPECT_FALSE(judge_answer(d, 200, "<html>").ok);
+    SinkConfig sc;
+    sc.type = "serverchan";
+    EXPECT_TRUE(judge_answer(sc, 200, R"({"code":0,"message":""})").ok);
+    EXPECT_EQ(judge_answer(sc, 200, R"({"code":40001,"message":"quota"})").error, "code 40001: quota");
+    SinkConfig f;
+    f.type = "feishu";
+    EXPECT_TRUE(judge_answer(f, 200, R"({"code":0,"msg":"success"})").ok);
+    EXPECT_TRUE(judge_answer(f, 200, R"({"StatusCode":0,"StatusMessage":"success"})").ok);
+    EXPECT_EQ(judge_answer(f, 200, R"({"code":19021,"msg":"sign match fail"})").error, "code 19021: sign match fail");
+    SinkConfig w;
+    w.type = "wecom";
+    EXPECT_EQ(judge_answer(w, 200, R"({"errcode":45009,"errmsg":"api freq out of limit"})").error,
+              "errcode 45009: api freq out of limit");
+    SinkConfig h;
+    h.type = "http";
+    EXPECT_TRUE(judge_answer(h, 204, "").ok);
+    EXPECT_EQ(judge_answer(h, 503, "busy").error, "HTTP 503: busy");
+}
+
+TEST(Sinks, EmailMessageHeadersAndBody) {
+    SinkConfig s;
+    s.type = "email";
+    s.from = "peakflow@example.org";
+    s.to = {"ops@example.org", "noc@example.org"};
+    OutboundMessage m{"e", "daily", "2026-11-21", "日报 2026-11-21", "line 1\nline 2", ""};
+    EXPECT_EQ(render_email(s, m, MessageMeta{"n", "h1"}, 1700000000),
+              "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"
+              "From: peakflow@example.org\r\n"
+              "To: ops@example.org, noc@example.org\r\n"
+              "Subject: =?UTF-8?B?5pel5oqlIDIwMjYtMTEtMjE=?=\r\n"
+              "Message-ID: <peakflow-1700000000-daily@h1>\r\n"
+              "MIME-Version: 1.0\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\n"
+              "Content-Transfer-Encoding: 8bit\r\n"
+              "\r\n"
+              "line 1\r\nline 2\r\n");
+}
+
+TEST(PushConfig, ParsesSinksAndMasksSecrets) {
+    auto c = parse_config(R"(
+push:
+  node_name: edge-1
+  retry: {initial_backoff: 0.5, max_backoff: 30}
+  sinks:
+    - {name: d, type: dingtalk, token: T0KEN, secret: S3CRET, keyword: kw}
+    - {name: m, type: email, url: "smtp://127.0.0.1:25", from: a@b, to: [c@d], password: P4SS, reports: [daily]}
+)",
+                          "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    ASSERT_EQ(c->push.sinks.size(), 2u);
+    EXPECT_EQ(c->push.sinks[0].msgtype, "markdown");
+    EXPECT_EQ(c->push.sinks[0].effective_rate(), 20);
+    EXPECT_EQ(c->push.initial_backoff, 0.5);
+    EXPECT_TRUE(c->push.sinks[0].takes("startup"));
+    EXPECT_FALSE(c->push.sinks[1].takes("monthly"));
+    EXPECT_TRUE(c->push.sinks[1].takes("alert"));
+    std::string dump = dump_config(*c);
+    for (const char* secret : {"T0KEN", "S3CRET", "P4SS"}) EXPECT_EQ(dump.find(secret), std::string::npos) << secret;
+    EXPECT_NE(dump.find("node_name: edge-1"), std::string::npos);
+}
+
+TEST(PushConfig, ErrorsNameFileLineColumnAndKey) {
+    auto c = parse_config("push:\n  sinks:\n    - {name: d, type: dingtalk}\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:3:7: key 'push.sinks[0].token': a dingtalk sink needs token");
+    c = parse_config("push:\n  sinks:\n    - {name: d, type: slack}\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:3:23: key 'push.sinks[0].type': expected dingtalk, serverchan, wecom, feishu, webhook, http or "
+              "email, got 'slack'");
+    c = parse_config(
+        "push:\n  sinks:\n    - {name: d, type: http, url: 'http://x'}\n    - {name: d, type: http, url: 'http://y'}\n",
+        "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:4:14: key 'push.sinks[1].name': sink name 'd' is used twice");
+    c = parse_config("push:\n  retries: 3\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:2:3: key 'push.retries': unknown key");
+}
+
+}  // namespace
+}  // namespace pf
+
+namespace pf {
+namespace {
+
+// The real libcurl sink against a real local HTTP server.
+class LocalServer {
+  public:
+    explicit LocalServer(std::function<void(const httplib::Request&, httplib::Response&)> h) {
+        srv_.Post(".*", [h](const httplib::Request& rq, httplib::Response& rs) { h(rq, rs); });
+        port_ = srv_.bind_to_any_port("127.0.0.1");
+        th_ = std::thread([this] { srv_.listen_after_bind(); });
+    }
+    ~LocalServer() {
+        srv_.stop();
+        th_.join();
+    }
+    std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+  private:
+    httplib::Server srv_;
+    int port_ = 0;
+    std::thread th_;
+};
+
+TEST(CurlSink, HttpSinkSendsBodyAndHeadersAndJudgesTheAnswer) {
+    std::string got_body, got_auth, got_ct, got_target;
+    LocalServer srv([&](const httplib::Request& rq, httplib::Response& rs) {
+        got_body = rq.body;
+        got_auth = rq.get_header_value("Authorization");
+        got_ct = rq.get_header_value("Content-Type");
+        got_target = rq.target;
+        rs.status = rq.body == "fail" ? 503 : 201;
+        rs.set_content("{\"id\":7}", "application/json");
+    });
+    SinkConfig s;
+    s.type = "http";
+    s.url = srv.url("/api/v1/points?x=1");
+    s.headers = {{"Authorization", "Bearer t0k"}};
+    auto sink = make_sink(s, 5);
+    SendResult r = sink->send(OutboundMessage{"h", "hourly", "p", "", "", "{\"v0\":12}"}, {});
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.http_status, 201);
+    EXPECT_EQ(r.answer, "{\"id\":7}");
+    EXPECT_EQ(got_body, "{\"v0\":12}");
+    EXPECT_EQ(got_auth, "Bearer t0k");
+    EXPECT_EQ(got_ct, "application/json");
+    EXPECT_EQ(got_target, "/api/v1/points?x=1");
+    r = sink->send(OutboundMessage{"h", "hourly", "p", "", "", "fail"}, {});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "HTTP 503: {\"id\":7}");
+}
+
+TEST(CurlSink, ASilentServerTimesOut) {
+    LocalServer srv([](const httplib::Request&, httplib::Response& rs) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        rs.set_content("{\"errcode\":0}", "application/json");
+    });
+    SinkConfig s;
+    s.type = "dingtalk";
+    s.token = "t";
+    s.msgtype = "markdown";
+    s.url = srv.url("/robot/send");
+    auto start = std::chrono::steady_clock::now();
+    SendResult r = make_sink(s, 0.3)->send(OutboundMessage{"d", "test", "", "T", "x", ""}, {});
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.http_status, 0);
+    EXPECT_EQ(r.error, "Timeout was reached");
+    EXPECT_LT(took, std::chrono::milliseconds(1400));  // gave up before the answer came
+}
+
+TEST(CurlSink, RefusedConnectionIsAFailure) {
+    SinkConfig s;
+    s.type = "webhook";
+    s.url = "http://127.0.0.1:1/hook";
+    SendResult r = make_sink(s, 2)->send(OutboundMessage{"w", "test", "", "T", "x", ""}, {});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "Couldn't connect to server");
+}
+
+}  // namespace
+}  // namespace pf
