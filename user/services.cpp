@@ -5,6 +5,7 @@
 #include <ranges>
 
 #include "peakflow/daemon.hpp"
+#include "peakflow/export_service.hpp"
 
 namespace pf {
 
@@ -37,7 +38,12 @@ Status start_services(Services& out, ServiceContext& ctx) {
     if (!ctx.alerts) ctx.alerts = &out.log_alerts;
     // Order matters: the push pipeline comes first, as it provides ctx.outbox and replaces
     // ctx.alerts with a sink that queues alerts for delivery; the others raise through it.
-    (void)out;
+    // Flow export (issue 6): only when the config has an `export:` section.
+    if (ctx.config.export_.enabled) {
+        auto s = make_export_service(ctx.config.export_, ctx.ifaces, ctx.options, ctx.alerts);
+        if (!s) return s.error();
+        out.add(std::move(*s));
+    }
     return Ok{};
 }
 

@@ -11,6 +11,7 @@
 
 #include "peakflow/calendar.hpp"
 #include "peakflow/error.hpp"
+#include "peakflow/flow_export.hpp"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
 
@@ -57,6 +58,7 @@ struct Config {
     std::string database = kDefaultDatabasePath;
     Retention retention;
     std::vector<Adjustment> adjustments;
+    ExportConfig export_;  // `export:` (flow export); export_.enabled when present
     std::string source;  // the file it came from; empty for built-in defaults
 };
 
