@@ -158,12 +158,6 @@ void put_addr(std::string& out, const pf_flow_key& k, const uint8_t* a) {
 
 }  // namespace
 
-std::string format_flow_addr(const pf_flow_key& k, bool src) {
-    std::string s;
-    put_addr(s, k, src ? k.src_addr : k.dst_addr);
-    return s;
-}
-
 void append_csv_row(std::string& out, const FlowRecord& r) {
     put_time(out, r.start_ms);
     out += ',';

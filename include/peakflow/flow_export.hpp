@@ -126,7 +126,6 @@ class FlowTracker {
 // CSV: the header line and one row per record (both end in '\n').
 extern const char* const kFlowCsvHeader;
 void append_csv_row(std::string& out, const FlowRecord& r);
-std::string format_flow_addr(const pf_flow_key& k, bool src);
 
 // Rolling gzip CSV files: {prefix}{YYYYMMDD_HHMMSS}_{index}.part while open, renamed to
 // .csv.gz after flush + fsync on rotation and close.
