@@ -17,7 +17,8 @@
 
 namespace pf {
 
-RollingCsvWriter::RollingCsvWriter(ExportFilesConfig cfg, Clock clock) : cfg_(std::move(cfg)), clock_(std::move(clock)) {
+RollingCsvWriter::RollingCsvWriter(ExportFilesConfig cfg, Clock clock)
+    : cfg_(std::move(cfg)), clock_(std::move(clock)) {
     auto cal = Calendar::create(cfg_.timezone, {}, 1);
     if (cal) {
         auto c = std::make_shared<Calendar>(std::move(*cal));
@@ -127,8 +128,7 @@ Status RollingCsvWriter::close() {
     gz_ = nullptr;
     int zr = Z_OK;
     if (!buf_.empty()) {
-        if (gzwrite(gz, buf_.data(), static_cast<unsigned>(buf_.size())) != static_cast<int>(buf_.size()))
-            zr = Z_ERRNO;
+        if (gzwrite(gz, buf_.data(), static_cast<unsigned>(buf_.size())) != static_cast<int>(buf_.size())) zr = Z_ERRNO;
         raw_size_ += buf_.size();
         buf_.clear();
     }
@@ -139,7 +139,8 @@ Status RollingCsvWriter::close() {
     ::close(fd_);
     fd_ = -1;
     if (zr != Z_OK || cr != Z_OK || fr != 0) return Error("finish export file", part_path_, err);
-    if (std::rename(part_path_.c_str(), final_path_.c_str()) != 0) return Error("rename export file", part_path_, errno);
+    if (std::rename(part_path_.c_str(), final_path_.c_str()) != 0)
+        return Error("rename export file", part_path_, errno);
     int dfd = ::open(cfg_.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);

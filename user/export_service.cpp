@@ -32,9 +32,13 @@ std::string read_first_line(const std::string& path) {
 
 class ExportService : public Service {
   public:
-    ExportService(const ExportConfig& cfg, std::vector<std::string> ifaces, Paths paths,
-                  std::function<int64_t()> clock, AlertSink* alerts)
-        : cfg_(cfg), ifaces_(std::move(ifaces)), paths_(std::move(paths)), clock_(std::move(clock)), alerts_(alerts),
+    ExportService(const ExportConfig& cfg, std::vector<std::string> ifaces, Paths paths, std::function<int64_t()> clock,
+                  AlertSink* alerts)
+        : cfg_(cfg),
+          ifaces_(std::move(ifaces)),
+          paths_(std::move(paths)),
+          clock_(std::move(clock)),
+          alerts_(alerts),
           uploader_(cfg.upload) {
         for (const auto& i : ifaces_)
             trackers_.emplace_back(i, if_nametoindex(i.c_str()), cfg_.active_timeout, cfg_.idle_timeout);
@@ -122,9 +126,10 @@ class ExportService : public Service {
             if (auto ev = maps->read_events(); ev) {
                 uint64_t full = (*ev)[PF_EV_FLOW_MAP_FULL];
                 if (full > flow_full_[i])
-                    spdlog::warn("export: {}: the flow map was full for {} new flows (flow_capacity); their packets "
-                                 "are in the interface totals but in no flow record",
-                                 ifaces_[i], full - flow_full_[i]);
+                    spdlog::warn(
+                        "export: {}: the flow map was full for {} new flows (flow_capacity); their packets "
+                        "are in the interface totals but in no flow record",
+                        ifaces_[i], full - flow_full_[i]);
                 flow_full_total_ += full - std::min(full, flow_full_[i]);
                 flow_full_[i] = full;
             }
@@ -292,6 +297,55 @@ Result<std::unique_ptr<Service>> make_export_service(const ExportConfig& cfg, co
     auto s = std::make_unique<ExportService>(c, ifaces, o.paths, clock, alerts);
     if (auto st = s->start(); !st) return st.error();
     return std::unique_ptr<Service>(std::move(s));
+}
+
+int run_export_status(const Config& cfg, std::ostream& out) {
+    const ExportConfig& e = cfg.export_;
+    if (!e.enabled)
+        throw FatalError("flow export is not configured (no export: section in " +
+                         (cfg.source.empty() ? std::string("the config") : cfg.source) + ")");
+    out << "spool directory: " << e.files.directory << "\n";
+    uint64_t bytes = 0;
+    auto files = list_spool(e.files.directory, e.files.prefix);
+    for (const auto& f : files) bytes += f.size;
+    out << "finished files waiting for upload: " << files.size() << " (" << bytes << " bytes)";
+    if (e.upload.spool_limit) out << ", spool limit " << e.upload.spool_limit << " bytes";
+    out << "\n";
+    if (!files.empty()) out << "  oldest: " << files.front().name << "\n  newest: " << files.back().name << "\n";
+    std::error_code ec;
+    for (const auto& d : std::filesystem::directory_iterator(e.files.directory, ec)) {
+        auto n = d.path().filename().string();
+        if (n.rfind(e.files.prefix, 0) == 0 && n.ends_with(".part")) out << "open file: " << n << "\n";
+    }
+    out << "upload: " << (e.upload.url.empty() ? "not configured" : e.upload.url) << "\n";
+    if (!e.status.file.empty()) {
+        std::ifstream in(e.status.file);
+        std::string line, last;
+        while (std::getline(in, line))
+            if (!line.empty()) last = line;
+        if (last.empty()) {
+            out << "status file " << e.status.file << ": no status yet\n";
+        } else {
+            auto j = nlohmann::json::parse(last, nullptr, false);
+            if (!j.is_discarded()) {
+                int64_t lu = j.value("last_upload", int64_t(0));
+                out << "last status (" << e.status.file << "): files written " << j.value("files_written", 0)
+                    << ", uploaded " << j.value("files_uploaded", 0) << ", failed uploads "
+                    << j.value("upload_failures", 0) << ", records dropped " << j.value("records_dropped", 0) << "\n";
+                if (lu > 0) {
+                    time_t t = static_cast<time_t>(lu);
+                    char buf[32];
+                    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+                    out << "last upload: " << buf << "\n";
+                } else {
+                    out << "last upload: none since the daemon started\n";
+                }
+                std::string err = j.value("last_error", std::string());
+                if (!err.empty()) out << "last error: " << err << "\n";
+            }
+        }
+    }
+    return 0;
 }
 
 }  // namespace pf

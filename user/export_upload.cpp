@@ -39,16 +39,11 @@ std::string url_path(const std::string& url) {
 
 std::string hint_for(CURLcode rc) {
     switch (rc) {
-        case CURLE_LOGIN_DENIED:
-            return " (login denied: check export.upload.user and the password)";
-        case CURLE_COULDNT_CONNECT:
-            return " (server not reachable; files stay spooled and are retried)";
-        case CURLE_REMOTE_ACCESS_DENIED:
-            return " (the server refused access to the directory)";
-        case CURLE_QUOTE_ERROR:
-            return " (the rename to the final name failed on the server)";
-        default:
-            return "";
+        case CURLE_LOGIN_DENIED: return " (login denied: check export.upload.user and the password)";
+        case CURLE_COULDNT_CONNECT: return " (server not reachable; files stay spooled and are retried)";
+        case CURLE_REMOTE_ACCESS_DENIED: return " (the server refused access to the directory)";
+        case CURLE_QUOTE_ERROR: return " (the rename to the final name failed on the server)";
+        default: return "";
     }
 }
 

@@ -214,11 +214,11 @@ Result<std::string> str_key(const Parser& p, const YAML::Node& n, const std::str
     return p.scalar<std::string>(n, k, what);
 }
 
-#define PF_TRY_SET(target, expr)            \
-    do {                                    \
-        auto v_ = (expr);                   \
-        if (!v_) return v_.error();         \
-        target = std::move(*v_);            \
+#define PF_TRY_SET(target, expr)    \
+    do {                            \
+        auto v_ = (expr);           \
+        if (!v_) return v_.error(); \
+        target = std::move(*v_);    \
     } while (0)
 
 Status parse_files(const Parser& p, const YAML::Node& n, const std::string& k, ExportFilesConfig& c) {
@@ -248,8 +248,8 @@ Status parse_files(const Parser& p, const YAML::Node& n, const std::string& k, E
 }
 
 Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, ExportUploadConfig& c) {
-    if (auto st = check_keys(p, n, k,
-                             {"url", "user", "password", "password_file", "interval", "passive", "spool_limit"});
+    if (auto st =
+            check_keys(p, n, k, {"url", "user", "password", "password_file", "interval", "passive", "spool_limit"});
         !st)
         return st;
     if (!n["url"]) return p.error_at(n.Mark(), k + ".url", "missing (ftp://host/dir/ or sftp://host/dir/)");

@@ -24,12 +24,12 @@ struct Field {
 
 // Information elements (IANA IPFIX registry) in record order.
 constexpr Field kFieldsV4[] = {
-    {56, 6},  {80, 6},  {8, 4},   {12, 4},  {7, 2},  {11, 2},  {4, 1},  {6, 2},
-    {1, 8},   {2, 8},   {152, 8}, {153, 8}, {61, 1}, {10, 4},  {14, 4}, {58, 2},
+    {56, 6}, {80, 6}, {8, 4},   {12, 4},  {7, 2},  {11, 2}, {4, 1},  {6, 2},
+    {1, 8},  {2, 8},  {152, 8}, {153, 8}, {61, 1}, {10, 4}, {14, 4}, {58, 2},
 };
 constexpr Field kFieldsV6[] = {
-    {56, 6},  {80, 6},  {27, 16}, {28, 16}, {7, 2},  {11, 2},  {4, 1},  {6, 2},
-    {1, 8},   {2, 8},   {152, 8}, {153, 8}, {61, 1}, {10, 4},  {14, 4}, {58, 2},
+    {56, 6}, {80, 6}, {27, 16}, {28, 16}, {7, 2},  {11, 2}, {4, 1},  {6, 2},
+    {1, 8},  {2, 8},  {152, 8}, {153, 8}, {61, 1}, {10, 4}, {14, 4}, {58, 2},
 };
 
 template <size_t N>
@@ -170,8 +170,11 @@ Result<IpfixSender> IpfixSender::create(const ExportIpfixConfig& cfg) {
 }
 
 IpfixSender::IpfixSender(IpfixSender&& o) noexcept
-    : targets_(std::move(o.targets_)), enc_(std::move(o.enc_)), last_template_(o.last_template_),
-      refresh_(o.refresh_), messages_(o.messages_) {
+    : targets_(std::move(o.targets_)),
+      enc_(std::move(o.enc_)),
+      last_template_(o.last_template_),
+      refresh_(o.refresh_),
+      messages_(o.messages_) {
     o.targets_.clear();
 }
 

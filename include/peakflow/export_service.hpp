@@ -3,10 +3,12 @@
 // has an `export:` section.
 
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "peakflow/alerts.hpp"
+#include "peakflow/config.hpp"
 #include "peakflow/flow_export.hpp"
 #include "peakflow/service.hpp"
 
@@ -19,5 +21,9 @@ struct DaemonOptions;
 // the password file cannot be read.
 Result<std::unique_ptr<Service>> make_export_service(const ExportConfig& cfg, const std::vector<std::string>& ifaces,
                                                      const DaemonOptions& o, AlertSink* alerts);
+
+// `peakflow-bpf export status`: the spool (finished files waiting, open .part files) and
+// the last line of the status file. Exit 0; 1 (FatalError) when export is not configured.
+int run_export_status(const Config& cfg, std::ostream& out);
 
 }  // namespace pf

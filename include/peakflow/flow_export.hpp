@@ -43,9 +43,9 @@ struct ExportUploadConfig {
 };
 
 struct ExportStatusConfig {
-    std::string url;   // HTTP POST target; empty: none
+    std::string url;  // HTTP POST target; empty: none
     std::chrono::seconds interval{60};
-    std::string file;  // local status file (JSON lines, rotated at 1 MB, one backup); empty: none
+    std::string file;         // local status file (JSON lines, rotated at 1 MB, one backup); empty: none
     std::string instance_id;  // empty: /etc/machine-id
     bool operator==(const ExportStatusConfig&) const = default;
 };
@@ -98,7 +98,9 @@ struct FlowKeyEq {
 class FlowTracker {
   public:
     FlowTracker(std::string iface, uint32_t ifindex, std::chrono::seconds active, std::chrono::seconds idle)
-        : iface_(std::move(iface)), ifindex_(ifindex), active_ns_(uint64_t(active.count()) * 1000000000ull),
+        : iface_(std::move(iface)),
+          ifindex_(ifindex),
+          active_ns_(uint64_t(active.count()) * 1000000000ull),
           idle_ns_(uint64_t(idle.count()) * 1000000000ull) {}
 
     struct ScanResult {
@@ -147,8 +149,7 @@ class RollingCsvWriter {
     uint64_t records_written() const { return records_written_; }
     std::string current_part() const { return part_path_; }
     // Test hook: the finished file names in order.
-    static std::string file_name(const std::string& prefix, const std::string& stamp, uint32_t index,
-                                 const char* ext);
+    static std::string file_name(const std::string& prefix, const std::string& stamp, uint32_t index, const char* ext);
 
   private:
     Status open_new();

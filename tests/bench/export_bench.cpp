@@ -87,9 +87,10 @@ int main(int argc, char** argv) {
         double c = cpu_seconds() - c0;
         uint64_t gz = 0;
         for (const auto& f : list_spool(dir.string(), cfg.prefix)) gz += f.size;
-        std::printf("gzip CSV: %zu records in %.3f s wall (%.3f s CPU): %.0f records/s wall, %.0f records/s CPU; "
-                    "%llu files, %.1f bytes/record compressed\n",
-                    n, s, c, double(n) / s, double(n) / c, (unsigned long long)w.files_written(), double(gz) / double(n));
+        std::printf(
+            "gzip CSV: %zu records in %.3f s wall (%.3f s CPU): %.0f records/s wall, %.0f records/s CPU; "
+            "%llu files, %.1f bytes/record compressed\n",
+            n, s, c, double(n) / s, double(n) / c, (unsigned long long)w.files_written(), double(gz) / double(n));
         std::filesystem::remove_all(dir);
     }
     {
@@ -104,9 +105,10 @@ int main(int argc, char** argv) {
         }
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         double c = cpu_seconds() - c0;
-        std::printf("IPFIX encode: %zu records in %.3f s wall (%.3f s CPU): %.0f records/s wall, %.0f records/s CPU; "
-                    "%zu messages, %zu bytes\n",
-                    n, s, c, double(n) / s, double(n) / c, msgs, bytes);
+        std::printf(
+            "IPFIX encode: %zu records in %.3f s wall (%.3f s CPU): %.0f records/s wall, %.0f records/s CPU; "
+            "%zu messages, %zu bytes\n",
+            n, s, c, double(n) / s, double(n) / c, msgs, bytes);
     }
     return 0;
 }

@@ -33,7 +33,7 @@ expect() { # expected -- words...
 }
 ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
 
-expect "attach config detach dump report" -- peakflow-bpf ""
+expect "attach config detach dump export report" -- peakflow-bpf ""
 expect "attach" -- peakflow-bpf at
 expect "--help --log-level --version" -- peakflow-bpf --
 expect "$ifaces" -- peakflow-bpf attach ""
@@ -51,6 +51,9 @@ expect "--hour --hours" -- peakflow-bpf report --hou
 expect "check" -- peakflow-bpf config ""
 expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
 expect "" -- peakflow-bpf attach --interval ""
+expect "status" -- peakflow-bpf export ""
+expect "--config" -- peakflow-bpf export status --con
+expect "$tmp/site.yaml" -- peakflow-bpf export status -f "$tmp/"
 
 echo "completion: $passed passed, $failed failed"
 ((failed == 0))

@@ -4,8 +4,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
+#include "peakflow/cli.hpp"
 #include "peakflow/config.hpp"
+#include "peakflow/export_service.hpp"
 #include "peakflow/flow_export.hpp"
 
 namespace pf {
@@ -201,9 +204,9 @@ std::vector<std::string> names(const std::string& dir) {
 class RollingTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        dir = std::filesystem::temp_directory_path() /
-              ("pf_export_test_" + std::to_string(getpid()) + "_" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        dir =
+            std::filesystem::temp_directory_path() / ("pf_export_test_" + std::to_string(getpid()) + "_" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
         std::filesystem::remove_all(dir);
         cfg.directory = dir.string() + "/spool";
         cfg.timezone = "UTC";
@@ -230,8 +233,8 @@ TEST_F(RollingTest, RotatesByTimeRenamingPartToCsvGz) {
     // The next record opens the next file, with the next index.
     ASSERT_TRUE(w.write({sample_v6()}));
     ASSERT_TRUE(w.close());
-    EXPECT_EQ(names(cfg.directory), (std::vector<std::string>{"flows_20231114_221320_000.csv.gz",
-                                                              "flows_20231114_222320_001.csv.gz"}));
+    EXPECT_EQ(names(cfg.directory),
+              (std::vector<std::string>{"flows_20231114_221320_000.csv.gz", "flows_20231114_222320_001.csv.gz"}));
     EXPECT_EQ(gunzip(cfg.directory + "/flows_20231114_222320_001.csv.gz"), kFlowCsvHeader + kRowV6);
     EXPECT_EQ(w.files_written(), 2u);
     EXPECT_EQ(w.records_written(), 3u);
@@ -284,8 +287,8 @@ TEST_F(RollingTest, SameSecondRestartTakesTheNextIndex) {
     ASSERT_TRUE(w2.open_dir());
     ASSERT_TRUE(w2.write({sample_v6()}));
     ASSERT_TRUE(w2.close());
-    EXPECT_EQ(names(cfg.directory), (std::vector<std::string>{"flows_20231114_221320_000.csv.gz",
-                                                              "flows_20231114_221320_001.csv.gz"}));
+    EXPECT_EQ(names(cfg.directory),
+              (std::vector<std::string>{"flows_20231114_221320_000.csv.gz", "flows_20231114_221320_001.csv.gz"}));
 }
 
 TEST_F(RollingTest, UnwritableDirectoryIsAnError) {
@@ -397,6 +400,46 @@ TEST(ExportConfig, ErrorsNamePositionAndKey) {
     c = parse_config("export:\n  ipfix:\n    collectors: [\"nohost\"]\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_NE(c.error().message().find("expected \"host:port\""), std::string::npos);
+}
+
+// ---- CLI ----
+
+TEST(ExportCli, StatusParsesAndReportsTheSpool) {
+    auto p = parse_cli({"peakflow-bpf", "export", "status", "-f", "/etc/peakflow/x.yaml"});
+    EXPECT_EQ(p.exit_code, -1) << p.err;
+    EXPECT_EQ(p.cmd.kind, CliCommand::ExportStatus);
+    EXPECT_EQ(p.cmd.config_path, "/etc/peakflow/x.yaml");
+    EXPECT_EQ(parse_cli({"peakflow-bpf", "export"}).exit_code, 2);
+
+    auto dir = std::filesystem::temp_directory_path() / ("pf_export_cli_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "flows_20231114_221320_001.csv.gz") << "12345";
+    std::ofstream(dir / "flows_20231114_221320_000.csv.gz") << "123";
+    std::ofstream(dir / "flows_20231114_223320_002.part") << "1";
+    std::ofstream(dir / "status.jsonl") << "{\"files_written\":3,\"files_uploaded\":1,\"upload_failures\":2,"
+                                           "\"records_dropped\":0,\"last_upload\":1700000000,"
+                                           "\"last_error\":\"upload x: Access denied: 530\"}\n";
+    auto c = parse_config("export:\n  files:\n    directory: " + dir.string() +
+                              "\n  upload:\n    url: ftp://127.0.0.1/in/\n  status:\n    file: " + dir.string() +
+                              "/status.jsonl\n",
+                          "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    std::ostringstream out;
+    EXPECT_EQ(run_export_status(*c, out), 0);
+    EXPECT_EQ(out.str(), "spool directory: " + dir.string() +
+                             "\nfinished files waiting for upload: 2 (8 bytes)\n"
+                             "  oldest: flows_20231114_221320_000.csv.gz\n"
+                             "  newest: flows_20231114_221320_001.csv.gz\n"
+                             "open file: flows_20231114_223320_002.part\n"
+                             "upload: ftp://127.0.0.1/in/\n"
+                             "last status (" +
+                             dir.string() +
+                             "/status.jsonl): files written 3, uploaded 1, failed "
+                             "uploads 2, records dropped 0\n"
+                             "last upload: 2023-11-14 22:13:20 UTC\n"
+                             "last error: upload x: Access denied: 530\n");
+    std::filesystem::remove_all(dir);
+    EXPECT_THROW(run_export_status(*parse_config("", "t.yaml"), out), FatalError);
 }
 
 }  // namespace
