@@ -105,7 +105,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     auto* exp = app.add_subcommand("export", "Flow export tools");
     exp->require_subcommand(1);
     auto* exp_status = exp->add_subcommand(
-        "status", "What the flow export has spooled (finished files waiting for upload, open files) and its last status");
+        "status",
+        "What the flow export has spooled (finished files waiting for upload, open files) and its last status");
     exp_status->add_option("-f,--config", c.config_path, "Config file with the export: section");
 
     std::vector<const char*> argv;

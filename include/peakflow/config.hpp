@@ -59,7 +59,7 @@ struct Config {
     Retention retention;
     std::vector<Adjustment> adjustments;
     ExportConfig export_;  // `export:` (flow export); export_.enabled when present
-    std::string source;  // the file it came from; empty for built-in defaults
+    std::string source;    // the file it came from; empty for built-in defaults
 };
 
 Result<Config> parse_config(const std::string& yaml_text, const std::string& source_name);
