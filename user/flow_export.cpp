@@ -273,7 +273,7 @@ Status parse_status(const Parser& p, const YAML::Node& n, const std::string& k, 
     if (auto st = check_keys(p, n, k, {"url", "interval", "file", "instance_id"}); !st) return st;
     if (n["url"]) {
         PF_TRY_SET(c.url, str_key(p, n["url"], k + ".url", "an http(s):// URL"));
-        if (c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0)
+        if (!c.url.empty() && c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0)
             return p.error_at(n["url"].Mark(), k + ".url", "expected an http:// or https:// URL, got '" + c.url + "'");
     }
     if (n["interval"]) PF_TRY_SET(c.interval, seconds_key(p, n["interval"], k + ".interval", 1, 86400));
