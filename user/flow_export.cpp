@@ -73,7 +73,8 @@ FlowTracker::ScanResult FlowTracker::scan(const std::vector<FlowRow>& rows, uint
             st.window_start_ns = std::max(now_ns, row.last_seen_ns);
             st.active_since_ns = now_ns;
         }
-        if (idle) {
+        if (idle || flush) {
+            // Shutdown takes every entry out too: a later start must not export it again.
             out.expired.push_back(row.key);
             continue;  // forgotten: the entry is deleted from the map
         }

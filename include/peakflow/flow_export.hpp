@@ -108,7 +108,8 @@ class FlowTracker {
         std::vector<pf_flow_key> expired;  // idle flows to delete from the map
     };
     // rows: the map now; now_ns: CLOCK_MONOTONIC_COARSE now; real_offset_ns: realtime minus
-    // monotonic, to turn kernel times into UTC. flush: emit every pending delta (shutdown).
+    // monotonic, to turn kernel times into UTC. flush (shutdown): emit every pending delta
+    // and expire every entry, so that the next start does not export them again.
     ScanResult scan(const std::vector<FlowRow>& rows, uint64_t now_ns, int64_t real_offset_ns, bool flush = false);
     size_t tracked() const { return state_.size(); }
 

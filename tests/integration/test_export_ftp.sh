@@ -173,3 +173,30 @@ pf_wait_for "the login error in the log" 15 \
 pf_stop_daemon TERM
 [[ -n $(local_files) ]] || fail "the spooled file was removed although the login failed"
 pf_log "step 4: wrong password: $(grep -o 'export: upload.*' "$DAEMON_LOG" | head -n 1)"
+
+# 5. Spool limit: with finished files waiting and the server away, new records are dropped
+#    (counted) and one alert is raised; once uploads empty the spool, a recovery, and
+#    records are written again.
+printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
+write_config "$PF_T/ftp-password"
+sed -i "s|^    interval: 2$|    interval: 2\n    spool_limit: 1|" "$PF_CONFIG" # under export.upload
+grep -q '^    spool_limit: 1$' "$PF_CONFIG" || fail "test bug: spool_limit not in the config"
+stop_ftp
+[[ -n $(local_files) ]] || fail "test bug: step 5 needs a spooled file"
+: >"$PF_T/export-status.jsonl"
+pf_start_daemon export-ftp-spool --interval 3600
+pf_wait_for "the spool-full alert" 10 grep -q 'alert \[export\] spool: flow export spool full' "$DAEMON_LOG"
+udp_from_b 40005 6 80
+dropped() { [[ $(tail -n 1 "$PF_T/export-status.jsonl" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["records_dropped"])') == 2 ]]; }
+pf_wait_for "2 records (flow 40005 both ways) counted as dropped" 10 dropped
+start_ftp
+pf_wait_for "the recovery" 15 grep -q 'recovered \[export\] spool' "$DAEMON_LOG"
+udp_from_b 40006 4 80
+pf_wait_for "flow 40006 on the FTP server" 20 has_flow 40006 4
+check_flow 40006 4 80
+has_flow 40005 0 || fail "flow 40005 was dropped but is on the server"
+# One alert per episode: a single one before the recovery (with a 1-byte limit, the next
+# finished file starts a new episode until the upload takes it).
+assert_eq "spool-full alerts before the recovery" 1 "$(sed '/recovered \[export\] spool/q' "$DAEMON_LOG" | grep -c 'alert \[export\] spool')"
+pf_stop_daemon TERM
+pf_log "step 5: spool limit: alert, 2 records dropped, recovery, writing resumed"

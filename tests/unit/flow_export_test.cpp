@@ -96,17 +96,18 @@ TEST(FlowTracker, IdleWithoutDeltaOnlyExpires) {
     EXPECT_EQ(r.expired.size(), 1u);
 }
 
-TEST(FlowTracker, FlushEmitsPendingDeltasWithoutDeleting) {
+TEST(FlowTracker, FlushEmitsPendingDeltasAndExpiresEverything) {
     FlowTracker t("eth0", 1, std::chrono::seconds(300), std::chrono::seconds(60));
     auto a = v4_key(1, 1000, 80), b = v4_key(3, 2000, 80);
-    auto r = t.scan({row(a, 4, 400, 1, 5), row(b, 7, 700, 2, 6)}, 10 * kSec, 0, true);
-    ASSERT_EQ(r.records.size(), 2u);
-    EXPECT_EQ(r.records[0].packets + r.records[1].packets, 11u);
-    EXPECT_EQ(r.records[0].bytes + r.records[1].bytes, 1100u);
-    EXPECT_TRUE(r.expired.empty());
-    // A second flush has nothing more.
-    r = t.scan({row(a, 4, 400, 1, 5), row(b, 7, 700, 2, 6)}, 11 * kSec, 0, true);
+    auto r = t.scan({row(a, 4, 400, 1, 5), row(b, 7, 700, 2, 6)}, 10 * kSec, 0);
     EXPECT_TRUE(r.records.empty());
+    r = t.scan({row(a, 4, 400, 1, 5), row(b, 9, 900, 2, 8)}, 11 * kSec, 0, true);
+    ASSERT_EQ(r.records.size(), 2u);
+    EXPECT_EQ(r.records[0].packets + r.records[1].packets, 13u);
+    EXPECT_EQ(r.records[0].bytes + r.records[1].bytes, 1300u);
+    // Shutdown: the entries leave the map, so the next start does not export them again.
+    EXPECT_EQ(r.expired.size(), 2u);
+    EXPECT_EQ(t.tracked(), 0u);
 }
 
 TEST(FlowTracker, RecreatedEntryStartsOverAndVanishedEntryIsForgotten) {
