@@ -71,6 +71,22 @@ pf_setup_pair
 pf_start_servers
 ip -n "$NS_A" link set lo up
 
+# The status report receiver: records each POST (path, content type, body) as a JSON line.
+STATUS_PORT=8089
+nsenter "--net=/run/netns/$NS_A" -- "$PY" -c '
+import http.server, json, sys
+out = open(sys.argv[1], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        out.write(json.dumps({"path": self.path, "type": self.headers["Content-Type"], "body": json.loads(body)}) + "\n")
+        out.flush()
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()
+' "$PF_T/status-posts.jsonl" "$STATUS_PORT" >"$PF_T/status-server.log" 2>&1 &
+BG_PIDS+=($!)
+
 SPOOL="$PF_T/spool"
 REMOTE="$FTP_ROOT/up/sub" # created by the upload (missing directories)
 printf '%s\n' "$FTP_PASS" >"$PF_T/ftp-password"
@@ -91,6 +107,7 @@ export:
     interval: 2
   status:
     file: $PF_T/export-status.jsonl
+    url: http://127.0.0.1:$STATUS_PORT/api/uploadStatus
     interval: 1
 CONF
 }
@@ -130,7 +147,22 @@ for f in $(remote_files); do
     [[ $(basename "$f") =~ ^flows_[0-9]{8}_[0-9]{6}_[0-9]{3}\.csv\.gz$ ]] || fail "unexpected remote name $f"
     gzip -t "$f" || fail "$f is not a valid gzip file"
 done
-pf_log "step 1: $(remote_files | wc -l) file(s) uploaded, spool empty"
+posted_uploads() { # the status POSTs report at least one uploaded file, with the instance id
+    "$PY" -c '
+import json, sys
+ok = False
+for line in open(sys.argv[1]):
+    p = json.loads(line)
+    b = p["body"]
+    assert p["path"] == "/api/uploadStatus" and p["type"] == "application/json", p
+    assert b["instance_id"] == sys.argv[2], b
+    for k in ("files_written", "files_uploaded", "upload_failures", "bytes_uploaded", "queue_files", "queue_bytes", "last_error"):
+        assert k in b, (k, b)
+    ok = ok or (b["files_uploaded"] >= 1 and b["bytes_uploaded"] > 0)
+sys.exit(0 if ok else 1)' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" 2>/dev/null
+}
+pf_wait_for "a status POST reporting the upload" 10 posted_uploads
+pf_log "step 1: $(remote_files | wc -l) file(s) uploaded, spool empty, status POSTed"
 
 # 2. Server away: files stay spooled, the failure is logged, then they go up in name order.
 stop_ftp
