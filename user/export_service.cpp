@@ -32,14 +32,16 @@ std::string read_first_line(const std::string& path) {
 
 class ExportService : public Service {
   public:
-    ExportService(const ExportConfig& cfg, std::vector<std::string> ifaces, Paths paths, std::function<int64_t()> clock,
-                  AlertSink* alerts)
+    ExportService(const ExportConfig& cfg, const ExportConfig& original, std::vector<std::string> ifaces, Paths paths,
+                  std::function<int64_t()> clock, AlertSink* alerts)
         : cfg_(cfg),
+          original_(original),
           ifaces_(std::move(ifaces)),
           paths_(std::move(paths)),
           clock_(std::move(clock)),
           alerts_(alerts),
           uploader_(cfg.upload) {
+        uploader_.set_abort_flag(&abort_);
         for (const auto& i : ifaces_)
             trackers_.emplace_back(i, if_nametoindex(i.c_str()), cfg_.active_timeout, cfg_.idle_timeout);
         flow_full_.assign(ifaces_.size(), 0);
@@ -69,6 +71,11 @@ class ExportService : public Service {
 
     std::string name() const override { return "export"; }
 
+    void reload(const Config& cfg) override {
+        if (!(cfg.export_ == original_))
+            spdlog::warn("reload: export settings take effect at the next start (the running export keeps its own)");
+    }
+
     void stats(DaemonStats& s) const override { s.export_queue += queue_files_.load(); }
 
     void stop() override {
@@ -77,6 +84,7 @@ class ExportService : public Service {
             if (stopping_) return;
             stopping_ = true;
         }
+        abort_ = true;  // an upload in flight ends now; the file stays spooled
         cv_.notify_all();
         if (scan_thread_.joinable()) scan_thread_.join();
         // The pending deltas of every flow, then the open file is finished.
@@ -224,6 +232,7 @@ class ExportService : public Service {
         j["records_dropped"] = dropped_.load();
         j["flow_map_full"] = full;
         j["last_upload"] = last_upload_.load();
+        j["ipfix_send_errors"] = ipfix_errors_.load();
         {
             std::lock_guard l(err_mu_);
             j["last_error"] = last_error_;
@@ -261,6 +270,8 @@ class ExportService : public Service {
     }
 
     ExportConfig cfg_;
+    ExportConfig original_;  // as in the config file (reload compares against it)
+    std::atomic<bool> abort_{false};
     std::vector<std::string> ifaces_;
     Paths paths_;
     std::function<int64_t()> clock_;
@@ -294,7 +305,7 @@ Result<std::unique_ptr<Service>> make_export_service(const ExportConfig& cfg, co
     }
     std::function<int64_t()> clock = o.clock;
     if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };
-    auto s = std::make_unique<ExportService>(c, ifaces, o.paths, clock, alerts);
+    auto s = std::make_unique<ExportService>(c, cfg, ifaces, o.paths, clock, alerts);
     if (auto st = s->start(); !st) return st.error();
     return std::unique_ptr<Service>(std::move(s));
 }

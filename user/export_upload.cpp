@@ -86,6 +86,14 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
     if (!sftp && !cfg_.passive) curl_easy_setopt(c.get(), CURLOPT_FTPPORT, "-");
+    if (abort_) {
+        curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, abort_);
+        curl_easy_setopt(
+            c.get(), CURLOPT_XFERINFOFUNCTION, +[](void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                return static_cast<const std::atomic<bool>*>(p)->load() ? 1 : 0;
+            });
+    }
     CURLcode rc = curl_easy_perform(c.get());
     if (rc != CURLE_OK) {
         std::string msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
@@ -98,6 +106,7 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
 Uploader::CycleResult Uploader::run_cycle(const std::string& dir, const std::string& prefix) const {
     CycleResult r;
     for (const auto& f : list_spool(dir, prefix)) {
+        if (abort_ && abort_->load()) break;
         const std::string path = dir + "/" + f.name;
         auto st = upload(path, f.name);
         if (!st) {

@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -187,9 +188,12 @@ class Uploader {
         std::string last_error;
     };
     CycleResult run_cycle(const std::string& dir, const std::string& prefix) const;
+    // A transfer in progress is aborted (and the cycle ends) once *flag is true (shutdown).
+    void set_abort_flag(const std::atomic<bool>* flag) { abort_ = flag; }
 
   private:
     ExportUploadConfig cfg_;
+    const std::atomic<bool>* abort_ = nullptr;
 };
 
 // IPFIX (RFC 7011) message encoding. Template 256: IPv4 flows, 257: IPv6 flows.
