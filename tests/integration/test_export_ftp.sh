@@ -180,8 +180,8 @@ start_ftp
 pf_wait_for "the spool emptied after the server came back" 20 bash -c "! ls '$SPOOL'/*.csv.gz >/dev/null 2>&1"
 for n in $spooled_names; do [[ -f $REMOTE/$n ]] || fail "$n was spooled but is not on the server"; done
 # vsftpd logs each STOR; the spooled files went up in name order.
-uploaded_order=$(grep -o 'STOR flows_[0-9_]*\.csv\.gz\.tmp' "$PF_T/vsftpd.log" | sed 's/^STOR //; s/\.tmp$//' | grep -Fx -f <(printf '%s\n' $spooled_names))
-assert_eq "upload order of the spooled files" "$(printf '%s\n' $spooled_names | sort)" "$uploaded_order"
+uploaded_order=$(grep -o 'STOR flows_[0-9_]*\.csv\.gz\.tmp' "$PF_T/vsftpd.log" | sed 's/^STOR //; s/\.tmp$//' | grep -Fx -f <(printf '%s\n' "$spooled_names"))
+assert_eq "upload order of the spooled files" "$(printf '%s\n' "$spooled_names" | sort)" "$uploaded_order"
 check_flow 40002 10 200
 check_flow 40003 7 300
 pf_log "step 2: ${#spooled[@]} spooled file(s) uploaded in name order after the server came back"
