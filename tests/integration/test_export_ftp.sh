@@ -20,7 +20,7 @@ ftp_cleanup() {
     id "$FTP_USER" >/dev/null 2>&1 && userdel "$FTP_USER" 2>/dev/null
     return 0
 }
-trap 'rc=$?; ftp_cleanup; (exit $rc); pf_cleanup' EXIT
+trap 'rc=$?; set +e; ftp_cleanup; (exit $rc); pf_cleanup' EXIT
 
 FTP_ROOT="$PF_T/ftproot"
 mkdir -p "$FTP_ROOT" "$PF_T/empty"
