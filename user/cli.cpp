@@ -16,6 +16,7 @@
 #include "peakflow/config.hpp"
 #include "peakflow/customer_report.hpp"
 #include "peakflow/daemon.hpp"
+#include "peakflow/export_service.hpp"
 #include "peakflow/hosthealth.hpp"
 #include "peakflow/ifaces.hpp"
 #include "peakflow/outbox.hpp"
@@ -141,6 +142,13 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     auto* check = config->add_subcommand("check", "Validate a config file and print the effective config");
     check->add_option("FILE", c.config_path, std::string("Config file (default: ") + kDefaultConfigPath + ")");
 
+    auto* exp = app.add_subcommand("export", "Flow export tools");
+    exp->require_subcommand(1);
+    auto* exp_status = exp->add_subcommand(
+        "status",
+        "What the flow export has spooled (finished files waiting for upload, open files) and its last status");
+    exp_status->add_option("-f,--config", c.config_path, "Config file with the export: section");
+
     std::vector<const char*> argv;
     for (const auto& a : args) argv.push_back(a.c_str());
     std::ostringstream out, err;
@@ -177,6 +185,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
             r.exit_code = 2;
             return r;
         }
+    } else if (*exp_status) {
+        c.kind = CliCommand::ExportStatus;
     } else if (*report) {
         c.kind = CliCommand::Report;
         ReportOptions& ro = c.report;
@@ -409,6 +419,7 @@ int run_cli(int argc, char** argv) {
             case CliCommand::Host: return run_host_cmd(p.cmd);
             case CliCommand::History: return run_history_cmd(p.cmd);
             case CliCommand::Push: return run_push_cmd(p.cmd);
+            case CliCommand::ExportStatus: return run_export_status(load_config(p.cmd.config_path).take(), std::cout);
             case CliCommand::None: break;
         }
     } catch (const FatalError& e) {

@@ -55,6 +55,10 @@ using KeyHandler = std::function<Status(const Parser&, const YAML::Node&, const 
 
 const std::map<std::string, KeyHandler>& handlers() {
     static const std::map<std::string, KeyHandler> h = {
+        {"export",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_export_config(p, n, k, c.export_);
+         }},
         {"interfaces",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              if (!n.IsSequence()) return p.error_at(n.Mark(), k, "expected a list of interface names");
@@ -320,6 +324,7 @@ std::string dump_config(const Config& c) {
         out << YAML::Key << "push" << YAML::Value;
         dump_push_config(out, c.push);
     }
+    if (c.export_.enabled) dump_export_config(out, c.export_);
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

@@ -6,6 +6,7 @@
 
 #include "peakflow/customer_report.hpp"
 #include "peakflow/daemon.hpp"
+#include "peakflow/export_service.hpp"
 #include "peakflow/hosthealth.hpp"
 #include "peakflow/outbox.hpp"
 #include "peakflow/push_reports.hpp"
@@ -80,6 +81,12 @@ Status start_services(Services& out, ServiceContext& ctx) {
         auto co = customer_report_options(ctx);
         if (!co) return co.error();
         auto s = CustomerReportService::create(std::move(*co), *ctx.outbox);
+        if (!s) return s.error();
+        out.add(std::move(*s));
+    }
+    // Flow export (issue 6): only when the config has an `export:` section.
+    if (ctx.config.export_.enabled) {
+        auto s = make_export_service(ctx.config.export_, ctx.ifaces, ctx.options, ctx.alerts);
         if (!s) return s.error();
         out.add(std::move(*s));
     }

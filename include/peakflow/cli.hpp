@@ -11,7 +11,7 @@
 namespace pf {
 
 struct CliCommand {
-    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report, Host, History, Push } kind = None;
+    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report, Host, History, Push, ExportStatus } kind = None;
     std::vector<std::string> ifaces;
     std::string config_path;
     std::string database;  // overrides the config's database path

@@ -11,6 +11,7 @@
 
 #include "peakflow/calendar.hpp"
 #include "peakflow/error.hpp"
+#include "peakflow/flow_export.hpp"
 #include "peakflow/hostwatch.hpp"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
@@ -65,6 +66,7 @@ struct Config {
     ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)
     CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)
     PushConfig push;                       // push: the durable outbox and its sinks (include/peakflow/sinks.hpp)
+    ExportConfig export_;                  // `export:` (flow export); export_.enabled when present
     std::string source;                    // the file it came from; empty for built-in defaults
 };
 

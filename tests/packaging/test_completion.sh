@@ -33,7 +33,7 @@ expect() { # expected -- words...
 }
 ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
 
-expect "attach config detach dump history host push report" -- peakflow-bpf ""
+expect "attach config detach dump export history host push report" -- peakflow-bpf ""
 expect "attach" -- peakflow-bpf at
 expect "--help --log-level --version" -- peakflow-bpf --
 expect "$ifaces" -- peakflow-bpf attach ""
@@ -61,6 +61,9 @@ expect "--test --title" -- peakflow-bpf push --t
 printf 'push:\n  sinks:\n    - name: ding\n      type: dingtalk\n    - {name: mail, type: email}\n' >"$tmp/push.yaml"
 expect "ding mail" -- peakflow-bpf push --test -f "$tmp/push.yaml" ""
 expect "mail" -- peakflow-bpf push -f "$tmp/push.yaml" --message hi --sink m
+expect "status" -- peakflow-bpf export ""
+expect "--config" -- peakflow-bpf export status --con
+expect "$tmp/site.yaml" -- peakflow-bpf export status -f "$tmp/"
 
 echo "completion: $passed passed, $failed failed"
 ((failed == 0))

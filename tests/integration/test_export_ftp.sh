@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Flow export to a real vsftpd on 127.0.0.1 (inside the test's namespace): finished files
+# appear on the server under their final names and the local copies are removed; with the
+# server stopped, files stay spooled and go up in name order once it is back; a wrong
+# password is a clear error in the log; SIGTERM finishes the open file. The uploaded
+# gzip CSV rows carry exactly the packets and bytes of the UDP traffic we sent.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR source=export_lib.sh
+source "$PF_IT_DIR/export_lib.sh"
+
+command -v vsftpd >/dev/null || fail "vsftpd not installed (apt-get install vsftpd)"
+
+# A local user for the FTP login, only for this test (removed on exit).
+FTP_USER="pfftp$PF_ID"
+FTP_PASS="pw-$PF_ID-ok"
+ftp_cleanup() {
+    [[ -n ${VSFTPD_PID:-} ]] && pf_kill_pid "$VSFTPD_PID"
+    id "$FTP_USER" >/dev/null 2>&1 && userdel "$FTP_USER" 2>/dev/null
+    return 0
+}
+trap 'rc=$?; set +e; ftp_cleanup; (exit $rc); pf_cleanup' EXIT
+
+FTP_ROOT="$PF_T/ftproot"
+mkdir -p "$FTP_ROOT" "$PF_T/empty"
+useradd --no-create-home --home-dir "$FTP_ROOT" --shell /bin/sh "$FTP_USER"
+echo "$FTP_USER:$FTP_PASS" | chpasswd
+chown "$FTP_USER" "$FTP_ROOT"
+
+FTP_PORT=2121 # the namespace is the test's own: nothing else listens there
+cat >"$PF_T/vsftpd.conf" <<CONF
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=$FTP_PORT
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=YES
+local_umask=022
+local_root=$FTP_ROOT
+pasv_enable=YES
+pasv_address=127.0.0.1
+pam_service_name=vsftpd
+secure_chroot_dir=$PF_T/empty
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+xferlog_enable=YES
+xferlog_std_format=NO
+log_ftp_protocol=YES
+vsftpd_log_file=$PF_T/vsftpd.log
+CONF
+
+VSFTPD_PID=""
+start_ftp() {
+    nsenter "--net=/run/netns/$NS_A" -- vsftpd "$PF_T/vsftpd.conf" >>"$PF_T/vsftpd-stderr.log" 2>&1 &
+    VSFTPD_PID=$!
+    pf_wait_for "vsftpd listening on 127.0.0.1:$FTP_PORT" 10 ftp_listening
+}
+ftp_listening() {
+    nsenter "--net=/run/netns/$NS_A" -- "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $FTP_PORT), 1).close()" 2>/dev/null
+}
+stop_ftp() {
+    pf_kill_pid "$VSFTPD_PID"
+    VSFTPD_PID=""
+}
+
+pf_setup_pair
+pf_start_servers
+ip -n "$NS_A" link set lo up
+
+# The status report receiver: records each POST (path, content type, body) as a JSON line.
+STATUS_PORT=8089
+nsenter "--net=/run/netns/$NS_A" -- "$PY" -c '
+import http.server, json, sys
+out = open(sys.argv[1], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        out.write(json.dumps({"path": self.path, "type": self.headers["Content-Type"], "body": json.loads(body)}) + "\n")
+        out.flush()
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()
+' "$PF_T/status-posts.jsonl" "$STATUS_PORT" >"$PF_T/status-server.log" 2>&1 &
+BG_PIDS+=($!)
+
+SPOOL="$PF_T/spool"
+REMOTE="$FTP_ROOT/up/sub" # created by the upload (missing directories)
+printf '%s\n' "$FTP_PASS" >"$PF_T/ftp-password"
+write_config() { # PASSWORD_FILE
+    cat >>"$PF_CONFIG" <<CONF
+export:
+  scan_interval: 1
+  idle_timeout: 1
+  files:
+    directory: $SPOOL
+    prefix: flows_
+    rotate_interval: 2
+    timezone: UTC
+  upload:
+    url: ftp://127.0.0.1:$FTP_PORT/up/sub/
+    user: $FTP_USER
+    password_file: $1
+    interval: 2
+  status:
+    file: $PF_T/export-status.jsonl
+    url: http://127.0.0.1:$STATUS_PORT/api/uploadStatus
+    interval: 1
+CONF
+}
+BASE_CONFIG=$(cat "$PF_CONFIG")
+write_config "$PF_T/ftp-password"
+
+udp_from_b() { # SPORT COUNT SIZE
+    nsenter "--net=/run/netns/$NS_B" -- "$PY" "$PF_IT_DIR/traffic.py" udp --to "$IP_A" --port "$PORT_A" \
+        --count "$2" --sizes "$3" --src "$IP_B" --sport "$1" >/dev/null
+}
+remote_files() { find "$REMOTE" -maxdepth 1 -name '*.csv.gz' 2>/dev/null | sort; }
+local_files() { find "$SPOOL" -maxdepth 1 -name '*.csv.gz' 2>/dev/null | sort; }
+has_flow() { # SPORT PACKETS: the flow's rx rows on the server add up to PACKETS
+    local files
+    mapfile -t files < <(remote_files)
+    ((${#files[@]} > 0)) || return 1
+    [[ $(pf_export_rows "${files[@]}" | pf_export_sum rx "$IP_B" "$1" "$IP_A" "$PORT_A" | cut -d' ' -f1) == "$2" ]]
+}
+check_flow() { # SPORT COUNT SIZE: exact packets and bytes, both directions
+    local files frame=$((ETH_HLEN + 20 + 8 + $3))
+    mapfile -t files < <(remote_files)
+    assert_eq "rx flow from port $1: packets bytes on the FTP server" "$2 $(($2 * frame))" \
+        "$(pf_export_rows "${files[@]}" | pf_export_sum rx "$IP_B" "$1" "$IP_A" "$PORT_A")"
+    assert_eq "tx flow to port $1: packets bytes on the FTP server" "$2 $(($2 * frame))" \
+        "$(pf_export_rows "${files[@]}" | pf_export_sum tx "$IP_A" "$PORT_A" "$IP_B" "$1")"
+}
+
+# 1. Server up: files go up under their final names and leave the spool.
+start_ftp
+pf_start_daemon export-ftp --interval 3600
+udp_from_b 40001 20 100
+pf_wait_for "flow 40001 on the FTP server" 20 has_flow 40001 20
+check_flow 40001 20 100
+pf_wait_for "the spool emptied" 10 bash -c "! ls '$SPOOL'/*.csv.gz >/dev/null 2>&1"
+[[ -z $(find "$REMOTE" -name '*.tmp') ]] || fail "temporary upload names left on the server: $(ls "$REMOTE")"
+for f in $(remote_files); do
+    [[ $(basename "$f") =~ ^flows_[0-9]{8}_[0-9]{6}_[0-9]{3}\.csv\.gz$ ]] || fail "unexpected remote name $f"
+    gzip -t "$f" || fail "$f is not a valid gzip file"
+done
+posted_uploads() { # the status POSTs report at least one uploaded file, with the instance id
+    "$PY" -c '
+import json, sys
+ok = False
+for line in open(sys.argv[1]):
+    p = json.loads(line)
+    b = p["body"]
+    assert p["path"] == "/api/uploadStatus" and p["type"] == "application/json", p
+    assert b["instance_id"] == sys.argv[2], b
+    for k in ("files_written", "files_uploaded", "upload_failures", "bytes_uploaded", "queue_files", "queue_bytes", "last_error"):
+        assert k in b, (k, b)
+    ok = ok or (b["files_uploaded"] >= 1 and b["bytes_uploaded"] > 0)
+sys.exit(0 if ok else 1)' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" 2>/dev/null
+}
+pf_wait_for "a status POST reporting the upload" 10 posted_uploads
+pf_log "step 1: $(remote_files | wc -l) file(s) uploaded, spool empty, status POSTed"
+
+# 2. Server away: files stay spooled, the failure is logged, then they go up in name order.
+stop_ftp
+n_before=$(remote_files | wc -l)
+udp_from_b 40002 10 200
+pf_wait_for "a first spooled file" 15 bash -c "[[ \$(find '$SPOOL' -name '*.csv.gz' | wc -l) -ge 1 ]]"
+sleep 2.5 # the next file gets a later name
+udp_from_b 40003 7 300
+pf_wait_for "a second spooled file" 15 bash -c "[[ \$(find '$SPOOL' -name '*.csv.gz' | wc -l) -ge 2 ]]"
+pf_wait_for "an upload failure in the log" 10 grep -q "export: upload flows_.*Couldn't connect to server" "$DAEMON_LOG"
+mapfile -t spooled < <(local_files)
+spooled_names=$(printf '%s\n' "${spooled[@]}" | xargs -n1 basename)
+assert_eq "files on the server while it was stopped" "$n_before" "$(remote_files | wc -l)"
+start_ftp
+pf_wait_for "the spool emptied after the server came back" 20 bash -c "! ls '$SPOOL'/*.csv.gz >/dev/null 2>&1"
+for n in $spooled_names; do [[ -f $REMOTE/$n ]] || fail "$n was spooled but is not on the server"; done
+# vsftpd logs each STOR; the spooled files went up in name order.
+uploaded_order=$(grep -o 'STOR flows_[0-9_]*\.csv\.gz\.tmp' "$PF_T/vsftpd.log" | sed 's/^STOR //; s/\.tmp$//' | grep -Fx -f <(printf '%s\n' "$spooled_names"))
+assert_eq "upload order of the spooled files" "$(printf '%s\n' "$spooled_names" | sort)" "$uploaded_order"
+check_flow 40002 10 200
+check_flow 40003 7 300
+pf_log "step 2: ${#spooled[@]} spooled file(s) uploaded in name order after the server came back"
+
+# 3. SIGTERM finishes the open file (no .part left).
+udp_from_b 40004 3 50
+pf_wait_for "a .part file for flow 40004" 10 bash -c "ls '$SPOOL'/*.part >/dev/null 2>&1"
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+[[ -z $(find "$SPOOL" -name '*.part') ]] || fail ".part file left after SIGTERM: $(ls "$SPOOL")"
+grep -q '"files_uploaded":' "$PF_T/export-status.jsonl" || fail "no status lines in the status file"
+pf_log "step 3: SIGTERM finished the open file"
+
+# 4. A wrong password: a clear error, the files stay.
+printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
+printf 'wrong-password\n' >"$PF_T/ftp-bad-password"
+write_config "$PF_T/ftp-bad-password"
+pf_start_daemon export-ftp-badpw --interval 3600
+pf_wait_for "the login error in the log" 15 \
+    grep -q "export: upload flows_.* to ftp://127.0.0.1:$FTP_PORT/up/sub/: .*530.*(login denied: check export.upload.user and the password)" "$DAEMON_LOG"
+pf_stop_daemon TERM
+[[ -n $(local_files) ]] || fail "the spooled file was removed although the login failed"
+pf_log "step 4: wrong password: $(grep -o 'export: upload.*' "$DAEMON_LOG" | head -n 1)"
+
+# 5. Spool limit: with finished files waiting and the server away, new records are dropped
+#    (counted) and one alert is raised; once uploads empty the spool, a recovery, and
+#    records are written again.
+printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
+write_config "$PF_T/ftp-password"
+sed -i "s|^    interval: 2$|    interval: 2\n    spool_limit: 1|" "$PF_CONFIG" # under export.upload
+grep -q '^    spool_limit: 1$' "$PF_CONFIG" || fail "test bug: spool_limit not in the config"
+stop_ftp
+[[ -n $(local_files) ]] || fail "test bug: step 5 needs a spooled file"
+: >"$PF_T/export-status.jsonl"
+pf_start_daemon export-ftp-spool --interval 3600
+pf_wait_for "the spool-full alert" 10 grep -q 'alert \[export\] spool: flow export spool full' "$DAEMON_LOG"
+udp_from_b 40005 6 80
+dropped() { [[ $(tail -n 1 "$PF_T/export-status.jsonl" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["records_dropped"])') == 2 ]]; }
+pf_wait_for "2 records (flow 40005 both ways) counted as dropped" 10 dropped
+start_ftp
+pf_wait_for "the recovery" 15 grep -q 'recovered \[export\] spool' "$DAEMON_LOG"
+udp_from_b 40006 4 80
+pf_wait_for "flow 40006 on the FTP server" 20 has_flow 40006 4
+check_flow 40006 4 80
+has_flow 40005 0 || fail "flow 40005 was dropped but is on the server"
+# One alert per episode: a single one before the recovery (with a 1-byte limit, the next
+# finished file starts a new episode until the upload takes it).
+assert_eq "spool-full alerts before the recovery" 1 "$(sed '/recovered \[export\] spool/q' "$DAEMON_LOG" | grep -c 'alert \[export\] spool')"
+pf_stop_daemon TERM
+pf_log "step 5: spool limit: alert, 2 records dropped, recovery, writing resumed"

@@ -1,0 +1,447 @@
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "peakflow/cli.hpp"
+#include "peakflow/config.hpp"
+#include "peakflow/export_service.hpp"
+#include "peakflow/flow_export.hpp"
+
+namespace pf {
+namespace {
+
+constexpr uint64_t kSec = 1000000000ull;
+
+pf_flow_key v4_key(uint8_t last_src, uint16_t sport, uint16_t dport, uint8_t proto = 6) {
+    pf_flow_key k{};
+    k.src_addr[10] = k.src_addr[11] = 0xff;
+    k.dst_addr[10] = k.dst_addr[11] = 0xff;
+    uint8_t s[4] = {198, 18, 0, last_src}, d[4] = {198, 18, 0, 2};
+    std::memcpy(k.src_addr + 12, s, 4);
+    std::memcpy(k.dst_addr + 12, d, 4);
+    uint8_t sm[6] = {2, 0, 0, 0, 0, 1}, dm[6] = {2, 0, 0, 0, 0, 2};
+    std::memcpy(k.src_mac, sm, 6);
+    std::memcpy(k.dst_mac, dm, 6);
+    k.src_port = sport;
+    k.dst_port = dport;
+    k.proto = proto;
+    k.dir = PF_DIR_RX;
+    k.family = 4;
+    return k;
+}
+
+FlowRow row(const pf_flow_key& k, uint64_t pk, uint64_t by, uint64_t first_s, uint64_t last_s) {
+    FlowRow r;
+    r.key = k;
+    r.packets = pk;
+    r.bytes = by;
+    r.first_seen_ns = first_s * kSec;
+    r.last_seen_ns = last_s * kSec;
+    r.tcp_flags = 0x12;
+    return r;
+}
+
+// ---- delta and timeouts ----
+
+TEST(FlowTracker, ActiveThenIdleDeltasAddUpExactly) {
+    FlowTracker t("eth0", 3, std::chrono::seconds(300), std::chrono::seconds(60));
+    auto k = v4_key(1, 40000, 443);
+    const int64_t off = 1700000000ll * int64_t(kSec);  // realtime - monotonic
+
+    auto r = t.scan({row(k, 5, 500, 1, 10)}, 20 * kSec, off);
+    EXPECT_TRUE(r.records.empty());
+    EXPECT_TRUE(r.expired.empty());
+    EXPECT_EQ(t.tracked(), 1u);
+
+    // Active timeout: 301 s after the first packet, a record for everything so far.
+    r = t.scan({row(k, 8, 800, 1, 300)}, 301 * kSec, off);
+    ASSERT_EQ(r.records.size(), 1u);
+    EXPECT_EQ(r.records[0].packets, 8u);
+    EXPECT_EQ(r.records[0].bytes, 800u);
+    EXPECT_EQ(r.records[0].start_ms, 1700000001000);
+    EXPECT_EQ(r.records[0].end_ms, 1700000300000);
+    EXPECT_EQ(r.records[0].iface, "eth0");
+    EXPECT_EQ(r.records[0].ifindex, 3u);
+    EXPECT_EQ(r.records[0].tcp_flags, 0x12);
+    EXPECT_TRUE(r.expired.empty());
+
+    // Still active, timer restarted at 301: nothing.
+    r = t.scan({row(k, 10, 1000, 1, 305)}, 310 * kSec, off);
+    EXPECT_TRUE(r.records.empty());
+
+    // Idle 60 s after the last packet: the final delta, and the entry is to be deleted.
+    r = t.scan({row(k, 10, 1000, 1, 305)}, 365 * kSec, off);
+    ASSERT_EQ(r.records.size(), 1u);
+    EXPECT_EQ(r.records[0].packets, 2u);
+    EXPECT_EQ(r.records[0].bytes, 200u);
+    EXPECT_EQ(r.records[0].start_ms, 1700000301000);  // after the previous export
+    EXPECT_EQ(r.records[0].end_ms, 1700000305000);
+    ASSERT_EQ(r.expired.size(), 1u);
+    EXPECT_TRUE(FlowKeyEq{}(r.expired[0], k));
+    EXPECT_EQ(t.tracked(), 0u);
+}
+
+TEST(FlowTracker, IdleWithoutDeltaOnlyExpires) {
+    FlowTracker t("eth0", 1, std::chrono::seconds(10), std::chrono::seconds(60));
+    auto k = v4_key(1, 1, 2);
+    auto r = t.scan({row(k, 3, 300, 1, 2)}, 11 * kSec, 0);  // active timeout: all 3
+    ASSERT_EQ(r.records.size(), 1u);
+    EXPECT_EQ(r.records[0].packets, 3u);
+    r = t.scan({row(k, 3, 300, 1, 2)}, 62 * kSec, 0);  // idle, nothing new
+    EXPECT_TRUE(r.records.empty());
+    EXPECT_EQ(r.expired.size(), 1u);
+}
+
+TEST(FlowTracker, FlushEmitsPendingDeltasAndExpiresEverything) {
+    FlowTracker t("eth0", 1, std::chrono::seconds(300), std::chrono::seconds(60));
+    auto a = v4_key(1, 1000, 80), b = v4_key(3, 2000, 80);
+    auto r = t.scan({row(a, 4, 400, 1, 5), row(b, 7, 700, 2, 6)}, 10 * kSec, 0);
+    EXPECT_TRUE(r.records.empty());
+    r = t.scan({row(a, 4, 400, 1, 5), row(b, 9, 900, 2, 8)}, 11 * kSec, 0, true);
+    ASSERT_EQ(r.records.size(), 2u);
+    EXPECT_EQ(r.records[0].packets + r.records[1].packets, 13u);
+    EXPECT_EQ(r.records[0].bytes + r.records[1].bytes, 1300u);
+    // Shutdown: the entries leave the map, so the next start does not export them again.
+    EXPECT_EQ(r.expired.size(), 2u);
+    EXPECT_EQ(t.tracked(), 0u);
+}
+
+TEST(FlowTracker, RecreatedEntryStartsOverAndVanishedEntryIsForgotten) {
+    FlowTracker t("eth0", 1, std::chrono::seconds(5), std::chrono::seconds(60));
+    auto k = v4_key(1, 1, 2);
+    auto r = t.scan({row(k, 10, 1000, 1, 5)}, 6 * kSec, 0);
+    ASSERT_EQ(r.records.size(), 1u);
+    // The entry was deleted and created again (fewer packets than already exported).
+    r = t.scan({row(k, 2, 120, 20, 21)}, 26 * kSec, 0);
+    ASSERT_EQ(r.records.size(), 1u);
+    EXPECT_EQ(r.records[0].packets, 2u);
+    EXPECT_EQ(r.records[0].bytes, 120u);
+    r = t.scan({}, 27 * kSec, 0);
+    EXPECT_EQ(t.tracked(), 0u);
+}
+
+// ---- CSV ----
+
+FlowRecord sample_v4() {
+    FlowRecord r;
+    r.key = v4_key(1, 40000, 5201);
+    r.key.vlan[0] = 100;
+    r.iface = "veth0";
+    r.ifindex = 7;
+    r.start_ms = 1700000000123;
+    r.end_ms = 1700000004567;
+    r.packets = 100;
+    r.bytes = 123456;
+    r.tcp_flags = 0x1b;
+    return r;
+}
+
+FlowRecord sample_v6() {
+    FlowRecord r;
+    r.key.family = 6;
+    r.key.dir = PF_DIR_TX;
+    r.key.proto = 58;
+    r.key.dst_port = 128 << 8;  // echo request
+    uint8_t s[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    uint8_t d[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    std::memcpy(r.key.src_addr, s, 16);
+    std::memcpy(r.key.dst_addr, d, 16);
+    uint8_t sm[6] = {0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+    std::memcpy(r.key.src_mac, sm, 6);
+    r.iface = "eth1";
+    r.ifindex = 2;
+    r.start_ms = 0;
+    r.end_ms = 999;
+    r.packets = 1;
+    r.bytes = 104;
+    return r;
+}
+
+const std::string kRowV4 =
+    "2023-11-14 22:13:20.123,2023-11-14 22:13:24.567,veth0,rx,02:00:00:00:00:01,02:00:00:00:00:02,198.18.0.1,"
+    "198.18.0.2,6,40000,5201,100,0,100,123456,27\n";
+const std::string kRowV6 =
+    "1970-01-01 00:00:00.000,1970-01-01 00:00:00.999,eth1,tx,aa:bb:cc:dd:ee:ff,00:00:00:00:00:00,2001:db8::1,"
+    "2001:db8::2,58,0,32768,0,0,1,104,0\n";
+
+TEST(FlowCsv, RowsAreExact) {
+    std::string s;
+    append_csv_row(s, sample_v4());
+    EXPECT_EQ(s, kRowV4);
+    s.clear();
+    append_csv_row(s, sample_v6());
+    EXPECT_EQ(s, kRowV6);
+    EXPECT_EQ(std::string(kFlowCsvHeader),
+              "start_time,end_time,interface,direction,src_mac,dst_mac,src_ip,dst_ip,protocol,src_port,dst_port,"
+              "vlan,inner_vlan,packets,bytes,tcp_flags\n");
+}
+
+// ---- rolling files ----
+
+std::string gunzip(const std::string& path) {
+    gzFile g = gzopen(path.c_str(), "rb");
+    EXPECT_NE(g, nullptr) << path;
+    if (!g) return {};
+    std::string out;
+    char buf[4096];
+    int n;
+    while ((n = gzread(g, buf, sizeof buf)) > 0) out.append(buf, size_t(n));
+    EXPECT_EQ(n, 0);
+    EXPECT_EQ(gzclose(g), Z_OK);
+    return out;
+}
+
+std::vector<std::string> names(const std::string& dir) {
+    std::vector<std::string> v;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) v.push_back(e.path().filename().string());
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+class RollingTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir =
+            std::filesystem::temp_directory_path() / ("pf_export_test_" + std::to_string(getpid()) + "_" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir);
+        cfg.directory = dir.string() + "/spool";
+        cfg.timezone = "UTC";
+    }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+    std::filesystem::path dir;
+    ExportFilesConfig cfg;
+    int64_t now = 1700000000;  // 2023-11-14 22:13:20 UTC
+};
+
+TEST_F(RollingTest, RotatesByTimeRenamingPartToCsvGz) {
+    RollingCsvWriter w(cfg, [this] { return now; });
+    ASSERT_TRUE(w.open_dir());
+    EXPECT_TRUE(names(cfg.directory).empty());  // no file before there is a record
+    ASSERT_TRUE(w.write({sample_v4(), sample_v6()}));
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
+    now += 599;
+    ASSERT_TRUE(w.tick());
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
+    now += 1;
+    ASSERT_TRUE(w.tick());
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.csv.gz"});
+    EXPECT_EQ(gunzip(cfg.directory + "/flows_20231114_221320_000.csv.gz"), kFlowCsvHeader + kRowV4 + kRowV6);
+    // The next record opens the next file, with the next index.
+    ASSERT_TRUE(w.write({sample_v6()}));
+    ASSERT_TRUE(w.close());
+    EXPECT_EQ(names(cfg.directory),
+              (std::vector<std::string>{"flows_20231114_221320_000.csv.gz", "flows_20231114_222320_001.csv.gz"}));
+    EXPECT_EQ(gunzip(cfg.directory + "/flows_20231114_222320_001.csv.gz"), kFlowCsvHeader + kRowV6);
+    EXPECT_EQ(w.files_written(), 2u);
+    EXPECT_EQ(w.records_written(), 3u);
+}
+
+TEST_F(RollingTest, RotatesBySizeAndKeepsEveryRow) {
+    cfg.rotate_size = 1024;
+    cfg.prefix = "x_";
+    RollingCsvWriter w(cfg, [this] { return now; });
+    ASSERT_TRUE(w.open_dir());
+    std::vector<FlowRecord> recs(20, sample_v4());
+    ASSERT_TRUE(w.write(recs));
+    ASSERT_TRUE(w.close());
+    auto n = names(cfg.directory);
+    // Header 137 bytes, rows 148: a file takes 6 rows (137 + 6 * 148 = 1025, the row that
+    // passes 1024 included), so 20 rows make 6 + 6 + 6 + 2.
+    ASSERT_EQ(kRowV4.size(), 148u);
+    ASSERT_EQ(std::string(kFlowCsvHeader).size(), 137u);
+    EXPECT_EQ(n, (std::vector<std::string>{"x_20231114_221320_000.csv.gz", "x_20231114_221320_001.csv.gz",
+                                           "x_20231114_221320_002.csv.gz", "x_20231114_221320_003.csv.gz"}));
+    std::string six;
+    for (int i = 0; i < 6; i++) six += kRowV4;
+    for (size_t i = 0; i < 3; i++) EXPECT_EQ(gunzip(cfg.directory + "/" + n[i]), kFlowCsvHeader + six) << n[i];
+    EXPECT_EQ(gunzip(cfg.directory + "/" + n[3]), kFlowCsvHeader + kRowV4 + kRowV4);
+    EXPECT_EQ(w.files_written(), 4u);
+}
+
+TEST_F(RollingTest, ShutdownFinishesTheOpenFileAndNamesUseTheZone) {
+    cfg.timezone = "Asia/Shanghai";
+    {
+        RollingCsvWriter w(cfg, [this] { return now; });
+        ASSERT_TRUE(w.open_dir());
+        ASSERT_TRUE(w.write({sample_v4()}));
+        EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231115_061320_000.part"});
+    }  // destroyed = shutdown
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231115_061320_000.csv.gz"});
+    EXPECT_EQ(gunzip(cfg.directory + "/flows_20231115_061320_000.csv.gz"), kFlowCsvHeader + kRowV4);
+    auto spool = list_spool(cfg.directory, "flows_");
+    ASSERT_EQ(spool.size(), 1u);
+    EXPECT_EQ(spool[0].size, std::filesystem::file_size(cfg.directory + "/flows_20231115_061320_000.csv.gz"));
+}
+
+TEST_F(RollingTest, SameSecondRestartTakesTheNextIndex) {
+    {
+        RollingCsvWriter w(cfg, [this] { return now; });
+        ASSERT_TRUE(w.open_dir());
+        ASSERT_TRUE(w.write({sample_v4()}));
+    }
+    RollingCsvWriter w2(cfg, [this] { return now; });
+    ASSERT_TRUE(w2.open_dir());
+    ASSERT_TRUE(w2.write({sample_v6()}));
+    ASSERT_TRUE(w2.close());
+    EXPECT_EQ(names(cfg.directory),
+              (std::vector<std::string>{"flows_20231114_221320_000.csv.gz", "flows_20231114_221320_001.csv.gz"}));
+}
+
+TEST_F(RollingTest, UnwritableDirectoryIsAnError) {
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "file") << "x";
+    cfg.directory = (dir / "file" / "sub").string();
+    RollingCsvWriter w(cfg, [this] { return now; });
+    auto st = w.open_dir();
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().message().find("create export directory"), std::string::npos);
+}
+
+// ---- IPFIX ----
+
+std::string hex(const std::string& s) {
+    static const char* d = "0123456789abcdef";
+    std::string h;
+    for (unsigned char c : s) h += d[c >> 4], h += d[c & 15];
+    return h;
+}
+
+TEST(Ipfix, OneIPv4RecordIsByteExact) {
+    IpfixEncoder e(42, 1500);
+    auto m = e.encode({sample_v4()}, 1700000000, false);
+    ASSERT_EQ(m.size(), 1u);
+    // Hand-computed: header (version 10, length 90, export time, sequence 0, domain 42), data
+    // set 256 (length 74), one 70-byte record in template order.
+    EXPECT_EQ(hex(m[0]),
+              "000a005a6553f100000000000000002a"
+              "0100004a020000000001020000000002"
+              "c6120001c61200029c40145106001b00"
+              "0000000001e240000000000000006400"
+              "00018bcfe5687b0000018bcfe579d700"
+              "00000007000000000064");
+    EXPECT_EQ(e.sequence(), 1u);
+}
+
+TEST(Ipfix, TemplatesAndSequenceNumbers) {
+    IpfixEncoder e(1, 1500);
+    auto m = e.encode({sample_v6()}, 1, true);
+    ASSERT_EQ(m.size(), 1u);
+    // Header 16 + template set 4 + 2 * (4 + 16 * 4) + data set 4 + 94.
+    EXPECT_EQ(m[0].size(), 16u + 4 + 136 + 4 + 94);
+    const std::string tset = hex(m[0].substr(16, 8));
+    EXPECT_EQ(tset, "0002008c01000010");  // set 2, length 140, template 256, 16 fields
+    // Template 257's field list holds sourceIPv6Address (27) and destinationIPv6Address (28), 16 bytes.
+    const std::string t257 = hex(m[0].substr(16 + 4 + 68, 4 + 16 * 4));
+    EXPECT_EQ(t257.substr(0, 8), "01010010");
+    EXPECT_EQ(t257.substr(8 + 2 * 8, 16), "001b0010001c0010");
+    EXPECT_EQ(hex(m[0].substr(156, 4)), "01010062");  // data set 257, length 98
+    // The next message's sequence number counts the data record sent before it.
+    auto m2 = e.encode({sample_v4()}, 2, false);
+    EXPECT_EQ(hex(m2[0].substr(8, 4)), "00000001");
+}
+
+TEST(Ipfix, MessagesStayWithinTheMtu) {
+    IpfixEncoder e(0, 576);  // 528 bytes of IPFIX: 16 + 4 + 7 * 70 = 510 fits, 8 records do not
+    std::vector<FlowRecord> recs(20, sample_v4());
+    auto m = e.encode(recs, 5, false);
+    ASSERT_EQ(m.size(), 3u);
+    EXPECT_EQ(m[0].size(), 510u);
+    EXPECT_EQ(m[1].size(), 510u);
+    EXPECT_EQ(m[2].size(), 16u + 4 + 6 * 70);
+    EXPECT_EQ(hex(m[1].substr(8, 4)), "00000007");
+    EXPECT_EQ(hex(m[2].substr(8, 4)), "0000000e");
+    EXPECT_EQ(e.sequence(), 20u);
+}
+
+// ---- config ----
+
+TEST(ExportConfig, ParsesKeysAndDefaults) {
+    auto c = parse_config(
+        "export:\n"
+        "  active_timeout: 120\n"
+        "  files:\n"
+        "    prefix: area_a_\n"
+        "    directory: /tmp/x\n"
+        "    rotate_size: 2048\n"
+        "  upload:\n"
+        "    url: ftp://127.0.0.1:2121/in\n"
+        "    user: u\n"
+        "    password: p\n"
+        "  ipfix:\n"
+        "    collectors: [\"127.0.0.1:4739\"]\n",
+        "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_TRUE(c->export_.enabled);
+    EXPECT_EQ(c->export_.active_timeout.count(), 120);
+    EXPECT_EQ(c->export_.idle_timeout.count(), 60);
+    EXPECT_EQ(c->export_.files.prefix, "area_a_");
+    EXPECT_EQ(c->export_.files.rotate_size, 2048u);
+    EXPECT_EQ(c->export_.files.rotate_interval.count(), 600);
+    EXPECT_EQ(c->export_.upload.url, "ftp://127.0.0.1:2121/in/");
+    EXPECT_EQ(c->export_.upload.interval.count(), 600);
+    EXPECT_TRUE(c->export_.upload.passive);
+    EXPECT_EQ(c->export_.ipfix.collectors, std::vector<std::string>{"127.0.0.1:4739"});
+    EXPECT_EQ(c->export_.ipfix.mtu, 1500u);
+    EXPECT_FALSE(parse_config("interfaces: []\n", "t.yaml")->export_.enabled);
+}
+
+TEST(ExportConfig, ErrorsNamePositionAndKey) {
+    auto c = parse_config("export:\n  files:\n    rotate_sise: 5\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:3:5: key 'export.files.rotate_sise': unknown key");
+    c = parse_config("export:\n  upload:\n    url: http://x/\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:3:10: key 'export.upload.url': expected an ftp:// or sftp:// URL, got 'http://x/'");
+    c = parse_config("export:\n  ipfix:\n    collectors: [\"nohost\"]\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message().find("expected \"host:port\""), std::string::npos);
+}
+
+// ---- CLI ----
+
+TEST(ExportCli, StatusParsesAndReportsTheSpool) {
+    auto p = parse_cli({"peakflow-bpf", "export", "status", "-f", "/etc/peakflow/x.yaml"});
+    EXPECT_EQ(p.exit_code, -1) << p.err;
+    EXPECT_EQ(p.cmd.kind, CliCommand::ExportStatus);
+    EXPECT_EQ(p.cmd.config_path, "/etc/peakflow/x.yaml");
+    EXPECT_EQ(parse_cli({"peakflow-bpf", "export"}).exit_code, 2);
+
+    auto dir = std::filesystem::temp_directory_path() / ("pf_export_cli_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "flows_20231114_221320_001.csv.gz") << "12345";
+    std::ofstream(dir / "flows_20231114_221320_000.csv.gz") << "123";
+    std::ofstream(dir / "flows_20231114_223320_002.part") << "1";
+    std::ofstream(dir / "status.jsonl") << "{\"files_written\":3,\"files_uploaded\":1,\"upload_failures\":2,"
+                                           "\"records_dropped\":0,\"last_upload\":1700000000,"
+                                           "\"last_error\":\"upload x: Access denied: 530\"}\n";
+    auto c = parse_config("export:\n  files:\n    directory: " + dir.string() +
+                              "\n  upload:\n    url: ftp://127.0.0.1/in/\n  status:\n    file: " + dir.string() +
+                              "/status.jsonl\n",
+                          "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    std::ostringstream out;
+    EXPECT_EQ(run_export_status(*c, out), 0);
+    EXPECT_EQ(out.str(), "spool directory: " + dir.string() +
+                             "\nfinished files waiting for upload: 2 (8 bytes)\n"
+                             "  oldest: flows_20231114_221320_000.csv.gz\n"
+                             "  newest: flows_20231114_221320_001.csv.gz\n"
+                             "open file: flows_20231114_223320_002.part\n"
+                             "upload: ftp://127.0.0.1/in/\n"
+                             "last status (" +
+                             dir.string() +
+                             "/status.jsonl): files written 3, uploaded 1, failed "
+                             "uploads 2, records dropped 0\n"
+                             "last upload: 2023-11-14 22:13:20 UTC\n"
+                             "last error: upload x: Access denied: 530\n");
+    std::filesystem::remove_all(dir);
+    EXPECT_THROW(run_export_status(*parse_config("", "t.yaml"), out), FatalError);
+}
+
+}  // namespace
+}  // namespace pf
