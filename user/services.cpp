@@ -68,7 +68,7 @@ Status start_services(Services& out, ServiceContext& ctx) {
         ro.clock = ctx.options.clock;
         ro.accepts = [push = ctx.config.push](const std::string& sink, const std::string& kind) {
             const SinkConfig* s = push.find(sink);
-            return s && s->takes(kind);
+            return !s || s->takes(kind);
         };
         auto s = ReportService::create(std::move(ro), *ctx.outbox);
         if (!s) return s.error();
