@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include "peakflow/sqlite_stmt.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -257,42 +259,25 @@ CREATE TABLE IF NOT EXISTS customer_verify(checked_at INTEGER NOT NULL, mac TEXT
 CREATE TABLE IF NOT EXISTS customer_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 )";
 
-struct Stmt {
-    sqlite3_stmt* s = nullptr;
-    Stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s, nullptr); }
-    ~Stmt() { sqlite3_finalize(s); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-    void text(int i, const std::string& v) { sqlite3_bind_text(s, i, v.c_str(), -1, SQLITE_TRANSIENT); }
-    std::string col(int i) {
-        const auto* t = sqlite3_column_text(s, i);
-        return t ? reinterpret_cast<const char*>(t) : "";
-    }
-};
-
-Error db_error(sqlite3* db, const std::string& what) {
-    return Error(what + ": " + sqlite3_errmsg(db));
-}
-
 std::string points_text(const HourPoints& v) {
     return points_json(v).dump();
 }
 
 // Latest recorded version of (mac, hour): {version, points}; version 0 when never sent.
 std::pair<int, std::string> latest(sqlite3* db, const std::string& mac, int64_t hour) {
-    Stmt q(db,
-           "SELECT version, points FROM customer_report WHERE mac = ?1 AND hour = ?2 ORDER BY version DESC LIMIT 1");
-    q.text(1, mac);
-    sqlite3_bind_int64(q.s, 2, hour);
-    if (sqlite3_step(q.s) == SQLITE_ROW) return {sqlite3_column_int(q.s, 0), q.col(1)};
+    SqlStmt q(db,
+              "SELECT version, points FROM customer_report WHERE mac = ?1 AND hour = ?2 ORDER BY version DESC LIMIT 1");
+    q.bind(1, mac);
+    q.bind(2, hour);
+    if (q.step() == SQLITE_ROW) return {static_cast<int>(q.i64(0)), q.text(1)};
     return {0, ""};
 }
 
 // The MAC recorded for an hour by the daemon (customer_mac), if any.
 std::optional<std::string> recorded_mac(sqlite3* db, int64_t hour) {
-    Stmt q(db, "SELECT mac FROM customer_mac WHERE since <= ?1 ORDER BY since DESC LIMIT 1");
-    sqlite3_bind_int64(q.s, 1, hour);
-    if (sqlite3_step(q.s) == SQLITE_ROW) return q.col(0);
+    SqlStmt q(db, "SELECT mac FROM customer_mac WHERE since <= ?1 ORDER BY since DESC LIMIT 1");
+    q.bind(1, hour);
+    if (q.step() == SQLITE_ROW) return q.text(0);
     return std::nullopt;
 }
 
@@ -308,9 +293,9 @@ sqlite3* open_tables(const std::string& path, bool read_only) {
 }
 
 bool has_table(sqlite3* db, const char* name) {
-    Stmt q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
-    q.text(1, name);
-    return sqlite3_step(q.s) == SQLITE_ROW;
+    SqlStmt q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    q.bind(1, name);
+    return q.step() == SQLITE_ROW;
 }
 
 }  // namespace
@@ -358,14 +343,15 @@ Result<std::vector<std::string>> customer_verify_log(const std::string& database
     if (!db) return Error("cannot open database " + database);
     std::vector<std::string> out;
     if (has_table(db, "customer_verify")) {
-        Stmt q(db,
-               "SELECT checked_at, mac, hour, outcome, detail FROM customer_verify ORDER BY checked_at DESC, hour DESC "
-               "LIMIT ?1");
-        sqlite3_bind_int(q.s, 1, limit);
-        while (sqlite3_step(q.s) == SQLITE_ROW) {
-            std::string line = cal.format_local(sqlite3_column_int64(q.s, 0)) + "  " + q.col(1) + "  " +
-                               flux_hour(cal, sqlite3_column_int64(q.s, 2)) + "  " + q.col(3);
-            if (!q.col(4).empty()) line += "  " + q.col(4);
+        SqlStmt q(
+            db,
+            "SELECT checked_at, mac, hour, outcome, detail FROM customer_verify ORDER BY checked_at DESC, hour DESC "
+            "LIMIT ?1");
+        q.bind(1, limit);
+        while (q.step() == SQLITE_ROW) {
+            std::string line =
+                cal.format_local(q.i64(0)) + "  " + q.text(1) + "  " + flux_hour(cal, q.i64(2)) + "  " + q.text(3);
+            if (!q.text(4).empty()) line += "  " + q.text(4);
             out.push_back(line);
         }
     }
@@ -413,17 +399,20 @@ Result<std::unique_ptr<CustomerReportService>> CustomerReportService::create(Opt
     s->db_ = open_tables(s->o_.database, false);
     if (!s->db_) return Error("cannot open database " + s->o_.database);
     if (sqlite3_exec(s->db_, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK)
-        return db_error(s->db_, "create customer report tables");
+        return sql_error(s->db_, "create customer report tables");
     {
         // Reporting starts with the hour the switch was first turned on.
-        Stmt ins(s->db_, "INSERT OR IGNORE INTO customer_state(key, value) VALUES('first_start', ?1)");
-        sqlite3_bind_int64(ins.s, 1, s->o_.clock());
-        if (sqlite3_step(ins.s) != SQLITE_DONE) return db_error(s->db_, "record first start");
-        Stmt q(s->db_, "SELECT value FROM customer_state WHERE key = 'first_start'");
-        if (sqlite3_step(q.s) != SQLITE_ROW) return db_error(s->db_, "read first start");
-        s->first_start_ = sqlite3_column_int64(q.s, 0);
+        SqlStmt ins(s->db_, "INSERT OR IGNORE INTO customer_state(key, value) VALUES('first_start', ?1)");
+        ins.bind(1, s->o_.clock());
+        if (ins.step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
+        SqlStmt q(s->db_, "SELECT value FROM customer_state WHERE key = 'first_start'");
+        if (q.step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
+        s->first_start_ = q.i64(0);
     }
-    s->worker_ = std::thread([p = s.get()] { p->run(); });
+    s->ticker_ = std::make_unique<DrainTicker>([p = s.get()](int64_t now) {
+        if (auto st = p->tick(now); !st)
+            spdlog::warn("customer_report: {} (tried again after the next drain)", st.error().message());
+    });
     return s;
 }
 
@@ -433,11 +422,7 @@ CustomerReportService::~CustomerReportService() {
 }
 
 void CustomerReportService::after_drain(int64_t now) {
-    {
-        std::lock_guard<std::mutex> l(mu_);
-        pending_ = now;
-    }
-    cv_.notify_one();
+    if (ticker_) ticker_->post(now);
 }
 
 void CustomerReportService::reload(const Config& cfg) {
@@ -456,27 +441,7 @@ void CustomerReportService::reload(const Config& cfg) {
 }
 
 void CustomerReportService::stop() {
-    {
-        std::lock_guard<std::mutex> l(mu_);
-        stopping_ = true;
-    }
-    cv_.notify_one();
-    if (worker_.joinable()) worker_.join();
-}
-
-void CustomerReportService::run() {
-    for (;;) {
-        int64_t now = 0;
-        {
-            std::unique_lock<std::mutex> l(mu_);
-            cv_.wait(l, [&] { return pending_ || stopping_; });
-            if (!pending_) return;
-            now = *pending_;
-            pending_.reset();
-        }
-        if (auto st = tick(now); !st)
-            spdlog::warn("customer_report: {} (tried again after the next drain)", st.error().message());
-    }
+    if (ticker_) ticker_->stop();
 }
 
 // The interface's MAC now; a change counts from the next local hour on (the hour in which
@@ -486,17 +451,17 @@ Status CustomerReportService::note_mac(int64_t now) {
     auto m = read_iface_mac(o_.sysfs, o_.iface);
     if (!m) return m.error();
     const std::string mac = format_mac(*m);
-    Stmt q(db_, "SELECT mac FROM customer_mac ORDER BY since DESC LIMIT 1");
-    const int rc = sqlite3_step(q.s);
-    if (rc == SQLITE_ROW && q.col(0) == mac) return Ok{};
+    SqlStmt q(db_, "SELECT mac FROM customer_mac ORDER BY since DESC LIMIT 1");
+    const int rc = q.step();
+    if (rc == SQLITE_ROW && q.text(0) == mac) return Ok{};
     const int64_t since = rc == SQLITE_ROW ? cal_->hour_start(now) + 3600 : 0;
-    Stmt ins(db_, "INSERT OR REPLACE INTO customer_mac(since, mac) VALUES(?1, ?2)");
-    sqlite3_bind_int64(ins.s, 1, since);
-    ins.text(2, mac);
-    if (sqlite3_step(ins.s) != SQLITE_DONE) return db_error(db_, "record interface MAC");
+    SqlStmt ins(db_, "INSERT OR REPLACE INTO customer_mac(since, mac) VALUES(?1, ?2)");
+    ins.bind(1, since);
+    ins.bind(2, mac);
+    if (ins.step() != SQLITE_DONE) return sql_error(db_, "record interface MAC");
     if (rc == SQLITE_ROW)
-        spdlog::info("customer_report: {} changed MAC {} -> {}; reported under the new one from {}", o_.iface, q.col(0),
-                     mac, cal_->format_local(since));
+        spdlog::info("customer_report: {} changed MAC {} -> {}; reported under the new one from {}", o_.iface,
+                     q.text(0), mac, cal_->format_local(since));
     return Ok{};
 }
 
@@ -526,18 +491,19 @@ Status CustomerReportService::queue_hour(const std::string& mac, std::optional<i
                       "hourly report of " + mac + ", version " + std::to_string(version),
                       body};
     if (auto st = queue_.enqueue(m); !st) return st;
-    Stmt ins(db_,
-             "INSERT OR REPLACE INTO customer_report(mac, hour, version, flux_hour, points, body, queued_at, outcome) "
-             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
-    ins.text(1, mac);
-    sqlite3_bind_int64(ins.s, 2, hour);
-    sqlite3_bind_int(ins.s, 3, version);
-    ins.text(4, fh);
-    ins.text(5, points_text(*v));
-    ins.text(6, body);
-    sqlite3_bind_int64(ins.s, 7, now);
-    ins.text(8, outcome);
-    if (sqlite3_step(ins.s) != SQLITE_DONE) return db_error(db_, "record customer report");
+    SqlStmt ins(
+        db_,
+        "INSERT OR REPLACE INTO customer_report(mac, hour, version, flux_hour, points, body, queued_at, outcome) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+    ins.bind(1, mac);
+    ins.bind(2, hour);
+    ins.bind(3, version);
+    ins.bind(4, fh);
+    ins.bind(5, points_text(*v));
+    ins.bind(6, body);
+    ins.bind(7, now);
+    ins.bind(8, outcome);
+    if (ins.step() != SQLITE_DONE) return sql_error(db_, "record customer report");
     spdlog::info("customer_report: {} {} version {} queued", mac, fh, version);
     return Ok{};
 }
@@ -546,9 +512,9 @@ Status CustomerReportService::tick(int64_t now) {
     std::lock_guard<std::mutex> w(work_mu_);
     if (!o_.cfg.enabled) {
         // Switched off (by a reload): the hours until it is on again are never reported.
-        Stmt up(db_, "UPDATE customer_state SET value = ?1 WHERE key = 'first_start'");
-        sqlite3_bind_int64(up.s, 1, now);
-        if (sqlite3_step(up.s) != SQLITE_DONE) return db_error(db_, "record the switch");
+        SqlStmt up(db_, "UPDATE customer_state SET value = ?1 WHERE key = 'first_start'");
+        up.bind(1, now);
+        if (up.step() != SQLITE_DONE) return sql_error(db_, "record the switch");
         first_start_ = now;
         return Ok{};
     }
@@ -630,22 +596,22 @@ Result<Json> fetch_held(const CustomerReportConfig& c, const std::string& mac, c
 
 void CustomerReportService::record_verify(int64_t now, const std::string& mac, int64_t hour, const std::string& outcome,
                                           const std::string& detail) {
-    Stmt ins(db_, "INSERT INTO customer_verify(checked_at, mac, hour, outcome, detail) VALUES(?1,?2,?3,?4,?5)");
-    sqlite3_bind_int64(ins.s, 1, now);
-    ins.text(2, mac);
-    sqlite3_bind_int64(ins.s, 3, hour);
-    ins.text(4, outcome);
-    ins.text(5, detail);
-    (void)sqlite3_step(ins.s);
-    Stmt up(db_,
-            "UPDATE customer_report SET outcome = CASE WHEN ?3 = 'matched' OR outcome = 'sent' THEN ?3 ELSE outcome "
-            "END, checked_at = ?4 WHERE mac = ?1 AND hour = ?2 AND version = (SELECT max(version) FROM "
-            "customer_report WHERE mac = ?1 AND hour = ?2)");
-    up.text(1, mac);
-    sqlite3_bind_int64(up.s, 2, hour);
-    up.text(3, outcome);
-    sqlite3_bind_int64(up.s, 4, now);
-    (void)sqlite3_step(up.s);
+    SqlStmt ins(db_, "INSERT INTO customer_verify(checked_at, mac, hour, outcome, detail) VALUES(?1,?2,?3,?4,?5)");
+    ins.bind(1, now);
+    ins.bind(2, mac);
+    ins.bind(3, hour);
+    ins.bind(4, outcome);
+    ins.bind(5, detail);
+    (void)ins.step();
+    SqlStmt up(db_,
+               "UPDATE customer_report SET outcome = CASE WHEN ?3 = 'matched' OR outcome = 'sent' THEN ?3 ELSE outcome "
+               "END, checked_at = ?4 WHERE mac = ?1 AND hour = ?2 AND version = (SELECT max(version) FROM "
+               "customer_report WHERE mac = ?1 AND hour = ?2)");
+    up.bind(1, mac);
+    up.bind(2, hour);
+    up.bind(3, outcome);
+    up.bind(4, now);
+    (void)up.step();
 }
 
 constexpr int64_t kVerifyGraceSeconds = 300;
@@ -656,13 +622,14 @@ Status CustomerReportService::verify(int64_t now) {
     std::map<std::string, std::vector<int64_t>> hours;
     std::map<std::string, std::optional<int64_t>> peers;
     {
-        Stmt q(db_,
-               "SELECT mac, hour FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour HAVING max(queued_at) <= ?2 "
-               "ORDER BY mac, hour");
-        sqlite3_bind_int64(q.s, 1, now - static_cast<int64_t>(o_.cfg.verify_hours) * 3600);
+        SqlStmt q(
+            db_,
+            "SELECT mac, hour FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour HAVING max(queued_at) <= ?2 "
+            "ORDER BY mac, hour");
+        q.bind(1, now - static_cast<int64_t>(o_.cfg.verify_hours) * 3600);
         // What was queued moments ago may still be on its way: not "missing" yet.
-        sqlite3_bind_int64(q.s, 2, now - kVerifyGraceSeconds);
-        while (sqlite3_step(q.s) == SQLITE_ROW) hours[q.col(0)].push_back(sqlite3_column_int64(q.s, 1));
+        q.bind(2, now - kVerifyGraceSeconds);
+        while (q.step() == SQLITE_ROW) hours[q.text(0)].push_back(q.i64(1));
     }
     for (const auto& m : o_.cfg.macs) peers[format_mac(m)] = mac_to_int(m);
     for (const auto& [mac, list] : hours) {
@@ -719,10 +686,10 @@ Status CustomerReportService::verify(int64_t now) {
 
 Result<std::vector<CustomerReportService::Sent>> CustomerReportService::sent() {
     std::lock_guard<std::mutex> w(work_mu_);
-    Stmt q(db_, "SELECT mac, hour, version, points, outcome FROM customer_report ORDER BY hour, mac, version");
+    SqlStmt q(db_, "SELECT mac, hour, version, points, outcome FROM customer_report ORDER BY hour, mac, version");
     std::vector<Sent> out;
-    while (sqlite3_step(q.s) == SQLITE_ROW)
-        out.push_back(Sent{q.col(0), sqlite3_column_int64(q.s, 1), sqlite3_column_int(q.s, 2), q.col(3), q.col(4)});
+    while (q.step() == SQLITE_ROW)
+        out.push_back(Sent{q.text(0), q.i64(1), static_cast<int>(q.i64(2)), q.text(3), q.text(4)});
     return out;
 }
 

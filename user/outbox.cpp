@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+
 #include <unistd.h>
 #include <nlohmann/json.hpp>
+#include "peakflow/sqlite_stmt.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -40,32 +42,6 @@ CREATE INDEX IF NOT EXISTS outbox_sink ON outbox(sink, id);
 CREATE TABLE IF NOT EXISTS push_sink_state(
   sink TEXT PRIMARY KEY, failures INTEGER NOT NULL, alerted INTEGER NOT NULL) WITHOUT ROWID;
 )";
-
-class Stmt {
-  public:
-    Stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-    ~Stmt() { sqlite3_finalize(s_); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-    bool ok() const { return s_ != nullptr; }
-    Stmt& bind(int i, const std::string& v) {
-        sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Stmt& bind(int i, int64_t v) {
-        sqlite3_bind_int64(s_, i, v);
-        return *this;
-    }
-    int step() { return s_ ? sqlite3_step(s_) : SQLITE_ERROR; }
-    int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
-    std::string text(int c) const {
-        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
-        return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, c))) : std::string();
-    }
-
-  private:
-    sqlite3_stmt* s_ = nullptr;
-};
 
 int64_t system_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -105,7 +81,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
         st.cfg = &s;
         st.sink = ob->o_.make_sink(s);
         st.rng.seed(seed++);
-        Stmt q(ob->db_, "SELECT failures, alerted FROM push_sink_state WHERE sink=?");
+        SqlStmt q(ob->db_, "SELECT failures, alerted FROM push_sink_state WHERE sink=?");
         q.bind(1, s.name);
         if (q.step() == SQLITE_ROW) {
             st.failures = static_cast<int>(q.i64(0));
@@ -114,7 +90,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
     }
     // Rows for sinks no longer in the config stay queued (nothing is dropped) until the
     // sink is configured again.
-    Stmt q(ob->db_, "SELECT sink, count(*) FROM outbox GROUP BY sink");
+    SqlStmt q(ob->db_, "SELECT sink, count(*) FROM outbox GROUP BY sink");
     while (q.step() == SQLITE_ROW)
         if (!ob->o_.push.find(q.text(0)))
             spdlog::warn(
@@ -178,9 +154,9 @@ Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
     int64_t now = now_ms();
     int64_t bytes = s->type == "email" ? static_cast<int64_t>(render_email(*s, m, meta, now / 1000).size())
                                        : static_cast<int64_t>(render_request(*s, m, meta, now).body.size());
-    Stmt h(db_,
-           "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status) "
-           "VALUES(?,?,?,?,?,?,?,?,?)");
+    SqlStmt h(db_,
+              "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status) "
+              "VALUES(?,?,?,?,?,?,?,?,?)");
     h.bind(1, now / 1000).bind(2, now / 1000).bind(3, meta.node).bind(4, meta.host).bind(5, m.sink).bind(6, m.kind);
     h.bind(7, m.period).bind(8, bytes).bind(9, std::string(skip ? "skipped" : "pending"));
     if (h.step() != SQLITE_DONE) return Error(std::string("record push history: ") + sqlite3_errmsg(db_));
@@ -189,7 +165,8 @@ Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
         return Ok{};
     }
     int64_t id = sqlite3_last_insert_rowid(db_);
-    Stmt q(db_, "INSERT INTO outbox(id, sink, kind, period, title, text, body, node, host) VALUES(?,?,?,?,?,?,?,?,?)");
+    SqlStmt q(db_,
+              "INSERT INTO outbox(id, sink, kind, period, title, text, body, node, host) VALUES(?,?,?,?,?,?,?,?,?)");
     q.bind(1, id).bind(2, m.sink).bind(3, m.kind).bind(4, m.period).bind(5, m.title).bind(6, m.text).bind(7, m.body);
     q.bind(8, meta.node).bind(9, meta.host);
     if (q.step() != SQLITE_DONE) return Error(std::string("queue message: ") + sqlite3_errmsg(db_));
@@ -212,8 +189,8 @@ Result<int64_t> Outbox::step(const std::string& name) {
     int64_t id = 0;
     {
         std::lock_guard lk(db_mu_);
-        Stmt q(db_,
-               "SELECT id, kind, period, title, text, body, node, host FROM outbox WHERE sink=? ORDER BY id LIMIT 1");
+        SqlStmt q(
+            db_, "SELECT id, kind, period, title, text, body, node, host FROM outbox WHERE sink=? ORDER BY id LIMIT 1");
         q.bind(1, name);
         int rc = q.step();
         if (rc == SQLITE_DONE) return int64_t{0};
@@ -238,13 +215,13 @@ Result<int64_t> Outbox::step(const std::string& name) {
         if (auto b = exec("BEGIN IMMEDIATE"); !b) return b.error();
         bool ok = true;
         if (r.ok) {
-            Stmt d(db_, "DELETE FROM outbox WHERE id=?");
+            SqlStmt d(db_, "DELETE FROM outbox WHERE id=?");
             ok = d.bind(1, id).step() == SQLITE_DONE;
         }
-        Stmt h(db_, "UPDATE push_history SET status=?, attempts=attempts+1, last_error=?, time=? WHERE id=?");
+        SqlStmt h(db_, "UPDATE push_history SET status=?, attempts=attempts+1, last_error=?, time=? WHERE id=?");
         h.bind(1, std::string(r.ok ? "sent" : "failed")).bind(2, r.error).bind(3, done / 1000).bind(4, id);
         ok = ok && h.step() == SQLITE_DONE;
-        Stmt ss(db_, "INSERT OR REPLACE INTO push_sink_state(sink, failures, alerted) VALUES(?,?,?)");
+        SqlStmt ss(db_, "INSERT OR REPLACE INTO push_sink_state(sink, failures, alerted) VALUES(?,?,?)");
         ss.bind(1, name).bind(2, int64_t{failures}).bind(3, int64_t{alerted ? 1 : 0});
         ok = ok && ss.step() == SQLITE_DONE;
         if (ok && notice)
@@ -349,13 +326,13 @@ void Outbox::stop() {
 
 uint64_t Outbox::depth() const {
     std::lock_guard lk(db_mu_);
-    Stmt q(db_, "SELECT count(*) FROM outbox");
+    SqlStmt q(db_, "SELECT count(*) FROM outbox");
     return q.step() == SQLITE_ROW ? static_cast<uint64_t>(q.i64(0)) : 0;
 }
 
 Result<std::vector<int64_t>> Outbox::queued_ids(const std::string& sink) const {
     std::lock_guard lk(db_mu_);
-    Stmt q(db_, "SELECT id FROM outbox WHERE sink=? ORDER BY id");
+    SqlStmt q(db_, "SELECT id FROM outbox WHERE sink=? ORDER BY id");
     q.bind(1, sink);
     std::vector<int64_t> out;
     int rc;
@@ -367,10 +344,10 @@ Result<std::vector<int64_t>> Outbox::queued_ids(const std::string& sink) const {
 namespace {
 
 Result<std::vector<HistoryRow>> read_history(sqlite3* db, bool failed_only) {
-    Stmt q(db, failed_only ? "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
-                             "FROM push_history WHERE status='failed' ORDER BY id"
-                           : "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
-                             "FROM push_history ORDER BY id");
+    SqlStmt q(db, failed_only ? "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
+                                "FROM push_history WHERE status='failed' ORDER BY id"
+                              : "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
+                                "FROM push_history ORDER BY id");
     if (!q.ok()) return Error(std::string("read push history: ") + sqlite3_errmsg(db));
     std::vector<HistoryRow> out;
     int rc;
@@ -397,7 +374,7 @@ Result<std::vector<HistoryRow>> read_push_history(const std::string& database, b
         return Error("cannot open database " + database + ": " + e);
     }
     sqlite3_busy_timeout(db, 5000);
-    Stmt t(db, "SELECT 1 FROM sqlite_master WHERE name='push_history'");
+    SqlStmt t(db, "SELECT 1 FROM sqlite_master WHERE name='push_history'");
     Result<std::vector<HistoryRow>> r = std::vector<HistoryRow>{};
     if (t.step() == SQLITE_ROW) r = read_history(db, failed_only);
     sqlite3_close(db);

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+
 #include <unistd.h>
+#include "peakflow/sqlite_stmt.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -249,19 +251,6 @@ CREATE TABLE IF NOT EXISTS report_sent(kind TEXT NOT NULL, period TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS report_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 )";
 
-struct Stmt {
-    sqlite3_stmt* s = nullptr;
-    Stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s, nullptr); }
-    ~Stmt() { sqlite3_finalize(s); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-    void text(int i, const std::string& v) { sqlite3_bind_text(s, i, v.c_str(), -1, SQLITE_TRANSIENT); }
-};
-
-Error db_error(sqlite3* db, const std::string& what) {
-    return Error(what + ": " + sqlite3_errmsg(db));
-}
-
 }  // namespace
 
 Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQueue& queue) {
@@ -291,21 +280,24 @@ Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQ
     s->store_ = std::move(*st);
     if (sqlite3_open_v2(s->o_.database.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
         SQLITE_OK)
-        return db_error(s->db_, "open " + s->o_.database);
+        return sql_error(s->db_, "open " + s->o_.database);
     sqlite3_busy_timeout(s->db_, 5000);
     if (sqlite3_exec(s->db_, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK)
-        return db_error(s->db_, "create report tables");
+        return sql_error(s->db_, "create report tables");
     // The first start ever: periods that ended before it are not reported (nothing counted).
     {
-        Stmt ins(s->db_, "INSERT OR IGNORE INTO report_state(key, value) VALUES('first_start', ?1)");
-        sqlite3_bind_int64(ins.s, 1, s->o_.clock());
-        if (sqlite3_step(ins.s) != SQLITE_DONE) return db_error(s->db_, "record first start");
-        Stmt q(s->db_, "SELECT value FROM report_state WHERE key = 'first_start'");
-        if (sqlite3_step(q.s) != SQLITE_ROW) return db_error(s->db_, "read first start");
-        s->first_start_ = sqlite3_column_int64(q.s, 0);
+        SqlStmt ins(s->db_, "INSERT OR IGNORE INTO report_state(key, value) VALUES('first_start', ?1)");
+        ins.bind(1, s->o_.clock());
+        if (ins.step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
+        SqlStmt q(s->db_, "SELECT value FROM report_state WHERE key = 'first_start'");
+        if (q.step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
+        s->first_start_ = q.i64(0);
     }
     if (!s->o_.reports.on_start) s->startup_done_ = true;
-    s->worker_ = std::thread([p = s.get()] { p->run(); });
+    s->ticker_ = std::make_unique<DrainTicker>([p = s.get()](int64_t now) {
+        if (auto st = p->tick(now); !st)
+            spdlog::warn("reports: {} (tried again after the next drain)", st.error().message());
+    });
     return s;
 }
 
@@ -315,11 +307,7 @@ ReportService::~ReportService() {
 }
 
 void ReportService::after_drain(int64_t now) {
-    {
-        std::lock_guard<std::mutex> l(mu_);
-        pending_ = now;
-    }
-    cv_.notify_one();
+    if (ticker_) ticker_->post(now);
 }
 
 void ReportService::reload(const Config& cfg) {
@@ -334,38 +322,18 @@ void ReportService::reload(const Config& cfg) {
 }
 
 void ReportService::stop() {
-    {
-        std::lock_guard<std::mutex> l(mu_);
-        stopping_ = true;
-    }
-    cv_.notify_one();
-    if (worker_.joinable()) worker_.join();
-}
-
-void ReportService::run() {
-    for (;;) {
-        int64_t now = 0;
-        {
-            std::unique_lock<std::mutex> l(mu_);
-            cv_.wait(l, [&] { return pending_ || stopping_; });
-            if (!pending_) return;  // stopping, nothing left to do
-            now = *pending_;
-            pending_.reset();
-        }
-        if (auto st = tick(now); !st)
-            spdlog::warn("reports: {} (tried again after the next drain)", st.error().message());
-    }
+    if (ticker_) ticker_->stop();
 }
 
 Result<bool> ReportService::was_sent(const std::string& kind, const std::string& period, const std::string& sink) {
-    Stmt q(db_, "SELECT 1 FROM report_sent WHERE kind = ?1 AND period = ?2 AND sink = ?3");
-    q.text(1, kind);
-    q.text(2, period);
-    q.text(3, sink);
-    const int rc = sqlite3_step(q.s);
+    SqlStmt q(db_, "SELECT 1 FROM report_sent WHERE kind = ?1 AND period = ?2 AND sink = ?3");
+    q.bind(1, kind);
+    q.bind(2, period);
+    q.bind(3, sink);
+    const int rc = q.step();
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    return db_error(db_, "read report_sent");
+    return sql_error(db_, "read report_sent");
 }
 
 // One message per target sink not recorded yet; each recorded once the outbox holds it,
@@ -378,13 +346,14 @@ Status ReportService::send(const PushReport& r) {
         if (*done) continue;
         OutboundMessage m{sink, r.kind, r.period, r.title, r.text, ""};
         if (auto st = queue_.enqueue(m); !st) return st;
-        Stmt ins(db_, "INSERT OR IGNORE INTO report_sent(kind, period, sink, queued_at, title) VALUES(?1,?2,?3,?4,?5)");
-        ins.text(1, r.kind);
-        ins.text(2, r.period);
-        ins.text(3, sink);
-        sqlite3_bind_int64(ins.s, 4, o_.clock());
-        ins.text(5, r.title);
-        if (sqlite3_step(ins.s) != SQLITE_DONE) return db_error(db_, "record report_sent");
+        SqlStmt ins(db_,
+                    "INSERT OR IGNORE INTO report_sent(kind, period, sink, queued_at, title) VALUES(?1,?2,?3,?4,?5)");
+        ins.bind(1, r.kind);
+        ins.bind(2, r.period);
+        ins.bind(3, sink);
+        ins.bind(4, o_.clock());
+        ins.bind(5, r.title);
+        if (ins.step() != SQLITE_DONE) return sql_error(db_, "record report_sent");
         spdlog::info("reports: {} {} queued for {}", r.kind, r.period, sink);
     }
     return Ok{};
@@ -420,14 +389,11 @@ Status ReportService::tick(int64_t now) {
 
 Result<std::vector<std::array<std::string, 3>>> ReportService::sent() {
     std::lock_guard<std::mutex> w(work_mu_);
-    Stmt q(db_, "SELECT kind, period, sink FROM report_sent ORDER BY queued_at, kind, period, sink");
+    SqlStmt q(db_, "SELECT kind, period, sink FROM report_sent ORDER BY queued_at, kind, period, sink");
     std::vector<std::array<std::string, 3>> out;
     int rc;
-    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW)
-        out.push_back({reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0)),
-                       reinterpret_cast<const char*>(sqlite3_column_text(q.s, 1)),
-                       reinterpret_cast<const char*>(sqlite3_column_text(q.s, 2))});
-    if (rc != SQLITE_DONE) return db_error(db_, "read report_sent");
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back({q.text(0), q.text(1), q.text(2)});
+    if (rc != SQLITE_DONE) return sql_error(db_, "read report_sent");
     return out;
 }
 

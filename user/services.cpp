@@ -38,6 +38,45 @@ void Services::stop() {
     }
 }
 
+DrainTicker::DrainTicker(std::function<void(int64_t)> fn) : fn_(std::move(fn)) {
+    worker_ = std::thread([this] { run(); });
+}
+
+DrainTicker::~DrainTicker() {
+    stop();
+}
+
+void DrainTicker::post(int64_t now) {
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        pending_ = now;
+    }
+    cv_.notify_one();
+}
+
+void DrainTicker::stop() {
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_one();
+    if (worker_.joinable()) worker_.join();
+}
+
+void DrainTicker::run() {
+    for (;;) {
+        int64_t now = 0;
+        {
+            std::unique_lock<std::mutex> l(mu_);
+            cv_.wait(l, [&] { return pending_ || stopping_; });
+            if (!pending_) return;  // stopping, and nothing left to do
+            now = *pending_;
+            pending_.reset();
+        }
+        fn_(now);
+    }
+}
+
 Status start_services(Services& out, ServiceContext& ctx) {
     if (!ctx.alerts) ctx.alerts = &out.log_alerts;
     // Order matters: the push pipeline comes first, as it provides ctx.outbox and replaces

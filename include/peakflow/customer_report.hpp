@@ -109,7 +109,6 @@ class CustomerReportService : public Service {
                       const std::string& outcome, int64_t now);
     void record_verify(int64_t now, const std::string& mac, int64_t hour, const std::string& outcome,
                        const std::string& detail);
-    void run();
 
     Options o_;
     MessageQueue& queue_;
@@ -119,11 +118,7 @@ class CustomerReportService : public Service {
     int64_t first_start_ = 0;
     int64_t last_verify_hour_ = 0;
 
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::optional<int64_t> pending_;
-    bool stopping_ = false;
-    std::thread worker_;
+    std::unique_ptr<DrainTicker> ticker_;
     std::mutex work_mu_;
 };
 

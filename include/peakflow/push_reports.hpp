@@ -96,7 +96,6 @@ class ReportService : public Service {
     ReportService(Options o, MessageQueue& q) : o_(std::move(o)), queue_(q) {}
     Status send(const PushReport& r);
     Result<bool> was_sent(const std::string& kind, const std::string& period, const std::string& sink);
-    void run();
 
     Options o_;
     MessageQueue& queue_;
@@ -107,11 +106,7 @@ class ReportService : public Service {
     int64_t first_start_ = 0;
     bool startup_done_ = false;
 
-    std::mutex mu_;  // guards what follows, and o_/cal_ between reload and tick
-    std::condition_variable cv_;
-    std::optional<int64_t> pending_;
-    bool stopping_ = false;
-    std::thread worker_;
+    std::unique_ptr<DrainTicker> ticker_;
     std::mutex work_mu_;  // one tick at a time
 };
 

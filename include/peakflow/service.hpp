@@ -3,9 +3,14 @@
 // schedules, the process and host watch, flow export. Each runs its own thread(s) and is
 // driven by the daemon through these hooks.
 
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "peakflow/alerts.hpp"
@@ -33,6 +38,28 @@ class Service {
     // Shutdown, after the last drain: finish what is open (files, a send in flight), join
     // threads. Called once, in the reverse order of start.
     virtual void stop() {}
+};
+
+// Runs `fn(now)` on its own thread after each drain, so a slow tick (a report built from
+// the history) never holds up the daemon; ticks posted while one runs coalesce into one
+// with the latest time.
+class DrainTicker {
+  public:
+    explicit DrainTicker(std::function<void(int64_t)> fn);
+    ~DrainTicker();  // stop()
+    DrainTicker(const DrainTicker&) = delete;
+    DrainTicker& operator=(const DrainTicker&) = delete;
+    void post(int64_t now);
+    void stop();  // runs what is in progress or pending, then joins; idempotent
+
+  private:
+    void run();
+    std::function<void(int64_t)> fn_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::optional<int64_t> pending_;
+    bool stopping_ = false;
+    std::thread worker_;
 };
 
 // What services are built from. `alerts` is never null; `outbox` is null when the push
