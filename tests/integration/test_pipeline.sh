@@ -15,6 +15,7 @@
 #     and `history --json` has it sent; the http sink gets none;
 #  2. the burner raises one runaway alert at DingTalk with its pid and name, and one
 #     recovery notice after it ends; the spike raises nothing; the http sink gets neither;
+#     A SIGHUP (same config) during run 2 changes none of this;
 #  3. the http sink gets exactly one body, the hour's: v0..v11 equal to the stored
 #     5-minute points (`report --five-minutes --json`), their sum equal to the kernel's
 #     rx + tx byte deltas of the interface over the hour, version 1, the configured
@@ -170,6 +171,10 @@ hist_before "$H" "committing the traffic sent before the hour's end"
 k_hour=$(pf_quiesce "$NS_A" "$IF_A")
 hist_before "$H" "reading the kernel's counters before the hour's end"
 wait_for "the burner's alert at DingTalk" ding_has "^runaway process pf-burn (pid $BURN): CPU" 1
+# A reload (SIGHUP, same config) while the burner runs: every service keeps its state, so
+# nothing below is sent twice (the startup report, the alert) or missed (the recovery).
+kill -HUP "$DAEMON_PID"
+wait_for "the reload" grep -q 'reloaded: drain every 1000 ms' "$DAEMON_LOG"
 wait "$BURN" || fail "burner failed"
 wait_for "the burner's recovery notice at DingTalk" ding_has "^runaway process pf-burn (pid $BURN) ended: exited" 1
 wait "$SPIKE" || fail "spike failed"
@@ -183,6 +188,8 @@ wait_for "the hourly report at the http sink" grep -q '"path": "/webhook/custome
 sleep 1.5 # anything sent twice would show up by now
 pf_stop_daemon TERM
 assert_eq "run 2: exit status" 0 "$DAEMON_RC"
+assert_eq "warnings and errors in the daemons' logs, other than alerts" "" \
+    "$(cat "$PF_T"/run[12].log | grep -E ' (warning|error) ' | grep -v ' warning alert \[' || true)"
 
 # ---------------------------------------------------------------------------------------
 # 1. Startup reports: one per start, at DingTalk only, every request signed correctly.
