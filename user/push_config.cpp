@@ -88,8 +88,9 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
     if (auto st = list("to", s.to); !st) return st;
     if (auto st = list("reports", s.reports); !st) return st;
     // An http sink posts a raw body (the customer report names it itself): it takes no
-    // chat reports unless asked to.
+    // chat reports and no alerts unless asked to (a customer's API is no place for them).
     if (s.type == "http" && !n["reports"]) s.reports.clear();
+    if (s.type == "http" && !n["alerts"]) s.alerts = false;
     static const std::set<std::string> kinds = {"daily", "monthly", "startup", "hourly", "verify"};
     for (const auto& k : s.reports)
         if (!kinds.count(k))

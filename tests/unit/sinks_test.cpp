@@ -209,6 +209,28 @@ push:
     EXPECT_NE(dump.find("node_name: edge-1"), std::string::npos);
 }
 
+TEST(PushConfig, AnHttpSinkTakesNoAlertsOrChatReportsUnlessAsked) {
+    auto c = parse_config(R"(
+push:
+  sinks:
+    - {name: cust, type: http, url: "http://127.0.0.1/api"}
+    - {name: cust2, type: http, url: "http://127.0.0.1/api", alerts: true, reports: [startup]}
+    - {name: hook, type: webhook, url: "http://127.0.0.1/hook"}
+)",
+                          "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    const auto& s = c->push.sinks;
+    EXPECT_FALSE(s[0].takes("alert"));
+    EXPECT_FALSE(s[0].takes("recovery"));
+    EXPECT_FALSE(s[0].takes("startup"));
+    EXPECT_FALSE(s[0].takes("hourly"));  // the customer report names its sink itself
+    EXPECT_TRUE(s[1].takes("alert"));
+    EXPECT_TRUE(s[1].takes("recovery"));
+    EXPECT_TRUE(s[1].takes("startup"));
+    EXPECT_TRUE(s[2].takes("alert"));
+    EXPECT_TRUE(s[2].takes("startup"));
+}
+
 TEST(PushConfig, ErrorsNameFileLineColumnAndKey) {
     auto c = parse_config("push:\n  sinks:\n    - {name: d, type: dingtalk}\n", "t.yaml");
     ASSERT_FALSE(c);
