@@ -212,7 +212,13 @@ class ExportService : public Service {
         }
         if (auto st = save_flow_state(state_path_, f); !st) {
             set_error(st.error().message());
-            spdlog::error("export: {} (a restart after a crash may export flows twice)", st.error().message());
+            if (!state_failing_)  // once per failure streak, not every scan
+                spdlog::error("export: {} (until it works again, a restart after a crash may export flows twice)",
+                              st.error().message());
+            state_failing_ = true;
+        } else if (state_failing_) {
+            state_failing_ = false;
+            spdlog::info("export: the export state is saved again");
         }
     }
 
@@ -337,6 +343,7 @@ class ExportService : public Service {
     std::string boot_id_, state_path_;
     FlowStateFile saved_;
     bool take_warned_ = false;
+    bool state_failing_ = false;
     std::unique_ptr<RollingCsvWriter> writer_;
     std::unique_ptr<IpfixSender> ipfix_;
     std::thread scan_thread_, bg_thread_;
