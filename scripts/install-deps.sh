@@ -9,5 +9,7 @@ apt-get install -y --no-install-recommends \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev \
   libgtest-dev libgmock-dev libsqlite3-dev sqlite3 libsystemd-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev python3-aiosmtpd prometheus libhowardhinnant-date-dev tzdata faketime \
   clang-format \
-  iproute2 util-linux libcap2-bin procps python3 kmod vsftpd pmacct \
+  iproute2 util-linux libcap2-bin procps python3 kmod vsftpd pmacct strace \
   dpkg-dev file lintian rpm debootstrap mandoc bash-completion lsb-base systemd
+# sshd for the SFTP export test, unpacked (not installed: that would start a system sshd).
+"$(dirname "$0")/fetch-sshd.sh" /usr/local/lib/peakflow-test/openssh

@@ -117,6 +117,20 @@ Status RollingCsvWriter::write(const std::vector<FlowRecord>& recs) {
     return Ok{};
 }
 
+Status RollingCsvWriter::sync() {
+    if (!gz_) return Ok{};
+    gzFile gz = static_cast<gzFile>(gz_);
+    if (!buf_.empty()) {
+        if (gzwrite(gz, buf_.data(), static_cast<unsigned>(buf_.size())) != static_cast<int>(buf_.size()))
+            return Error("write export file", part_path_, errno);
+        raw_size_ += buf_.size();
+        buf_.clear();
+    }
+    if (gzflush(gz, Z_SYNC_FLUSH) != Z_OK) return Error("flush export file", part_path_, errno);
+    if (fdatasync(fd_) != 0) return Error("sync export file", part_path_, errno);
+    return Ok{};
+}
+
 Status RollingCsvWriter::tick() {
     if (gz_ && clock_() - opened_at_ >= cfg_.rotate_interval.count()) return close();
     return Ok{};

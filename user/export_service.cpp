@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "peakflow/daemon.hpp"
+#include "peakflow/store.hpp"
 
 namespace pf {
 
@@ -45,6 +47,8 @@ class ExportService : public Service {
         for (const auto& i : ifaces_)
             trackers_.emplace_back(i, if_nametoindex(i.c_str()), cfg_.active_timeout, cfg_.idle_timeout);
         flow_full_.assign(ifaces_.size(), 0);
+        flow_map_ids_.assign(ifaces_.size(), 0);
+        boot_id_ = read_boot_id(paths_.procfs);
         if (cfg_.status.instance_id.empty()) cfg_.status.instance_id = read_first_line("/etc/machine-id");
     }
 
@@ -52,6 +56,15 @@ class ExportService : public Service {
         if (cfg_.files.enabled) {
             writer_ = std::make_unique<RollingCsvWriter>(cfg_.files, clock_);
             if (auto st = writer_->open_dir(); !st) return st;
+            state_path_ = cfg_.files.directory + "/.peakflow-export-state";
+            auto saved = load_flow_state(state_path_);
+            if (!saved) {
+                spdlog::warn("export: {}; every flow entry in the maps is exported from zero", saved.error().message());
+            } else if (!saved->ifaces.empty() && saved->boot_id != boot_id_) {
+                spdlog::info("export: the saved export state is from another boot; flows are exported from zero");
+            } else {
+                saved_ = std::move(*saved);
+            }
         }
         if (!cfg_.ipfix.collectors.empty()) {
             auto s = IpfixSender::create(cfg_.ipfix);
@@ -113,6 +126,23 @@ class ExportService : public Service {
         while (wait_for(cfg_.scan_interval)) scan_once(false);
     }
 
+    // What was exported of each flow in the last daemon run (kill -9): restored once per
+    // interface when its flow map is the same one (same map id, same boot).
+    void restore_state(size_t i, uint32_t map_id) {
+        flow_map_ids_[i] = map_id;
+        for (auto& s : saved_.ifaces) {
+            if (s.name != ifaces_[i] || s.flows.empty()) continue;
+            if (s.flow_map_id == map_id) {
+                trackers_[i].restore(s.flows);
+                spdlog::info("export: {}: continuing {} flows from the saved export state", ifaces_[i], s.flows.size());
+            } else {
+                spdlog::info("export: {}: the flow map was re-created (id {} was {}); its flows are exported from zero",
+                             ifaces_[i], map_id, s.flow_map_id);
+            }
+            s.flows.clear();
+        }
+    }
+
     void scan_once(bool flush) {
         std::vector<FlowRecord> all;
         for (size_t i = 0; i < ifaces_.size(); i++) {
@@ -121,16 +151,23 @@ class ExportService : public Service {
                 spdlog::debug("export: {}: {}", ifaces_[i], maps.error().message());
                 continue;
             }
-            auto rows = maps->read_flows();
-            if (!rows) {
-                spdlog::warn("export: {}: {}", ifaces_[i], rows.error().message());
-                continue;
-            }
+            if (maps->flow_map_id() != flow_map_ids_[i]) restore_state(i, maps->flow_map_id());
             uint64_t mono = 0;
             int64_t off = 0;
             monotonic_pair(mono, off);
-            auto res = trackers_[i].scan(*rows, mono, off, flush);
-            if (!res.expired.empty()) (void)maps->delete_flows(res.expired);
+            auto res = scan_flow_map(*maps, trackers_[i], mono, off, flush);
+            if (!res) {
+                spdlog::warn("export: {}: {}", ifaces_[i], res.error().message());
+                continue;
+            }
+            if (res->take_error && !take_warned_) {
+                take_warned_ = true;
+                spdlog::warn(
+                    "export: {}: the kernel cannot take flow entries out with their values (lookup-and-delete: "
+                    "{}; needs Linux 5.14): expired entries are deleted after reading, and packets in between are "
+                    "in no flow record",
+                    ifaces_[i], std::strerror(res->take_error));
+            }
             if (auto ev = maps->read_events(); ev) {
                 uint64_t full = (*ev)[PF_EV_FLOW_MAP_FULL];
                 if (full > flow_full_[i])
@@ -141,7 +178,7 @@ class ExportService : public Service {
                 flow_full_total_ += full - std::min(full, flow_full_[i]);
                 flow_full_[i] = full;
             }
-            for (auto& r : res.records) all.push_back(std::move(r));
+            for (auto& r : res->records) all.push_back(std::move(r));
         }
         records_ += all.size();
         int64_t now = clock_();
@@ -150,16 +187,39 @@ class ExportService : public Service {
         if (spool_full()) {
             dropped_ += all.size();
             if (auto st = writer_->close(); !st) spdlog::error("export: {}", st.error().message());
+            save_state();
             return;
         }
         auto st = writer_->write(all);
         if (st) st = writer_->tick();
+        // The rows on disk before the state that says they were exported.
+        if (st) st = writer_->sync();
         if (!st) {
             dropped_ += all.size();
             set_error(st.error().message());
             spdlog::error("export: {}", st.error().message());
         }
         files_written_ = writer_->files_written();
+        save_state();
+    }
+
+    void save_state() {
+        FlowStateFile f;
+        f.boot_id = boot_id_;
+        for (size_t i = 0; i < ifaces_.size(); i++) {
+            if (flow_map_ids_[i] == 0) continue;
+            f.ifaces.push_back({ifaces_[i], flow_map_ids_[i], trackers_[i].snapshot()});
+        }
+        if (auto st = save_flow_state(state_path_, f); !st) {
+            set_error(st.error().message());
+            if (!state_failing_)  // once per failure streak, not every scan
+                spdlog::error("export: {} (until it works again, a restart after a crash may export flows twice)",
+                              st.error().message());
+            state_failing_ = true;
+        } else if (state_failing_) {
+            state_failing_ = false;
+            spdlog::info("export: the export state is saved again");
+        }
     }
 
     // Spool limit: finished files waiting for upload. Alert once when reached, recover once below.
@@ -279,6 +339,11 @@ class ExportService : public Service {
     Uploader uploader_;
     std::vector<FlowTracker> trackers_;
     std::vector<uint64_t> flow_full_;
+    std::vector<uint32_t> flow_map_ids_;  // per interface, the flow map the tracker follows
+    std::string boot_id_, state_path_;
+    FlowStateFile saved_;
+    bool take_warned_ = false;
+    bool state_failing_ = false;
     std::unique_ptr<RollingCsvWriter> writer_;
     std::unique_ptr<IpfixSender> ipfix_;
     std::thread scan_thread_, bg_thread_;

@@ -35,53 +35,123 @@ int64_t to_utc_ms(uint64_t mono_ns, int64_t real_offset_ns) {
 }
 }  // namespace
 
+FlowRecord FlowTracker::record(const FlowRow& row, const State& st, int64_t real_offset_ns) const {
+    FlowRecord r;
+    r.key = row.key;
+    r.iface = iface_;
+    r.ifindex = ifindex_;
+    uint64_t start = std::min(st.window_start_ns, row.last_seen_ns);
+    r.start_ms = to_utc_ms(start, real_offset_ns);
+    r.end_ms = to_utc_ms(row.last_seen_ns, real_offset_ns);
+    r.packets = row.packets - st.packets;
+    r.bytes = row.bytes - st.bytes;
+    r.tcp_flags = row.tcp_flags;
+    return r;
+}
+
+namespace {
+// The state continues for this row: same map entry (first packet time) and counters not
+// below what was exported. Otherwise the entry was deleted and created again.
+template <typename State>
+bool continues(const State& st, const FlowRow& row) {
+    return row.first_seen_ns == st.first_seen_ns && row.packets >= st.packets && row.bytes >= st.bytes;
+}
+template <typename State>
+State fresh(const FlowRow& row) {
+    State st;
+    st.first_seen_ns = row.first_seen_ns;
+    st.window_start_ns = row.first_seen_ns;
+    st.active_since_ns = row.first_seen_ns;
+    return st;
+}
+}  // namespace
+
 FlowTracker::ScanResult FlowTracker::scan(const std::vector<FlowRow>& rows, uint64_t now_ns, int64_t real_offset_ns,
                                           bool flush) {
     ScanResult out;
+    pending_.clear();
     std::unordered_map<pf_flow_key, State, FlowKeyHash, FlowKeyEq> next;
     next.reserve(rows.size());
     for (const auto& row : rows) {
         if (row.packets == 0) continue;
-        State st;
         auto it = state_.find(row.key);
-        if (it != state_.end() && row.packets >= it->second.packets && row.bytes >= it->second.bytes) {
-            st = it->second;
-        } else {
-            // New flow, or the entry was deleted and created again: counting starts over.
-            st.window_start_ns = row.first_seen_ns;
-            st.active_since_ns = row.first_seen_ns;
-        }
-        const uint64_t dp = row.packets - st.packets;
-        const uint64_t db = row.bytes - st.bytes;
+        // New flow, or the entry was deleted and created again: counting starts over.
+        State st = it != state_.end() && continues(it->second, row) ? it->second : fresh<State>(row);
         const bool idle = now_ns >= row.last_seen_ns && now_ns - row.last_seen_ns >= idle_ns_;
         const bool active = now_ns >= st.active_since_ns && now_ns - st.active_since_ns >= active_ns_;
-        if (dp > 0 && (idle || active || flush)) {
-            FlowRecord r;
-            r.key = row.key;
-            r.iface = iface_;
-            r.ifindex = ifindex_;
-            uint64_t start = std::min(st.window_start_ns, row.last_seen_ns);
-            r.start_ms = to_utc_ms(start, real_offset_ns);
-            r.end_ms = to_utc_ms(row.last_seen_ns, real_offset_ns);
-            r.packets = dp;
-            r.bytes = db;
-            r.tcp_flags = row.tcp_flags;
-            out.records.push_back(std::move(r));
+        if (idle || flush) {
+            // The final record comes from finish(), with the value removed from the map.
+            out.expired.push_back(row.key);
+            pending_.emplace(row.key, Pending{st, row});
+            continue;  // forgotten: the entry leaves the map
+        }
+        if (row.packets > st.packets && active) {
+            out.records.push_back(record(row, st, real_offset_ns));
             st.packets = row.packets;
             st.bytes = row.bytes;
             // The next delta's packets all arrive after this scan.
             st.window_start_ns = std::max(now_ns, row.last_seen_ns);
             st.active_since_ns = now_ns;
         }
-        if (idle || flush) {
-            // Shutdown takes every entry out too: a later start must not export it again.
-            out.expired.push_back(row.key);
-            continue;  // forgotten: the entry is deleted from the map
-        }
         next.emplace(row.key, st);
     }
     // Entries gone from the map (deleted, map re-created) are forgotten with them.
     state_ = std::move(next);
+    return out;
+}
+
+std::vector<FlowRecord> FlowTracker::finish(const std::vector<FlowRow>& finals, int64_t real_offset_ns) {
+    std::vector<FlowRecord> out;
+    for (const auto& row : finals) {
+        if (row.packets == 0) continue;
+        auto it = pending_.find(row.key);
+        State st = it != pending_.end() && continues(it->second.st, row) ? it->second.st : fresh<State>(row);
+        if (row.packets > st.packets) out.push_back(record(row, st, real_offset_ns));
+    }
+    pending_.clear();
+    return out;
+}
+
+std::vector<FlowRow> FlowTracker::pending_rows(const std::vector<pf_flow_key>& keys) const {
+    std::vector<FlowRow> out;
+    for (const auto& k : keys)
+        if (auto it = pending_.find(k); it != pending_.end()) out.push_back(it->second.read);
+    return out;
+}
+
+std::vector<FlowSnapshot> FlowTracker::snapshot() const {
+    std::vector<FlowSnapshot> out;
+    out.reserve(state_.size());
+    for (const auto& [k, st] : state_)
+        out.push_back(FlowSnapshot{k, st.bytes, st.packets, st.first_seen_ns, st.window_start_ns, st.active_since_ns});
+    return out;
+}
+
+void FlowTracker::restore(const std::vector<FlowSnapshot>& flows) {
+    state_.clear();
+    pending_.clear();
+    for (const auto& f : flows)
+        state_[f.key] = State{f.bytes, f.packets, f.first_seen_ns, f.window_start_ns, f.active_since_ns};
+}
+
+Result<MapScan> scan_flow_map(const MapSet& maps, FlowTracker& tracker, uint64_t now_ns, int64_t real_offset_ns,
+                              bool flush, const std::function<void()>& before_take) {
+    auto rows = maps.read_flows();
+    if (!rows) return rows.error();
+    auto res = tracker.scan(*rows, now_ns, real_offset_ns, flush);
+    MapScan out;
+    out.records = std::move(res.records);
+    out.expired = res.expired.size();
+    if (res.expired.empty()) return out;
+    if (before_take) before_take();
+    FlowTake taken = maps.take_flows(res.expired);
+    if (!taken.refused.empty()) {
+        // Older kernel: delete, and the values of the read stand as the final ones.
+        out.take_error = taken.error;
+        (void)maps.delete_flows(taken.refused);
+        for (auto& r : tracker.pending_rows(taken.refused)) taken.rows.push_back(r);
+    }
+    for (auto& r : tracker.finish(taken.rows, real_offset_ns)) out.records.push_back(std::move(r));
     return out;
 }
 

@@ -138,6 +138,7 @@ Result<MapSet> MapSet::open_pinned(const std::string& pin_dir) {
     }
     s.iface_id_ = map_id(s.iface_.get());
     s.mac_id_ = map_id(s.mac_.get());
+    s.flow_id_ = map_id(s.flow_.get());
     return s;
 }
 
@@ -151,6 +152,7 @@ Result<MapSet> MapSet::from_fds(int iface_fd, int mac_fd, int flow_fd, int event
         return Error{"duplicate map fds", "", errno};
     s.iface_id_ = map_id(s.iface_.get());
     s.mac_id_ = map_id(s.mac_.get());
+    s.flow_id_ = map_id(s.flow_.get());
     return s;
 }
 
@@ -187,26 +189,50 @@ Result<std::vector<MacRow>> MapSet::read_macs() const {
     return rows;
 }
 
+namespace {
+
+// One flow entry's per-CPU slots summed into a row.
+FlowRow flow_row(const pf_flow_key& k, const uint8_t* v) {
+    FlowRow r;
+    r.key = k;
+    for (int cpu = 0; cpu < num_cpus(); cpu++) {
+        const auto& s = slot<pf_flow_value>(v, cpu);
+        if (s.packets == 0) continue;
+        r.bytes += s.bytes;
+        r.packets += s.packets;
+        if (r.first_seen_ns == 0 || (s.first_seen_ns != 0 && s.first_seen_ns < r.first_seen_ns))
+            r.first_seen_ns = s.first_seen_ns;
+        if (s.last_seen_ns > r.last_seen_ns) r.last_seen_ns = s.last_seen_ns;
+        r.tcp_flags |= s.tcp_flags;
+    }
+    return r;
+}
+
+}  // namespace
+
 Result<std::vector<FlowRow>> MapSet::read_flows() const {
     std::vector<FlowRow> rows;
     auto st = for_each_percpu<pf_flow_key, pf_flow_value>(
-        flow_.get(), PF_MAP_FLOW, [&](const pf_flow_key& k, const uint8_t* v) {
-            FlowRow r;
-            r.key = k;
-            for (int cpu = 0; cpu < num_cpus(); cpu++) {
-                const auto& s = slot<pf_flow_value>(v, cpu);
-                if (s.packets == 0) continue;
-                r.bytes += s.bytes;
-                r.packets += s.packets;
-                if (r.first_seen_ns == 0 || (s.first_seen_ns != 0 && s.first_seen_ns < r.first_seen_ns))
-                    r.first_seen_ns = s.first_seen_ns;
-                if (s.last_seen_ns > r.last_seen_ns) r.last_seen_ns = s.last_seen_ns;
-                r.tcp_flags |= s.tcp_flags;
-            }
-            rows.push_back(r);
-        });
+        flow_.get(), PF_MAP_FLOW, [&](const pf_flow_key& k, const uint8_t* v) { rows.push_back(flow_row(k, v)); });
     if (!st) return st.error();
     return rows;
+}
+
+FlowTake MapSet::take_flows(const std::vector<pf_flow_key>& keys) const {
+    FlowTake t;
+    std::vector<uint8_t> slots(slot_size(sizeof(pf_flow_value)) * static_cast<size_t>(num_cpus()));
+    for (const auto& k : keys) {
+        if (t.error == 0 && bpf_map_lookup_and_delete_elem(flow_.get(), &k, slots.data()) == 0) {
+            t.rows.push_back(flow_row(k, slots.data()));
+            continue;
+        }
+        if (t.error == 0 && errno == ENOENT) continue;  // already gone
+        // EINVAL/ENOTSUPP(524)/EOPNOTSUPP: a kernel older than 5.14 has no lookup-and-delete
+        // on hash maps. This key and the rest are left for the caller.
+        if (t.error == 0) t.error = errno;
+        t.refused.push_back(k);
+    }
+    return t;
 }
 
 Result<EventCounts> MapSet::read_events() const {

@@ -94,6 +94,21 @@ struct FlowKeyEq {
     bool operator()(const pf_flow_key& a, const pf_flow_key& b) const noexcept;
 };
 
+// What the tracker knows of one flow entry: what was already exported. Saved to the
+// state file so that a restart after a crash continues the deltas.
+struct FlowSnapshot {
+    pf_flow_key key{};
+    uint64_t bytes = 0, packets = 0;  // exported so far
+    uint64_t first_seen_ns = 0;       // identifies the map entry (a re-created one differs)
+    uint64_t window_start_ns = 0;     // start of the not yet exported part
+    uint64_t active_since_ns = 0;     // when the active timer started
+    bool operator==(const FlowSnapshot& o) const {
+        return FlowKeyEq{}(key, o.key) && bytes == o.bytes && packets == o.packets &&
+               first_seen_ns == o.first_seen_ns && window_start_ns == o.window_start_ns &&
+               active_since_ns == o.active_since_ns;
+    }
+};
+
 // Delta and timeout logic for one interface's flow map. Keeps, per flow, what was already
 // exported, so records carry deltas and their sum equals the kernel counters exactly.
 class FlowTracker {
@@ -105,27 +120,75 @@ class FlowTracker {
           idle_ns_(uint64_t(idle.count()) * 1000000000ull) {}
 
     struct ScanResult {
-        std::vector<FlowRecord> records;
-        std::vector<pf_flow_key> expired;  // idle flows to delete from the map
+        std::vector<FlowRecord> records;   // active timeouts
+        std::vector<pf_flow_key> expired;  // idle flows (all with flush): take them out of the map, then finish()
     };
     // rows: the map now; now_ns: CLOCK_MONOTONIC_COARSE now; real_offset_ns: realtime minus
-    // monotonic, to turn kernel times into UTC. flush (shutdown): emit every pending delta
-    // and expire every entry, so that the next start does not export them again.
+    // monotonic, to turn kernel times into UTC. flush (shutdown): expire every entry, so
+    // that the next start does not export them again. Expired flows get their final record
+    // from finish(), with the value the map held when the entry was removed.
     ScanResult scan(const std::vector<FlowRow>& rows, uint64_t now_ns, int64_t real_offset_ns, bool flush = false);
+    // Final records of the flows the last scan expired: finals are the values removed from
+    // the map (MapSet::take_flows), so packets that came after the scan's read are in them.
+    // Expired flows without a final value (already gone) get none.
+    std::vector<FlowRecord> finish(const std::vector<FlowRow>& finals, int64_t real_offset_ns);
+    // The values the last scan read for these expired keys (fallback when the kernel cannot
+    // take entries out with their values: they are deleted after the read).
+    std::vector<FlowRow> pending_rows(const std::vector<pf_flow_key>& keys) const;
     size_t tracked() const { return state_.size(); }
+    // What was exported per flow (for the state file), and restoring it at start.
+    std::vector<FlowSnapshot> snapshot() const;
+    void restore(const std::vector<FlowSnapshot>& flows);
+    const std::string& iface() const { return iface_; }
 
   private:
     struct State {
         uint64_t bytes = 0, packets = 0;  // exported so far
-        uint64_t window_start_ns = 0;     // start of the not yet exported part
-        uint64_t active_since_ns = 0;     // when the active timer started
-        uint8_t flags = 0;
+        uint64_t first_seen_ns = 0;
+        uint64_t window_start_ns = 0;  // start of the not yet exported part
+        uint64_t active_since_ns = 0;  // when the active timer started
     };
+    struct Pending {
+        State st;
+        FlowRow read;
+    };
+    FlowRecord record(const FlowRow& row, const State& st, int64_t real_offset_ns) const;
     std::string iface_;
     uint32_t ifindex_;
     uint64_t active_ns_, idle_ns_;
     std::unordered_map<pf_flow_key, State, FlowKeyHash, FlowKeyEq> state_;
+    std::unordered_map<pf_flow_key, Pending, FlowKeyHash, FlowKeyEq> pending_;
 };
+
+// One pass over an interface's flow map: read it, records for active timeouts, expired
+// entries taken out with lookup-and-delete and their final records. When the kernel
+// refuses lookup-and-delete (before 5.14), the entries are deleted after the read and
+// take_error is its errno (packets between the read and the delete are then in no record).
+// before_take (tests): runs between the read and the take.
+struct MapScan {
+    std::vector<FlowRecord> records;
+    size_t expired = 0;
+    int take_error = 0;
+};
+Result<MapScan> scan_flow_map(const MapSet& maps, FlowTracker& tracker, uint64_t now_ns, int64_t real_offset_ns,
+                              bool flush, const std::function<void()>& before_take = {});
+
+// The export state file: per interface, the flow map it belongs to and what was exported
+// per flow. Saved after each scan's records are on disk, loaded at start; entries of
+// another boot or another (re-created) flow map are not restored.
+struct FlowStateFile {
+    std::string boot_id;
+    struct Iface {
+        std::string name;
+        uint32_t flow_map_id = 0;
+        std::vector<FlowSnapshot> flows;
+    };
+    std::vector<Iface> ifaces;
+};
+// Written to PATH.tmp, fsynced, renamed over PATH (atomic: a crash leaves the old or the new).
+Status save_flow_state(const std::string& path, const FlowStateFile& st);
+// A missing file is an empty state; a malformed one is an error (the caller starts from zero).
+Result<FlowStateFile> load_flow_state(const std::string& path);
 
 // CSV: the header line and one row per record (both end in '\n').
 extern const char* const kFlowCsvHeader;
@@ -146,6 +209,9 @@ class RollingCsvWriter {
     // Rotates when the open file is older than the interval (call periodically).
     Status tick();
     Status close();  // finish the open file (flush, fsync, rename)
+    // Puts the open file's rows on disk (gzip sync flush + fdatasync): after a crash, the
+    // .part renamed at the next start holds every row written before this call.
+    Status sync();
     bool is_open() const { return gz_ != nullptr; }
     uint64_t files_written() const { return files_written_; }
     uint64_t records_written() const { return records_written_; }

@@ -47,6 +47,13 @@ struct FlowRow {
     uint8_t tcp_flags = 0;
 };
 
+// What take_flows removed: the final value of each entry, exactly what left the map.
+struct FlowTake {
+    std::vector<FlowRow> rows;
+    std::vector<pf_flow_key> refused;  // not taken (the kernel refused: error), still in the map
+    int error = 0;                     // errno of the first refusal, 0 if none
+};
+
 using EventCounts = std::array<uint64_t, PF_EV_COUNT>;
 const char* event_name(int ev);  // "mac_map_full", ...
 
@@ -63,14 +70,20 @@ class MapSet {
     Result<EventCounts> read_events() const;
     // Deletes flow entries (after export). Returns how many were removed.
     Result<size_t> delete_flows(const std::vector<pf_flow_key>& keys) const;
+    // Removes flow entries with BPF_MAP_LOOKUP_AND_DELETE_ELEM (hash maps: kernel 5.14+):
+    // each value returned is exactly what was removed, so packets counted up to the delete
+    // are in it. Keys already gone are skipped; after a refusal (older kernel) the
+    // remaining keys are returned in `refused`, untouched.
+    FlowTake take_flows(const std::vector<pf_flow_key>& keys) const;
 
     uint32_t iface_map_id() const { return iface_id_; }
     uint32_t mac_map_id() const { return mac_id_; }
+    uint32_t flow_map_id() const { return flow_id_; }
     int flow_fd() const { return flow_.get(); }
 
   private:
     Fd iface_, mac_, flow_, events_;
-    uint32_t iface_id_ = 0, mac_id_ = 0;
+    uint32_t iface_id_ = 0, mac_id_ = 0, flow_id_ = 0;
 };
 
 }  // namespace pf

@@ -29,3 +29,27 @@ pf_wait_for() {
     done
     fail "timed out after ${secs} s waiting for: $what"
 }
+
+# A local user that exists only for this test (FTP/SFTP logins). pf_temp_user_add NAME
+# PASSWORD HOME: creates it (HOME is not created) and records it; pf_temp_users_del (call
+# it from the EXIT trap) removes the users this test created, and only those.
+PF_TEMP_USERS=()
+pf_temp_user_add() {
+    id "$1" >/dev/null 2>&1 && fail "test bug: user $1 exists already"
+    useradd --no-create-home --home-dir "$3" --shell /bin/sh "$1"
+    PF_TEMP_USERS+=("$1")
+    echo "$1:$2" | chpasswd
+}
+pf_temp_users_del() {
+    local u
+    for u in "${PF_TEMP_USERS[@]}"; do
+        id "$u" >/dev/null 2>&1 && userdel "$u" 2>/dev/null
+    done
+    PF_TEMP_USERS=()
+    return 0
+}
+
+# pf_free_port NS: a TCP port nothing listens on in netns NS (bound to 127.0.0.1 port 0).
+pf_free_port() {
+    nsenter "--net=/run/netns/$1" -- "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

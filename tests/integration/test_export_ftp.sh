@@ -17,15 +17,13 @@ FTP_USER="pfftp$PF_ID"
 FTP_PASS="pw-$PF_ID-ok"
 ftp_cleanup() {
     [[ -n ${VSFTPD_PID:-} ]] && pf_kill_pid "$VSFTPD_PID"
-    id "$FTP_USER" >/dev/null 2>&1 && userdel "$FTP_USER" 2>/dev/null
-    return 0
+    pf_temp_users_del
 }
 trap 'rc=$?; set +e; ftp_cleanup; (exit $rc); pf_cleanup' EXIT
 
 FTP_ROOT="$PF_T/ftproot"
 mkdir -p "$FTP_ROOT" "$PF_T/empty"
-useradd --no-create-home --home-dir "$FTP_ROOT" --shell /bin/sh "$FTP_USER"
-echo "$FTP_USER:$FTP_PASS" | chpasswd
+pf_temp_user_add "$FTP_USER" "$FTP_PASS" "$FTP_ROOT"
 chown "$FTP_USER" "$FTP_ROOT"
 
 FTP_PORT=2121 # the namespace is the test's own: nothing else listens there

@@ -73,16 +73,43 @@ TEST(FlowTracker, ActiveThenIdleDeltasAddUpExactly) {
     r = t.scan({row(k, 10, 1000, 1, 305)}, 310 * kSec, off);
     EXPECT_TRUE(r.records.empty());
 
-    // Idle 60 s after the last packet: the final delta, and the entry is to be deleted.
+    // Idle 60 s after the last packet: the entry is to be taken out of the map; its final
+    // delta comes from the value removed.
     r = t.scan({row(k, 10, 1000, 1, 305)}, 365 * kSec, off);
-    ASSERT_EQ(r.records.size(), 1u);
-    EXPECT_EQ(r.records[0].packets, 2u);
-    EXPECT_EQ(r.records[0].bytes, 200u);
-    EXPECT_EQ(r.records[0].start_ms, 1700000301000);  // after the previous export
-    EXPECT_EQ(r.records[0].end_ms, 1700000305000);
+    EXPECT_TRUE(r.records.empty());
     ASSERT_EQ(r.expired.size(), 1u);
     EXPECT_TRUE(FlowKeyEq{}(r.expired[0], k));
     EXPECT_EQ(t.tracked(), 0u);
+    auto fin = t.finish({row(k, 10, 1000, 1, 305)}, off);
+    ASSERT_EQ(fin.size(), 1u);
+    EXPECT_EQ(fin[0].packets, 2u);
+    EXPECT_EQ(fin[0].bytes, 200u);
+    EXPECT_EQ(fin[0].start_ms, 1700000301000);  // after the previous export
+    EXPECT_EQ(fin[0].end_ms, 1700000305000);
+}
+
+TEST(FlowTracker, FinalRecordHasThePacketsThatRacedTheIdleExpiry) {
+    FlowTracker t("eth0", 1, std::chrono::seconds(10), std::chrono::seconds(60));
+    auto k = v4_key(1, 1, 2);
+    auto r = t.scan({row(k, 3, 300, 1, 2)}, 11 * kSec, 0);  // active timeout: 3 exported
+    ASSERT_EQ(r.records.size(), 1u);
+    r = t.scan({row(k, 5, 500, 1, 20)}, 80 * kSec, 0);  // idle: 5 read
+    ASSERT_EQ(r.expired.size(), 1u);
+    // Between the read and the removal 4 more packets came: the removed value has 9.
+    auto fin = t.finish({row(k, 9, 900, 1, 80)}, 0);
+    ASSERT_EQ(fin.size(), 1u);
+    EXPECT_EQ(fin[0].packets, 6u);
+    EXPECT_EQ(fin[0].bytes, 600u);
+    EXPECT_EQ(fin[0].end_ms, 80000);
+    // The fallback (no lookup-and-delete): the values read stand.
+    r = t.scan({row(k, 2, 200, 90, 91)}, 200 * kSec, 0);
+    ASSERT_EQ(r.expired.size(), 1u);
+    auto read = t.pending_rows(r.expired);
+    ASSERT_EQ(read.size(), 1u);
+    EXPECT_EQ(read[0].packets, 2u);
+    fin = t.finish(read, 0);
+    ASSERT_EQ(fin.size(), 1u);
+    EXPECT_EQ(fin[0].packets, 2u);
 }
 
 TEST(FlowTracker, IdleWithoutDeltaOnlyExpires) {
@@ -94,6 +121,7 @@ TEST(FlowTracker, IdleWithoutDeltaOnlyExpires) {
     r = t.scan({row(k, 3, 300, 1, 2)}, 62 * kSec, 0);  // idle, nothing new
     EXPECT_TRUE(r.records.empty());
     EXPECT_EQ(r.expired.size(), 1u);
+    EXPECT_TRUE(t.finish({row(k, 3, 300, 1, 2)}, 0).empty());
 }
 
 TEST(FlowTracker, FlushEmitsPendingDeltasAndExpiresEverything) {
@@ -102,12 +130,14 @@ TEST(FlowTracker, FlushEmitsPendingDeltasAndExpiresEverything) {
     auto r = t.scan({row(a, 4, 400, 1, 5), row(b, 7, 700, 2, 6)}, 10 * kSec, 0);
     EXPECT_TRUE(r.records.empty());
     r = t.scan({row(a, 4, 400, 1, 5), row(b, 9, 900, 2, 8)}, 11 * kSec, 0, true);
-    ASSERT_EQ(r.records.size(), 2u);
-    EXPECT_EQ(r.records[0].packets + r.records[1].packets, 13u);
-    EXPECT_EQ(r.records[0].bytes + r.records[1].bytes, 1300u);
+    EXPECT_TRUE(r.records.empty());
     // Shutdown: the entries leave the map, so the next start does not export them again.
     EXPECT_EQ(r.expired.size(), 2u);
     EXPECT_EQ(t.tracked(), 0u);
+    auto fin = t.finish({row(a, 4, 400, 1, 5), row(b, 9, 900, 2, 8)}, 0);
+    ASSERT_EQ(fin.size(), 2u);
+    EXPECT_EQ(fin[0].packets + fin[1].packets, 13u);
+    EXPECT_EQ(fin[0].bytes + fin[1].bytes, 1300u);
 }
 
 TEST(FlowTracker, RecreatedEntryStartsOverAndVanishedEntryIsForgotten) {
@@ -122,6 +152,74 @@ TEST(FlowTracker, RecreatedEntryStartsOverAndVanishedEntryIsForgotten) {
     EXPECT_EQ(r.records[0].bytes, 120u);
     r = t.scan({}, 27 * kSec, 0);
     EXPECT_EQ(t.tracked(), 0u);
+}
+
+TEST(FlowTracker, EntryRecreatedWithMoreCountsIsToldApartByItsFirstPacket) {
+    FlowTracker t("eth0", 1, std::chrono::seconds(5), std::chrono::seconds(60));
+    auto k = v4_key(1, 1, 2);
+    ASSERT_EQ(t.scan({row(k, 10, 1000, 1, 5)}, 6 * kSec, 0).records.size(), 1u);
+    // Same key, more packets than exported, but a later first packet: a new entry.
+    auto r = t.scan({row(k, 12, 1200, 30, 31)}, 40 * kSec, 0);
+    ASSERT_EQ(r.records.size(), 1u);
+    EXPECT_EQ(r.records[0].packets, 12u);
+    EXPECT_EQ(r.records[0].bytes, 1200u);
+}
+
+TEST(FlowTracker, SnapshotRestoredContinuesTheDeltas) {
+    FlowTracker t("eth0", 1, std::chrono::seconds(5), std::chrono::seconds(60));
+    auto a = v4_key(1, 1, 2), b = v4_key(2, 3, 4);
+    ASSERT_EQ(t.scan({row(a, 10, 1000, 1, 5), row(b, 4, 400, 2, 5)}, 7 * kSec, 0).records.size(), 2u);
+    // A new tracker (the daemon restarted) with the saved snapshot.
+    FlowTracker u("eth0", 1, std::chrono::seconds(5), std::chrono::seconds(60));
+    u.restore(t.snapshot());
+    EXPECT_EQ(u.tracked(), 2u);
+    auto r = u.scan({row(a, 15, 1500, 1, 12), row(b, 4, 400, 2, 5)}, 12 * kSec, 0);
+    ASSERT_EQ(r.records.size(), 1u);  // b: nothing new
+    EXPECT_EQ(r.records[0].packets, 5u);
+    EXPECT_EQ(r.records[0].bytes, 500u);
+    EXPECT_EQ(r.records[0].start_ms, 7000);  // after the export before the restart
+}
+
+TEST(FlowState, SavedAndLoadedExactly) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_state_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "state").string();
+    auto none = load_flow_state(path);
+    ASSERT_TRUE(none) << none.error().message();
+    EXPECT_TRUE(none->ifaces.empty());
+
+    FlowStateFile f;
+    f.boot_id = "6f1e0c2a-1111-2222-3333-444455556666";
+    auto k = v4_key(7, 40000, 443, 17);
+    k.vlan[0] = 10;
+    f.ifaces.push_back({"eth0", 42, {FlowSnapshot{k, 123456789012ull, 99, 5, 6, 7}}});
+    f.ifaces.push_back({"eth1", 43, {}});
+    ASSERT_TRUE(save_flow_state(path, f));
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+    auto back = load_flow_state(path);
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_EQ(back->boot_id, f.boot_id);
+    ASSERT_EQ(back->ifaces.size(), 2u);
+    EXPECT_EQ(back->ifaces[0].name, "eth0");
+    EXPECT_EQ(back->ifaces[0].flow_map_id, 42u);
+    ASSERT_EQ(back->ifaces[0].flows.size(), 1u);
+    EXPECT_EQ(back->ifaces[0].flows[0], f.ifaces[0].flows[0]);
+    EXPECT_EQ(back->ifaces[1].flow_map_id, 43u);
+    EXPECT_TRUE(back->ifaces[1].flows.empty());
+
+    // A truncated file is an error, not a silently partial state.
+    std::string text;
+    {
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        text = ss.str();
+    }
+    std::ofstream(path, std::ios::trunc) << text.substr(0, text.size() / 2);
+    auto trunc = load_flow_state(path);
+    ASSERT_FALSE(trunc);
+    EXPECT_NE(trunc.error().message().find("read export state"), std::string::npos) << trunc.error().message();
+    std::filesystem::remove_all(dir);
 }
 
 // ---- CSV ----
