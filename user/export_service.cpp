@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -367,6 +368,14 @@ Result<std::unique_ptr<Service>> make_export_service(const ExportConfig& cfg, co
         std::ifstream in(c.upload.password_file);
         if (!in) return Error("read export.upload.password_file", c.upload.password_file, errno);
         c.upload.password = read_first_line(c.upload.password_file);
+    }
+    if (c.upload.url.rfind("sftp://", 0) == 0) {
+        if (!c.upload.known_hosts.empty() && ::access(c.upload.known_hosts.c_str(), R_OK) != 0)
+            return Error("read export.upload.known_hosts", c.upload.known_hosts, errno);
+        if (c.upload.host_key_sha256.empty() && c.upload.known_hosts.empty())
+            spdlog::warn(
+                "export: the SFTP server's host key is not checked; set export.upload.host_key_sha256 or "
+                "known_hosts");
     }
     std::function<int64_t()> clock = o.clock;
     if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };

@@ -43,6 +43,8 @@ std::string hint_for(CURLcode rc) {
         case CURLE_COULDNT_CONNECT: return " (server not reachable; files stay spooled and are retried)";
         case CURLE_REMOTE_ACCESS_DENIED: return " (the server refused access to the directory)";
         case CURLE_QUOTE_ERROR: return " (the rename to the final name failed on the server)";
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return " (the server's host key does not match export.upload.host_key_sha256 or known_hosts)";
         default: return "";
     }
 }
@@ -86,6 +88,10 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
     if (!sftp && !cfg_.passive) curl_easy_setopt(c.get(), CURLOPT_FTPPORT, "-");
+    if (sftp && !cfg_.host_key_sha256.empty())
+        curl_easy_setopt(c.get(), CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, cfg_.host_key_sha256.c_str());
+    // With a known_hosts file and no callback, libcurl accepts only a key listed there.
+    if (sftp && !cfg_.known_hosts.empty()) curl_easy_setopt(c.get(), CURLOPT_SSH_KNOWNHOSTS, cfg_.known_hosts.c_str());
     if (abort_) {
         curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, abort_);

@@ -319,8 +319,9 @@ Status parse_files(const Parser& p, const YAML::Node& n, const std::string& k, E
 }
 
 Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, ExportUploadConfig& c) {
-    if (auto st =
-            check_keys(p, n, k, {"url", "user", "password", "password_file", "interval", "passive", "spool_limit"});
+    if (auto st = check_keys(p, n, k,
+                             {"url", "user", "password", "password_file", "interval", "passive", "spool_limit",
+                              "host_key_sha256", "known_hosts"});
         !st)
         return st;
     if (!n["url"]) return p.error_at(n.Mark(), k + ".url", "missing (ftp://host/dir/ or sftp://host/dir/)");
@@ -337,6 +338,24 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
     if (n["interval"]) PF_TRY_SET(c.interval, seconds_key(p, n["interval"], k + ".interval", 1, 86400));
     if (n["passive"]) PF_TRY_SET(c.passive, p.scalar<bool>(n["passive"], k + ".passive", "true or false"));
     if (n["spool_limit"]) PF_TRY_SET(c.spool_limit, size_key(p, n["spool_limit"], k + ".spool_limit", 0));
+    const bool sftp = c.url.rfind("sftp://", 0) == 0;
+    if (n["host_key_sha256"]) {
+        PF_TRY_SET(c.host_key_sha256,
+                   str_key(p, n["host_key_sha256"], k + ".host_key_sha256", "a SHA256 key fingerprint"));
+        if (c.host_key_sha256.rfind("SHA256:", 0) == 0) c.host_key_sha256.erase(0, 7);
+        while (!c.host_key_sha256.empty() && c.host_key_sha256.back() == '=') c.host_key_sha256.pop_back();
+        // 32 bytes in base64 without padding: 43 characters.
+        if (c.host_key_sha256.size() != 43 ||
+            c.host_key_sha256.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
+                std::string::npos)
+            return p.error_at(n["host_key_sha256"].Mark(), k + ".host_key_sha256",
+                              "expected a fingerprint as ssh-keygen -l -E sha256 prints it (SHA256: and 43 base64 "
+                              "characters)");
+    }
+    if (n["known_hosts"]) PF_TRY_SET(c.known_hosts, str_key(p, n["known_hosts"], k + ".known_hosts", "a file path"));
+    if (!sftp && (n["host_key_sha256"] || n["known_hosts"]))
+        return p.error_at(n[n["known_hosts"] ? "known_hosts" : "host_key_sha256"].Mark(), k,
+                          "host_key_sha256 and known_hosts are for sftp:// URLs");
     return Ok{};
 }
 
@@ -426,6 +445,9 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
         out << YAML::Key << "interval" << YAML::Value << c.upload.interval.count();
         out << YAML::Key << "passive" << YAML::Value << c.upload.passive;
         out << YAML::Key << "spool_limit" << YAML::Value << c.upload.spool_limit;
+        if (!c.upload.host_key_sha256.empty())
+            out << YAML::Key << "host_key_sha256" << YAML::Value << "SHA256:" + c.upload.host_key_sha256;
+        if (!c.upload.known_hosts.empty()) out << YAML::Key << "known_hosts" << YAML::Value << c.upload.known_hosts;
         out << YAML::EndMap;
     }
     if (!c.status.url.empty() || !c.status.file.empty()) {

@@ -40,6 +40,11 @@ struct ExportUploadConfig {
     std::chrono::seconds interval{600};
     bool passive = true;
     uint64_t spool_limit = 0;  // bytes of finished files kept locally; 0: no limit
+    // SFTP: the server's host key, as `ssh-keygen -l -E sha256 -f KEY` prints it (the
+    // "SHA256:" prefix optional), and/or an OpenSSH known_hosts file it must be listed in.
+    // Neither set: the key is not checked (a warning at start).
+    std::string host_key_sha256;
+    std::string known_hosts;
     bool operator==(const ExportUploadConfig&) const = default;
 };
 

@@ -95,8 +95,13 @@ SPOOL="$PF_T/spool"
 REMOTE="$SFTP_ROOT/up/sub" # created by the upload (missing directories)
 printf '%s\n' "$SFTP_PASS" >"$PF_T/sftp-password"
 printf 'wrong-password\n' >"$PF_T/sftp-bad-password"
+# The server's real host key, and another one it does not have.
+HOST_KEY=$(ssh-keygen -l -E sha256 -f "$PF_T/ssh/host_ed25519.pub" | awk '{print $2}')
+ssh-keygen -q -t ed25519 -N '' -f "$PF_T/ssh/other_ed25519"
+OTHER_KEY=$(ssh-keygen -l -E sha256 -f "$PF_T/ssh/other_ed25519.pub" | awk '{print $2}')
 BASE_CONFIG=$(cat "$PF_CONFIG")
-write_config() { # PASSWORD_FILE
+write_config() { # PASSWORD_FILE [HOST_KEY_SHA256]
+    local key=${2:-$HOST_KEY}
     printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
     cat >>"$PF_CONFIG" <<CONF
 export:
@@ -111,6 +116,7 @@ export:
     url: sftp://127.0.0.1:$SFTP_PORT$REMOTE/
     user: $SFTP_USER
     password_file: $1
+    host_key_sha256: "$key"
     interval: 2
 CONF
 }
@@ -135,6 +141,20 @@ check_flow() { # SPORT COUNT SIZE
     assert_eq "tx flow to port $1 on the SFTP server (packets bytes)" "$2 $(($2 * frame))" \
         "$(pf_export_rows "${files[@]}" | pf_export_sum tx "$IP_A" "$PORT_A" "$IP_B" "$1")"
 }
+
+# 0. A host key that is not the server's: refused before logging in, a clear error, the
+#    file stays spooled.
+write_config "$PF_T/sftp-password" "$OTHER_KEY"
+pf_start_daemon export-sftp-hostkey --interval 3600
+udp_from_b 42000 5 80
+pf_wait_for "the host key error in the log" 20 \
+    grep -q "export: upload flows_.* to sftp://127.0.0.1:$SFTP_PORT$REMOTE/: .*(the server's host key does not match export.upload.host_key_sha256 or known_hosts)" "$DAEMON_LOG"
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+[[ -n $(local_files) ]] || fail "the spooled file was removed although the host key was wrong"
+[[ -z $(remote_files) ]] || fail "files on the server with a wrong host key: $(remote_files)"
+if grep -q "Accepted password\|Failed password" "$PF_T/sshd.log"; then fail "a password was sent to a server with the wrong host key"; fi
+pf_log "step 0: wrong host key: $(grep -o 'export: upload.*' "$DAEMON_LOG" | head -n 1)"
 
 # 1. A wrong password: a clear error, the file stays spooled, nothing on the server.
 write_config "$PF_T/sftp-bad-password"
@@ -173,6 +193,7 @@ for f in $(remote_files); do
     grep -Eq "openat\(AT_FDCWD, \"$REMOTE/$n\", O_WRONLY" "$PF_T/sshd.strace" &&
         fail "$n was written under its final name"
 done
+check_flow 42000 5 80
 check_flow 42001 9 120
 check_flow 42002 20 100
 pf_log "step 2: $(remote_files | wc -l) file(s) uploaded over SFTP, renamed, spool empty"

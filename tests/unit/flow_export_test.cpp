@@ -501,6 +501,26 @@ TEST(ExportConfig, ErrorsNamePositionAndKey) {
     EXPECT_NE(c.error().message().find("expected \"host:port\""), std::string::npos);
 }
 
+TEST(ExportConfig, SftpHostKeyAsSshKeygenPrintsIt) {
+    const std::string fp = "Y65YRuY+U4yXI/naNopX0V8mAJ32OpYMY7yWlQlBxFs";
+    auto c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    host_key_sha256: \"SHA256:" + fp + "\"\n",
+                          "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->export_.upload.host_key_sha256, fp);  // without the prefix, as libcurl takes it
+    c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    host_key_sha256: \"" + fp + "=\"\n", "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->export_.upload.host_key_sha256, fp);  // base64 padding dropped
+    c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    host_key_sha256: \"MD5:ab:cd\"\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:4:22: key 'export.upload.host_key_sha256': expected a fingerprint as ssh-keygen -l -E sha256 "
+              "prints it (SHA256: and 43 base64 characters)");
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    known_hosts: /root/.ssh/known_hosts\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:4:18: key 'export.upload': host_key_sha256 and known_hosts are for sftp:// URLs");
+}
+
 // ---- CLI ----
 
 TEST(ExportCli, StatusParsesAndReportsTheSpool) {
