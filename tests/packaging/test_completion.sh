@@ -56,14 +56,14 @@ expect "--json" -- peakflow-bpf host mem --js
 expect "$tmp/site.yaml" -- peakflow-bpf host -f "$tmp/"
 expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
 expect "" -- peakflow-bpf attach --interval ""
+expect "status" -- peakflow-bpf export ""
+expect "--config" -- peakflow-bpf export status --con
+expect "$tmp/site.yaml" -- peakflow-bpf export status -f "$tmp/"
 expect "--failed" -- peakflow-bpf history --fa
 expect "--test --title" -- peakflow-bpf push --t
 printf 'push:\n  sinks:\n    - name: ding\n      type: dingtalk\n    - {name: mail, type: email}\n' >"$tmp/push.yaml"
 expect "ding mail" -- peakflow-bpf push --test -f "$tmp/push.yaml" ""
 expect "mail" -- peakflow-bpf push -f "$tmp/push.yaml" --message hi --sink m
-expect "status" -- peakflow-bpf export ""
-expect "--config" -- peakflow-bpf export status --con
-expect "$tmp/site.yaml" -- peakflow-bpf export status -f "$tmp/"
 
 echo "completion: $passed passed, $failed failed"
 ((failed == 0))
