@@ -193,6 +193,12 @@ class ExportService : public Service {
         }
         auto st = writer_->write(all);
         if (st) st = writer_->tick();
+        if (st && all.empty()) {
+            // Nothing exported since the last save: the state on disk is current, and a
+            // quiet host does not rewrite it (and fsync) every scan.
+            files_written_ = writer_->files_written();
+            return;
+        }
         // The rows on disk before the state that says they were exported.
         if (st) st = writer_->sync();
         if (!st) {

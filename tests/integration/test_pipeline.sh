@@ -143,16 +143,7 @@ hist_remove_faketime_shm
 
 # ---------------------------------------------------------------------------------------
 pf_log "run 2: across $(hist_utc "$H") UTC, with a CPU burner and a spike"
-cat >"$PF_T/pf-burn" <<'PYEOF'
-#!/usr/bin/python3
-import sys, time
-time.sleep(float(sys.argv[1]))
-end = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < end:
-    pass
-time.sleep(float(sys.argv[3]))
-PYEOF
-chmod 755 "$PF_T/pf-burn"
+install -m 755 "$PF_IT_DIR/spinner.py" "$PF_T/pf-burn"
 cp "$PF_T/pf-burn" "$PF_T/pf-spike"
 # nice and setpriv exec the script: $! is its pid.
 AS_NOBODY=(nice -n -10 setpriv --reuid nobody --regid nogroup --clear-groups --)

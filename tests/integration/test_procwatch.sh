@@ -32,16 +32,7 @@ grep -q 'host watch: processes every 1 s' "$DAEMON_LOG" || sleep 1
 grep -q 'host watch: processes every 1 s' "$DAEMON_LOG" || fail "the host watch did not start: $(tail -n 5 "$DAEMON_LOG")"
 
 # Spinners with names of their own (a script's comm is its file name).
-cat >"$PF_T/pf-burn" <<'PYEOF'
-#!/usr/bin/python3
-import sys, time
-time.sleep(float(sys.argv[1]))
-end = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < end:
-    pass
-time.sleep(float(sys.argv[3]))
-PYEOF
-chmod 755 "$PF_T/pf-burn"
+install -m 755 "$PF_IT_DIR/spinner.py" "$PF_T/pf-burn"
 cp "$PF_T/pf-burn" "$PF_T/pf-spike"
 
 # 2 first, running beside 1: sleeps 1.5 s, spins 0.4 s, sleeps 8 s.

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "peakflow/report.hpp"
+#include "report_test_support.hpp"
 
-namespace fs = std::filesystem;
 
 namespace pf {
 namespace {
@@ -55,13 +55,7 @@ Adjustment adjustment(std::string iface, std::optional<MacAddr> mac, std::string
     return a;
 }
 
-// One bucket row to write: bytes received (down) and sent (up) in the bucket holding ts.
-struct Put {
-    std::string iface;
-    int64_t ts;
-    int64_t mac;
-    uint64_t rx, tx;
-};
+using testing::Put;
 
 int64_t mac_key(const MacAddr& m) {
     return mac_to_int(m);
@@ -89,42 +83,9 @@ std::vector<std::string> lines_of(const std::string& s) {
     return out;
 }
 
-class ReportStore : public ::testing::Test {
+// The temporary history file and its commit() are shared with the push report tests.
+class ReportStore : public testing::HistoryFile {
   protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/pf_report_test_XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-        store_ = Store::open(dir_ + "/history.db").take();
-    }
-    void TearDown() override {
-        store_.reset();
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-
-    // One drain holding every row; the peak flag comes from the calendar, as the daemon's.
-    void commit(const Calendar& cal, const std::vector<Put>& puts) {
-        std::map<std::string, DrainRows> by_iface;
-        for (const auto& p : puts) {
-            auto& d = by_iface[p.iface];
-            d.iface = p.iface;
-            d.map_id = 1;
-            d.boot_id = "test-boot";
-            BucketUpdate u;
-            u.ts = Calendar::bucket_start(p.ts);
-            u.mac = p.mac;
-            u.peak = cal.is_peak(u.ts);
-            u.delta[PF_DIR_RX] = {p.rx, 1};
-            u.delta[PF_DIR_TX] = {p.tx, 1};
-            d.rows.push_back(u);
-        }
-        std::vector<DrainRows> drains;
-        for (auto& [name, d] : by_iface) drains.push_back(std::move(d));
-        auto st = store_->commit_drain(drains);
-        ASSERT_TRUE(st.ok()) << st.error().message();
-    }
-
     std::string run(const Calendar& cal, ReportOptions o, int64_t now, const std::vector<Adjustment>& adj = {}) {
         std::ostringstream out;
         auto st = run_report(*store_, cal, adj, o, now, out);
@@ -160,9 +121,6 @@ class ReportStore : public ::testing::Test {
                         {"wlan0", kSh20_2355, kIfaceTotal, 7, 7},  // no rows on the day itself
                     });
     }
-
-    std::string dir_;
-    std::unique_ptr<Store> store_;
 };
 
 // ---- adjustments, without a store -----------------------------------------------------
