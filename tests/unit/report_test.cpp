@@ -17,7 +17,6 @@
 #include "peakflow/report.hpp"
 #include "report_test_support.hpp"
 
-
 namespace pf {
 namespace {
 
