@@ -13,13 +13,20 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "peakflow/hash_kern_user.h"
 #include "peakflow/maps_kern_user.h"
 #include "parse.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Load-time knob, set by the loader between open and load. */
+/* Load-time knobs, set by the loader between open and load (from struct pf_conf when
+ * the maps already exist). The defaults match the maps' default sizes. */
 const volatile __u8 pf_flows_enabled = 1;
+const volatile __u64 pf_seed = 0;
+const volatile __u32 pf_mac_mask = 4 * PF_DEFAULT_MAC_CAPACITY - 1;
+const volatile __u32 pf_mac_limit = PF_DEFAULT_MAC_CAPACITY;
+const volatile __u32 pf_flow_mask = PF_DEFAULT_FLOW_CAPACITY - 1;
+const volatile __u32 pf_flow_slots = PF_DEFAULT_FLOW_CAPACITY; /* per CPU */
 
 /* Per-CPU maps need no atomics: a BPF program runs to completion on one CPU, and the
  * hooks we use do not nest on a CPU (XDP runs in NAPI softirq, TC egress with bottom
@@ -33,20 +40,48 @@ struct {
 } pf_iface SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, PF_DEFAULT_MAC_CAPACITY); /* resized by the loader */
-	__type(key, struct pf_mac_key);
-	__type(value, struct pf_mac_value);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4 * PF_DEFAULT_MAC_CAPACITY); /* resized by the loader */
+	__type(key, __u32);
+	__type(value, struct pf_mac_slot);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pf_mac SEC(".maps");
 
+/* One flow table per CPU, in regions of pf_flow_slots: see maps_kern_user.h. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, PF_DEFAULT_FLOW_CAPACITY); /* resized by the loader */
-	__type(key, struct pf_flow_key);
-	__type(value, struct pf_flow_value);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PF_DEFAULT_FLOW_CAPACITY); /* ncpus * flow slots, set by the loader */
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pf_flow_slot);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pf_flow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PF_DEFAULT_FLOW_CAPACITY); /* ncpus * flow slots, set by the loader */
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pf_flow_ack);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pf_flow_ack SEC(".maps");
+
+/* Slots taken in this CPU's MAC table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pf_used SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pf_conf);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pf_conf SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -64,63 +99,136 @@ static __always_inline void count_event(__u32 ev)
 		*n += 1;
 }
 
-static __always_inline void account_mac(const __u8 *mac, __u32 dir, __u64 len)
+/* Takes a free slot of this CPU's MAC table, within the configured capacity. */
+static __always_inline int take_mac_slot(struct pf_mac_slot *slot, __u64 word)
 {
-	struct pf_mac_key key = {};
-	struct pf_mac_value *v;
-	long err;
+	__u32 zero = 0;
+	__u64 *used = bpf_map_lookup_elem(&pf_used, &zero);
 
-	__builtin_memcpy(key.mac, mac, ETH_ALEN);
-	v = bpf_map_lookup_elem(&pf_mac, &key);
-	if (!v) {
-		struct pf_mac_value init = {};
-
-		err = bpf_map_update_elem(&pf_mac, &key, &init, BPF_NOEXIST);
-		/* -EEXIST: another CPU inserted it first; its slot for this CPU is zero. */
-		if (err && err != -17 /* EEXIST */) {
-			count_event(PF_EV_MAC_MAP_FULL);
-			return;
-		}
-		v = bpf_map_lookup_elem(&pf_mac, &key);
-		if (!v)
-			return;
-	}
-	if (dir < PF_DIR_COUNT) {
-		v->dir[dir].bytes += len;
-		v->dir[dir].packets += 1;
-	}
+	if (!used || *used >= pf_mac_limit)
+		return -1;
+	*used += 1;
+	*(__u64 *)slot = word;
+	return 0;
 }
 
-static __always_inline void account_flow(struct pf_flow_key *key, __u8 tcp_flags, __u64 len)
+static __always_inline void account_mac(const __u8 *mac, __u32 dir, __u64 len)
 {
-	/* The coarse clock (tick resolution, a few ms) is plenty for flow start/end times
-	 * and costs a fraction of bpf_ktime_get_ns() on the per-packet path. */
-	__u64 now = bpf_ktime_get_coarse_ns();
-	struct pf_flow_value *v = bpf_map_lookup_elem(&pf_flow, key);
-
-	if (!v) {
-		struct pf_flow_value init = {
-			.bytes = len, .packets = 1, .first_seen_ns = now,
-			.last_seen_ns = now, .tcp_flags = tcp_flags,
+	union {
+		struct {
+			__u8 mac[6];
+			__u8 used;
+			__u8 pad;
 		};
-		long err = bpf_map_update_elem(&pf_flow, key, &init, BPF_NOEXIST);
+		__u64 word;
+	} k = {};
+	__u64 h;
+	__u32 i;
 
-		if (!err)
-			return;
-		if (err != -17 /* EEXIST */) {
-			count_event(PF_EV_FLOW_MAP_FULL);
+	__builtin_memcpy(k.mac, mac, ETH_ALEN);
+	k.used = 1;
+	h = pf_hash_mac(k.word, pf_seed);
+	for (i = 0; i < PF_MAC_PROBES; i++) {
+		__u32 idx = (__u32)(h + i) & pf_mac_mask;
+		struct pf_mac_slot *slot = bpf_map_lookup_elem(&pf_mac, &idx);
+		__u64 have;
+
+		if (!slot)
+			break;
+		have = *(__u64 *)slot;
+		if (have != k.word) {
+			if (have)
+				continue;
+			/* A never-used slot ends the probe: the MAC is not further on. */
+			if (take_mac_slot(slot, k.word))
+				break;
+		}
+		if (dir < PF_DIR_COUNT) {
+			slot->dir[dir].bytes += len;
+			slot->dir[dir].packets += 1;
+		}
+		return;
+	}
+	count_event(PF_EV_MAC_MAP_FULL);
+}
+
+static __always_inline int flow_key_eq(const struct pf_flow_key *a, const __u64 *b)
+{
+	const __u64 *w = (const __u64 *)a;
+
+	return w[0] == b[0] && w[1] == b[1] && w[2] == b[2] && w[3] == b[3] && w[4] == b[4] && w[5] == b[5] &&
+	       w[6] == b[6];
+}
+
+/* Userspace has acknowledged everything this slot holds: it may be reused. */
+static __always_inline int flow_acked(const struct pf_flow_slot *slot, __u32 idx)
+{
+	struct pf_flow_ack *ack = bpf_map_lookup_elem(&pf_flow_ack, &idx);
+
+	return ack && ack->token == pf_ack_token(slot->gen, slot->packets);
+}
+
+/* Gives the slot to a (new) flow: see struct pf_flow_slot for the gen protocol. */
+static __always_inline void start_flow(struct pf_flow_slot *slot, const struct pf_flow_key *key, __u8 tcp_flags,
+				       __u64 len, __u64 now)
+{
+	__u64 gen = __sync_fetch_and_add(&slot->gen, 1) + 1;
+
+	__builtin_memcpy(&slot->key, key, sizeof(*key));
+	slot->bytes = len;
+	slot->packets = 1;
+	slot->first_seen = now;
+	slot->last_seen = now;
+	slot->tcp_flags = tcp_flags;
+	__sync_lock_test_and_set(&slot->gen_tail, gen);
+}
+
+static __always_inline void account_flow(const struct pf_flow_key *key, __u8 tcp_flags, __u64 len)
+{
+	/* jiffies: one inlined load, where even the coarse clock costs a helper call. */
+	__u64 now = bpf_jiffies64();
+	const __u64 *w = (const __u64 *)key;
+	struct pf_flow_slot *slot;
+	__u32 free_idx = (__u32)-1;
+	__u64 h = pf_hash_flow(w, pf_seed);
+	/* This CPU's table (bpf_get_smp_processor_id() is inlined on x86-64 and arm64). */
+	__u32 base = bpf_get_smp_processor_id() * pf_flow_slots;
+	__u32 i;
+
+	for (i = 0; i < PF_FLOW_PROBES; i++) {
+		__u32 idx = base + ((__u32)(h + i) & pf_flow_mask);
+
+		slot = bpf_map_lookup_elem(&pf_flow, &idx);
+		if (!slot)
+			break;
+		if (!slot->gen) {
+			/* Never used: the flow is not further on. */
+			if (free_idx == (__u32)-1)
+				free_idx = idx;
+			break;
+		}
+		if (flow_key_eq(&slot->key, w)) {
+			/* Seen again after userspace took it (checked once per tick): a new flow. */
+			if (slot->last_seen != now && flow_acked(slot, idx)) {
+				start_flow(slot, key, tcp_flags, len, now);
+				return;
+			}
+			slot->bytes += len;
+			slot->packets += 1;
+			slot->last_seen = now;
+			slot->tcp_flags |= tcp_flags;
 			return;
 		}
-		v = bpf_map_lookup_elem(&pf_flow, key);
-		if (!v)
-			return;
+		if (free_idx == (__u32)-1 && flow_acked(slot, idx))
+			free_idx = idx;
 	}
-	if (!v->first_seen_ns)
-		v->first_seen_ns = now;
-	v->bytes += len;
-	v->packets += 1;
-	v->last_seen_ns = now;
-	v->tcp_flags |= tcp_flags;
+	if (free_idx == (__u32)-1) {
+		count_event(PF_EV_FLOW_MAP_FULL);
+		return;
+	}
+	slot = bpf_map_lookup_elem(&pf_flow, &free_idx);
+	if (slot)
+		start_flow(slot, key, tcp_flags, len, now);
 }
 
 /* The one accounting body. len is the L2 frame length without FCS (what the device's
@@ -129,7 +237,10 @@ static __always_inline void account(void *data, void *data_end, __u64 len, __u32
 {
 	__u32 key = dir;
 	struct pf_counter *c = bpf_map_lookup_elem(&pf_iface, &key);
-	struct pf_flow_key fk;
+	union {
+		struct pf_flow_key k;
+		__u64 w[PF_FLOW_KEY_WORDS];
+	} fk;
 	struct ethhdr *eth;
 	__u8 tcp_flags = 0;
 	int res;
@@ -149,19 +260,22 @@ static __always_inline void account(void *data, void *data_end, __u64 len, __u32
 	if (!pf_flows_enabled)
 		return;
 	__builtin_memset(&fk, 0, sizeof(fk));
-	fk.dir = dir;
-	res = pf_parse(data, data_end, hw_vlan, &fk, &tcp_flags);
+	fk.k.dir = dir;
+	res = pf_parse(data, data_end, hw_vlan, &fk.k, &tcp_flags);
+	/* Keep the key in memory: hashed and compared as 64-bit words, not rebuilt from
+	 * the dozens of scalars clang would otherwise split it into. */
+	asm volatile("" : : "r"(&fk) : "memory");
 	if (res == PF_PARSE_NON_IP) {
 		count_event(PF_EV_NON_IP);
 		return;
 	}
 	if (res == PF_PARSE_BAD) {
 		count_event(PF_EV_UNPARSABLE);
-		if (!fk.family)
+		if (!fk.k.family)
 			return;
 		/* L3 known, L4 truncated: still a flow, without ports. */
 	}
-	account_flow(&fk, tcp_flags, len);
+	account_flow(&fk.k, tcp_flags, len);
 }
 
 SEC("xdp")

@@ -293,10 +293,7 @@ int run_daemon(const DaemonOptions& opts) {
             undo_fresh_attachments(running, o.paths);
             throw FatalError(ai.error());
         }
-        auto* skel = ai->skel.get();
-        auto maps = MapSet::from_fds(bpf_map__fd(skel->maps.pf_iface), bpf_map__fd(skel->maps.pf_mac),
-                                     bpf_map__fd(skel->maps.pf_flow), bpf_map__fd(skel->maps.pf_events))
-                        .take();
+        auto maps = MapSet::from_fds(map_fds(*ai->skel)).take();
         running.push_back(Running{std::move(ai.value()), Drainer(name, std::move(maps))});
     }
     // Started after the signals are blocked, so its threads never take SIGTERM.

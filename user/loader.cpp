@@ -9,11 +9,14 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -79,27 +82,47 @@ Status ensure_bpffs(const Paths& paths) {
 
 namespace {
 
-uint32_t pinned_max_entries(const std::string& path) {
-    Fd fd(bpf_obj_get(path.c_str()));
-    if (!fd.valid()) return 0;
-    bpf_map_info info{};
-    uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return 0;
-    return info.max_entries;
+uint32_t pow2_at_least(uint64_t n) {
+    uint32_t p = 1;
+    while (p < n && p < (1u << 31)) p <<= 1;
+    return p;
 }
 
-// A pinned map keeps the size it was made with; counting must go on in it, so an
-// interface re-attached with another capacity keeps the old one (detach to change it).
-uint32_t effective_capacity(const LoadOptions& o, const char* map, uint32_t wanted) {
-    if (o.pin_dir.empty()) return wanted;
-    uint32_t have = pinned_max_entries(o.pin_dir + "/" + map);
-    if (have == 0 || have == wanted) return wanted;
-    spdlog::warn("{}/{} was created for {} entries; keeping that size instead of {} (detach to change it)", o.pin_dir,
-                 map, have, wanted);
-    return have;
+// The sizes of a new set of maps. MAC tables have four slots per MAC (at most a quarter
+// full, so a MAC always finds a slot within its probes) and take `capacity` MACs per CPU.
+// Flow tables are per CPU: twice the capacity shared out over the CPUs, but never less
+// than the capacity itself (up to 4096), so one CPU that carries all the traffic (one
+// queue, one flow-heavy core) still holds that many.
+pf_conf new_conf(const LoadOptions& o) {
+    pf_conf c{};
+    uint32_t ncpus = static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1));
+    c.ncpus = ncpus;
+    c.mac_limit = o.mac_capacity;
+    c.mac_slots = pow2_at_least(uint64_t{o.mac_capacity} * 4);
+    uint64_t share = (uint64_t{o.flow_capacity} * 2 + ncpus - 1) / ncpus;
+    c.flow_slots = pow2_at_least(std::max<uint64_t>(share, std::min<uint64_t>(o.flow_capacity, 4096)));
+    if (getrandom(&c.seed, sizeof c.seed, 0) != sizeof c.seed) c.seed = 0x5eed5eed5eed5eedull ^ uint64_t(getpid());
+    return c;
+}
+
+// The configuration of maps pinned by an earlier attach; nullopt if there are none.
+std::optional<pf_conf> pinned_conf(const std::string& pin_dir) {
+    if (pin_dir.empty()) return std::nullopt;
+    Fd fd(bpf_obj_get((pin_dir + "/" PF_MAP_CONF).c_str()));
+    if (!fd.valid()) return std::nullopt;
+    pf_conf c{};
+    uint32_t key = 0;
+    if (bpf_map_lookup_elem(fd.get(), &key, &c) != 0) return std::nullopt;
+    return c;
 }
 
 }  // namespace
+
+MapFds map_fds(const peakflow_bpf& skel) {
+    const auto& m = skel.maps;
+    return MapFds{bpf_map__fd(m.pf_iface), bpf_map__fd(m.pf_mac),  bpf_map__fd(m.pf_flow),  bpf_map__fd(m.pf_flow_ack),
+                  bpf_map__fd(m.pf_used),  bpf_map__fd(m.pf_conf), bpf_map__fd(m.pf_events)};
+}
 
 Result<SkeletonPtr> open_and_load(const LoadOptions& o) {
     if (o.mac_capacity == 0 || o.flow_capacity == 0)
@@ -109,9 +132,28 @@ Result<SkeletonPtr> open_and_load(const LoadOptions& o) {
     SkeletonPtr skel(peakflow_bpf__open_opts(&open_opts));
     if (!skel) return Error{"open the BPF object", "", errno};
 
+    // Maps that exist keep the sizes and hash seed they were made with: counting goes on
+    // in them (detach to change the capacities).
+    const auto pinned = pinned_conf(o.pin_dir);
+    const pf_conf c = pinned ? *pinned : new_conf(o);
+    if (pinned && c.flow_slots == 0)
+        return Error{"the maps pinned in " + o.pin_dir + " were never configured", "", 0,
+                     "run 'peakflow-bpf detach' and attach again"};
+    if (pinned && c.mac_limit != o.mac_capacity)
+        spdlog::warn("{} was made for {} MACs; keeping that instead of {} (detach to change it)", o.pin_dir,
+                     c.mac_limit, o.mac_capacity);
+    if (pinned && c.flow_slots != new_conf(o).flow_slots)
+        spdlog::warn("{} was made with {} flow slots per CPU; keeping that (detach to change the flow capacity)",
+                     o.pin_dir, c.flow_slots);
     skel->rodata->pf_flows_enabled = o.flows ? 1 : 0;
-    bpf_map__set_max_entries(skel->maps.pf_mac, effective_capacity(o, PF_MAP_MAC, o.mac_capacity));
-    bpf_map__set_max_entries(skel->maps.pf_flow, effective_capacity(o, PF_MAP_FLOW, o.flow_capacity));
+    skel->rodata->pf_seed = c.seed;
+    skel->rodata->pf_mac_mask = c.mac_slots - 1;
+    skel->rodata->pf_mac_limit = c.mac_limit;
+    skel->rodata->pf_flow_mask = c.flow_slots - 1;
+    skel->rodata->pf_flow_slots = c.flow_slots;
+    bpf_map__set_max_entries(skel->maps.pf_mac, c.mac_slots);
+    bpf_map__set_max_entries(skel->maps.pf_flow, c.ncpus * c.flow_slots);
+    bpf_map__set_max_entries(skel->maps.pf_flow_ack, c.ncpus * c.flow_slots);
     if (o.pin_dir.empty()) {
         bpf_map* m;
         bpf_object__for_each_map(m, skel->obj) bpf_map__set_pin_path(m, nullptr);
@@ -127,6 +169,11 @@ Result<SkeletonPtr> open_and_load(const LoadOptions& o) {
             e.hint = "maps pinned in " + o.pin_dir + " do not match this build; run 'peakflow-bpf detach' first";
         if (err == -EPERM) e.hint = "needs root or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON";
         return e;
+    }
+    if (!pinned) {
+        uint32_t key = 0;
+        if (bpf_map_update_elem(bpf_map__fd(skel->maps.pf_conf), &key, &c, BPF_ANY) != 0)
+            return Error{"write map", PF_MAP_CONF, errno};
     }
     return skel;
 }
@@ -272,7 +319,7 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
     auto skel = open_and_load(lo);
     auto undo_pins = [&] {
         if (ai.reused_pins) return;
-        for (const char* m : {PF_MAP_IFACE, PF_MAP_MAC, PF_MAP_FLOW, PF_MAP_EVENTS}) unlink((dir + "/" + m).c_str());
+        for (const char* m : kPinnedMaps) unlink((dir + "/" + m).c_str());
         rmdir(dir.c_str());
         rmdir(paths.pin_root().c_str());  // only if no other interface is pinned
     };
@@ -422,7 +469,7 @@ Status detach_interface(const std::string& ifname, const Paths& paths) {
     unlink(qdisc_marker(paths, ifname).c_str());
     unlink(pid_file(paths, ifname).c_str());
     if (pinned) {
-        for (const char* m : {PF_MAP_IFACE, PF_MAP_MAC, PF_MAP_FLOW, PF_MAP_EVENTS}) unlink((dir + "/" + m).c_str());
+        for (const char* m : kPinnedMaps) unlink((dir + "/" + m).c_str());
         if (rmdir(dir.c_str()) != 0 && errno != ENOENT) return Error{"remove pin directory", dir, errno};
         rmdir(paths.pin_root().c_str());  // only succeeds when no other interface is pinned
     }

@@ -9,6 +9,7 @@
 
 #include "peakflow/error.hpp"
 #include "peakflow/fd.hpp"
+#include "peakflow/maps.hpp"
 #include "peakflow/maps_kern_user.h"
 #include "peakflow/paths.hpp"
 
@@ -33,6 +34,9 @@ struct LoadOptions {
     bool flows = true;
     std::string pin_dir;  // empty: maps are not pinned (tests, benchmarks)
 };
+
+// The fds of a loaded object's maps, for MapSet::from_fds.
+MapFds map_fds(const peakflow_bpf& skel);
 
 // Opens, configures and loads the object. A verifier rejection carries the tail of the
 // verifier log in Error::hint.

@@ -1,12 +1,14 @@
 #pragma once
 // Reading the per-CPU maps from userspace: each value is summed over the possible CPUs.
-// Hash maps are read with batch lookups, falling back to key iteration on kernels
-// without batch support.
+// The MAC and flow tables (per-CPU arrays of slots, see maps_kern_user.h) are read with
+// batch lookups and summed per key; flows that userspace took are acknowledged in the
+// ack map, never deleted under the programs' feet.
 
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "peakflow/error.hpp"
@@ -47,34 +49,64 @@ struct FlowRow {
     uint8_t tcp_flags = 0;
 };
 
-// What take_flows removed: the final value of each entry, exactly what left the map.
+// What take_flows took: the final value of each flow, exactly what was acknowledged.
+// Packets that race the acknowledgement stay in the table and are read as a new flow.
 struct FlowTake {
     std::vector<FlowRow> rows;
-    std::vector<pf_flow_key> refused;  // not taken (the kernel refused: error), still in the map
+    std::vector<pf_flow_key> refused;  // not taken (writing the ack failed), still counted in the map
     int error = 0;                     // errno of the first refusal, 0 if none
 };
+
+// The fds of one loaded object's maps (loader.hpp: map_fds()).
+struct MapFds {
+    int iface = -1, mac = -1, flow = -1, flow_ack = -1, used = -1, conf = -1, events = -1;
+};
+
+// Every map pinned under /sys/fs/bpf/peakflow/<ifname>/.
+inline constexpr const char* kPinnedMaps[] = {PF_MAP_IFACE, PF_MAP_MAC,  PF_MAP_FLOW,  PF_MAP_FLOW_ACK,
+                                              PF_MAP_USED,  PF_MAP_CONF, PF_MAP_EVENTS};
 
 using EventCounts = std::array<uint64_t, PF_EV_COUNT>;
 const char* event_name(int ev);  // "mac_map_full", ...
 
-// The four maps of one interface, by fd. Map ids tell a re-created map from the old one.
+// A shared mapping of an mmapable BPF array.
+class MapMemory {
+  public:
+    MapMemory() = default;
+    MapMemory(void* p, size_t len) : p_(p), len_(len) {}
+    MapMemory(MapMemory&& o) noexcept : p_(std::exchange(o.p_, nullptr)), len_(std::exchange(o.len_, 0)) {}
+    MapMemory& operator=(MapMemory&& o) noexcept;
+    MapMemory(const MapMemory&) = delete;
+    MapMemory& operator=(const MapMemory&) = delete;
+    ~MapMemory();
+    uint8_t* data() const { return static_cast<uint8_t*>(p_); }
+
+  private:
+    void* p_ = nullptr;
+    size_t len_ = 0;
+};
+
+// The maps of one interface, by fd. Map ids tell a re-created map from the old one.
 class MapSet {
   public:
     static Result<MapSet> open_pinned(const std::string& pin_dir);
     // Duplicates the fds of an already-loaded object's maps.
-    static Result<MapSet> from_fds(int iface_fd, int mac_fd, int flow_fd, int events_fd);
+    static Result<MapSet> from_fds(const MapFds& fds);
 
     Result<IfaceTotals> read_iface() const;
     Result<std::vector<MacRow>> read_macs() const;
     Result<std::vector<FlowRow>> read_flows() const;
     Result<EventCounts> read_events() const;
-    // Deletes flow entries (after export). Returns how many were removed.
-    Result<size_t> delete_flows(const std::vector<pf_flow_key>& keys) const;
-    // Removes flow entries with BPF_MAP_LOOKUP_AND_DELETE_ELEM (hash maps: kernel 5.14+):
-    // each value returned is exactly what was removed, so packets counted up to the delete
-    // are in it. Keys already gone are skipped; after a refusal (older kernel) the
-    // remaining keys are returned in `refused`, untouched.
+    // Takes flows out of the table (after export): each flow's slots are read afresh and
+    // acknowledged, and the values returned are exactly what was acknowledged. The
+    // programs reuse a slot only while it still holds exactly that, so a packet counted
+    // after the read stays in the table and is read later as a new flow. Keys not in the
+    // table are skipped.
     FlowTake take_flows(const std::vector<pf_flow_key>& keys) const;
+    // take_flows without the values. Returns how many flows were taken.
+    Result<size_t> delete_flows(const std::vector<pf_flow_key>& keys) const;
+
+    const pf_conf& conf() const { return conf_; }
 
     uint32_t iface_map_id() const { return iface_id_; }
     uint32_t mac_map_id() const { return mac_id_; }
@@ -82,8 +114,14 @@ class MapSet {
     int flow_fd() const { return flow_.get(); }
 
   private:
-    Fd iface_, mac_, flow_, events_;
+    Status load_conf();  // and maps the flow tables
+    pf_flow_slot* flow_slots() const { return reinterpret_cast<pf_flow_slot*>(flow_mem_.data()); }
+    pf_flow_ack* flow_acks() const { return reinterpret_cast<pf_flow_ack*>(flow_ack_mem_.data()); }
+
+    Fd iface_, mac_, flow_, flow_ack_, used_, conf_map_, events_;
     uint32_t iface_id_ = 0, mac_id_ = 0, flow_id_ = 0;
+    pf_conf conf_{};
+    MapMemory flow_mem_, flow_ack_mem_;
 };
 
 }  // namespace pf

@@ -27,6 +27,9 @@ enum pf_event {
 #define PF_MAP_MAC "pf_mac"
 #define PF_MAP_FLOW "pf_flow"
 #define PF_MAP_EVENTS "pf_events"
+#define PF_MAP_FLOW_ACK "pf_flow_ack"
+#define PF_MAP_USED "pf_used"
+#define PF_MAP_CONF "pf_conf"
 
 /* Program names as the kernel reports them (BPF_OBJ_NAME_LEN is 16). */
 #define PF_PROG_XDP "pf_xdp_ingress"
@@ -44,17 +47,35 @@ struct pf_counter {
 	__u64 packets;
 };
 
-/* pf_mac: per-CPU hash keyed by the peer MAC (source on ingress, destination on egress). */
+/* The MAC and flow tables are open-addressing hash tables that the programs keep in
+ * arrays, one table per CPU, written only by that CPU: the packet path needs no locks, no
+ * atomics and no helper calls (array lookups are inlined by the verifier). A key hashes
+ * to a home slot (seeded hash, hash_kern_user.h) and is looked for in the next
+ * PF_*_PROBES slots. Userspace sums the slots of one key over the CPUs. The MAC tables
+ * are a per-CPU array; the flow tables are CPU-sized regions of one mmapable array
+ * (index cpu * flow_slots + slot), which userspace reads in place instead of copying
+ * element by element through the bpf syscall. */
+#define PF_MAC_PROBES 32
+#define PF_FLOW_PROBES 32
+
+/* pf_mac: per-CPU array of slots, keyed by the peer MAC (source on ingress, destination
+ * on egress). A slot, once taken, keeps its MAC for the life of the map: the counters
+ * are exact totals. used = 1 marks a taken slot (the first 8 bytes, compared as one
+ * 64-bit word, are never 0 then). */
+struct pf_mac_slot {
+	__u8 mac[6];
+	__u8 used;
+	__u8 pad;
+	struct pf_counter dir[PF_DIR_COUNT];
+};
+
+/* Kept for userspace: one peer MAC's totals. */
 struct pf_mac_key {
 	__u8 mac[6];
 	__u8 pad[2];
 };
 
-struct pf_mac_value {
-	struct pf_counter dir[PF_DIR_COUNT];
-};
-
-/* pf_flow: per-CPU hash, best effort. IPv4 addresses are stored IPv4-mapped
+/* pf_flow: array of ncpus * flow_slots slots, best effort. IPv4 addresses are stored IPv4-mapped
  * (::ffff:a.b.c.d) so one key serves both families. Ports in host byte order; for
  * ICMP/ICMPv6 src_port = 0 and dst_port = type << 8 | code, as NetFlow exporters do. */
 struct pf_flow_key {
@@ -71,11 +92,49 @@ struct pf_flow_key {
 	__u8 pad;
 };
 
-struct pf_flow_value {
+/* One flow slot of one CPU. gen numbers the slot's occupants (0: never used); a program
+ * that gives the slot to a new flow first raises gen, then writes the flow, then sets
+ * gen_tail = gen, both with atomic operations (full barriers), so a reader that sees
+ * gen != gen_tail caught the slot being rewritten. Times are in jiffies
+ * (bpf_jiffies64(), tick resolution); userspace converts them to CLOCK_MONOTONIC. */
+struct pf_flow_slot {
+	__u64 gen;
+	struct pf_flow_key key;
 	__u64 bytes;
 	__u64 packets;
-	__u64 first_seen_ns; /* CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) */
-	__u64 last_seen_ns;
-	__u8 tcp_flags;      /* OR of every TCP flags byte seen */
+	__u64 first_seen; /* jiffies */
+	__u64 last_seen;  /* jiffies */
+	__u8 tcp_flags;   /* OR of every TCP flags byte seen */
 	__u8 pad[7];
+	__u64 gen_tail;
+};
+
+/* pf_flow_ack: mmapable array parallel to pf_flow, written by userspace only.
+ * Userspace acknowledges a flow it has taken in full by writing the slot's counters and
+ * then, in one 8-byte store, token = pf_ack_token(gen, packets). The program may give the
+ * slot to another flow (or restart it as a new flow when it is seen again) only while
+ * the slot's own token equals it, i.e. it still holds exactly what was acknowledged: no
+ * packet is ever dropped unread. */
+struct pf_flow_ack {
+	__u64 token;
+	__u64 gen;
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_seen; /* jiffies */
+};
+
+/* 24 bits of gen, 40 of packets: one word, so a reader never sees half an ack. */
+static inline __u64 pf_ack_token(__u64 gen, __u64 packets)
+{
+	return (gen << 40) | (packets & 0xffffffffffULL);
+}
+
+/* pf_conf: array of one, written by the loader when the maps are made; a re-attach
+ * reuses it, so programs loaded later hash keys to the same slots. */
+struct pf_conf {
+	__u64 seed;       /* hash seed, random per set of maps */
+	__u32 mac_slots;  /* per CPU, a power of two */
+	__u32 mac_limit;  /* MACs one CPU's table takes (the configured capacity) */
+	__u32 flow_slots; /* per CPU, a power of two */
+	__u32 ncpus;      /* possible CPUs the ack map was sized for */
 };

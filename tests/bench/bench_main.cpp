@@ -24,6 +24,7 @@
 #include "peakflow.skel.h"
 #include "peakflow/error.hpp"
 #include "peakflow/fd.hpp"
+#include "peakflow/hash_kern_user.h"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
 
@@ -134,25 +135,38 @@ pf_flow_key bench_flow_key(uint32_t i) {
     return k;
 }
 
-// Userspace insertion: one slot per possible CPU, as the kernel lays out per-CPU values;
-// the traffic is put on CPU 0's slot.
-pf::Status fill_flow_map(int flow_fd, uint32_t n) {
-    const int cpus = libbpf_num_possible_cpus();
-    if (cpus <= 0) return pf::Error{"count possible CPUs", "", -cpus};
-    const size_t slot = (sizeof(pf_flow_value) + 7) & ~size_t{7};
-    std::vector<uint8_t> values(slot * static_cast<size_t>(cpus), 0);
+// Userspace insertion into the CPUs' flow tables, at the slots the programs would use
+// (same seeded hash, same probing); flow i goes to CPU i % cpus, as RSS spreads flows.
+pf::Status fill_flow_map(const pf::MapSet& maps, int flow_fd, uint32_t n) {
+    const pf_conf& conf = maps.conf();
+    const size_t cpus = conf.ncpus;
+    std::vector<pf_flow_slot> values(size_t{conf.flow_slots} * cpus);
+    auto at = [&](uint32_t idx, size_t cpu) { return &values[cpu * conf.flow_slots + idx]; };
     for (uint32_t i = 0; i < n; i++) {
-        pf_flow_value v{};
-        v.bytes = 1500ull * (i + 1);
-        v.packets = i + 1;
-        v.first_seen_ns = 1'000'000'000ull + i;
-        v.last_seen_ns = v.first_seen_ns + 1000;
-        v.tcp_flags = 0x18;
-        std::memcpy(values.data(), &v, sizeof v);
         pf_flow_key k = bench_flow_key(i);
-        if (bpf_map_update_elem(flow_fd, &k, values.data(), BPF_NOEXIST) != 0)
-            return pf::Error{"insert flow", std::to_string(i), errno};
+        __u64 w[PF_FLOW_KEY_WORDS];
+        std::memcpy(w, &k, sizeof w);
+        const uint64_t h = pf_hash_flow(w, conf.seed);
+        pf_flow_slot* s = nullptr;
+        for (uint32_t p = 0; p < PF_FLOW_PROBES && !s; p++) {
+            pf_flow_slot* c = at(static_cast<uint32_t>(h + p) & (conf.flow_slots - 1), i % cpus);
+            if (c->gen == 0) s = c;
+        }
+        if (!s) return pf::Error{"no free slot for flow", std::to_string(i)};
+        s->gen = s->gen_tail = 1;
+        s->key = k;
+        s->bytes = 1500ull * (i + 1);
+        s->packets = i + 1;
+        s->first_seen = 4'294'000'000ull + i;  // jiffies
+        s->last_seen = s->first_seen + 100;
+        s->tcp_flags = 0x18;
     }
+    std::vector<uint32_t> keys(values.size());
+    for (uint32_t i = 0; i < keys.size(); i++) keys[i] = i;
+    uint32_t count = static_cast<uint32_t>(keys.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, bo);
+    if (bpf_map_update_batch(flow_fd, keys.data(), values.data(), &count, &bo) != 0)
+        return pf::Error{"write the flow table", "", errno};
     return pf::Ok{};
 }
 
@@ -243,12 +257,10 @@ int main() {
     big.flow_capacity = kFlows;
     auto big_skel = pf::open_and_load(big);
     if (!big_skel) return fail(big_skel.error());
-    auto& m = (*big_skel)->maps;
-    auto maps = pf::MapSet::from_fds(bpf_map__fd(m.pf_iface), bpf_map__fd(m.pf_mac), bpf_map__fd(m.pf_flow),
-                                     bpf_map__fd(m.pf_events));
+    auto maps = pf::MapSet::from_fds(pf::map_fds(**big_skel));
     if (!maps) return fail(maps.error());
     auto fill_start = Clock::now();
-    if (auto st = fill_flow_map(maps->flow_fd(), kFlows); !st) return fail(st.error());
+    if (auto st = fill_flow_map(*maps, bpf_map__fd((*big_skel)->maps.pf_flow), kFlows); !st) return fail(st.error());
     double fill_ms = std::chrono::duration<double, std::milli>(Clock::now() - fill_start).count();
     auto drain = time_drain(*maps, kFlows);
     if (!drain) return fail(drain.error());

@@ -1,7 +1,8 @@
 #pragma once
 // Runs the real peakflow programs through BPF_PROG_TEST_RUN and reads their maps back
 // through pf::MapSet, the same reader the daemon uses. Every test loads its own unpinned
-// object, so maps start empty and expected counters are exact.
+// object, so maps start empty and expected counters are exact. The tests run on one CPU:
+// each CPU keeps its own MAC and flow tables, and capacities are per CPU.
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 
 #include "packet_builder.hpp"
 #include "peakflow.skel.h"
+#include "peakflow/jiffies.hpp"
 #include "peakflow/loader.hpp"
 #include "peakflow/maps.hpp"
 
@@ -67,7 +70,8 @@ inline Mac peer_mac(Hook h, const Mac& src, const Mac& dst) {
     return hook_dir(h) == PF_DIR_RX ? src : dst;
 }
 
-// The programs stamp flows with bpf_ktime_get_coarse_ns(), which is this clock.
+// The programs stamp flows in jiffies; the reader converts them to this clock, to within
+// one tick (flow_time_slack_ns()).
 inline uint64_t monotonic_ns() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -80,16 +84,30 @@ struct RunResult {
     std::vector<uint8_t> data_out;
 };
 
+inline uint64_t flow_time_slack_ns() {
+    static const uint64_t tick = JiffyClock::now().take().tick_ns();
+    return tick;
+}
+
+// BPF_PROG_TEST_RUN runs the program on the calling CPU.
+inline void stay_on_one_cpu() {
+    static const bool pinned = [] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(sched_getcpu(), &set);
+        return sched_setaffinity(0, sizeof set, &set) == 0;
+    }();
+    ASSERT_TRUE(pinned) << "sched_setaffinity";
+}
+
 class LoadedObject {
   public:
     static LoadedObject load(const LoadOptions& opts = {}) {
         install_libbpf_logger();
+        stay_on_one_cpu();
         LoadedObject o;
         o.skel_ = open_and_load(opts).take();
-        auto& m = o.skel_->maps;
-        o.maps_ = MapSet::from_fds(bpf_map__fd(m.pf_iface), bpf_map__fd(m.pf_mac), bpf_map__fd(m.pf_flow),
-                                   bpf_map__fd(m.pf_events))
-                      .take();
+        o.maps_ = MapSet::from_fds(map_fds(*o.skel_)).take();
         return o;
     }
 
@@ -247,9 +265,9 @@ inline void expect_flow(const FlowRow& row, const pf_flow_key& key, uint64_t byt
     EXPECT_EQ(row.packets, packets);
     EXPECT_EQ(row.tcp_flags, tcp_flags);
     EXPECT_NE(row.first_seen_ns, 0u);
-    EXPECT_GE(row.first_seen_ns, seen_after);
+    EXPECT_GE(row.first_seen_ns + flow_time_slack_ns(), seen_after);
     EXPECT_LE(row.first_seen_ns, row.last_seen_ns);
-    EXPECT_LE(row.last_seen_ns, seen_before);
+    EXPECT_LE(row.last_seen_ns, seen_before + flow_time_slack_ns());
 }
 
 struct ExpectedFlow {
