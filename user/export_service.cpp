@@ -161,14 +161,6 @@ class ExportService : public Service {
                 spdlog::warn("export: {}: {}", ifaces_[i], res.error().message());
                 continue;
             }
-            if (res->take_error && !take_warned_) {
-                take_warned_ = true;
-                spdlog::warn(
-                    "export: {}: the kernel cannot take flow entries out with their values (lookup-and-delete: "
-                    "{}; needs Linux 5.14): expired entries are deleted after reading, and packets in between are "
-                    "in no flow record",
-                    ifaces_[i], std::strerror(res->take_error));
-            }
             if (auto ev = maps->read_events(); ev) {
                 uint64_t full = (*ev)[PF_EV_FLOW_MAP_FULL];
                 if (full > flow_full_[i])
@@ -349,7 +341,6 @@ class ExportService : public Service {
     std::vector<uint32_t> flow_map_ids_;  // per interface, the flow map the tracker follows
     std::string boot_id_, state_path_;
     FlowStateFile saved_;
-    bool take_warned_ = false;
     bool state_failing_ = false;
     std::unique_ptr<RollingCsvWriter> writer_;
     std::unique_ptr<IpfixSender> ipfix_;

@@ -112,13 +112,6 @@ std::vector<FlowRecord> FlowTracker::finish(const std::vector<FlowRow>& finals, 
     return out;
 }
 
-std::vector<FlowRow> FlowTracker::pending_rows(const std::vector<pf_flow_key>& keys) const {
-    std::vector<FlowRow> out;
-    for (const auto& k : keys)
-        if (auto it = pending_.find(k); it != pending_.end()) out.push_back(it->second.read);
-    return out;
-}
-
 std::vector<FlowSnapshot> FlowTracker::snapshot() const {
     std::vector<FlowSnapshot> out;
     out.reserve(state_.size());
@@ -145,12 +138,6 @@ Result<MapScan> scan_flow_map(const MapSet& maps, FlowTracker& tracker, uint64_t
     if (res.expired.empty()) return out;
     if (before_take) before_take();
     FlowTake taken = maps.take_flows(res.expired);
-    if (!taken.refused.empty()) {
-        // Older kernel: delete, and the values of the read stand as the final ones.
-        out.take_error = taken.error;
-        (void)maps.delete_flows(taken.refused);
-        for (auto& r : tracker.pending_rows(taken.refused)) taken.rows.push_back(r);
-    }
     for (auto& r : tracker.finish(taken.rows, real_offset_ns)) out.records.push_back(std::move(r));
     return out;
 }

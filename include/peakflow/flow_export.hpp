@@ -139,7 +139,6 @@ class FlowTracker {
     std::vector<FlowRecord> finish(const std::vector<FlowRow>& finals, int64_t real_offset_ns);
     // The values the last scan read for these expired keys (fallback when the kernel cannot
     // take entries out with their values: they are deleted after the read).
-    std::vector<FlowRow> pending_rows(const std::vector<pf_flow_key>& keys) const;
     size_t tracked() const { return state_.size(); }
     // What was exported per flow (for the state file), and restoring it at start.
     std::vector<FlowSnapshot> snapshot() const;
@@ -165,15 +164,12 @@ class FlowTracker {
     std::unordered_map<pf_flow_key, Pending, FlowKeyHash, FlowKeyEq> pending_;
 };
 
-// One pass over an interface's flow map: read it, records for active timeouts, expired
-// entries taken out with lookup-and-delete and their final records. When the kernel
-// refuses lookup-and-delete (before 5.14), the entries are deleted after the read and
-// take_error is its errno (packets between the read and the delete are then in no record).
+// One pass over an interface's flow tables: read them, records for active timeouts,
+// expired flows taken (MapSet::take_flows) and their final records.
 // before_take (tests): runs between the read and the take.
 struct MapScan {
     std::vector<FlowRecord> records;
     size_t expired = 0;
-    int take_error = 0;
 };
 Result<MapScan> scan_flow_map(const MapSet& maps, FlowTracker& tracker, uint64_t now_ns, int64_t real_offset_ns,
                               bool flush, const std::function<void()>& before_take = {});

@@ -13,6 +13,7 @@
 
 #include "peakflow/error.hpp"
 #include "peakflow/fd.hpp"
+#include "peakflow/jiffies.hpp"
 #include "peakflow/maps_kern_user.h"
 
 namespace pf {
@@ -53,8 +54,6 @@ struct FlowRow {
 // Packets that race the acknowledgement stay in the table and are read as a new flow.
 struct FlowTake {
     std::vector<FlowRow> rows;
-    std::vector<pf_flow_key> refused;  // not taken (writing the ack failed), still counted in the map
-    int error = 0;                     // errno of the first refusal, 0 if none
 };
 
 // The fds of one loaded object's maps (loader.hpp: map_fds()).
@@ -115,6 +114,7 @@ class MapSet {
 
   private:
     Status load_conf();  // and maps the flow tables
+    Status to_ns(std::vector<FlowRow>& rows) const;
     pf_flow_slot* flow_slots() const { return reinterpret_cast<pf_flow_slot*>(flow_mem_.data()); }
     pf_flow_ack* flow_acks() const { return reinterpret_cast<pf_flow_ack*>(flow_ack_mem_.data()); }
 
@@ -122,6 +122,7 @@ class MapSet {
     uint32_t iface_id_ = 0, mac_id_ = 0, flow_id_ = 0;
     pf_conf conf_{};
     MapMemory flow_mem_, flow_ack_mem_;
+    mutable std::optional<JiffyClock> clock_;  // the last good one, should a new sample fail
 };
 
 }  // namespace pf

@@ -1,7 +1,7 @@
 /* Shared by the BPF programs (bpf/) and userspace (user/): every struct and constant
  * that crosses the kernel/user boundary lives here and nowhere else. Plain C, UAPI types
- * only, explicit padding so both compilers agree on layout (user/abi_check.cpp
- * static_asserts the sizes). */
+ * only, explicit padding so both compilers agree on layout (the static_asserts at the
+ * end hold the C++ side to the sizes and offsets the programs use). */
 #pragma once
 
 #include <linux/types.h>
@@ -69,12 +69,6 @@ struct pf_mac_slot {
 	struct pf_counter dir[PF_DIR_COUNT];
 };
 
-/* Kept for userspace: one peer MAC's totals. */
-struct pf_mac_key {
-	__u8 mac[6];
-	__u8 pad[2];
-};
-
 /* pf_flow: array of ncpus * flow_slots slots, best effort. IPv4 addresses are stored IPv4-mapped
  * (::ffff:a.b.c.d) so one key serves both families. Ports in host byte order; for
  * ICMP/ICMPv6 src_port = 0 and dst_port = type << 8 | code, as NetFlow exporters do. */
@@ -138,3 +132,14 @@ struct pf_conf {
 	__u32 flow_slots; /* per CPU, a power of two */
 	__u32 ncpus;      /* possible CPUs the ack map was sized for */
 };
+
+#ifdef __cplusplus
+#include <cstddef>
+static_assert(sizeof(struct pf_counter) == 16);
+static_assert(sizeof(struct pf_mac_slot) == 40 && offsetof(struct pf_mac_slot, dir) == 8);
+static_assert(sizeof(struct pf_flow_key) == 56, "hashed as 7 64-bit words");
+static_assert(sizeof(struct pf_flow_slot) == 112 && offsetof(struct pf_flow_slot, key) == 8 &&
+	      offsetof(struct pf_flow_slot, gen_tail) == 104);
+static_assert(sizeof(struct pf_flow_ack) == 40);
+static_assert(sizeof(struct pf_conf) == 24);
+#endif

@@ -101,15 +101,6 @@ TEST(FlowTracker, FinalRecordHasThePacketsThatRacedTheIdleExpiry) {
     EXPECT_EQ(fin[0].packets, 6u);
     EXPECT_EQ(fin[0].bytes, 600u);
     EXPECT_EQ(fin[0].end_ms, 80000);
-    // The fallback (no lookup-and-delete): the values read stand.
-    r = t.scan({row(k, 2, 200, 90, 91)}, 200 * kSec, 0);
-    ASSERT_EQ(r.expired.size(), 1u);
-    auto read = t.pending_rows(r.expired);
-    ASSERT_EQ(read.size(), 1u);
-    EXPECT_EQ(read[0].packets, 2u);
-    fin = t.finish(read, 0);
-    ASSERT_EQ(fin.size(), 1u);
-    EXPECT_EQ(fin[0].packets, 2u);
 }
 
 TEST(FlowTracker, IdleWithoutDeltaOnlyExpires) {
