@@ -56,10 +56,10 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     attach->add_option("--interval", interval, "Seconds between map drains (default 10)")
         ->check(CLI::Range(0.05, 3600.0));
     uint32_t mac_cap = 0, flow_cap = 0;
-    attach->add_option("--mac-capacity", mac_cap, "Peer MACs the kernel map holds (default 4096)")
+    attach->add_option("--mac-capacity", mac_cap, "Peer MACs each CPU's kernel table holds (default 4096)")
         ->check(CLI::Range(16u, 1u << 20));
-    attach->add_option("--flow-capacity", flow_cap, "Flows the kernel map holds (default 65536)")
-        ->check(CLI::Range(16u, 1u << 24));
+    attach->add_option("--flow-capacity", flow_cap, "Flows the kernel tables hold (default 65536)")
+        ->check(CLI::Range(16u, 1u << 22));
     attach->add_option("--database", c.database,
                        std::string("History database (default: ") + kDefaultDatabasePath + ")");
     attach->add_option("--metrics-listen", c.metrics_listen,

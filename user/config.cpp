@@ -97,7 +97,7 @@ const std::map<std::string, KeyHandler>& handlers() {
          }},
         {"flow_capacity",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
-             auto v = p.bounded(n, k, 16, 1u << 24);
+             auto v = p.bounded(n, k, 16, 1u << 22);
              if (!v) return v.error();
              c.flow_capacity = *v;
              return Ok{};

@@ -3,7 +3,7 @@
 //
 // Text, one line each: "peakflow-export-state 1", "boot BOOT_ID", then per interface
 // "iface NAME FLOW_MAP_ID COUNT" followed by COUNT lines
-// "KEY_HEX BYTES PACKETS FIRST_SEEN WINDOW_START ACTIVE_SINCE" (KEY_HEX: the 56 bytes of
+// "KEY_HEX BYTES PACKETS ENTRY_ID WINDOW_START ACTIVE_SINCE" (KEY_HEX: the 56 bytes of
 // struct pf_flow_key).
 
 #include <fcntl.h>
@@ -21,7 +21,7 @@ namespace pf {
 
 namespace {
 
-constexpr const char* kMagic = "peakflow-export-state 1";
+constexpr const char* kMagic = "peakflow-export-state 2";  // 1: per-CPU hash-map flow entries
 
 std::string key_hex(const pf_flow_key& k) {
     static const char hex[] = "0123456789abcdef";
@@ -71,7 +71,7 @@ Status save_flow_state(const std::string& path, const FlowStateFile& st) {
         for (const auto& f : i.flows) {
             out += key_hex(f.key);
             std::snprintf(num, sizeof num, " %llu %llu %llu %llu %llu\n", (unsigned long long)f.bytes,
-                          (unsigned long long)f.packets, (unsigned long long)f.first_seen_ns,
+                          (unsigned long long)f.packets, (unsigned long long)f.entry_id,
                           (unsigned long long)f.window_start_ns, (unsigned long long)f.active_since_ns);
             out += num;
         }
@@ -123,7 +123,7 @@ Result<FlowStateFile> load_flow_state(const std::string& path) {
             std::istringstream fs(line);
             std::string hex;
             FlowSnapshot f;
-            if (!(fs >> hex >> f.bytes >> f.packets >> f.first_seen_ns >> f.window_start_ns >> f.active_since_ns) ||
+            if (!(fs >> hex >> f.bytes >> f.packets >> f.entry_id >> f.window_start_ns >> f.active_since_ns) ||
                 !parse_key_hex(hex, f.key))
                 return bad("bad flow line");
             i.flows.push_back(f);

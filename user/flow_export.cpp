@@ -50,16 +50,16 @@ FlowRecord FlowTracker::record(const FlowRow& row, const State& st, int64_t real
 }
 
 namespace {
-// The state continues for this row: same map entry (first packet time) and counters not
-// below what was exported. Otherwise the entry was deleted and created again.
+// The state continues for this row: same table entry (FlowRow::entry_id) and counters
+// not below what was exported. Otherwise the flow was taken and started again.
 template <typename State>
 bool continues(const State& st, const FlowRow& row) {
-    return row.first_seen_ns == st.first_seen_ns && row.packets >= st.packets && row.bytes >= st.bytes;
+    return row.entry_id == st.entry_id && row.packets >= st.packets && row.bytes >= st.bytes;
 }
 template <typename State>
 State fresh(const FlowRow& row) {
     State st;
-    st.first_seen_ns = row.first_seen_ns;
+    st.entry_id = row.entry_id;
     st.window_start_ns = row.first_seen_ns;
     st.active_since_ns = row.first_seen_ns;
     return st;
@@ -116,7 +116,7 @@ std::vector<FlowSnapshot> FlowTracker::snapshot() const {
     std::vector<FlowSnapshot> out;
     out.reserve(state_.size());
     for (const auto& [k, st] : state_)
-        out.push_back(FlowSnapshot{k, st.bytes, st.packets, st.first_seen_ns, st.window_start_ns, st.active_since_ns});
+        out.push_back(FlowSnapshot{k, st.bytes, st.packets, st.entry_id, st.window_start_ns, st.active_since_ns});
     return out;
 }
 
@@ -124,7 +124,7 @@ void FlowTracker::restore(const std::vector<FlowSnapshot>& flows) {
     state_.clear();
     pending_.clear();
     for (const auto& f : flows)
-        state_[f.key] = State{f.bytes, f.packets, f.first_seen_ns, f.window_start_ns, f.active_since_ns};
+        state_[f.key] = State{f.bytes, f.packets, f.entry_id, f.window_start_ns, f.active_since_ns};
 }
 
 Result<MapScan> scan_flow_map(const MapSet& maps, FlowTracker& tracker, uint64_t now_ns, int64_t real_offset_ns,

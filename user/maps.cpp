@@ -318,7 +318,7 @@ bool slot_part(const pf_flow_slot& s, const pf_flow_ack& a, FlowRow& out) {
 // Adds one CPU's part of a flow to its row (jiffy times).
 void merge(FlowRow& r, const FlowRow& part) {
     r.key = part.key;
-    if (r.first_seen_ns == 0 || part.first_seen_ns < r.first_seen_ns) r.first_seen_ns = part.first_seen_ns;
+    if (r.first_seen_ns == 0 || part.first_seen_ns < r.first_seen_ns) r.first_seen_ns = r.entry_id = part.first_seen_ns;
     if (part.last_seen_ns > r.last_seen_ns) r.last_seen_ns = part.last_seen_ns;
     r.bytes += part.bytes;
     r.packets += part.packets;

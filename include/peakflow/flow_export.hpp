@@ -104,12 +104,12 @@ struct FlowKeyEq {
 struct FlowSnapshot {
     pf_flow_key key{};
     uint64_t bytes = 0, packets = 0;  // exported so far
-    uint64_t first_seen_ns = 0;       // identifies the map entry (a re-created one differs)
+    uint64_t entry_id = 0;            // FlowRow::entry_id: a restarted entry differs
     uint64_t window_start_ns = 0;     // start of the not yet exported part
     uint64_t active_since_ns = 0;     // when the active timer started
     bool operator==(const FlowSnapshot& o) const {
         return FlowKeyEq{}(key, o.key) && bytes == o.bytes && packets == o.packets &&
-               first_seen_ns == o.first_seen_ns && window_start_ns == o.window_start_ns &&
+               entry_id == o.entry_id && window_start_ns == o.window_start_ns &&
                active_since_ns == o.active_since_ns;
     }
 };
@@ -148,7 +148,7 @@ class FlowTracker {
   private:
     struct State {
         uint64_t bytes = 0, packets = 0;  // exported so far
-        uint64_t first_seen_ns = 0;
+        uint64_t entry_id = 0;
         uint64_t window_start_ns = 0;  // start of the not yet exported part
         uint64_t active_since_ns = 0;  // when the active timer started
     };

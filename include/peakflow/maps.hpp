@@ -45,8 +45,9 @@ struct FlowRow {
     pf_flow_key key{};
     uint64_t bytes = 0;
     uint64_t packets = 0;
-    uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC
+    uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC, to within a tick
     uint64_t last_seen_ns = 0;
+    uint64_t entry_id = 0;  // the first packet's jiffies as stamped: tells a restarted entry from the old one
     uint8_t tcp_flags = 0;
 };
 

@@ -127,7 +127,7 @@ TEST(Cli, OutOfRangeNumbersAreUsageErrors) {
         {{"attach", "--interval", "soon"}, "--interval"},
         {{"attach", "--mac-capacity", "15"}, "--mac-capacity"},
         {{"attach", "--mac-capacity", "1048577"}, "--mac-capacity"},
-        {{"attach", "--flow-capacity", "16777217"}, "--flow-capacity"},
+        {{"attach", "--flow-capacity", "4194305"}, "--flow-capacity"},
         {{"dump", "--top", "0"}, "--top"},
         {{"dump", "--watch", "0.05"}, "--watch"},
     };
@@ -139,10 +139,10 @@ TEST(Cli, OutOfRangeNumbersAreUsageErrors) {
 }
 
 TEST(Cli, CapacityBoundariesAreAccepted) {
-    auto r = parse({"attach", "--mac-capacity", "16", "--flow-capacity", "16777216", "--interval", "0.05"});
+    auto r = parse({"attach", "--mac-capacity", "16", "--flow-capacity", "4194304", "--interval", "0.05"});
     expect_runs(r);
     EXPECT_EQ(r.cmd.mac_capacity, 16u);
-    EXPECT_EQ(r.cmd.flow_capacity, 16777216u);
+    EXPECT_EQ(r.cmd.flow_capacity, 4194304u);
     EXPECT_EQ(r.cmd.interval_seconds, 0.05);
 }
 

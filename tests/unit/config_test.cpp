@@ -90,13 +90,13 @@ TEST(Config, EachXdpModeAndLogLevelIsAccepted) {
 TEST(Config, FlowStyleInterfaceListAndBoundaryValues) {
     auto r = parse_config(
         "interfaces: [eth0, wlan0]\ndrain_interval: 3600\nmac_capacity: 16\n"
-        "flow_capacity: 16777216\n",
+        "flow_capacity: 4194304\n",
         "test.yaml");
     ASSERT_TRUE(r.ok()) << r.error().message();
     EXPECT_EQ(r->interfaces, (std::vector<std::string>{"eth0", "wlan0"}));
     EXPECT_EQ(r->drain_interval, std::chrono::seconds(3600));
     EXPECT_EQ(r->mac_capacity, 16u);
-    EXPECT_EQ(r->flow_capacity, 16777216u);
+    EXPECT_EQ(r->flow_capacity, 4194304u);
 }
 
 TEST(Config, UnknownKeyNamesItsPosition) {
@@ -146,8 +146,8 @@ TEST(Config, OutOfRangeValues) {
               "test.yaml:1:15: key 'mac_capacity': must be between 16 and 1048576, got 15");
     EXPECT_EQ(parse_error("mac_capacity: 1048577\n"),
               "test.yaml:1:15: key 'mac_capacity': must be between 16 and 1048576, got 1048577");
-    EXPECT_EQ(parse_error("flow_capacity: 16777217\n"),
-              "test.yaml:1:16: key 'flow_capacity': must be between 16 and 16777216, got 16777217");
+    EXPECT_EQ(parse_error("flow_capacity: 4194305\n"),
+              "test.yaml:1:16: key 'flow_capacity': must be between 16 and 4194304, got 4194305");
     // Beyond uint32_t: must be refused, not truncated into range (2^32 + 100 -> 100).
     EXPECT_EQ(parse_error("mac_capacity: 4294967396\n"),
               "test.yaml:1:15: key 'mac_capacity': must be between 16 and 1048576, got 4294967396");

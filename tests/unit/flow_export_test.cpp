@@ -40,6 +40,7 @@ FlowRow row(const pf_flow_key& k, uint64_t pk, uint64_t by, uint64_t first_s, ui
     r.packets = pk;
     r.bytes = by;
     r.first_seen_ns = first_s * kSec;
+    r.entry_id = first_s;  // the table stamps entries in jiffies
     r.last_seen_ns = last_s * kSec;
     r.tcp_flags = 0x12;
     return r;
