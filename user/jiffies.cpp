@@ -63,7 +63,7 @@ class Probe {
             return i;
         };
         const bpf_insn prog[] = {
-            ins(BPF_ST | BPF_MEM | BPF_W, BPF_REG_10, 0, -4, 0),                      // *(u32 *)(fp - 4) = 0
+            ins(BPF_ST | BPF_MEM | BPF_W, BPF_REG_10, 0, -4, 0),                            // *(u32 *)(fp - 4) = 0
             ins(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, p.map_.get()),  // r1 = map
             ins(0, 0, 0, 0, 0),
             ins(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0),  // r2 = fp
@@ -80,8 +80,8 @@ class Probe {
             ins(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS),  // out:
             ins(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
         };
-        p.prog_.reset(bpf_prog_load(BPF_PROG_TYPE_XDP, "pf_jiffy_probe", "GPL", prog, sizeof prog / sizeof prog[0],
-                                    nullptr));
+        p.prog_.reset(
+            bpf_prog_load(BPF_PROG_TYPE_XDP, "pf_jiffy_probe", "GPL", prog, sizeof prog / sizeof prog[0], nullptr));
         if (!p.prog_.valid()) return Error{"load the clock probe", "", errno, "needs root or CAP_BPF"};
         return p;
     }

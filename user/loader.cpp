@@ -16,10 +16,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <optional>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "peakflow.skel.h"
 #include "peakflow/libbpf_log.hpp"

@@ -208,7 +208,7 @@ Result<MapSet> MapSet::open_pinned(const std::string& pin_dir) {
 
 Result<MapSet> MapSet::from_fds(const MapFds& f) {
     MapSet s;
-    std::pair<Fd*, int> fds[] = {{&s.iface_, f.iface},   {&s.mac_, f.mac},       {&s.flow_, f.flow},
+    std::pair<Fd*, int> fds[] = {{&s.iface_, f.iface},       {&s.mac_, f.mac},   {&s.flow_, f.flow},
                                  {&s.flow_ack_, f.flow_ack}, {&s.used_, f.used}, {&s.conf_map_, f.conf},
                                  {&s.events_, f.events}};
     for (auto& [fd, from] : fds) {

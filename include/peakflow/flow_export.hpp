@@ -108,9 +108,8 @@ struct FlowSnapshot {
     uint64_t window_start_ns = 0;     // start of the not yet exported part
     uint64_t active_since_ns = 0;     // when the active timer started
     bool operator==(const FlowSnapshot& o) const {
-        return FlowKeyEq{}(key, o.key) && bytes == o.bytes && packets == o.packets &&
-               entry_id == o.entry_id && window_start_ns == o.window_start_ns &&
-               active_since_ns == o.active_since_ns;
+        return FlowKeyEq{}(key, o.key) && bytes == o.bytes && packets == o.packets && entry_id == o.entry_id &&
+               window_start_ns == o.window_start_ns && active_since_ns == o.active_since_ns;
     }
 };
 

@@ -115,8 +115,7 @@ TEST(FlowTable, ASlotIsReusedOnlyOnceItsFlowWasTaken) {
 }
 
 TEST(FlowTable, AKeyCountedOnTwoCpusIsOneRow) {
-    if (libbpf_num_possible_cpus() < 2 || std::thread::hardware_concurrency() < 2)
-        GTEST_SKIP() << "needs two CPUs";
+    if (libbpf_num_possible_cpus() < 2 || std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs";
     auto obj = LoadedObject::load();
     const auto f = udp(40000, 100);
     on_cpu(0, [&] { send(obj, Hook::XdpIngress, f, 3); });
