@@ -265,6 +265,18 @@ int run_daemon(const DaemonOptions& opts) {
     if (!o.clock) o.clock = [] { return static_cast<int64_t>(::time(nullptr)); };
     if (auto st = check_attach_privileges(); !st) throw FatalError(st.error());
 
+    // Block the signals we wait for before any thread starts (the store's checkpointer is
+    // the first) and before anything is attached: a thread created earlier would inherit
+    // them unblocked, and a SIGTERM delivered to it while the main thread is busy draining
+    // would end the process with the default action instead of a clean stop.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a scraper that hangs up must not end the daemon
+
     // Everything that can fail on bad config or a bad database fails before attaching.
     Calendar cal = Calendar::create(o.timezone, o.peak_windows, o.billing_day).take();
     auto store = Store::open(o.database).take();
@@ -276,15 +288,6 @@ int run_daemon(const DaemonOptions& opts) {
         ifaces.push_back(detect_default_interface(o.paths).take());
         spdlog::info("no interface named: using {}, which carries the default route", ifaces.back());
     }
-
-    // Block the signals we wait for before anything is attached, so none is lost.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-    signal(SIGPIPE, SIG_IGN);  // a scraper that hangs up must not end the daemon
 
     std::vector<Running> running;
     for (const auto& name : ifaces) {

@@ -388,6 +388,24 @@ pf_wait_streams() {
     done
 }
 
+# pf_check_stop_signals_blocked: every thread of the running daemon but the main one blocks
+# SIGHUP, SIGINT and SIGTERM (SigBlk bits 0, 1 and 14), so these signals always reach the
+# main thread's sigtimedwait (which unblocks them while it waits) and end in a clean stop,
+# never in the default action on another thread.
+pf_check_stop_signals_blocked() {
+    local task blk n=0
+    for task in /proc/"$DAEMON_PID"/task/*; do
+        [[ ${task##*/} != "$DAEMON_PID" ]] || continue
+        blk=$(awk '/^SigBlk:/ {print $2}' "$task/status" 2>/dev/null) || continue
+        [[ -n $blk ]] || continue
+        (((0x$blk & 0x4003) == 0x4003)) ||
+            fail "daemon thread ${task##*/} ($(cat "$task/comm")) does not block SIGHUP/SIGINT/SIGTERM (SigBlk $blk)"
+        n=$((n + 1))
+    done
+    ((n > 0)) || fail "found no daemon thread besides the main one under /proc/$DAEMON_PID/task"
+    pf_log "all $n daemon threads besides the main one block SIGHUP, SIGINT and SIGTERM"
+}
+
 # pf_stop_daemon [SIGNAL]: signals the daemon (TERM by default), waits up to 20 s; sets
 # DAEMON_RC to its exit status (128+n when killed by signal n).
 pf_stop_daemon() {

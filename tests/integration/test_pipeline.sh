@@ -137,6 +137,7 @@ hist_udp 13 "1,700"
 hist_wait_sql "$SUM_PKTS" 34 "run 1, traffic after :05"
 wait_for "run 1's startup report at DingTalk" ding_has '^Traffic so far' 1
 k_run1=$(pf_quiesce "$NS_A" "$IF_A")
+pf_check_stop_signals_blocked
 pf_stop_daemon TERM
 assert_eq "run 1: exit status" 0 "$DAEMON_RC"
 hist_remove_faketime_shm

@@ -71,6 +71,7 @@ grep -q "recovered \[procwatch\] runaway:$BURN:.*ended: exited" "$DAEMON_LOG" ||
     fail "no end of episode for the burner: $(grep "runaway:$BURN:" "$DAEMON_LOG")"
 wait "$SPIKE" || fail "spike process failed"
 BG_PIDS=()
+pf_check_stop_signals_blocked
 pf_stop_daemon
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
 
