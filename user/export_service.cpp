@@ -49,6 +49,7 @@ class ExportService : public Service {
             trackers_.emplace_back(i, if_nametoindex(i.c_str()), cfg_.active_timeout, cfg_.idle_timeout);
         flow_full_.assign(ifaces_.size(), 0);
         flow_map_ids_.assign(ifaces_.size(), 0);
+        maps_.resize(ifaces_.size());
         boot_id_ = read_boot_id(paths_.procfs);
         if (cfg_.status.instance_id.empty()) cfg_.status.instance_id = read_first_line("/etc/machine-id");
     }
@@ -147,11 +148,18 @@ class ExportService : public Service {
     void scan_once(bool flush) {
         std::vector<FlowRecord> all;
         for (size_t i = 0; i < ifaces_.size(); i++) {
-            auto maps = MapSet::open_pinned(paths_.pin_dir(ifaces_[i]));
-            if (!maps) {
-                spdlog::debug("export: {}: {}", ifaces_[i], maps.error().message());
-                continue;
+            // The open maps (and their mapped flow tables) are kept while the pins are the same.
+            const std::string dir = paths_.pin_dir(ifaces_[i]);
+            if (!maps_[i] || maps_[i]->flow_map_id() != MapSet::pinned_flow_map_id(dir)) {
+                maps_[i].reset();
+                auto opened = MapSet::open_pinned(dir);
+                if (!opened) {
+                    spdlog::debug("export: {}: {}", ifaces_[i], opened.error().message());
+                    continue;
+                }
+                maps_[i].emplace(std::move(*opened));
             }
+            auto& maps = maps_[i];
             if (maps->flow_map_id() != flow_map_ids_[i]) restore_state(i, maps->flow_map_id());
             uint64_t mono = 0;
             int64_t off = 0;
@@ -339,6 +347,7 @@ class ExportService : public Service {
     std::vector<FlowTracker> trackers_;
     std::vector<uint64_t> flow_full_;
     std::vector<uint32_t> flow_map_ids_;  // per interface, the flow map the tracker follows
+    std::vector<std::optional<MapSet>> maps_;
     std::string boot_id_, state_path_;
     FlowStateFile saved_;
     bool state_failing_ = false;

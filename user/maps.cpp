@@ -206,6 +206,11 @@ Result<MapSet> MapSet::open_pinned(const std::string& pin_dir) {
     return s;
 }
 
+uint32_t MapSet::pinned_flow_map_id(const std::string& pin_dir) {
+    Fd fd(bpf_obj_get((pin_dir + "/" PF_MAP_FLOW).c_str()));
+    return fd.valid() ? map_id(fd.get()) : 0;
+}
+
 Result<MapSet> MapSet::from_fds(const MapFds& f) {
     MapSet s;
     std::pair<Fd*, int> fds[] = {{&s.iface_, f.iface},       {&s.mac_, f.mac},   {&s.flow_, f.flow},

@@ -90,6 +90,8 @@ class MapMemory {
 class MapSet {
   public:
     static Result<MapSet> open_pinned(const std::string& pin_dir);
+    // Id of the flow map pinned there; 0 if none.
+    static uint32_t pinned_flow_map_id(const std::string& pin_dir);
     // Duplicates the fds of an already-loaded object's maps.
     static Result<MapSet> from_fds(const MapFds& fds);
 
