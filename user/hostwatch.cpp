@@ -10,7 +10,9 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <ostream>
+#include <set>
 #include <thread>
 
 #include "peakflow/daemon.hpp"
@@ -222,6 +224,11 @@ class HostWatchService : public Service {
 
     std::string name() const override { return "host watch"; }
 
+    void stats(DaemonStats& s) const override {
+        std::lock_guard lk(figures_mu_);
+        s.host = figures_;
+    }
+
     void reload(const Config& c) override {
         std::lock_guard lk(mu_);
         pending_cfg_ = c.host_watch;
@@ -291,6 +298,10 @@ class HostWatchService : public Service {
         double mono = std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
         for (const auto& e : watch_.sample(mono, now)) {
             std::string key = e.key();
+            if (e.kind == ProcEvent::Kind::Runaway)
+                runaway_.insert(key);
+            else
+                runaway_.erase(key);
             if (e.kind == ProcEvent::Kind::Runaway) {
                 raise(Alert::Kind::Raised, "procwatch", key, proc_event_title(e), proc_event_text(e), now);
                 if (auto id = hist_->episode_start(e); id)
@@ -307,6 +318,12 @@ class HostWatchService : public Service {
                 }
             }
         }
+        publish_runaways();
+    }
+
+    void publish_runaways() {
+        std::lock_guard lk(figures_mu_);
+        if (figures_) figures_->runaway_processes = runaway_.size();
     }
 
     void note(const Status& s) {
@@ -316,6 +333,15 @@ class HostWatchService : public Service {
     void fast(int64_t now) {
         auto cpu = health_.cpu(now, [this](double s) { wait_until(Clock::now() + secs(s)); });
         auto mem = health_.mem(now);
+        {
+            std::lock_guard lk(figures_mu_);
+            HostFigures f = figures_.value_or(HostFigures{});
+            f.cpu_percent = cpu.usage;
+            f.memory_percent = mem.used;
+            f.temp_c = cpu.temp;
+            f.runaway_processes = runaway_.size();
+            figures_ = f;
+        }
         note(hist_->add(cpu));
         note(hist_->add(mem));
         const auto& lv = cfg_.levels;
@@ -376,6 +402,9 @@ class HostWatchService : public Service {
     HostHealth health_;
     std::map<std::string, bool> health_alerts_;
     std::map<std::string, int64_t> episodes_;  // alert key -> proc_episodes row
+    mutable std::mutex figures_mu_;
+    std::optional<HostFigures> figures_;  // for /metrics, once sampled
+    std::set<std::string> runaway_;       // alert keys of the runaway episodes going on
     int64_t last_prune_ = 0;
 
     std::mutex mu_;

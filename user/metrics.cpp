@@ -182,6 +182,23 @@ std::string render_metrics(const std::vector<InterfaceSnapshot>& ifaces, const D
     family(out, "peakflow_export_queue", "gauge", "Flow records waiting for export.");
     series(out, "peakflow_export_queue", {});
     value(out, stats.export_queue);
+    if (stats.host) {
+        const HostFigures& h = *stats.host;
+        family(out, "peakflow_host_cpu_percent", "gauge", "Busy share of all CPUs at the host watch's last sample.");
+        series(out, "peakflow_host_cpu_percent", {});
+        value(out, h.cpu_percent);
+        family(out, "peakflow_host_memory_used_percent", "gauge", "Used share of memory (MemTotal - MemAvailable).");
+        series(out, "peakflow_host_memory_used_percent", {});
+        value(out, h.memory_percent);
+        if (h.temp_c) {
+            family(out, "peakflow_host_temperature_celsius", "gauge", "Hottest thermal zone.");
+            series(out, "peakflow_host_temperature_celsius", {});
+            value(out, *h.temp_c);
+        }
+        family(out, "peakflow_host_runaway_processes", "gauge", "Runaway-process episodes going on now.");
+        series(out, "peakflow_host_runaway_processes", {});
+        value(out, h.runaway_processes);
+    }
     family(out, "peakflow_scrape_errors", "gauge", "Interfaces that could not be read for this scrape.");
     series(out, "peakflow_scrape_errors", {});
     value(out, static_cast<uint64_t>(scrape_errors));

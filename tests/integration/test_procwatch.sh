@@ -55,6 +55,16 @@ grep -q "alert \[procwatch\] runaway:$BURN:" "$DAEMON_LOG" ||
 line=$(grep "alert \[procwatch\] runaway:$BURN:" "$DAEMON_LOG")
 grep -q "runaway process pf-burn (pid $BURN): CPU" <<<"$line" || fail "alert without the burner's name and pid: $line"
 
+# /metrics carries the host watch's figures: the episode going on, CPU and memory shares.
+host_metrics=$(pf_ns "$NS_A" "$PY" -c 'import urllib.request
+for l in urllib.request.urlopen("http://127.0.0.1:9977/metrics", timeout=5).read().decode().splitlines():
+    if l.startswith("peakflow_host_"): print(l)')
+grep -Eq '^peakflow_host_runaway_processes [1-9][0-9]*$' <<<"$host_metrics" ||
+    fail "/metrics does not count the burner's episode: $host_metrics"
+grep -Eq '^peakflow_host_cpu_percent [0-9.]+$' <<<"$host_metrics" || fail "/metrics has no host CPU share: $host_metrics"
+grep -Eq '^peakflow_host_memory_used_percent [0-9.]+$' <<<"$host_metrics" ||
+    fail "/metrics has no host memory share: $host_metrics"
+
 # The command sees it too, measured on its own (thresholds from the same config).
 procs=$("$PF_BIN" host procs --config "$PF_CONFIG") || fail "host procs failed"
 grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}__[0-9]{2}:[0-9]{2}:[0-9]{2} $BURN pf-burn root [0-9.]+% [0-9.]+% suspect\$" <<<"$procs" ||

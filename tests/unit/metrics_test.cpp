@@ -131,6 +131,31 @@ TEST(Metrics, RendersEveryFamilyExactly) {
     EXPECT_EQ(got, std::string(kExpectedTwoInterfaces) + build_info_line());
 }
 
+TEST(Metrics, HostFiguresOnceTheHostWatchHasSampled) {
+    DaemonStats st;
+    EXPECT_EQ(render_metrics({}, st, 0).find("peakflow_host_"), std::string::npos) << "nothing before a sample";
+    st.host = HostFigures{12.5, 40.25, 55.3, 2};
+    const std::string want = R"(# HELP peakflow_host_cpu_percent Busy share of all CPUs at the host watch's last sample.
+# TYPE peakflow_host_cpu_percent gauge
+peakflow_host_cpu_percent 12.5
+# HELP peakflow_host_memory_used_percent Used share of memory (MemTotal - MemAvailable).
+# TYPE peakflow_host_memory_used_percent gauge
+peakflow_host_memory_used_percent 40.25
+# HELP peakflow_host_temperature_celsius Hottest thermal zone.
+# TYPE peakflow_host_temperature_celsius gauge
+peakflow_host_temperature_celsius 55.3
+# HELP peakflow_host_runaway_processes Runaway-process episodes going on now.
+# TYPE peakflow_host_runaway_processes gauge
+peakflow_host_runaway_processes 2
+)";
+    std::string got = render_metrics({}, st, 0);
+    EXPECT_NE(got.find(want), std::string::npos) << got;
+    st.host->temp_c.reset();  // no thermal zone: no temperature series
+    got = render_metrics({}, st, 0);
+    EXPECT_EQ(got.find("peakflow_host_temperature_celsius"), std::string::npos);
+    EXPECT_NE(got.find("peakflow_host_runaway_processes 2\n"), std::string::npos);
+}
+
 // promtool check metrics on TEXT: "" when it passes, else its output. Skips when absent.
 std::string promtool_problems(const std::string& text, bool* missing) {
     *missing = access("/usr/bin/promtool", X_OK) != 0;
@@ -161,6 +186,10 @@ TEST(Metrics, PromtoolAcceptsIt) {
     EXPECT_EQ(problems, "");
     problems = promtool_problems(render_metrics({}, DaemonStats{}, 0), &missing);
     EXPECT_EQ(problems, "") << "no interfaces";
+    DaemonStats with_host = some_stats();
+    with_host.host = HostFigures{12.5, 40.25, 55.3, 2};
+    problems = promtool_problems(render_metrics({}, with_host, 0), &missing);
+    EXPECT_EQ(problems, "") << "host figures";
 }
 
 TEST(Metrics, MacCardinalityCapKeepsTopByBytes) {
