@@ -10,23 +10,6 @@
 
 namespace pf {
 
-// ---- flow keys ----
-
-size_t FlowKeyHash::operator()(const pf_flow_key& k) const noexcept {
-    // FNV-1a over the key bytes (the struct has explicit padding, zeroed by the kernel).
-    const auto* p = reinterpret_cast<const uint8_t*>(&k);
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < sizeof(k); i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return static_cast<size_t>(h);
-}
-
-bool FlowKeyEq::operator()(const pf_flow_key& a, const pf_flow_key& b) const noexcept {
-    return std::memcmp(&a, &b, sizeof(a)) == 0;
-}
-
 // ---- delta and timeouts ----
 
 namespace {
@@ -82,7 +65,7 @@ FlowTracker::ScanResult FlowTracker::scan(const std::vector<FlowRow>& rows, uint
         if (idle || flush) {
             // The final record comes from finish(), with the value removed from the map.
             out.expired.push_back(row.key);
-            pending_.emplace(row.key, Pending{st, row});
+            pending_.emplace(row.key, st);
             continue;  // forgotten: the entry leaves the map
         }
         if (row.packets > st.packets && active) {
@@ -105,7 +88,7 @@ std::vector<FlowRecord> FlowTracker::finish(const std::vector<FlowRow>& finals, 
     for (const auto& row : finals) {
         if (row.packets == 0) continue;
         auto it = pending_.find(row.key);
-        State st = it != pending_.end() && continues(it->second.st, row) ? it->second.st : fresh<State>(row);
+        State st = it != pending_.end() && continues(it->second, row) ? it->second : fresh<State>(row);
         if (row.packets > st.packets) out.push_back(record(row, st, real_offset_ns));
     }
     pending_.clear();

@@ -16,19 +16,13 @@
 #include <set>
 #include <sstream>
 
+#include "peakflow/text_file.hpp"
+
 namespace pf {
 
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return {};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::string first_line(const std::string& path) {
     std::ifstream in(path);
@@ -188,7 +182,7 @@ CpuReport HostHealth::cpu(int64_t now, const std::function<void(double)>& sleep)
 MemReport HostHealth::mem(int64_t now) {
     MemReport r;
     r.time = now;
-    std::string m = read_text(path("proc/meminfo"));
+    std::string m = read_text_file(path("proc/meminfo"));
     r.total = meminfo_kb(m, "MemTotal:") * 1024;
     uint64_t avail = meminfo_kb(m, "MemAvailable:");
     if (m.find("MemAvailable:") == std::string::npos)  // kernels before 3.14
@@ -203,7 +197,7 @@ MemReport HostHealth::mem(int64_t now) {
 std::vector<DiskReport> HostHealth::disks(int64_t now) const {
     std::vector<DiskReport> parts;
     std::set<std::string> seen;
-    std::istringstream in(read_text(path("proc/self/mounts")));
+    std::istringstream in(read_text_file(path("proc/self/mounts")));
     std::string line;
     while (std::getline(in, line)) {
         std::istringstream ls(line);
@@ -245,7 +239,7 @@ SysReport HostHealth::sys(int64_t now) {
     r.time = now;
     r.hostname = first_line(path("proc/sys/kernel/hostname"));
     r.kernel = first_line(path("proc/sys/kernel/osrelease"));
-    std::istringstream os(read_text(path("etc/os-release")));
+    std::istringstream os(read_text_file(path("etc/os-release")));
     std::string l;
     while (std::getline(os, l))
         if (l.rfind("PRETTY_NAME=", 0) == 0) {
@@ -259,7 +253,7 @@ SysReport HostHealth::sys(int64_t now) {
     auto d = disks(now);
     r.disk_total = d[0].total;
     r.disk_used = d[0].used;
-    std::string mi = read_text(path("proc/meminfo"));
+    std::string mi = read_text_file(path("proc/meminfo"));
     r.mem_total = meminfo_kb(mi, "MemTotal:") * 1024;
     uint64_t avail = std::min(meminfo_kb(mi, "MemAvailable:") * 1024, r.mem_total);
     r.mem_used = r.mem_total ? static_cast<double>(r.mem_total - avail) / static_cast<double>(r.mem_total) * 100.0 : 0;
@@ -277,7 +271,7 @@ UsersReport HostHealth::users(int64_t now) const {
     r.time = now;
     long uid_min = 1000, uid_max = 60000;
     {
-        std::istringstream in(read_text(path("etc/login.defs")));
+        std::istringstream in(read_text_file(path("etc/login.defs")));
         std::string l;
         while (std::getline(in, l)) {
             std::istringstream ls(l);

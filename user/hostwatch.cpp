@@ -298,17 +298,15 @@ class HostWatchService : public Service {
         double mono = std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
         for (const auto& e : watch_.sample(mono, now)) {
             std::string key = e.key();
-            if (e.kind == ProcEvent::Kind::Runaway)
-                runaway_.insert(key);
-            else
-                runaway_.erase(key);
             if (e.kind == ProcEvent::Kind::Runaway) {
+                runaway_.insert(key);
                 raise(Alert::Kind::Raised, "procwatch", key, proc_event_title(e), proc_event_text(e), now);
                 if (auto id = hist_->episode_start(e); id)
                     episodes_[key] = *id;
                 else
                     spdlog::warn("host watch: {}", id.error().message());
             } else {
+                runaway_.erase(key);
                 raise(Alert::Kind::Recovered, "procwatch", key, proc_event_title(e), proc_event_text(e), now);
                 auto it = episodes_.find(key);
                 if (it != episodes_.end()) {

@@ -6,12 +6,12 @@
 
 #include <cerrno>
 #include <cmath>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <sstream>
 
 #include "peakflow/fd.hpp"
+#include "peakflow/text_file.hpp"
 
 namespace pf {
 
@@ -103,13 +103,6 @@ class Probe {
     Fd map_, prog_;
 };
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // Measures the tick: the clock's step between two consecutive changes of jiffies.
 Result<uint64_t> measure_tick_ns(const Probe& probe) {
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -153,7 +146,7 @@ Result<JiffyClock> JiffyClock::now() {
     }
     if (tick_ns == 0) {
         utsname u{};
-        unsigned hz = uname(&u) == 0 ? parse_config_hz(read_text(std::string("/boot/config-") + u.release)) : 0;
+        unsigned hz = uname(&u) == 0 ? parse_config_hz(read_text_file(std::string("/boot/config-") + u.release)) : 0;
         if (hz) {
             tick_ns = 1'000'000'000u / hz;
         } else {

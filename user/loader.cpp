@@ -93,14 +93,17 @@ uint32_t pow2_at_least(uint64_t n) {
 // Flow tables are per CPU: twice the capacity shared out over the CPUs, but never less
 // than the capacity itself (up to 4096), so one CPU that carries all the traffic (one
 // queue, one flow-heavy core) still holds that many.
+uint32_t flow_slots_per_cpu(uint32_t capacity, uint32_t ncpus) {
+    uint64_t share = (uint64_t{capacity} * 2 + ncpus - 1) / ncpus;
+    return pow2_at_least(std::max<uint64_t>(share, std::min<uint64_t>(capacity, 4096)));
+}
+
 pf_conf new_conf(const LoadOptions& o) {
     pf_conf c{};
-    uint32_t ncpus = static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1));
-    c.ncpus = ncpus;
+    c.ncpus = static_cast<uint32_t>(std::max(libbpf_num_possible_cpus(), 1));
     c.mac_limit = o.mac_capacity;
     c.mac_slots = pow2_at_least(uint64_t{o.mac_capacity} * 4);
-    uint64_t share = (uint64_t{o.flow_capacity} * 2 + ncpus - 1) / ncpus;
-    c.flow_slots = pow2_at_least(std::max<uint64_t>(share, std::min<uint64_t>(o.flow_capacity, 4096)));
+    c.flow_slots = flow_slots_per_cpu(o.flow_capacity, c.ncpus);
     if (getrandom(&c.seed, sizeof c.seed, 0) != sizeof c.seed) c.seed = 0x5eed5eed5eed5eedull ^ uint64_t(getpid());
     return c;
 }
@@ -120,8 +123,8 @@ std::optional<pf_conf> pinned_conf(const std::string& pin_dir) {
 
 MapFds map_fds(const peakflow_bpf& skel) {
     const auto& m = skel.maps;
-    return MapFds{bpf_map__fd(m.pf_iface), bpf_map__fd(m.pf_mac),  bpf_map__fd(m.pf_flow),  bpf_map__fd(m.pf_flow_ack),
-                  bpf_map__fd(m.pf_used),  bpf_map__fd(m.pf_conf), bpf_map__fd(m.pf_events)};
+    return MapFds{bpf_map__fd(m.pf_iface),    bpf_map__fd(m.pf_mac),  bpf_map__fd(m.pf_flow),
+                  bpf_map__fd(m.pf_flow_ack), bpf_map__fd(m.pf_conf), bpf_map__fd(m.pf_events)};
 }
 
 Result<SkeletonPtr> open_and_load(const LoadOptions& o) {
@@ -142,7 +145,7 @@ Result<SkeletonPtr> open_and_load(const LoadOptions& o) {
     if (pinned && c.mac_limit != o.mac_capacity)
         spdlog::warn("{} was made for {} MACs; keeping that instead of {} (detach to change it)", o.pin_dir,
                      c.mac_limit, o.mac_capacity);
-    if (pinned && c.flow_slots != new_conf(o).flow_slots)
+    if (pinned && c.flow_slots != flow_slots_per_cpu(o.flow_capacity, c.ncpus))
         spdlog::warn("{} was made with {} flow slots per CPU; keeping that (detach to change the flow capacity)",
                      o.pin_dir, c.flow_slots);
     skel->rodata->pf_flows_enabled = o.flows ? 1 : 0;

@@ -164,6 +164,16 @@ Result<MapMemory> map_memory(int fd, size_t len, const char* what) {
 
 }  // namespace
 
+size_t FlowKeyHash::operator()(const pf_flow_key& k) const noexcept {
+    __u64 w[PF_FLOW_KEY_WORDS];
+    std::memcpy(w, &k, sizeof w);
+    return static_cast<size_t>(pf_hash_flow(w, 0));
+}
+
+bool FlowKeyEq::operator()(const pf_flow_key& a, const pf_flow_key& b) const noexcept {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
 Status MapSet::load_conf() {
     uint32_t key = 0;
     if (bpf_map_lookup_elem(conf_map_.get(), &key, &conf_) != 0) return Error{"read map", PF_MAP_CONF, errno};
@@ -188,12 +198,13 @@ Status MapSet::load_conf() {
 
 Result<MapSet> MapSet::open_pinned(const std::string& pin_dir) {
     MapSet s;
-    Fd* fds[] = {&s.iface_, &s.mac_, &s.flow_, &s.flow_ack_, &s.used_, &s.conf_map_, &s.events_};
-    static_assert(std::size(kPinnedMaps) == std::size(fds));
-    for (size_t i = 0; i < std::size(fds); i++) {
-        std::string path = pin_dir + "/" + kPinnedMaps[i];
-        fds[i]->reset(bpf_obj_get(path.c_str()));
-        if (!fds[i]->valid())
+    std::pair<Fd*, const char*> fds[] = {{&s.iface_, PF_MAP_IFACE},   {&s.mac_, PF_MAP_MAC},
+                                         {&s.flow_, PF_MAP_FLOW},     {&s.flow_ack_, PF_MAP_FLOW_ACK},
+                                         {&s.conf_map_, PF_MAP_CONF}, {&s.events_, PF_MAP_EVENTS}};
+    for (auto& [fd, name] : fds) {
+        std::string path = pin_dir + "/" + name;
+        fd->reset(bpf_obj_get(path.c_str()));
+        if (!fd->valid())
             return Error{"open pinned map", path, errno,
                          errno == ENOENT ? "pinned by another peakflow-bpf version? run 'peakflow-bpf detach' and "
                                            "attach again"
@@ -213,9 +224,8 @@ uint32_t MapSet::pinned_flow_map_id(const std::string& pin_dir) {
 
 Result<MapSet> MapSet::from_fds(const MapFds& f) {
     MapSet s;
-    std::pair<Fd*, int> fds[] = {{&s.iface_, f.iface},       {&s.mac_, f.mac},   {&s.flow_, f.flow},
-                                 {&s.flow_ack_, f.flow_ack}, {&s.used_, f.used}, {&s.conf_map_, f.conf},
-                                 {&s.events_, f.events}};
+    std::pair<Fd*, int> fds[] = {{&s.iface_, f.iface},       {&s.mac_, f.mac},       {&s.flow_, f.flow},
+                                 {&s.flow_ack_, f.flow_ack}, {&s.conf_map_, f.conf}, {&s.events_, f.events}};
     for (auto& [fd, from] : fds) {
         fd->reset(fcntl(from, F_DUPFD_CLOEXEC, 0));
         if (!fd->valid()) return Error{"duplicate map fds", "", errno};
@@ -267,21 +277,6 @@ Result<std::vector<MacRow>> MapSet::read_macs() const {
 }
 
 namespace {
-
-size_t key_hash(const pf_flow_key& k) {
-    __u64 w[PF_FLOW_KEY_WORDS];
-    std::memcpy(w, &k, sizeof w);
-    return static_cast<size_t>(pf_hash_flow(w, 0));
-}
-
-struct KeyHash {
-    size_t operator()(const pf_flow_key& k) const noexcept { return key_hash(k); }
-};
-struct KeyEq {
-    bool operator()(const pf_flow_key& a, const pf_flow_key& b) const noexcept {
-        return std::memcmp(&a, &b, sizeof a) == 0;
-    }
-};
 
 // A consistent copy of a slot the programs may be rewriting (the gen protocol of
 // struct pf_flow_slot: gen_tail is read first, gen last). False if it never settled.
@@ -359,7 +354,7 @@ Result<std::vector<FlowRow>> MapSet::read_flows() const {
         FlowRow part;
         if (read_slot(&slots[i], s) && slot_part(s, acks[i], part)) parts.push_back(part);
     }
-    std::unordered_map<pf_flow_key, size_t, KeyHash, KeyEq> index;
+    std::unordered_map<pf_flow_key, size_t, FlowKeyHash, FlowKeyEq> index;
     index.reserve(parts.size());
     std::vector<FlowRow> rows;
     rows.reserve(parts.size());
@@ -389,7 +384,7 @@ FlowTake MapSet::take_flows(const std::vector<pf_flow_key>& keys) const {
                 const size_t i = size_t{cpu} * conf_.flow_slots + (static_cast<uint32_t>(h + p) & mask);
                 pf_flow_slot s;
                 if (!read_slot(&slots[i], s) || s.gen == 0) break;
-                if (!KeyEq{}(s.key, want)) continue;
+                if (!FlowKeyEq{}(s.key, want)) continue;
                 FlowRow part;
                 if (slot_part(s, acks[i], part)) merge(row, part);
                 // The counters first, then the token in one store: a program sees the
@@ -420,10 +415,6 @@ Result<EventCounts> MapSet::read_events() const {
         for (int cpu = 0; cpu < num_cpus(); cpu++) ev[i] += slot<uint64_t>(slots.data(), cpu);
     }
     return ev;
-}
-
-Result<size_t> MapSet::delete_flows(const std::vector<pf_flow_key>& keys) const {
-    return take_flows(keys).rows.size();
 }
 
 }  // namespace pf

@@ -92,13 +92,6 @@ struct FlowRecord {
     uint8_t tcp_flags = 0;
 };
 
-struct FlowKeyHash {
-    size_t operator()(const pf_flow_key& k) const noexcept;
-};
-struct FlowKeyEq {
-    bool operator()(const pf_flow_key& a, const pf_flow_key& b) const noexcept;
-};
-
 // What the tracker knows of one flow entry: what was already exported. Saved to the
 // state file so that a restart after a crash continues the deltas.
 struct FlowSnapshot {
@@ -151,16 +144,12 @@ class FlowTracker {
         uint64_t window_start_ns = 0;  // start of the not yet exported part
         uint64_t active_since_ns = 0;  // when the active timer started
     };
-    struct Pending {
-        State st;
-        FlowRow read;
-    };
     FlowRecord record(const FlowRow& row, const State& st, int64_t real_offset_ns) const;
     std::string iface_;
     uint32_t ifindex_;
     uint64_t active_ns_, idle_ns_;
     std::unordered_map<pf_flow_key, State, FlowKeyHash, FlowKeyEq> state_;
-    std::unordered_map<pf_flow_key, Pending, FlowKeyHash, FlowKeyEq> pending_;
+    std::unordered_map<pf_flow_key, State, FlowKeyHash, FlowKeyEq> pending_;  // expired, awaiting finish()
 };
 
 // One pass over an interface's flow tables: read them, records for active timeouts,

@@ -5,6 +5,7 @@
 // ack map, never deleted under the programs' feet.
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,6 +52,15 @@ struct FlowRow {
     uint8_t tcp_flags = 0;
 };
 
+// Hashing and comparing flow keys in userspace containers (the shared word hash with
+// seed 0; the struct has explicit padding, zeroed by the programs).
+struct FlowKeyHash {
+    size_t operator()(const pf_flow_key& k) const noexcept;
+};
+struct FlowKeyEq {
+    bool operator()(const pf_flow_key& a, const pf_flow_key& b) const noexcept;
+};
+
 // What take_flows took: the final value of each flow, exactly what was acknowledged.
 // Packets that race the acknowledgement stay in the table and are read as a new flow.
 struct FlowTake {
@@ -59,7 +69,7 @@ struct FlowTake {
 
 // The fds of one loaded object's maps (loader.hpp: map_fds()).
 struct MapFds {
-    int iface = -1, mac = -1, flow = -1, flow_ack = -1, used = -1, conf = -1, events = -1;
+    int iface = -1, mac = -1, flow = -1, flow_ack = -1, conf = -1, events = -1;
 };
 
 // Every map pinned under /sys/fs/bpf/peakflow/<ifname>/.
@@ -105,15 +115,12 @@ class MapSet {
     // after the read stays in the table and is read later as a new flow. Keys not in the
     // table are skipped.
     FlowTake take_flows(const std::vector<pf_flow_key>& keys) const;
-    // take_flows without the values. Returns how many flows were taken.
-    Result<size_t> delete_flows(const std::vector<pf_flow_key>& keys) const;
 
     const pf_conf& conf() const { return conf_; }
 
     uint32_t iface_map_id() const { return iface_id_; }
     uint32_t mac_map_id() const { return mac_id_; }
     uint32_t flow_map_id() const { return flow_id_; }
-    int flow_fd() const { return flow_.get(); }
 
   private:
     Status load_conf();  // and maps the flow tables
@@ -121,7 +128,7 @@ class MapSet {
     pf_flow_slot* flow_slots() const { return reinterpret_cast<pf_flow_slot*>(flow_mem_.data()); }
     pf_flow_ack* flow_acks() const { return reinterpret_cast<pf_flow_ack*>(flow_ack_mem_.data()); }
 
-    Fd iface_, mac_, flow_, flow_ack_, used_, conf_map_, events_;
+    Fd iface_, mac_, flow_, flow_ack_, conf_map_, events_;
     uint32_t iface_id_ = 0, mac_id_ = 0, flow_id_ = 0;
     pf_conf conf_{};
     MapMemory flow_mem_, flow_ack_mem_;
