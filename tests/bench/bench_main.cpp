@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "peakflow.skel.h"
-#include "peakflow/error.hpp"
-#include "peakflow/fd.hpp"
+#include "peakflow/common/error.hpp"
+#include "peakflow/common/fd.hpp"
 #include "peakflow/hash_kern_user.h"
-#include "peakflow/loader.hpp"
-#include "peakflow/maps.hpp"
+#include "peakflow/kernel/loader.hpp"
+#include "peakflow/kernel/maps.hpp"
 
 namespace {
 

@@ -18,7 +18,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "peakflow/flow_export.hpp"
+#include "peakflow/export/flow_export.hpp"
 
 using namespace pf;
 

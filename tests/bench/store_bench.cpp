@@ -33,8 +33,8 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/calendar.hpp"
-#include "peakflow/store.hpp"
+#include "peakflow/accounting/calendar.hpp"
+#include "peakflow/accounting/store.hpp"
 
 namespace fs = std::filesystem;
 using namespace pf;

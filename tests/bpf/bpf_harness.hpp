@@ -24,9 +24,9 @@
 
 #include "packet_builder.hpp"
 #include "peakflow.skel.h"
-#include "peakflow/jiffies.hpp"
-#include "peakflow/loader.hpp"
-#include "peakflow/maps.hpp"
+#include "peakflow/kernel/jiffies.hpp"
+#include "peakflow/kernel/loader.hpp"
+#include "peakflow/kernel/maps.hpp"
 
 namespace pf {
 

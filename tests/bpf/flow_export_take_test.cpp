@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "bpf_harness.hpp"
-#include "peakflow/flow_export.hpp"
+#include "peakflow/export/flow_export.hpp"
 
 namespace pf::test {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/calendar.hpp"
+#include "peakflow/accounting/calendar.hpp"
 
 namespace pf {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/cli.hpp"
+#include "peakflow/app/cli.hpp"
 
 namespace pf {
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/config.hpp"
+#include "peakflow/app/config.hpp"
 
 namespace fs = std::filesystem;
 

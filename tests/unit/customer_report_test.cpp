@@ -3,7 +3,7 @@
 // no resend after a restart, catch-up, a MAC change at the hour, the acceptance switch,
 // and verification against a real HTTP server on 127.0.0.1 that holds the customer's data.
 
-#include "peakflow/customer_report.hpp"
+#include "peakflow/push/customer_report.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>

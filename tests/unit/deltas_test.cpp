@@ -7,7 +7,7 @@
 #include <limits>
 #include <ostream>
 
-#include "peakflow/deltas.hpp"
+#include "peakflow/accounting/deltas.hpp"
 
 namespace pf {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/dump.hpp"
+#include "peakflow/kernel/dump.hpp"
 
 namespace pf {
 namespace {

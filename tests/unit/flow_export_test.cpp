@@ -6,10 +6,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "peakflow/cli.hpp"
-#include "peakflow/config.hpp"
-#include "peakflow/export_service.hpp"
-#include "peakflow/flow_export.hpp"
+#include "peakflow/app/cli.hpp"
+#include "peakflow/app/config.hpp"
+#include "peakflow/export/export_service.hpp"
+#include "peakflow/export/flow_export.hpp"
 
 namespace pf {
 namespace {

@@ -3,7 +3,7 @@
 // average, temperature levels, disk figures from a real statvfs, user lists, SQLite batching
 // read back through a second connection, and the host_watch config section.
 
-#include "peakflow/hosthealth.hpp"
+#include "peakflow/watch/hosthealth.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "fake_root.hpp"
-#include "peakflow/cli.hpp"
-#include "peakflow/config.hpp"
-#include "peakflow/daemon.hpp"
+#include "peakflow/app/cli.hpp"
+#include "peakflow/app/config.hpp"
+#include "peakflow/daemon/daemon.hpp"
 
 namespace pf {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/ifaces.hpp"
+#include "peakflow/kernel/ifaces.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "peakflow/jiffies.hpp"
+#include "peakflow/kernel/jiffies.hpp"
 
 #include <gtest/gtest.h>
 

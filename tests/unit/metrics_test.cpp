@@ -1,4 +1,4 @@
-#include "peakflow/metrics.hpp"
+#include "peakflow/daemon/metrics.hpp"
 
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/fd.hpp"
+#include "peakflow/common/fd.hpp"
 #include "peakflow/version.hpp"
 
 namespace pf {

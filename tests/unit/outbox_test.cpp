@@ -1,4 +1,4 @@
-#include "peakflow/outbox.hpp"
+#include "peakflow/push/outbox.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

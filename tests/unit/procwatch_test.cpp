@@ -2,7 +2,7 @@
 // per second, 4096-byte pages, MemTotal 1,000,000 kB), the two-sample rule, spikes, exits,
 // pid reuse and the allow-list. Expected figures are computed by hand in each test.
 
-#include "peakflow/procwatch.hpp"
+#include "peakflow/watch/procwatch.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "peakflow/cli.hpp"
+#include "peakflow/app/cli.hpp"
 
 namespace pf {
 namespace {

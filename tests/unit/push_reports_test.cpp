@@ -2,7 +2,7 @@
 // schedule (due times, no resend after a restart, catch-up after downtime, DST) with an
 // injected clock. Epochs carry their local wall time (checked with Python's zoneinfo).
 
-#include "peakflow/push_reports.hpp"
+#include "peakflow/push/push_reports.hpp"
 
 #include <gtest/gtest.h>
 

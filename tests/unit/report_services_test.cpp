@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include "peakflow/daemon.hpp"
-#include "peakflow/service.hpp"
+#include "peakflow/daemon/daemon.hpp"
+#include "peakflow/service/service.hpp"
 #include "report_test_support.hpp"
 
 namespace pf {

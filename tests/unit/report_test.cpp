@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/report.hpp"
+#include "peakflow/accounting/report.hpp"
 #include "report_test_support.hpp"
 
 namespace pf {

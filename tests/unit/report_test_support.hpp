@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "peakflow/message_queue.hpp"
-#include "peakflow/store.hpp"
+#include "peakflow/accounting/store.hpp"
+#include "peakflow/service/message_queue.hpp"
 
 namespace pf::testing {
 

@@ -1,4 +1,4 @@
-#include "peakflow/sinks.hpp"
+#include "peakflow/push/sinks.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -7,7 +7,7 @@
 #include <chrono>
 #include <thread>
 
-#include "peakflow/config.hpp"
+#include "peakflow/app/config.hpp"
 
 namespace pf {
 namespace {

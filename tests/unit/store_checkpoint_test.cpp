@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "peakflow/store.hpp"
+#include "peakflow/accounting/store.hpp"
 
 namespace fs = std::filesystem;
 

@@ -21,8 +21,8 @@
 #include <tuple>
 #include <vector>
 
-#include "peakflow/calendar.hpp"
-#include "peakflow/store.hpp"
+#include "peakflow/accounting/calendar.hpp"
+#include "peakflow/accounting/store.hpp"
 
 namespace pf {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "peakflow/units.hpp"
+#include "peakflow/common/units.hpp"
 
 namespace pf {
 namespace {

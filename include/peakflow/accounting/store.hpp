@@ -1,0 +1,137 @@
+#pragma once
+// The billing history in SQLite (WAL). Truth is the 5-minute bucket: bytes and packets per
+// (interface, MAC, UTC 5-minute slot), rx and tx in one row. Each row also carries the
+// kernel counters that its last update brought it to, so the snapshot that deltas are
+// computed against is written in the same statement, and the same transaction, as the
+// deltas themselves: after kill -9 the next drain neither loses nor repeats a byte.
+// Hourly, daily and monthly rows are rolled up from buckets once their local hour, day or
+// billing month is over; until then views are computed from the buckets.
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "peakflow/accounting/calendar.hpp"
+#include "peakflow/app/config.hpp"
+#include "peakflow/common/error.hpp"
+#include "peakflow/kernel/maps.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace pf {
+
+inline constexpr int64_t kIfaceTotal = -1;  // the "MAC" of an interface's own totals
+inline constexpr int kSchemaVersion = 1;
+
+// One changed key in one drain.
+struct BucketUpdate {
+    int64_t ts = 0;             // bucket start, UTC
+    int64_t mac = kIfaceTotal;  // 48-bit MAC or kIfaceTotal
+    bool peak = false;
+    Counter delta[PF_DIR_COUNT];
+    Counter snap[PF_DIR_COUNT];  // kernel counters after this delta
+};
+
+// One interface's part of a drain.
+struct DrainRows {
+    std::string iface;
+    uint32_t map_id = 0;  // identity of the kernel maps the snapshots belong to
+    std::string boot_id;
+    bool new_generation = false;  // maps were re-created: older snapshots must not be resumed
+    std::vector<BucketUpdate> rows;
+};
+
+// Adds b into a (same iface): deltas add up, the later snapshot wins.
+void merge_drain_rows(DrainRows& a, const DrainRows& b);
+
+struct UsageRow {
+    std::string iface;
+    int64_t mac = kIfaceTotal;
+    int64_t ts = 0;  // bucket / hour start; 0 for sums over a range
+    bool peak = false;
+    Counter dir[PF_DIR_COUNT];
+};
+
+struct Filter {
+    std::optional<std::string> iface;
+    std::optional<int64_t> mac;  // kIfaceTotal for interface totals only
+};
+
+class Store {
+  public:
+    // Creates the directory and the database on first use (not when read_only).
+    static Result<std::unique_ptr<Store>> open(const std::string& path, bool read_only = false);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    const std::string& path() const { return path_; }
+
+    // Checkpoints the WAL from a second connection on its own thread every `every`,
+    // instead of inside whichever commit crosses the auto-checkpoint size: the drain
+    // path never waits for one. Stops with the Store.
+    Status start_background_checkpoints(std::chrono::milliseconds every);
+
+    // Everything of one drain in one transaction. On failure nothing is written; the
+    // caller keeps the rows and tries again with the next drain merged in.
+    Status commit_drain(const std::vector<DrainRows>& drains);
+
+    struct Resume {
+        bool found = false;  // a generation row exists
+        uint32_t map_id = 0;
+        std::string boot_id;
+        std::map<int64_t, std::array<Counter, PF_DIR_COUNT>> snapshots;  // mac -> kernel counters
+    };
+    Result<Resume> load_resume(const std::string& iface);
+
+    // Rolls finished local days (with their hours) and billing months into their tables.
+    Status finalize(const Calendar& cal, int64_t now);
+    Status apply_retention(const Retention& r, int64_t now);
+
+    Result<std::vector<std::string>> interfaces();
+    // Raw 5-minute rows with ts in [from, to).
+    Result<std::vector<UsageRow>> buckets(const Filter& f, int64_t from, int64_t to);
+    // Hourly rows (rolled-up hours and the hours still in buckets) in [from, to).
+    Result<std::vector<UsageRow>> hours(const Filter& f, const Calendar& cal, int64_t from, int64_t to);
+    // Sums per (iface, mac, peak) over [from, to): finished days from the daily table,
+    // everything else from the buckets.
+    Result<std::vector<UsageRow>> totals(const Filter& f, int64_t from, int64_t to);
+
+  private:
+    Store() = default;
+    Status exec(const char* sql);
+    void rollback();
+    Status migrate();
+    Status check(int rc, const char* what);
+    Result<int64_t> iface_id(const std::string& name, bool create);
+    sqlite3_stmt* prepare(const char* sql);
+    // INSERT ... VALUES (..),(..) ... for `rows` rows, many per statement; bind(stmt,
+    // first parameter, row) binds one row's `columns` values.
+    Status upsert_rows(const char* what, const char* head, int columns, size_t rows, const char* tail,
+                       const std::function<void(sqlite3_stmt*, int, size_t)>& bind);
+
+    sqlite3* db_ = nullptr;
+    std::string path_;
+    bool read_only_ = false;
+    std::map<std::string, int64_t> iface_ids_;
+    std::map<std::pair<int64_t, int64_t>, int64_t> last_ts_;  // (iface_id, mac) -> bucket of its snapshot
+    std::map<std::string, sqlite3_stmt*> stmts_;
+
+    std::thread checkpointer_;
+    std::mutex checkpoint_mu_;
+    std::condition_variable checkpoint_cv_;
+    bool stopping_ = false;
+};
+
+// The kernel's boot id (<procfs>/sys/kernel/random/boot_id): a reboot re-creates all maps.
+std::string read_boot_id(const std::string& procfs = "/proc");
+
+}  // namespace pf

@@ -1,0 +1,65 @@
+#pragma once
+// Helpers for parsing config sections with yaml-cpp. Every error names the file, line,
+// column and the dotted key, so a section parser in its own file (push, reports, export,
+// host watch) reports errors the same way as the top-level keys.
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "peakflow/common/error.hpp"
+
+namespace pf {
+
+class Parser {
+  public:
+    explicit Parser(std::string source) : source_(std::move(source)) {}
+
+    Error error_at(const YAML::Mark& m, const std::string& key, const std::string& what) const {
+        std::string where = source_;
+        if (!m.is_null()) where += ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+        return Error(where + ": " + (key.empty() ? "" : "key '" + key + "': ") + what);
+    }
+
+    template <typename T>
+    Result<T> scalar(const YAML::Node& n, const std::string& key, const char* type_name) const {
+        if (!n.IsScalar()) return error_at(n.Mark(), key, std::string("expected ") + type_name);
+        try {
+            return n.as<T>();
+        } catch (const YAML::Exception&) {
+            return error_at(n.Mark(), key, std::string("expected ") + type_name + ", got '" + n.Scalar() + "'");
+        }
+    }
+
+    Result<uint32_t> bounded(const YAML::Node& n, const std::string& key, uint64_t lo, uint64_t hi) const {
+        auto v = scalar<int64_t>(n, key, "an integer");
+        if (!v) return v.error();
+        if (*v < static_cast<int64_t>(lo) || *v > static_cast<int64_t>(hi))
+            return error_at(
+                n.Mark(), key,
+                "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + std::to_string(*v));
+        return static_cast<uint32_t>(*v);
+    }
+
+    const std::string& source() const { return source_; }
+
+  private:
+    std::string source_;
+};
+
+// Keys allowed in a nested mapping; anything else is an error at its own position.
+inline Status check_keys(const Parser& p, const YAML::Node& n, const std::string& parent,
+                         std::initializer_list<const char*> allowed) {
+    if (!n.IsMap()) return p.error_at(n.Mark(), parent, "expected a mapping");
+    for (const auto& kv : n) {
+        std::string k = kv.first.Scalar();
+        bool ok = false;
+        for (const char* a : allowed) ok = ok || k == a;
+        if (!ok) return p.error_at(kv.first.Mark(), parent + "." + k, "unknown key");
+    }
+    return Ok{};
+}
+
+}  // namespace pf

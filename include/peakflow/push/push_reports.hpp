@@ -1,0 +1,113 @@
+#pragma once
+// Scheduled reports for the push sinks: the previous local day (daily), the previous
+// billing month (monthly, on the first day of the next one) and what has been counted so
+// far (at start). Contents come from the history through the same figures `report` shows
+// (period_totals); ReportService decides when each is due and queues one message per sink.
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "peakflow/accounting/calendar.hpp"
+#include "peakflow/accounting/report.hpp"
+#include "peakflow/accounting/store.hpp"
+#include "peakflow/app/config.hpp"
+#include "peakflow/service/message_queue.hpp"
+#include "peakflow/service/service.hpp"
+
+struct sqlite3;
+
+namespace pf {
+
+struct PushReport {
+    std::string kind;    // daily | monthly | startup
+    std::string period;  // 2026-11-21 | 2026-11 | the local start time
+    std::string title;   // one line, at most 32 characters
+    std::string text;    // markdown
+};
+
+struct ReportContent {
+    std::string host;  // shown in the text
+    int top_macs = 5;
+    std::vector<Adjustment> adjustments;
+};
+
+// The previous local day / billing month (`from`..`to`), or the startup report (today and
+// the billing month to date at `now`).
+Result<PushReport> build_day_report(Store& store, const Calendar& cal, const ReportContent& c, const LocalDate& day);
+Result<PushReport> build_month_report(Store& store, const Calendar& cal, const ReportContent& c,
+                                      const BillingMonth& month);
+Result<PushReport> build_startup_report(Store& store, const Calendar& cal, const ReportContent& c, int64_t now);
+
+// "1.50 MiB (1572864 B)"
+std::string bytes_both(uint64_t bytes);
+
+// The UTC instant the local wall clock reads `minutes` after midnight on `day`; when
+// daylight saving time skips that wall time, the instant as many minutes after midnight.
+int64_t local_time_on(const Calendar& cal, const LocalDate& day, int minutes);
+
+// When each report of a kind is due; periods a ReportService would send at `now`.
+struct DuePeriod {
+    std::string kind, period;
+    int64_t due = 0;
+    std::optional<LocalDate> day;
+    std::optional<BillingMonth> month;
+};
+std::vector<DuePeriod> due_periods(const Calendar& cal, const ReportsConfig& rc, int64_t first_start, int64_t now);
+
+class ReportService : public Service {
+  public:
+    struct Options {
+        std::string database;
+        std::string timezone;
+        std::vector<PeakWindow> peak_windows{PeakWindow{}};
+        int billing_day = 1;
+        ReportsConfig reports;
+        std::vector<Adjustment> adjustments;
+        std::vector<std::string> sinks;  // the push sinks' names (reports.sinks picks among them)
+        std::string host;                // default: gethostname()
+        std::function<int64_t()> clock;  // first start, startup report time
+        // Whether a sink takes a report kind (its `reports` list); unset: every kind.
+        std::function<bool(const std::string& sink, const std::string& kind)> accepts;
+    };
+    // Opens its own connections to the history and creates its table (report_sent).
+    static Result<std::unique_ptr<ReportService>> create(Options o, MessageQueue& queue);
+    ~ReportService() override;
+
+    std::string name() const override { return "reports"; }
+    void after_drain(int64_t now) override;  // hands `now` to the worker thread
+    void reload(const Config& cfg) override;
+    void stop() override;
+
+    // What the worker does for one committed drain at `now`: the startup report once, then
+    // every due period not yet queued for a sink. Synchronous (tests call it directly).
+    Status tick(int64_t now);
+    // (kind, period, sink) rows recorded as queued.
+    Result<std::vector<std::array<std::string, 3>>> sent();
+
+  private:
+    ReportService(Options o, MessageQueue& q) : o_(std::move(o)), queue_(q) {}
+    Status send(const PushReport& r);
+    Result<bool> was_sent(const std::string& kind, const std::string& period, const std::string& sink);
+
+    Options o_;
+    MessageQueue& queue_;
+    std::unique_ptr<Store> store_;
+    sqlite3* db_ = nullptr;
+    std::optional<Calendar> cal_;
+    std::vector<std::string> targets_;
+    int64_t first_start_ = 0;
+    bool startup_done_ = false;
+
+    std::unique_ptr<DrainTicker> ticker_;
+    std::mutex work_mu_;  // one tick at a time
+};
+
+}  // namespace pf

@@ -1,0 +1,435 @@
+#include "peakflow/app/cli.hpp"
+
+#include <bpf/libbpf.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/daily_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "peakflow/accounting/store.hpp"
+#include "peakflow/app/config.hpp"
+#include "peakflow/common/privileges.hpp"
+#include "peakflow/daemon/daemon.hpp"
+#include "peakflow/export/export_service.hpp"
+#include "peakflow/kernel/ifaces.hpp"
+#include "peakflow/push/customer_report.hpp"
+#include "peakflow/push/outbox.hpp"
+#include "peakflow/version.hpp"
+#include "peakflow/watch/hosthealth.hpp"
+
+namespace pf {
+
+std::string version_string() {
+    return std::string("peakflow-bpf ") + kVersion + " (commit " + kGitCommit + ", libbpf " + libbpf_version_string() +
+           ")";
+}
+
+CliParse parse_cli(const std::vector<std::string>& args) {
+    CliParse r;
+    CliCommand& c = r.cmd;
+    CLI::App app{"peakflow-bpf: per-interface, per-MAC and per-flow traffic accounting with eBPF", "peakflow-bpf"};
+    app.set_version_flag("-V,--version", version_string());
+    app.require_subcommand(0, 1);
+    app.fallthrough();  // global options may follow the subcommand
+    std::string log_level;
+    app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default: info)")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+
+    auto* attach = app.add_subcommand("attach", "Attach to interfaces and count in the foreground until stopped");
+    attach->add_option("IFACE", c.ifaces, "Interfaces (default: the physical interface of the default route)");
+    attach->add_option(
+        "-f,--config", c.config_path,
+        std::string("Config file (default: ") + kDefaultConfigPath + " if it exists, else built-in defaults)");
+    std::string xdp_mode;
+    attach
+        ->add_option("--xdp-mode", xdp_mode,
+                     "auto (native, else generic with a warning), native, generic, or off (count ingress with TC)")
+        ->check(CLI::IsMember({"auto", "native", "generic", "off"}));
+    double interval = 0;
+    attach->add_option("--interval", interval, "Seconds between map drains (default 10)")
+        ->check(CLI::Range(0.05, 3600.0));
+    uint32_t mac_cap = 0, flow_cap = 0;
+    attach->add_option("--mac-capacity", mac_cap, "Peer MACs each CPU's kernel table holds (default 4096)")
+        ->check(CLI::Range(16u, 1u << 20));
+    attach->add_option("--flow-capacity", flow_cap, "Flows the kernel tables hold (default 65536)")
+        ->check(CLI::Range(16u, 1u << 22));
+    attach->add_option("--database", c.database,
+                       std::string("History database (default: ") + kDefaultDatabasePath + ")");
+    attach->add_option("--metrics-listen", c.metrics_listen,
+                       "Serve Prometheus /metrics on HOST:PORT (default 127.0.0.1:9977; \"\" turns it off)");
+    attach->add_flag("--no-flows", c.no_flows, "Count interfaces and MACs only, no per-flow entries");
+    attach->add_flag("--detach-on-exit", c.detach_on_exit,
+                     "Remove programs and pins when stopped (default: they stay and keep counting)");
+
+    auto* detach = app.add_subcommand("detach", "Remove our programs, the clsact qdisc if we made it, and the pins");
+    detach->add_option("IFACE", c.ifaces, "Interfaces")->required();
+
+    auto* dump = app.add_subcommand("dump", "Print live counters from the pinned maps (no daemon needed)");
+    dump->add_option("IFACE", c.dump.ifaces, "Interfaces (default: all attached)");
+    dump->add_flag("--json", c.dump.json, "One JSON object (one per line with --watch)");
+    dump->add_option("--watch", c.dump.watch_seconds, "Print again every SECONDS, with rates")
+        ->check(CLI::Range(0.1, 86400.0));
+    dump->add_flag("--flows", c.dump.flows, "Include the top flows");
+    dump->add_option("--top", c.dump.top, "Rows of MACs and flows to show (flows default 10, MACs all)")
+        ->check(CLI::Range(1, 1000000));
+
+    auto* report =
+        app.add_subcommand("report", "Traffic history: today and this month, or a day, month, hours, 5 minutes");
+    std::string r_day, r_month, r_mac, r_iface;
+    bool r_hours = false, r_five = false;
+    int r_hour = -1;
+    report->add_option("--day", r_day, "Local day YYYY-MM-DD (default today)");
+    report->add_option("--month", r_month, "Billing month YYYY-MM (the month its billing period starts in)");
+    auto* hours_flag = report->add_flag("--hours", r_hours, "Hour by hour for the day");
+    auto* five_flag =
+        report->add_flag("--five-minutes", r_five, "5-minute points for the day, or the hour with --hour");
+    hours_flag->excludes(five_flag);
+    report->add_option("--hour", r_hour, "Local hour 0-23 (with --five-minutes)")
+        ->check(CLI::Range(0, 23))
+        ->needs(five_flag);
+    report->add_option("--iface", r_iface, "Only this interface");
+    report->add_option("--mac", r_mac, "Only this peer MAC (its rows instead of interface totals)");
+    report->add_option("--top", c.report.top_macs, "Top MACs listed under each interface (default 10, 0 none)")
+        ->check(CLI::Range(0, 100000));
+    report->add_flag("--json", c.report.json, "JSON with stable keys (see README)");
+    auto* customer_opt = report->add_option(
+        "--customer-hour", c.customer_hour,
+        "The customer hourly report's JSON body(ies) for the local hour YYYY-MM-DDTHH (with --mac: that MAC's)");
+    auto* verify_flag =
+        report->add_flag("--verify", c.customer_verify, "The customer report's verification outcomes, newest first");
+    customer_opt->excludes(hours_flag)->excludes(five_flag)->excludes(verify_flag);
+    report->add_option("-f,--config", c.config_path, "Config file (time zone, peak windows, billing day, database)");
+    report->add_option("--database", c.database, "History database (default: the config's)");
+
+    auto* host = app.add_subcommand(
+        "host", "Host health and the busiest processes, measured now (no daemon needed), one line per record");
+    host->add_option("ITEM", c.host_item,
+                     "cpu (load, usage over 0.5 s, temperature, level), mem, disk, sys, users, or procs (the "
+                     "busiest five and every process above the thresholds, over 1 s); default: all")
+        ->check(CLI::IsMember({"cpu", "mem", "disk", "sys", "users", "procs"}));
+    host->add_flag("--json", c.host_json, "One JSON object per record");
+    host->add_option("-f,--config", c.config_path, "Config file (thresholds and alarm levels of host_watch)");
+    auto* history = app.add_subcommand("history", "Push history: every message queued for a sink and its outcome");
+    history->add_flag("--failed", c.history_failed, "Only messages whose last delivery attempt failed");
+    history->add_flag("--json", c.history_json, "JSON with stable keys (see README)");
+    history->add_option("-f,--config", c.config_path, "Config file (time zone, database)");
+    history->add_option("--database", c.database, "History database (default: the config's)");
+
+    auto* push = app.add_subcommand("push", "Push sinks: send a test message now, or queue a message in the outbox");
+    auto* push_test = push->add_flag("--test", c.push_test,
+                                     "Send a test message now, directly (not via the outbox), to SINK or to every "
+                                     "enabled sink; print each service's answer; exit 1 if any failed");
+    auto* push_msg = push->add_option("--message", c.push_message,
+                                      "Queue TEXT (markdown) in the outbox for SINK or every sink; the running "
+                                      "daemon delivers it (recorded in the push history)");
+    push_test->excludes(push_msg);
+    push->add_option("--title", c.push_title, "Title of the --message (default: peakflow-bpf message)")
+        ->needs(push_msg);
+    push->add_option("SINK", c.push_sink, "A sink name from the config (default: all)");
+    push->add_option("--sink", c.push_sink, "Same as SINK");
+    push->add_option("-f,--config", c.config_path, "Config file with the push: section");
+    push->add_option("--database", c.database, "History database holding the outbox (default: the config's)");
+
+    auto* config = app.add_subcommand("config", "Configuration file tools");
+    config->require_subcommand(1);
+    auto* check = config->add_subcommand("check", "Validate a config file and print the effective config");
+    check->add_option("FILE", c.config_path, std::string("Config file (default: ") + kDefaultConfigPath + ")");
+
+    auto* exp = app.add_subcommand("export", "Flow export tools");
+    exp->require_subcommand(1);
+    auto* exp_status = exp->add_subcommand(
+        "status",
+        "What the flow export has spooled (finished files waiting for upload, open files) and its last status");
+    exp_status->add_option("-f,--config", c.config_path, "Config file with the export: section");
+
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    std::ostringstream out, err;
+    try {
+        app.parse(static_cast<int>(argv.size()), argv.data());
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e, out, err);
+        r.out = out.str();
+        r.err = err.str();
+        r.exit_code = code == 0 ? 0 : 2;  // usage errors: 2, like most Unix tools
+        return r;
+    }
+    if (!log_level.empty()) c.log_level = log_level;
+    if (*attach) {
+        c.kind = CliCommand::Attach;
+        if (!xdp_mode.empty()) c.xdp_mode = xdp_mode;
+        if (interval > 0) c.interval_seconds = interval;
+        if (mac_cap) c.mac_capacity = mac_cap;
+        if (flow_cap) c.flow_capacity = flow_cap;
+    } else if (*detach) {
+        c.kind = CliCommand::Detach;
+    } else if (*dump) {
+        c.kind = CliCommand::Dump;
+    } else if (*check) {
+        c.kind = CliCommand::ConfigCheck;
+    } else if (*host) {
+        c.kind = CliCommand::Host;
+    } else if (*history) {
+        c.kind = CliCommand::History;
+    } else if (*push) {
+        c.kind = CliCommand::Push;
+        if (!c.push_test && c.push_message.empty()) {
+            r.err = "push: give --test or --message TEXT\nRun with --help for more information.\n";
+            r.exit_code = 2;
+            return r;
+        }
+    } else if (*exp_status) {
+        c.kind = CliCommand::ExportStatus;
+    } else if (*report) {
+        c.kind = CliCommand::Report;
+        ReportOptions& ro = c.report;
+        if (!r_iface.empty()) ro.iface = r_iface;
+        auto usage = [&](const std::string& msg) {
+            r.err = "report: " + msg + "\nRun with --help for more information.\n";
+            r.exit_code = 2;
+            return r;
+        };
+        if (!r_day.empty()) {
+            auto d = parse_local_date(r_day);
+            if (!d) return usage(d.error().message());
+            ro.day = *d;
+        }
+        if (!r_month.empty()) {
+            auto m = parse_billing_month(r_month);
+            if (!m) return usage(m.error().message());
+            ro.month = *m;
+        }
+        if (!r_mac.empty()) {
+            ro.mac = parse_mac(r_mac);
+            if (!ro.mac) return usage("'" + r_mac + "' is not a MAC address");
+        }
+        if ((!c.customer_hour.empty() || c.customer_verify) &&
+            (ro.day || !r_month.empty() || c.report.json || c.report.top_macs != ReportOptions{}.top_macs))
+            return usage("--customer-hour and --verify do not combine with --day, --month, --json or --top");
+        if (c.customer_verify && !r_mac.empty()) return usage("--mac goes with --customer-hour, not --verify");
+        if (ro.month && (ro.day || r_hours || r_five))
+            return usage("--month does not combine with --day, --hours or --five-minutes");
+        ro.kind = r_hours    ? ReportOptions::Hours
+                  : r_five   ? ReportOptions::FiveMinutes
+                  : ro.month ? ReportOptions::Month
+                  : ro.day   ? ReportOptions::Day
+                             : ReportOptions::Summary;
+        if (r_hour >= 0) ro.hour = r_hour;
+    } else {
+        r.out = app.help();
+        r.exit_code = 2;
+    }
+    return r;
+}
+
+namespace {
+
+void setup_logging(const std::string& level) {
+    auto logger = spdlog::stderr_color_mt("peakflow");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+    spdlog::set_level(spdlog::level::from_str(level));
+}
+
+// Optional files beside stderr, as the earlier tool kept them: a log per day
+// (peakflow_YYYY-MM-DD.log), errors in error.log, and one traffic summary line per
+// interface and finished day (traffic_YYYY-MM-DD.log, rotated at midnight).
+Status add_log_files(const std::string& dir) {
+    try {
+        std::filesystem::create_directories(dir);
+        auto daily = std::make_shared<spdlog::sinks::daily_file_sink_mt>(dir + "/peakflow.log", 0, 0);
+        auto errors = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir + "/error.log");
+        errors->set_level(spdlog::level::err);
+        auto logger = spdlog::default_logger();
+        logger->sinks().push_back(daily);
+        logger->sinks().push_back(errors);
+        auto traffic = std::make_shared<spdlog::logger>(
+            "traffic", std::make_shared<spdlog::sinks::daily_file_sink_mt>(dir + "/traffic.log", 0, 0));
+        traffic->set_pattern("%Y-%m-%d %H:%M:%S %v");
+        spdlog::register_logger(traffic);
+        spdlog::flush_every(std::chrono::seconds(5));
+    } catch (const std::exception& e) {
+        return Error("cannot write logs in " + dir + ": " + e.what());
+    }
+    return Ok{};
+}
+
+// The daemon's options: built-in defaults, then the config file, then the command line.
+Result<DaemonOptions> daemon_options(const CliCommand& c) {
+    auto loaded = load_config(c.config_path);
+    if (!loaded) return loaded.error();
+    const Config& cfg = *loaded;
+    DaemonOptions o;
+    o.ifaces = c.ifaces.empty() ? cfg.interfaces : c.ifaces;
+    if (c.xdp_mode) {
+        auto m = parse_xdp_mode(*c.xdp_mode);
+        if (!m) return m.error();
+        o.attach.xdp_mode = *m;
+    } else {
+        o.attach.xdp_mode = cfg.xdp_mode;
+    }
+    o.attach.load.mac_capacity = c.mac_capacity.value_or(cfg.mac_capacity);
+    o.attach.load.flow_capacity = c.flow_capacity.value_or(cfg.flow_capacity);
+    o.attach.load.flows = cfg.flows && !c.no_flows;
+    o.interval = c.interval_seconds ? std::chrono::milliseconds(static_cast<long>(*c.interval_seconds * 1000))
+                                    : std::chrono::duration_cast<std::chrono::milliseconds>(cfg.drain_interval);
+    o.detach_on_exit = c.detach_on_exit;
+    o.database = c.database.empty() ? cfg.database : c.database;
+    o.timezone = cfg.timezone;
+    o.peak_windows = cfg.peak_windows;
+    o.billing_day = cfg.billing_day;
+    o.retention = cfg.retention;
+    o.log_level = c.log_level.value_or(cfg.log_level);
+    o.log_dir = cfg.log_dir;
+    o.metrics_listen = c.metrics_listen.value_or(cfg.metrics_listen);
+    o.mac_series_cap = cfg.metrics_mac_series;
+    o.config = cfg;
+    if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
+    return o;
+}
+
+int run_attach(const CliCommand& c) {
+    DaemonOptions o = daemon_options(c).take();
+    spdlog::set_level(spdlog::level::from_str(o.log_level));
+    if (!o.log_dir.empty()) add_log_files(o.log_dir).take();
+    o.reload = [c] { return daemon_options(c); };
+    return run_daemon(o);
+}
+
+int run_detach(const CliCommand& c) {
+    if (auto st = check_attach_privileges(); !st) throw FatalError(st.error());
+    int rc = 0;
+    for (const auto& ifname : c.ifaces) {
+        if (auto st = detach_interface(ifname); !st) {
+            std::cerr << "peakflow-bpf: error: " << st.error().message() << "\n";
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
+// The interface the customer report covers: its own setting, --iface, the configured
+// interfaces, the only one with history, or the default-route interface (as the daemon).
+std::string customer_iface(const Config& cfg, const CliCommand& c, Store& store) {
+    if (!cfg.customer_report.iface.empty()) return cfg.customer_report.iface;
+    if (c.report.iface) return *c.report.iface;
+    if (!cfg.interfaces.empty()) return cfg.interfaces.front();
+    auto known = store.interfaces().take();
+    if (known.size() == 1) return known.front();
+    return detect_default_interface(Paths{}).take();
+}
+
+int run_customer_cmd(const CliCommand& c, const Config& cfg, const Calendar& cal) {
+    const std::string db = c.database.empty() ? cfg.database : c.database;
+    if (c.customer_verify) {
+        for (const auto& line : customer_verify_log(db, cal, 1000).take()) std::cout << line << "\n";
+        return 0;
+    }
+    CustomerHourRequest r;
+    r.database = db;
+    r.hour_start = parse_local_hour(cal, c.customer_hour).take();
+    r.mac = c.report.mac;
+    {
+        auto store = Store::open(db, true).take();
+        r.iface = customer_iface(cfg, c, *store);
+    }
+    for (const auto& body : customer_hour_bodies(cfg, cal, r).take()) std::cout << body << "\n";
+    return 0;
+}
+
+int run_report_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    Calendar cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take();
+    if (!c.customer_hour.empty() || c.customer_verify) return run_customer_cmd(c, cfg, cal);
+    auto store = Store::open(c.database.empty() ? cfg.database : c.database, true).take();
+    if (auto st = run_report(*store, cal, cfg.adjustments, c.report, static_cast<int64_t>(::time(nullptr)), std::cout);
+        !st)
+        throw FatalError(st.error());
+    return 0;
+}
+
+int run_host_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    auto sleep = [](double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); };
+    if (auto st = run_host(c.host_item, c.host_json, cfg.host_watch, "/", static_cast<int64_t>(::time(nullptr)), sleep,
+                           std::cout);
+        !st)
+        throw FatalError(st.error());
+    return 0;
+}
+
+int run_history_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    Calendar cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take();
+    auto rows = read_push_history(c.database.empty() ? cfg.database : c.database, c.history_failed).take();
+    std::cout << render_history(rows, c.history_json, [&](int64_t t) { return cal.format_local(t); });
+    return 0;
+}
+
+int run_push_cmd(const CliCommand& c) {
+    Config cfg = load_config(c.config_path).take();
+    if (!cfg.push.configured || cfg.push.sinks.empty())
+        throw FatalError("no push sinks configured" + (cfg.source.empty() ? std::string() : " in " + cfg.source));
+    if (c.push_test) return run_push_test(cfg.push, c.push_sink, std::cout);
+    OutboxOptions o;
+    o.database = c.database.empty() ? cfg.database : c.database;
+    o.push = cfg.push;
+    auto ob = Outbox::open(o).take();
+    OutboundMessage m{c.push_sink,    "message", "", c.push_title.empty() ? "peakflow-bpf message" : c.push_title,
+                      c.push_message, ""};
+    if (auto st = ob->enqueue(m); !st) throw FatalError(st.error());
+    std::cout << "queued in " << o.database << "\n";
+    return 0;
+}
+
+int run_config_check(const CliCommand& c) {
+    std::string path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
+    Config cfg = load_config_file(path).take();
+    // Effective values: the time zone the daemon would really use.
+    cfg.timezone = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take().tz_name();
+    std::cout << "# " << path << ": OK\n" << dump_config(cfg);
+    return 0;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+    std::vector<std::string> args(argv, argv + argc);
+    CliParse p = parse_cli(args);
+    std::cout << p.out;
+    std::cerr << p.err;
+    if (p.exit_code >= 0) return p.exit_code;
+
+    setup_logging(p.cmd.log_level.value_or("info"));
+    install_libbpf_logger();
+    try {
+        switch (p.cmd.kind) {
+            case CliCommand::Attach: return run_attach(p.cmd);
+            case CliCommand::Detach: return run_detach(p.cmd);
+            case CliCommand::Dump: return run_dump(p.cmd.dump, Paths{}, std::cout);
+            case CliCommand::ConfigCheck: return run_config_check(p.cmd);
+            case CliCommand::Report: return run_report_cmd(p.cmd);
+            case CliCommand::Host: return run_host_cmd(p.cmd);
+            case CliCommand::History: return run_history_cmd(p.cmd);
+            case CliCommand::Push: return run_push_cmd(p.cmd);
+            case CliCommand::ExportStatus: return run_export_status(load_config(p.cmd.config_path).take(), std::cout);
+            case CliCommand::None: break;
+        }
+    } catch (const FatalError& e) {
+        std::cerr << "peakflow-bpf: error: " << e.what() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "peakflow-bpf: internal error: " << e.what() << "\n";
+        return 70;
+    }
+    return 2;
+}
+
+}  // namespace pf

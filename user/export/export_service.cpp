@@ -1,0 +1,442 @@
+// The flow export service: a scan thread (flow map -> records -> gzip CSV and IPFIX), an
+// upload thread (spooled files -> FTP/SFTP) and status reports.
+
+#include "peakflow/export/export_service.hpp"
+
+#include <curl/curl.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "peakflow/accounting/store.hpp"
+#include "peakflow/daemon/daemon.hpp"
+
+namespace pf {
+
+namespace {
+
+std::string read_first_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string s;
+    std::getline(in, s);
+    while (!s.empty() && (s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+class ExportService : public Service {
+  public:
+    ExportService(const ExportConfig& cfg, const ExportConfig& original, std::vector<std::string> ifaces, Paths paths,
+                  std::function<int64_t()> clock, AlertSink* alerts)
+        : cfg_(cfg),
+          original_(original),
+          ifaces_(std::move(ifaces)),
+          paths_(std::move(paths)),
+          clock_(std::move(clock)),
+          alerts_(alerts),
+          uploader_(cfg.upload) {
+        uploader_.set_abort_flag(&abort_);
+        for (const auto& i : ifaces_)
+            trackers_.emplace_back(i, if_nametoindex(i.c_str()), cfg_.active_timeout, cfg_.idle_timeout);
+        flow_full_.assign(ifaces_.size(), 0);
+        flow_map_ids_.assign(ifaces_.size(), 0);
+        maps_.resize(ifaces_.size());
+        boot_id_ = read_boot_id(paths_.procfs);
+        if (cfg_.status.instance_id.empty()) cfg_.status.instance_id = read_first_line("/etc/machine-id");
+    }
+
+    Status start() {
+        if (cfg_.files.enabled) {
+            writer_ = std::make_unique<RollingCsvWriter>(cfg_.files, clock_);
+            if (auto st = writer_->open_dir(); !st) return st;
+            state_path_ = cfg_.files.directory + "/.peakflow-export-state";
+            auto saved = load_flow_state(state_path_);
+            if (!saved) {
+                spdlog::warn("export: {}; every flow entry in the maps is exported from zero", saved.error().message());
+            } else if (!saved->ifaces.empty() && saved->boot_id != boot_id_) {
+                spdlog::info("export: the saved export state is from another boot; flows are exported from zero");
+            } else {
+                saved_ = std::move(*saved);
+            }
+        }
+        if (!cfg_.ipfix.collectors.empty()) {
+            auto s = IpfixSender::create(cfg_.ipfix);
+            if (!s) return s.error();
+            ipfix_ = std::make_unique<IpfixSender>(std::move(*s));
+        }
+        scan_thread_ = std::thread([this] { scan_loop(); });
+        if (!cfg_.upload.url.empty() || !cfg_.status.url.empty() || !cfg_.status.file.empty())
+            bg_thread_ = std::thread([this] { background_loop(); });
+        spdlog::info("export: flow records from {} every {} s (active timeout {} s, idle {} s){}{}{}",
+                     fmt::join(ifaces_, ","), cfg_.scan_interval.count(), cfg_.active_timeout.count(),
+                     cfg_.idle_timeout.count(), writer_ ? ", files in " + cfg_.files.directory : "",
+                     cfg_.upload.url.empty() ? "" : ", upload to " + cfg_.upload.url,
+                     ipfix_ ? ", IPFIX to " + fmt::format("{}", fmt::join(cfg_.ipfix.collectors, ",")) : "");
+        return Ok{};
+    }
+
+    std::string name() const override { return "export"; }
+
+    void reload(const Config& cfg) override {
+        if (!(cfg.export_ == original_))
+            spdlog::warn("reload: export settings take effect at the next start (the running export keeps its own)");
+    }
+
+    void stats(DaemonStats& s) const override { s.export_queue += queue_files_.load(); }
+
+    void stop() override {
+        {
+            std::lock_guard l(mu_);
+            if (stopping_) return;
+            stopping_ = true;
+        }
+        abort_ = true;  // an upload in flight ends now; the file stays spooled
+        cv_.notify_all();
+        if (scan_thread_.joinable()) scan_thread_.join();
+        // The pending deltas of every flow, then the open file is finished.
+        scan_once(true);
+        if (writer_)
+            if (auto st = writer_->close(); !st) spdlog::error("export: {}", st.error().message());
+        if (bg_thread_.joinable()) bg_thread_.join();
+        write_status();
+    }
+
+  private:
+    static void monotonic_pair(uint64_t& mono_ns, int64_t& offset_ns) {
+        timespec m{}, r{};
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &m);
+        clock_gettime(CLOCK_REALTIME, &r);
+        mono_ns = uint64_t(m.tv_sec) * 1000000000ull + uint64_t(m.tv_nsec);
+        offset_ns = (int64_t(r.tv_sec) * 1000000000ll + r.tv_nsec) - int64_t(mono_ns);
+    }
+
+    bool wait_for(std::chrono::seconds d) {
+        std::unique_lock l(mu_);
+        return !cv_.wait_for(l, d, [this] { return stopping_; });
+    }
+
+    void scan_loop() {
+        while (wait_for(cfg_.scan_interval)) scan_once(false);
+    }
+
+    // What was exported of each flow in the last daemon run (kill -9): restored once per
+    // interface when its flow map is the same one (same map id, same boot).
+    void restore_state(size_t i, uint32_t map_id) {
+        flow_map_ids_[i] = map_id;
+        for (auto& s : saved_.ifaces) {
+            if (s.name != ifaces_[i] || s.flows.empty()) continue;
+            if (s.flow_map_id == map_id) {
+                trackers_[i].restore(s.flows);
+                spdlog::info("export: {}: continuing {} flows from the saved export state", ifaces_[i], s.flows.size());
+            } else {
+                spdlog::info("export: {}: the flow map was re-created (id {} was {}); its flows are exported from zero",
+                             ifaces_[i], map_id, s.flow_map_id);
+            }
+            s.flows.clear();
+        }
+    }
+
+    void scan_once(bool flush) {
+        std::vector<FlowRecord> all;
+        for (size_t i = 0; i < ifaces_.size(); i++) {
+            // The open maps (and their mapped flow tables) are kept while the pins are the same.
+            const std::string dir = paths_.pin_dir(ifaces_[i]);
+            if (!maps_[i] || maps_[i]->flow_map_id() != MapSet::pinned_flow_map_id(dir)) {
+                maps_[i].reset();
+                auto opened = MapSet::open_pinned(dir);
+                if (!opened) {
+                    spdlog::debug("export: {}: {}", ifaces_[i], opened.error().message());
+                    continue;
+                }
+                maps_[i].emplace(std::move(*opened));
+            }
+            auto& maps = maps_[i];
+            if (maps->flow_map_id() != flow_map_ids_[i]) restore_state(i, maps->flow_map_id());
+            uint64_t mono = 0;
+            int64_t off = 0;
+            monotonic_pair(mono, off);
+            auto res = scan_flow_map(*maps, trackers_[i], mono, off, flush);
+            if (!res) {
+                spdlog::warn("export: {}: {}", ifaces_[i], res.error().message());
+                continue;
+            }
+            if (auto ev = maps->read_events(); ev) {
+                uint64_t full = (*ev)[PF_EV_FLOW_MAP_FULL];
+                if (full > flow_full_[i])
+                    spdlog::warn(
+                        "export: {}: the flow map was full for {} new flows (flow_capacity); their packets "
+                        "are in the interface totals but in no flow record",
+                        ifaces_[i], full - flow_full_[i]);
+                flow_full_total_ += full - std::min(full, flow_full_[i]);
+                flow_full_[i] = full;
+            }
+            for (auto& r : res->records) all.push_back(std::move(r));
+        }
+        records_ += all.size();
+        int64_t now = clock_();
+        if (ipfix_) ipfix_errors_ += ipfix_->send(all, now);
+        if (!writer_) return;
+        if (spool_full()) {
+            dropped_ += all.size();
+            if (auto st = writer_->close(); !st) spdlog::error("export: {}", st.error().message());
+            save_state();
+            return;
+        }
+        auto st = writer_->write(all);
+        if (st) st = writer_->tick();
+        if (st && all.empty()) {
+            // Nothing exported since the last save: the state on disk is current, and a
+            // quiet host does not rewrite it (and fsync) every scan.
+            files_written_ = writer_->files_written();
+            return;
+        }
+        // The rows on disk before the state that says they were exported.
+        if (st) st = writer_->sync();
+        if (!st) {
+            dropped_ += all.size();
+            set_error(st.error().message());
+            spdlog::error("export: {}", st.error().message());
+        }
+        files_written_ = writer_->files_written();
+        save_state();
+    }
+
+    void save_state() {
+        FlowStateFile f;
+        f.boot_id = boot_id_;
+        for (size_t i = 0; i < ifaces_.size(); i++) {
+            if (flow_map_ids_[i] == 0) continue;
+            f.ifaces.push_back({ifaces_[i], flow_map_ids_[i], trackers_[i].snapshot()});
+        }
+        if (auto st = save_flow_state(state_path_, f); !st) {
+            set_error(st.error().message());
+            if (!state_failing_)  // once per failure streak, not every scan
+                spdlog::error("export: {} (until it works again, a restart after a crash may export flows twice)",
+                              st.error().message());
+            state_failing_ = true;
+        } else if (state_failing_) {
+            state_failing_ = false;
+            spdlog::info("export: the export state is saved again");
+        }
+    }
+
+    // Spool limit: finished files waiting for upload. Alert once when reached, recover once below.
+    bool spool_full() {
+        if (cfg_.upload.spool_limit == 0) return false;
+        uint64_t bytes = 0;
+        for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix)) bytes += f.size;
+        const bool full = bytes >= cfg_.upload.spool_limit;
+        if (full != spool_alerted_) {
+            spool_alerted_ = full;
+            Alert a;
+            a.kind = full ? Alert::Kind::Raised : Alert::Kind::Recovered;
+            a.source = "export";
+            a.key = "spool";
+            a.time = clock_();
+            a.title = full ? "flow export spool full" : "flow export spool below its limit";
+            a.text = full ? "The export spool " + cfg_.files.directory + " holds " + std::to_string(bytes) +
+                                " bytes (limit " + std::to_string(cfg_.upload.spool_limit) +
+                                "): no new files are written and flow records are dropped until uploads catch up."
+                          : "Uploads caught up: flow records are written again.";
+            alerts_->alert(a);
+        }
+        return full;
+    }
+
+    void set_error(const std::string& e) {
+        std::lock_guard l(err_mu_);
+        last_error_ = e;
+    }
+
+    void background_loop() {
+        const int64_t up = cfg_.upload.url.empty() ? 0 : cfg_.upload.interval.count();
+        const int64_t st = cfg_.status.url.empty() && cfg_.status.file.empty() ? 0 : cfg_.status.interval.count();
+        int64_t t = 0;
+        do {
+            if (up && t % up == 0) upload_cycle();
+            if (st && t % st == 0 && t > 0) {
+                write_status();
+                post_status();
+            }
+            t++;
+        } while (wait_for(std::chrono::seconds(1)));
+    }
+
+    void upload_cycle() {
+        auto r = uploader_.run_cycle(cfg_.files.directory, cfg_.files.prefix);
+        uploaded_ += r.uploaded;
+        bytes_uploaded_ += r.bytes;
+        failures_ += r.failed;
+        if (r.uploaded) last_upload_ = clock_();
+        if (!r.last_error.empty()) set_error(r.last_error);
+        queue_files_ = list_spool(cfg_.files.directory, cfg_.files.prefix).size();
+    }
+
+    std::string status_json() {
+        uint64_t qbytes = 0, qfiles = 0;
+        if (writer_)
+            for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix)) qbytes += f.size, qfiles++;
+        uint64_t full = flow_full_total_.load();
+        nlohmann::json j;
+        j["instance_id"] = cfg_.status.instance_id;
+        j["time"] = clock_();
+        j["files_written"] = files_written_.load();
+        j["files_uploaded"] = uploaded_.load();
+        j["upload_failures"] = failures_.load();
+        j["bytes_uploaded"] = bytes_uploaded_.load();
+        j["queue_files"] = qfiles;
+        j["queue_bytes"] = qbytes;
+        j["records_exported"] = records_.load();
+        j["records_dropped"] = dropped_.load();
+        j["flow_map_full"] = full;
+        j["last_upload"] = last_upload_.load();
+        j["ipfix_send_errors"] = ipfix_errors_.load();
+        {
+            std::lock_guard l(err_mu_);
+            j["last_error"] = last_error_;
+        }
+        return j.dump();
+    }
+
+    void write_status() {
+        if (cfg_.status.file.empty()) return;
+        std::error_code ec;
+        if (std::filesystem::file_size(cfg_.status.file, ec) > 1024 * 1024 && !ec)
+            std::filesystem::rename(cfg_.status.file, cfg_.status.file + ".1", ec);
+        std::ofstream out(cfg_.status.file, std::ios::app);
+        out << status_json() << "\n";
+        if (!out) spdlog::warn("export: cannot write status file {}", cfg_.status.file);
+    }
+
+    void post_status() {
+        if (cfg_.status.url.empty()) return;
+        std::string body = status_json();
+        CURL* c = curl_easy_init();
+        if (!c) return;
+        curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_URL, cfg_.status.url.c_str());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        CURLcode rc = curl_easy_perform(c);
+        if (rc != CURLE_OK)
+            spdlog::warn("export: status report to {} failed: {}", cfg_.status.url, curl_easy_strerror(rc));
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+    }
+
+    ExportConfig cfg_;
+    ExportConfig original_;  // as in the config file (reload compares against it)
+    std::atomic<bool> abort_{false};
+    std::vector<std::string> ifaces_;
+    Paths paths_;
+    std::function<int64_t()> clock_;
+    AlertSink* alerts_;
+    Uploader uploader_;
+    std::vector<FlowTracker> trackers_;
+    std::vector<uint64_t> flow_full_;
+    std::vector<uint32_t> flow_map_ids_;  // per interface, the flow map the tracker follows
+    std::vector<std::optional<MapSet>> maps_;
+    std::string boot_id_, state_path_;
+    FlowStateFile saved_;
+    bool state_failing_ = false;
+    std::unique_ptr<RollingCsvWriter> writer_;
+    std::unique_ptr<IpfixSender> ipfix_;
+    std::thread scan_thread_, bg_thread_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+    bool spool_alerted_ = false;
+    std::atomic<uint64_t> records_{0}, dropped_{0}, files_written_{0}, uploaded_{0}, bytes_uploaded_{0}, failures_{0},
+        queue_files_{0}, ipfix_errors_{0}, flow_full_total_{0};
+    std::atomic<int64_t> last_upload_{0};
+    std::mutex err_mu_;
+    std::string last_error_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Service>> make_export_service(const ExportConfig& cfg, const std::vector<std::string>& ifaces,
+                                                     const DaemonOptions& o, AlertSink* alerts) {
+    ExportConfig c = cfg;
+    if (!c.upload.password_file.empty()) {
+        std::ifstream in(c.upload.password_file);
+        if (!in) return Error("read export.upload.password_file", c.upload.password_file, errno);
+        c.upload.password = read_first_line(c.upload.password_file);
+    }
+    if (c.upload.url.rfind("sftp://", 0) == 0) {
+        if (!c.upload.known_hosts.empty() && ::access(c.upload.known_hosts.c_str(), R_OK) != 0)
+            return Error("read export.upload.known_hosts", c.upload.known_hosts, errno);
+        if (c.upload.host_key_sha256.empty() && c.upload.known_hosts.empty())
+            spdlog::warn(
+                "export: the SFTP server's host key is not checked; set export.upload.host_key_sha256 or "
+                "known_hosts");
+    }
+    std::function<int64_t()> clock = o.clock;
+    if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };
+    auto s = std::make_unique<ExportService>(c, cfg, ifaces, o.paths, clock, alerts);
+    if (auto st = s->start(); !st) return st.error();
+    return std::unique_ptr<Service>(std::move(s));
+}
+
+int run_export_status(const Config& cfg, std::ostream& out) {
+    const ExportConfig& e = cfg.export_;
+    if (!e.enabled)
+        throw FatalError("flow export is not configured (no export: section in " +
+                         (cfg.source.empty() ? std::string("the config") : cfg.source) + ")");
+    out << "spool directory: " << e.files.directory << "\n";
+    uint64_t bytes = 0;
+    auto files = list_spool(e.files.directory, e.files.prefix);
+    for (const auto& f : files) bytes += f.size;
+    out << "finished files waiting for upload: " << files.size() << " (" << bytes << " bytes)";
+    if (e.upload.spool_limit) out << ", spool limit " << e.upload.spool_limit << " bytes";
+    out << "\n";
+    if (!files.empty()) out << "  oldest: " << files.front().name << "\n  newest: " << files.back().name << "\n";
+    std::error_code ec;
+    for (const auto& d : std::filesystem::directory_iterator(e.files.directory, ec)) {
+        auto n = d.path().filename().string();
+        if (n.rfind(e.files.prefix, 0) == 0 && n.ends_with(".part")) out << "open file: " << n << "\n";
+    }
+    out << "upload: " << (e.upload.url.empty() ? "not configured" : e.upload.url) << "\n";
+    if (!e.status.file.empty()) {
+        std::ifstream in(e.status.file);
+        std::string line, last;
+        while (std::getline(in, line))
+            if (!line.empty()) last = line;
+        if (last.empty()) {
+            out << "status file " << e.status.file << ": no status yet\n";
+        } else {
+            auto j = nlohmann::json::parse(last, nullptr, false);
+            if (!j.is_discarded()) {
+                int64_t lu = j.value("last_upload", int64_t(0));
+                out << "last status (" << e.status.file << "): files written " << j.value("files_written", 0)
+                    << ", uploaded " << j.value("files_uploaded", 0) << ", failed uploads "
+                    << j.value("upload_failures", 0) << ", records dropped " << j.value("records_dropped", 0) << "\n";
+                if (lu > 0) {
+                    time_t t = static_cast<time_t>(lu);
+                    char buf[32];
+                    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+                    out << "last upload: " << buf << "\n";
+                } else {
+                    out << "last upload: none since the daemon started\n";
+                }
+                std::string err = j.value("last_error", std::string());
+                if (!err.empty()) out << "last error: " << err << "\n";
+            }
+        }
+    }
+    return 0;
+}
+
+}  // namespace pf

@@ -1,5 +1,0 @@
-#include "peakflow/cli.hpp"
-
-int main(int argc, char** argv) {
-    return pf::run_cli(argc, argv);
-}

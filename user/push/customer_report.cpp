@@ -1,0 +1,696 @@
+#include "peakflow/push/customer_report.hpp"
+
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include "peakflow/common/sqlite_stmt.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "peakflow/accounting/report.hpp"
+#include "peakflow/daemon/daemon.hpp"
+
+namespace pf {
+
+using Json = nlohmann::ordered_json;
+
+// ---- config ------------------------------------------------------------------------------
+
+namespace {
+
+Status parse_static(const Parser& p, const YAML::Node& n, const std::string& key, StaticField& f) {
+    if (!n.IsScalar()) return p.error_at(n.Mark(), key, "expected a number or a string");
+    f.value = n.Scalar();
+    // A plain scalar that is an integer stays a number; quoted ("12") is a string.
+    f.number = false;
+    if (n.Tag() != "!" && !f.value.empty()) {
+        try {
+            size_t used = 0;
+            (void)std::stoll(f.value, &used);
+            f.number = used == f.value.size();
+        } catch (const std::exception&) {
+        }
+    }
+    return Ok{};
+}
+
+}  // namespace
+
+Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const std::string& key,
+                                    CustomerReportConfig& out) {
+    if (auto st = check_keys(p, n, key,
+                             {"enabled", "sink", "iface", "macs", "direction", "provider_id", "provider_uiid", "isp_id",
+                              "device_type", "fields", "query_url", "query_headers", "verify_hours", "catch_up_hours"});
+        !st)
+        return st;
+    if (n["enabled"]) {
+        auto v = p.scalar<bool>(n["enabled"], key + ".enabled", "true or false");
+        if (!v) return v.error();
+        out.enabled = *v;
+    }
+    for (auto [name, field] :
+         {std::pair{"sink", &out.sink}, std::pair{"iface", &out.iface}, std::pair{"query_url", &out.query_url}}) {
+        if (!n[name]) continue;
+        auto v = p.scalar<std::string>(n[name], key + "." + name, "a string");
+        if (!v) return v.error();
+        *field = *v;
+    }
+    if (!out.query_url.empty() && out.query_url.rfind("http://", 0) != 0 && out.query_url.rfind("https://", 0) != 0)
+        return p.error_at(n["query_url"].Mark(), key + ".query_url", "expected an http:// or https:// URL");
+    if (n["direction"]) {
+        auto v = p.scalar<std::string>(n["direction"], key + ".direction", "tx, rx or both");
+        if (!v) return v.error();
+        if (*v != "tx" && *v != "rx" && *v != "both")
+            return p.error_at(n["direction"].Mark(), key + ".direction", "expected tx, rx or both, got '" + *v + "'");
+        out.direction = *v;
+    }
+    if (n["macs"]) {
+        const auto& m = n["macs"];
+        if (!m.IsSequence()) return p.error_at(m.Mark(), key + ".macs", "expected a list of MAC addresses");
+        out.macs.clear();
+        for (const auto& item : m) {
+            auto v = p.scalar<std::string>(item, key + ".macs", "a MAC address");
+            if (!v) return v.error();
+            auto mac = parse_mac(*v);
+            if (!mac) return p.error_at(item.Mark(), key + ".macs", "'" + *v + "' is not a MAC address");
+            out.macs.push_back(*mac);
+        }
+    }
+    for (auto* f : {&out.provider_id, &out.provider_uiid, &out.isp_id, &out.device_type}) {
+        if (!n[f->key]) continue;
+        if (auto st = parse_static(p, n[f->key], key + "." + f->key, *f); !st) return st;
+    }
+    static const std::set<std::string> reserved = {"flux_dat", "flux_hour", "provider_id", "provider_uiid",
+                                                   "isp_id",   "mac",       "version",     "device_type",
+                                                   "v0",       "v1",        "v2",          "v3",
+                                                   "v4",       "v5",        "v6",          "v7",
+                                                   "v8",       "v9",        "v10",         "v11"};
+    if (n["fields"]) {
+        const auto& m = n["fields"];
+        if (!m.IsMap()) return p.error_at(m.Mark(), key + ".fields", "expected a mapping of field: value");
+        out.fields.clear();
+        for (const auto& kv : m) {
+            StaticField f;
+            f.key = kv.first.Scalar();
+            if (reserved.count(f.key))
+                return p.error_at(kv.first.Mark(), key + ".fields." + f.key, "is a field the report sets itself");
+            if (auto st = parse_static(p, kv.second, key + ".fields." + f.key, f); !st) return st;
+            out.fields.push_back(f);
+        }
+    }
+    if (n["query_headers"]) {
+        const auto& m = n["query_headers"];
+        if (!m.IsMap()) return p.error_at(m.Mark(), key + ".query_headers", "expected a mapping of header: value");
+        out.query_headers.clear();
+        for (const auto& kv : m) {
+            auto v = p.scalar<std::string>(kv.second, key + ".query_headers." + kv.first.Scalar(), "a string");
+            if (!v) return v.error();
+            out.query_headers.emplace_back(kv.first.Scalar(), *v);
+        }
+    }
+    if (n["verify_hours"]) {
+        auto v = p.bounded(n["verify_hours"], key + ".verify_hours", 1, 24 * 31);
+        if (!v) return v.error();
+        out.verify_hours = static_cast<int>(*v);
+    }
+    if (n["catch_up_hours"]) {
+        auto v = p.bounded(n["catch_up_hours"], key + ".catch_up_hours", 1, 24 * 31);
+        if (!v) return v.error();
+        out.catch_up_hours = static_cast<int>(*v);
+    }
+    if (out.enabled && out.sink.empty())
+        return p.error_at(n.Mark(), key + ".sink",
+                          "an enabled customer report needs the name of a push sink of type http");
+    return Ok{};
+}
+
+void dump_customer_report_config(YAML::Emitter& e, const CustomerReportConfig& c) {
+    auto scalar = [&](const StaticField& f) {
+        if (f.number)
+            e << YAML::Key << f.key << YAML::Value << f.value;
+        else
+            e << YAML::Key << f.key << YAML::Value << YAML::DoubleQuoted << f.value;
+    };
+    e << YAML::BeginMap;
+    e << YAML::Key << "enabled" << YAML::Value << c.enabled;
+    e << YAML::Key << "sink" << YAML::Value << c.sink;
+    e << YAML::Key << "iface" << YAML::Value << c.iface;
+    e << YAML::Key << "macs" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& m : c.macs) e << format_mac(m);
+    e << YAML::EndSeq;
+    e << YAML::Key << "direction" << YAML::Value << c.direction;
+    for (const auto* f : {&c.provider_id, &c.provider_uiid, &c.isp_id, &c.device_type}) scalar(*f);
+    e << YAML::Key << "fields" << YAML::Value << YAML::BeginMap;
+    for (const auto& f : c.fields) scalar(f);
+    e << YAML::EndMap;
+    e << YAML::Key << "query_url" << YAML::Value << c.query_url;
+    e << YAML::Key << "query_headers" << YAML::Value << YAML::BeginMap;
+    for (const auto& [k, v] : c.query_headers) e << YAML::Key << k << YAML::Value << v;
+    e << YAML::EndMap;
+    e << YAML::Key << "verify_hours" << YAML::Value << c.verify_hours;
+    e << YAML::Key << "catch_up_hours" << YAML::Value << c.catch_up_hours;
+    e << YAML::EndMap;
+}
+
+// ---- contents ----------------------------------------------------------------------------
+
+Result<HourPoints> hour_points(Store& store, const std::vector<Adjustment>& adjustments, const std::string& iface,
+                               std::optional<int64_t> peer, const std::string& direction, int64_t hour_start) {
+    auto rows = store.buckets(Filter{iface, peer.value_or(kIfaceTotal)}, hour_start, hour_start + 12 * kBucketSeconds);
+    if (!rows) return rows.error();
+    uint64_t raw[12][PF_DIR_COUNT] = {};
+    for (const auto& r : *rows) {
+        const auto i = static_cast<size_t>((r.ts - hour_start) / kBucketSeconds);
+        for (int d = 0; d < PF_DIR_COUNT; d++) raw[i][d] += r.dir[d].bytes;
+    }
+    const Adjustment* adj_rx = match_adjustment(adjustments, iface, peer, PF_DIR_RX);
+    const Adjustment* adj_tx = match_adjustment(adjustments, iface, peer, PF_DIR_TX);
+    HourPoints v{};
+    for (size_t i = 0; i < 12; i++) {
+        const uint64_t tx = apply_adjustment(adj_tx, raw[i][PF_DIR_TX]);
+        const uint64_t rx = apply_adjustment(adj_rx, raw[i][PF_DIR_RX]);
+        v[i] = direction == "tx" ? tx : direction == "rx" ? rx : tx + rx;
+    }
+    return v;
+}
+
+std::string flux_dat(const Calendar& cal, int64_t hour_start) {
+    return cal.format_local(hour_start).substr(0, 10);
+}
+
+std::string flux_hour(const Calendar& cal, int64_t hour_start) {
+    return cal.format_local(hour_start).substr(0, 13);
+}
+
+namespace {
+
+Json field_json(const StaticField& f) {
+    if (f.number) return Json(std::stoll(f.value));
+    return Json(f.value);
+}
+
+Json points_json(const HourPoints& v) {
+    Json a = Json::array();
+    for (auto x : v) a.push_back(x);
+    return a;
+}
+
+}  // namespace
+
+std::string customer_body(const CustomerReportConfig& c, const Calendar& cal, const std::string& mac,
+                          int64_t hour_start, const HourPoints& v, int version) {
+    Json j;
+    j["flux_dat"] = flux_dat(cal, hour_start);
+    j["flux_hour"] = flux_hour(cal, hour_start);
+    j["provider_id"] = field_json(c.provider_id);
+    j["provider_uiid"] = field_json(c.provider_uiid);
+    j["isp_id"] = field_json(c.isp_id);
+    j["mac"] = mac;
+    for (size_t i = 0; i < v.size(); i++) j["v" + std::to_string(i)] = v[i];
+    j["version"] = version;
+    j["device_type"] = field_json(c.device_type);
+    for (const auto& f : c.fields) j[f.key] = field_json(f);
+    return j.dump();
+}
+
+Result<int64_t> parse_local_hour(const Calendar& cal, const std::string& text) {
+    const auto bad = Error("'" + text + "' is not a local hour YYYY-MM-DDTHH");
+    if (text.size() != 13 || text[10] != 'T' || !std::isdigit(static_cast<unsigned char>(text[11])) ||
+        !std::isdigit(static_cast<unsigned char>(text[12])))
+        return bad;
+    auto d = parse_local_date(text.substr(0, 10));
+    if (!d) return bad;
+    const int hour = std::stoi(text.substr(11, 2));
+    if (hour > 23) return bad;
+    const std::string want = text.substr(0, 10) + " " + text.substr(11, 2);
+    for (int64_t t = cal.day_start(*d); t < cal.day_end(*d); t += kBucketSeconds)
+        if (cal.format_local(t).substr(0, 13) == want) return cal.hour_start(t);
+    return Error("hour " + text.substr(11, 2) + " does not exist on " + d->str() + " in " + cal.tz_name(), "", 0,
+                 "the clocks skip it for daylight saving time");
+}
+
+Result<MacAddr> read_iface_mac(const std::string& sysfs, const std::string& iface) {
+    const std::string path = sysfs + "/class/net/" + iface + "/address";
+    std::ifstream in(path);
+    std::string s;
+    if (!in || !std::getline(in, s)) return Error("read interface MAC", path, errno);
+    auto m = parse_mac(s);
+    if (!m) return Error("read interface MAC", path, 0, "'" + s + "' is not a MAC address");
+    return *m;
+}
+
+// ---- tables ------------------------------------------------------------------------------
+
+namespace {
+
+const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS customer_report(mac TEXT NOT NULL, hour INTEGER NOT NULL, version INTEGER NOT NULL,
+    flux_hour TEXT NOT NULL, points TEXT NOT NULL, body TEXT NOT NULL, queued_at INTEGER NOT NULL,
+    outcome TEXT NOT NULL, checked_at INTEGER, PRIMARY KEY(mac, hour, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customer_mac(since INTEGER PRIMARY KEY, mac TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customer_verify(checked_at INTEGER NOT NULL, mac TEXT NOT NULL, hour INTEGER NOT NULL,
+    outcome TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customer_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+)";
+
+std::string points_text(const HourPoints& v) {
+    return points_json(v).dump();
+}
+
+// Latest recorded version of (mac, hour): {version, points}; version 0 when never sent.
+std::pair<int, std::string> latest(sqlite3* db, const std::string& mac, int64_t hour) {
+    SqlStmt q(db,
+              "SELECT version, points FROM customer_report WHERE mac = ?1 AND hour = ?2 ORDER BY version DESC LIMIT 1");
+    q.bind(1, mac);
+    q.bind(2, hour);
+    if (q.step() == SQLITE_ROW) return {static_cast<int>(q.i64(0)), q.text(1)};
+    return {0, ""};
+}
+
+// The MAC recorded for an hour by the daemon (customer_mac), if any.
+std::optional<std::string> recorded_mac(sqlite3* db, int64_t hour) {
+    SqlStmt q(db, "SELECT mac FROM customer_mac WHERE since <= ?1 ORDER BY since DESC LIMIT 1");
+    q.bind(1, hour);
+    if (q.step() == SQLITE_ROW) return q.text(0);
+    return std::nullopt;
+}
+
+sqlite3* open_tables(const std::string& path, bool read_only) {
+    sqlite3* db = nullptr;
+    const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        sqlite3_close(db);
+        return nullptr;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+bool has_table(sqlite3* db, const char* name) {
+    SqlStmt q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    q.bind(1, name);
+    return q.step() == SQLITE_ROW;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> customer_hour_bodies(const Config& cfg, const Calendar& cal,
+                                                      const CustomerHourRequest& r) {
+    auto store = Store::open(r.database, true);
+    if (!store) return store.error();
+    sqlite3* db = open_tables(r.database, true);
+    const bool tables = db && has_table(db, "customer_report");
+    std::vector<std::pair<std::string, std::optional<int64_t>>> who;  // mac text, peer key
+    const auto& c = cfg.customer_report;
+    if (c.macs.empty()) {
+        std::optional<std::string> mac = tables ? recorded_mac(db, r.hour_start) : std::nullopt;
+        if (!mac) {
+            auto m = read_iface_mac(r.sysfs, r.iface);
+            if (!m) {
+                if (db) sqlite3_close(db);
+                return m.error();
+            }
+            mac = format_mac(*m);
+        }
+        who.emplace_back(*mac, std::nullopt);
+    } else {
+        for (const auto& m : c.macs) who.emplace_back(format_mac(m), mac_to_int(m));
+    }
+    std::vector<std::string> out;
+    for (const auto& [mac, peer] : who) {
+        if (r.mac && format_mac(*r.mac) != mac) continue;
+        auto v = hour_points(**store, cfg.adjustments, r.iface, peer, c.direction, r.hour_start);
+        if (!v) {
+            if (db) sqlite3_close(db);
+            return v.error();
+        }
+        const int version = tables ? std::max(1, latest(db, mac, r.hour_start).first) : 1;
+        out.push_back(customer_body(c, cal, mac, r.hour_start, *v, version));
+    }
+    if (db) sqlite3_close(db);
+    if (out.empty() && r.mac) return Error("MAC " + format_mac(*r.mac) + " is not reported on " + r.iface);
+    return out;
+}
+
+Result<std::vector<std::string>> customer_verify_log(const std::string& database, const Calendar& cal, int limit) {
+    sqlite3* db = open_tables(database, true);
+    if (!db) return Error("cannot open database " + database);
+    std::vector<std::string> out;
+    if (has_table(db, "customer_verify")) {
+        SqlStmt q(
+            db,
+            "SELECT checked_at, mac, hour, outcome, detail FROM customer_verify ORDER BY checked_at DESC, hour DESC "
+            "LIMIT ?1");
+        q.bind(1, limit);
+        while (q.step() == SQLITE_ROW) {
+            std::string line =
+                cal.format_local(q.i64(0)) + "  " + q.text(1) + "  " + flux_hour(cal, q.i64(2)) + "  " + q.text(3);
+            if (!q.text(4).empty()) line += "  " + q.text(4);
+            out.push_back(line);
+        }
+    }
+    sqlite3_close(db);
+    return out;
+}
+
+// ---- service -----------------------------------------------------------------------------
+
+Result<CustomerReportService::Options> customer_report_options(const ServiceContext& ctx) {
+    CustomerReportService::Options o;
+    o.cfg = ctx.config.customer_report;
+    auto it = std::find_if(ctx.sinks.begin(), ctx.sinks.end(), [&](const auto& s) { return s.first == o.cfg.sink; });
+    if (it == ctx.sinks.end()) return Error("customer_report.sink: '" + o.cfg.sink + "' is not a configured push sink");
+    if (it->second != "http")
+        return Error("customer_report.sink: '" + o.cfg.sink + "' is of type " + it->second +
+                     ", the customer report needs type http (the body is POSTed as is)");
+    o.database = ctx.options.database;
+    o.sysfs = ctx.options.paths.sysfs;
+    o.iface = o.cfg.iface.empty() ? (ctx.ifaces.empty() ? "" : ctx.ifaces.front()) : o.cfg.iface;
+    o.timezone = ctx.options.timezone;
+    o.peak_windows = ctx.options.peak_windows;
+    o.billing_day = ctx.options.billing_day;
+    o.adjustments = ctx.config.adjustments;
+    o.drain_interval =
+        std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(ctx.options.interval).count());
+    o.clock = ctx.options.clock;
+    return o;
+}
+
+Result<std::unique_ptr<CustomerReportService>> CustomerReportService::create(Options o, MessageQueue& queue) {
+    if (!o.clock) o.clock = [] { return static_cast<int64_t>(::time(nullptr)); };
+    if (o.iface.empty()) return Error("customer_report: no interface to report");
+    std::unique_ptr<CustomerReportService> s(new CustomerReportService(std::move(o), queue));
+    auto cal = Calendar::create(s->o_.timezone, s->o_.peak_windows, s->o_.billing_day);
+    if (!cal) return cal.error();
+    s->cal_ = std::move(*cal);
+    if (s->o_.cfg.macs.empty())
+        if (auto m = read_iface_mac(s->o_.sysfs, s->o_.iface); !m)
+            return Error("customer_report: " + m.error().message(), "", 0,
+                         "list the MACs to report in customer_report.macs");
+    auto st = Store::open(s->o_.database);
+    if (!st) return st.error();
+    s->store_ = std::move(*st);
+    s->db_ = open_tables(s->o_.database, false);
+    if (!s->db_) return Error("cannot open database " + s->o_.database);
+    if (sqlite3_exec(s->db_, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK)
+        return sql_error(s->db_, "create customer report tables");
+    {
+        // Reporting starts with the hour the switch was first turned on.
+        SqlStmt ins(s->db_, "INSERT OR IGNORE INTO customer_state(key, value) VALUES('first_start', ?1)");
+        ins.bind(1, s->o_.clock());
+        if (ins.step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
+        SqlStmt q(s->db_, "SELECT value FROM customer_state WHERE key = 'first_start'");
+        if (q.step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
+        s->first_start_ = q.i64(0);
+    }
+    s->ticker_ = std::make_unique<DrainTicker>([p = s.get()](int64_t now) {
+        if (auto st = p->tick(now); !st)
+            spdlog::warn("customer_report: {} (tried again after the next drain)", st.error().message());
+    });
+    return s;
+}
+
+CustomerReportService::~CustomerReportService() {
+    stop();
+    if (db_) sqlite3_close(db_);
+}
+
+void CustomerReportService::after_drain(int64_t now) {
+    if (ticker_) ticker_->post(now);
+}
+
+void CustomerReportService::reload(const Config& cfg) {
+    std::lock_guard<std::mutex> w(work_mu_);
+    auto cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day);
+    if (cal) cal_ = std::move(*cal);
+    o_.adjustments = cfg.adjustments;
+    // The sink and interface need a restart (checked against the push sinks at start);
+    // the fields, MAC list, direction and verification settings apply from now on.
+    const std::string sink = o_.cfg.sink, iface = o_.cfg.iface;
+    const bool enabled = o_.cfg.enabled;
+    o_.cfg = cfg.customer_report;
+    o_.cfg.sink = sink;
+    o_.cfg.iface = iface;
+    if (!cfg.customer_report.enabled && enabled) spdlog::info("customer_report: switched off; hours are not reported");
+}
+
+void CustomerReportService::stop() {
+    if (ticker_) ticker_->stop();
+}
+
+// The interface's MAC now; a change counts from the next local hour on (the hour in which
+// it was seen is still reported under the MAC it started with).
+Status CustomerReportService::note_mac(int64_t now) {
+    if (!o_.cfg.macs.empty()) return Ok{};
+    auto m = read_iface_mac(o_.sysfs, o_.iface);
+    if (!m) return m.error();
+    const std::string mac = format_mac(*m);
+    SqlStmt q(db_, "SELECT mac FROM customer_mac ORDER BY since DESC LIMIT 1");
+    const int rc = q.step();
+    if (rc == SQLITE_ROW && q.text(0) == mac) return Ok{};
+    const int64_t since = rc == SQLITE_ROW ? cal_->hour_start(now) + 3600 : 0;
+    SqlStmt ins(db_, "INSERT OR REPLACE INTO customer_mac(since, mac) VALUES(?1, ?2)");
+    ins.bind(1, since);
+    ins.bind(2, mac);
+    if (ins.step() != SQLITE_DONE) return sql_error(db_, "record interface MAC");
+    if (rc == SQLITE_ROW)
+        spdlog::info("customer_report: {} changed MAC {} -> {}; reported under the new one from {}", o_.iface,
+                     q.text(0), mac, cal_->format_local(since));
+    return Ok{};
+}
+
+Result<std::vector<std::pair<std::string, std::optional<int64_t>>>> CustomerReportService::reported_for_hour(
+    int64_t hour) {
+    std::vector<std::pair<std::string, std::optional<int64_t>>> who;
+    if (o_.cfg.macs.empty()) {
+        auto m = recorded_mac(db_, hour);
+        if (!m) return Error("customer_report: no MAC recorded for " + o_.iface);
+        who.emplace_back(*m, std::nullopt);
+    } else {
+        for (const auto& m : o_.cfg.macs) who.emplace_back(format_mac(m), mac_to_int(m));
+    }
+    return who;
+}
+
+Status CustomerReportService::queue_hour(const std::string& mac, std::optional<int64_t> peer, int64_t hour, int version,
+                                         const std::string& outcome, int64_t now) {
+    auto v = hour_points(*store_, o_.adjustments, o_.iface, peer, o_.cfg.direction, hour);
+    if (!v) return v.error();
+    const std::string body = customer_body(o_.cfg, *cal_, mac, hour, *v, version);
+    const std::string fh = flux_hour(*cal_, hour);
+    OutboundMessage m{o_.cfg.sink,
+                      "hourly",
+                      fh.substr(0, 10) + "T" + fh.substr(11, 2),
+                      "Hourly " + fh.substr(0, 10) + "T" + fh.substr(11, 2) + " v" + std::to_string(version),
+                      "hourly report of " + mac + ", version " + std::to_string(version),
+                      body};
+    if (auto st = queue_.enqueue(m); !st) return st;
+    SqlStmt ins(
+        db_,
+        "INSERT OR REPLACE INTO customer_report(mac, hour, version, flux_hour, points, body, queued_at, outcome) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+    ins.bind(1, mac);
+    ins.bind(2, hour);
+    ins.bind(3, version);
+    ins.bind(4, fh);
+    ins.bind(5, points_text(*v));
+    ins.bind(6, body);
+    ins.bind(7, now);
+    ins.bind(8, outcome);
+    if (ins.step() != SQLITE_DONE) return sql_error(db_, "record customer report");
+    spdlog::info("customer_report: {} {} version {} queued", mac, fh, version);
+    return Ok{};
+}
+
+Status CustomerReportService::tick(int64_t now) {
+    std::lock_guard<std::mutex> w(work_mu_);
+    if (!o_.cfg.enabled) {
+        // Switched off (by a reload): the hours until it is on again are never reported.
+        SqlStmt up(db_, "UPDATE customer_state SET value = ?1 WHERE key = 'first_start'");
+        up.bind(1, now);
+        if (up.step() != SQLITE_DONE) return sql_error(db_, "record the switch");
+        first_start_ = now;
+        return Ok{};
+    }
+    if (auto st = note_mac(now); !st) return st;
+    // Hours whose end is one drain interval behind the drain: their last bucket is complete.
+    const int64_t last = cal_->hour_start(now - o_.drain_interval) - 3600;
+    const int64_t oldest = std::max(now - static_cast<int64_t>(o_.cfg.catch_up_hours) * 3600, first_start_ - 3599);
+    std::vector<int64_t> hours;
+    for (int64_t h = last; h + 3600 > oldest && h + 3600 > first_start_; h = cal_->hour_start(h - 1))
+        hours.push_back(h);
+    std::reverse(hours.begin(), hours.end());
+    for (int64_t h : hours) {
+        auto who = reported_for_hour(h);
+        if (!who) return who.error();
+        for (const auto& [mac, peer] : *who) {
+            if (latest(db_, mac, h).first > 0) continue;
+            if (auto st = queue_hour(mac, peer, h, 1, "sent", now); !st) return st;
+        }
+    }
+    if (!o_.cfg.query_url.empty() && !hours.empty() && hours.back() > last_verify_hour_) {
+        last_verify_hour_ = hours.back();
+        if (auto st = verify(now); !st) spdlog::warn("customer_report: verification: {}", st.error().message());
+    }
+    return Ok{};
+}
+
+// ---- verification ------------------------------------------------------------------------
+
+namespace {
+
+size_t collect(char* p, size_t size, size_t n, void* out) {
+    static_cast<std::string*>(out)->append(p, size * n);
+    return size * n;
+}
+
+std::string url_escape(CURL* c, const std::string& s) {
+    char* e = curl_easy_escape(c, s.c_str(), static_cast<int>(s.size()));
+    std::string r = e ? e : "";
+    curl_free(e);
+    return r;
+}
+
+// GET query_url?mac=..&start=..&end=.. -> the records it holds (see README).
+Result<Json> fetch_held(const CustomerReportConfig& c, const std::string& mac, const std::string& start,
+                        const std::string& end) {
+    CURL* curl = curl_easy_init();
+    if (!curl) return Error("curl_easy_init failed");
+    std::string url = c.query_url + (c.query_url.find('?') == std::string::npos ? "?" : "&") +
+                      "mac=" + url_escape(curl, mac) + "&start=" + url_escape(curl, start) +
+                      "&end=" + url_escape(curl, end);
+    curl_slist* headers = nullptr;
+    for (const auto& [k, v] : c.query_headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
+    std::string body;
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    const CURLcode rc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    if (rc != CURLE_OK) return Error(std::string("query ") + c.query_url + ": " + curl_easy_strerror(rc));
+    if (status < 200 || status > 299) return Error("query " + c.query_url + ": HTTP " + std::to_string(status));
+    try {
+        Json j = Json::parse(body);
+        if (j.is_object() && j.contains("data")) j = j["data"];
+        if (!j.is_array()) return Error("query " + c.query_url + ": expected a JSON array or {\"data\": [...]}");
+        return j;
+    } catch (const Json::exception& e) {
+        return Error("query " + c.query_url + ": not JSON: " + e.what());
+    }
+}
+
+}  // namespace
+
+void CustomerReportService::record_verify(int64_t now, const std::string& mac, int64_t hour, const std::string& outcome,
+                                          const std::string& detail) {
+    SqlStmt ins(db_, "INSERT INTO customer_verify(checked_at, mac, hour, outcome, detail) VALUES(?1,?2,?3,?4,?5)");
+    ins.bind(1, now);
+    ins.bind(2, mac);
+    ins.bind(3, hour);
+    ins.bind(4, outcome);
+    ins.bind(5, detail);
+    (void)ins.step();
+    SqlStmt up(db_,
+               "UPDATE customer_report SET outcome = CASE WHEN ?3 = 'matched' OR outcome = 'sent' THEN ?3 ELSE outcome "
+               "END, checked_at = ?4 WHERE mac = ?1 AND hour = ?2 AND version = (SELECT max(version) FROM "
+               "customer_report WHERE mac = ?1 AND hour = ?2)");
+    up.bind(1, mac);
+    up.bind(2, hour);
+    up.bind(3, outcome);
+    up.bind(4, now);
+    (void)up.step();
+}
+
+constexpr int64_t kVerifyGraceSeconds = 300;
+
+Status CustomerReportService::verify(int64_t now) {
+    if (o_.cfg.query_url.empty()) return Ok{};
+    // The recorded hours in the window, per MAC.
+    std::map<std::string, std::vector<int64_t>> hours;
+    std::map<std::string, std::optional<int64_t>> peers;
+    {
+        SqlStmt q(
+            db_,
+            "SELECT mac, hour FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour HAVING max(queued_at) <= ?2 "
+            "ORDER BY mac, hour");
+        q.bind(1, now - static_cast<int64_t>(o_.cfg.verify_hours) * 3600);
+        // What was queued moments ago may still be on its way: not "missing" yet.
+        q.bind(2, now - kVerifyGraceSeconds);
+        while (q.step() == SQLITE_ROW) hours[q.text(0)].push_back(q.i64(1));
+    }
+    for (const auto& m : o_.cfg.macs) peers[format_mac(m)] = mac_to_int(m);
+    for (const auto& [mac, list] : hours) {
+        const std::optional<int64_t> peer = peers.count(mac) ? peers[mac] : std::nullopt;
+        if (!o_.cfg.macs.empty() && !peers.count(mac)) continue;  // no longer reported
+        auto held = fetch_held(o_.cfg, mac, flux_hour(*cal_, list.front()), flux_hour(*cal_, list.back()));
+        if (!held) {
+            for (int64_t h : list) record_verify(now, mac, h, "error", held.error().message());
+            continue;
+        }
+        std::map<std::string, const Json*> by_hour;
+        for (const auto& rec : *held)
+            if (rec.is_object() && rec.value("mac", "") == mac && rec.contains("flux_hour") &&
+                rec["flux_hour"].is_string()) {
+                const std::string fh = rec["flux_hour"].get<std::string>();
+                const Json*& slot = by_hour[fh];
+                // Several versions held: the highest counts.
+                if (!slot || rec.value("version", 0) > slot->value("version", 0)) slot = &rec;
+            }
+        for (int64_t h : list) {
+            auto ours = hour_points(*store_, o_.adjustments, o_.iface, peer, o_.cfg.direction, h);
+            if (!ours) return ours.error();
+            const auto [version, sent_points] = latest(db_, mac, h);
+            auto it = by_hour.find(flux_hour(*cal_, h));
+            if (it == by_hour.end()) {
+                record_verify(now, mac, h, "missing", "the customer holds no record of this hour");
+                continue;
+            }
+            const Json& rec = *it->second;
+            bool same = true;
+            std::string diff;
+            for (size_t i = 0; i < 12; i++) {
+                const std::string k = "v" + std::to_string(i);
+                const bool ok = rec.contains(k) && rec[k].is_number_integer() && rec[k].get<uint64_t>() == (*ours)[i];
+                if (!ok && diff.empty())
+                    diff = k + ": held " + (rec.contains(k) ? rec[k].dump() : std::string("none")) + ", ours " +
+                           std::to_string((*ours)[i]);
+                same = same && ok;
+            }
+            if (same) {
+                record_verify(now, mac, h, "matched", "version " + std::to_string(rec.value("version", 0)));
+                continue;
+            }
+            const int next = std::max(version, rec.value("version", 0)) + 1;
+            record_verify(now, mac, h, "mismatch", diff + "; resent as version " + std::to_string(next));
+            if (auto st = queue_hour(mac, peer, h, next, "resent", now); !st) {
+                record_verify(now, mac, h, "error", "resend: " + st.error().message());
+                return st;
+            }
+        }
+    }
+    return Ok{};
+}
+
+Result<std::vector<CustomerReportService::Sent>> CustomerReportService::sent() {
+    std::lock_guard<std::mutex> w(work_mu_);
+    SqlStmt q(db_, "SELECT mac, hour, version, points, outcome FROM customer_report ORDER BY hour, mac, version");
+    std::vector<Sent> out;
+    while (q.step() == SQLITE_ROW)
+        out.push_back(Sent{q.text(0), q.i64(1), static_cast<int>(q.i64(2)), q.text(3), q.text(4)});
+    return out;
+}
+
+}  // namespace pf

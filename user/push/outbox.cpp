@@ -1,0 +1,509 @@
+#include "peakflow/push/outbox.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+#include "peakflow/common/sqlite_stmt.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <optional>
+#include <ostream>
+#include <sstream>
+
+#include "peakflow/daemon/daemon.hpp"
+
+namespace pf {
+namespace {
+
+// Message ids come from push_history (AUTOINCREMENT: never reused); the outbox row of a
+// message carries the same id, so a resend after a restart updates the same history row.
+const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS push_history(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created INTEGER NOT NULL,
+  time INTEGER NOT NULL,
+  node TEXT NOT NULL, host TEXT NOT NULL, sink TEXT NOT NULL, kind TEXT NOT NULL, period TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS outbox(
+  id INTEGER PRIMARY KEY,
+  sink TEXT NOT NULL, kind TEXT NOT NULL, period TEXT NOT NULL,
+  title TEXT NOT NULL, text TEXT NOT NULL, body TEXT NOT NULL,
+  node TEXT NOT NULL, host TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_sink ON outbox(sink, id);
+CREATE TABLE IF NOT EXISTS push_sink_state(
+  sink TEXT PRIMARY KEY, failures INTEGER NOT NULL, alerted INTEGER NOT NULL) WITHOUT ROWID;
+)";
+
+int64_t system_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string hostname() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+    return buf;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
+    if (o.host.empty()) o.host = hostname();
+    if (!o.now_ms) o.now_ms = system_ms;
+    if (!o.make_sink) {
+        double t = o.push.timeout;
+        o.make_sink = [t](const SinkConfig& s) { return pf::make_sink(s, t); };
+    }
+    std::unique_ptr<Outbox> ob(new Outbox(std::move(o)));
+    std::error_code ec;
+    auto dir = std::filesystem::path(ob->o_.database).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (sqlite3_open_v2(ob->o_.database.c_str(), &ob->db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK)
+        return Error("cannot open the outbox in " + ob->o_.database + ": " +
+                     (ob->db_ ? sqlite3_errmsg(ob->db_) : "out of memory"));
+    sqlite3_busy_timeout(ob->db_, 5000);
+    // FULL: a message is on disk before enqueue returns, even across a power cut.
+    if (auto st = ob->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !st) return st.error();
+    if (auto st = ob->exec(kSchema); !st) return st.error();
+    uint64_t seed = ob->o_.seed ? ob->o_.seed : std::random_device{}();
+    for (const auto& s : ob->o_.push.sinks) {
+        SinkState& st = ob->sinks_[s.name];
+        st.cfg = &s;
+        st.sink = ob->o_.make_sink(s);
+        st.rng.seed(seed++);
+        SqlStmt q(ob->db_, "SELECT failures, alerted FROM push_sink_state WHERE sink=?");
+        q.bind(1, s.name);
+        if (q.step() == SQLITE_ROW) {
+            st.failures = static_cast<int>(q.i64(0));
+            st.alerted = q.i64(1) != 0;
+        }
+    }
+    // Rows for sinks no longer in the config stay queued (nothing is dropped) until the
+    // sink is configured again.
+    SqlStmt q(ob->db_, "SELECT sink, count(*) FROM outbox GROUP BY sink");
+    while (q.step() == SQLITE_ROW)
+        if (!ob->o_.push.find(q.text(0)))
+            spdlog::warn(
+                "push: {} message(s) queued for sink '{}', which is no longer in the config: they wait "
+                "until it is configured again",
+                q.i64(1), q.text(0));
+    return ob;
+}
+
+Outbox::~Outbox() {
+    stop();
+    if (db_) sqlite3_close(db_);
+}
+
+Status Outbox::exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : sqlite3_errmsg(db_);
+        sqlite3_free(err);
+        return Error("outbox database " + o_.database + ": " + msg);
+    }
+    return Ok{};
+}
+
+int64_t Outbox::now_ms() const {
+    return o_.now_ms();
+}
+
+Status Outbox::enqueue(const OutboundMessage& m) {
+    std::lock_guard lk(db_mu_);
+    if (auto st = exec("BEGIN IMMEDIATE"); !st) return st;
+    Status st = Ok{};
+    if (!m.sink.empty()) {
+        const SinkConfig* s = o_.push.find(m.sink);
+        if (!s) st = Error("no push sink named '" + m.sink + "' in the config");
+        if (st) st = enqueue_locked(m, !o_.push.enabled || !s->enabled);
+    } else {
+        for (const auto& s : o_.push.sinks) {
+            if (!s.takes(m.kind)) continue;
+            OutboundMessage c = m;
+            c.sink = s.name;
+            st = enqueue_locked(c, !o_.push.enabled || !s.enabled);
+            if (!st) break;
+        }
+    }
+    if (!st) {
+        (void)exec("ROLLBACK");
+        return st;
+    }
+    if (auto c = exec("COMMIT"); !c) {
+        (void)exec("ROLLBACK");
+        return c;
+    }
+    wake();
+    return Ok{};
+}
+
+Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
+    const SinkConfig* s = o_.push.find(m.sink);
+    MessageMeta meta{o_.push.node_name, o_.host};
+    int64_t now = now_ms();
+    int64_t bytes = s->type == "email" ? static_cast<int64_t>(render_email(*s, m, meta, now / 1000).size())
+                                       : static_cast<int64_t>(render_request(*s, m, meta, now).body.size());
+    SqlStmt h(db_,
+              "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status) "
+              "VALUES(?,?,?,?,?,?,?,?,?)");
+    h.bind(1, now / 1000).bind(2, now / 1000).bind(3, meta.node).bind(4, meta.host).bind(5, m.sink).bind(6, m.kind);
+    h.bind(7, m.period).bind(8, bytes).bind(9, std::string(skip ? "skipped" : "pending"));
+    if (h.step() != SQLITE_DONE) return Error(std::string("record push history: ") + sqlite3_errmsg(db_));
+    if (skip) {
+        spdlog::info("push: {} '{}' for sink {} skipped (push switched off)", m.kind, m.title, m.sink);
+        return Ok{};
+    }
+    int64_t id = sqlite3_last_insert_rowid(db_);
+    SqlStmt q(db_,
+              "INSERT INTO outbox(id, sink, kind, period, title, text, body, node, host) VALUES(?,?,?,?,?,?,?,?,?)");
+    q.bind(1, id).bind(2, m.sink).bind(3, m.kind).bind(4, m.period).bind(5, m.title).bind(6, m.text).bind(7, m.body);
+    q.bind(8, meta.node).bind(9, meta.host);
+    if (q.step() != SQLITE_DONE) return Error(std::string("queue message: ") + sqlite3_errmsg(db_));
+    return Ok{};
+}
+
+Result<int64_t> Outbox::step(const std::string& name) {
+    auto it = sinks_.find(name);
+    if (it == sinks_.end()) return Error("no push sink named '" + name + "'");
+    SinkState& st = it->second;
+    if (!o_.push.enabled || !st.cfg->enabled) return int64_t{0};  // queued rows wait for the switch
+    int64_t now = now_ms();
+    if (now < st.not_before) return st.not_before;
+    while (!st.sent.empty() && st.sent.front() <= now - 60000) st.sent.pop_front();
+    int rate = st.cfg->effective_rate();
+    if (rate > 0 && static_cast<int>(st.sent.size()) >= rate) return st.sent.front() + 60000;
+
+    OutboundMessage m;
+    MessageMeta meta;
+    int64_t id = 0;
+    {
+        std::lock_guard lk(db_mu_);
+        SqlStmt q(
+            db_, "SELECT id, kind, period, title, text, body, node, host FROM outbox WHERE sink=? ORDER BY id LIMIT 1");
+        q.bind(1, name);
+        int rc = q.step();
+        if (rc == SQLITE_DONE) return int64_t{0};
+        if (rc != SQLITE_ROW) return Error(std::string("read outbox: ") + sqlite3_errmsg(db_));
+        id = q.i64(0);
+        m = OutboundMessage{name, q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)};
+        meta = MessageMeta{q.text(6), q.text(7)};
+    }
+    SendResult r = st.sink->send(m, meta);
+    int64_t done = now_ms();
+    st.sent.push_back(done);
+    // The sink's failure streak and whether its outage was announced are stored with the
+    // outcome, and the alert or recovery notice is queued in the same transaction: one
+    // alert per outage, also across restarts.
+    int failures = r.ok ? 0 : st.failures + 1;
+    bool alerted = r.ok ? false : (st.alerted || failures >= o_.push.alert_after);
+    std::optional<Alert> notice;
+    if (r.ok && st.alerted) notice = make_alert(name, true, "", done);
+    if (!r.ok && alerted && !st.alerted) notice = make_alert(name, false, r.error, done);
+    {
+        std::lock_guard lk(db_mu_);
+        if (auto b = exec("BEGIN IMMEDIATE"); !b) return b.error();
+        bool ok = true;
+        if (r.ok) {
+            SqlStmt d(db_, "DELETE FROM outbox WHERE id=?");
+            ok = d.bind(1, id).step() == SQLITE_DONE;
+        }
+        SqlStmt h(db_, "UPDATE push_history SET status=?, attempts=attempts+1, last_error=?, time=? WHERE id=?");
+        h.bind(1, std::string(r.ok ? "sent" : "failed")).bind(2, r.error).bind(3, done / 1000).bind(4, id);
+        ok = ok && h.step() == SQLITE_DONE;
+        SqlStmt ss(db_, "INSERT OR REPLACE INTO push_sink_state(sink, failures, alerted) VALUES(?,?,?)");
+        ss.bind(1, name).bind(2, int64_t{failures}).bind(3, int64_t{alerted ? 1 : 0});
+        ok = ok && ss.step() == SQLITE_DONE;
+        if (ok && notice)
+            for (const auto& s : o_.push.sinks) {
+                if (s.name == name || !s.alerts) continue;
+                OutboundMessage a{s.name,       notice->kind == Alert::Kind::Raised ? "alert" : "recovery",
+                                  notice->key,  notice->title,
+                                  notice->text, ""};
+                ok = ok && enqueue_locked(a, !o_.push.enabled || !s.enabled).ok();
+            }
+        if (!ok || !exec("COMMIT")) {
+            std::string e = sqlite3_errmsg(db_);
+            (void)exec("ROLLBACK");
+            return Error("record delivery of message " + std::to_string(id) + ": " + e);
+        }
+    }
+    st.failures = failures;
+    st.alerted = alerted;
+    if (notice) {
+        if (log_alerts_) log_alerts_->alert(*notice);
+        wake();
+    }
+    if (r.ok) {
+        spdlog::info("push: {} '{}' delivered to {} (message {})", m.kind, m.title, name, id);
+        st.not_before = 0;
+        return done;
+    }
+    double delay = std::min(o_.push.max_backoff, o_.push.initial_backoff * std::pow(2.0, st.failures - 1));
+    // Jitter in [delay/2, delay]: sinks that failed together do not all retry together.
+    delay *= 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(st.rng);
+    st.not_before = done + static_cast<int64_t>(delay * 1000);
+    spdlog::warn("push: delivery of message {} to {} failed (attempt {} in a row): {}; next try in {:.1f} s", id, name,
+                 st.failures, r.error, delay);
+    return st.not_before;
+}
+
+Alert Outbox::make_alert(const std::string& sink, bool recovered, const std::string& error, int64_t now) const {
+    Alert a;
+    a.kind = recovered ? Alert::Kind::Recovered : Alert::Kind::Raised;
+    a.source = "push";
+    a.key = "sink:" + sink;
+    a.time = now / 1000;
+    std::string where = (o_.push.node_name.empty() ? "" : o_.push.node_name + " / ") + o_.host;
+    if (recovered) {
+        a.title = "push to " + sink + " works again";
+        a.text = "Delivery to sink **" + sink + "** works again (" + where + ").";
+    } else {
+        a.title = "push to " + sink + " failing";
+        a.text = "Delivery to sink **" + sink + "** failed " + std::to_string(o_.push.alert_after) +
+                 " times in a row (" + where + "). Last error: " + error +
+                 "\n\nMessages wait in the outbox and are sent when it works again.";
+    }
+    return a;
+}
+
+void Outbox::wake() {
+    {
+        std::lock_guard lk(wake_mu_);
+        ++wake_gen_;
+    }
+    wake_cv_.notify_all();
+}
+
+void Outbox::worker(const std::string& name) {
+    while (!stopping_) {
+        uint64_t gen;
+        {
+            std::lock_guard lk(wake_mu_);
+            gen = wake_gen_;
+        }
+        auto r = step(name);
+        int64_t now = now_ms();
+        int64_t next;
+        if (!r) {
+            spdlog::error("push: {}: {}", name, r.error().message());
+            next = now + 1000;
+        } else {
+            // Idle: look again now and then, for rows another process (push --message) added.
+            next = *r == 0 ? now + static_cast<int64_t>(o_.idle_poll * 1000) : *r;
+        }
+        if (next <= now) continue;
+        std::unique_lock lk(wake_mu_);
+        wake_cv_.wait_for(lk, std::chrono::milliseconds(next - now),
+                          [&] { return stopping_.load() || wake_gen_ != gen; });
+    }
+}
+
+void Outbox::start() {
+    for (const auto& [name, st] : sinks_) {
+        (void)st;
+        threads_.emplace_back([this, n = name] { worker(n); });
+    }
+}
+
+void Outbox::stop() {
+    stopping_ = true;
+    wake();
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+    threads_.clear();
+}
+
+uint64_t Outbox::depth() const {
+    std::lock_guard lk(db_mu_);
+    SqlStmt q(db_, "SELECT count(*) FROM outbox");
+    return q.step() == SQLITE_ROW ? static_cast<uint64_t>(q.i64(0)) : 0;
+}
+
+Result<std::vector<int64_t>> Outbox::queued_ids(const std::string& sink) const {
+    std::lock_guard lk(db_mu_);
+    SqlStmt q(db_, "SELECT id FROM outbox WHERE sink=? ORDER BY id");
+    q.bind(1, sink);
+    std::vector<int64_t> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(q.i64(0));
+    if (rc != SQLITE_DONE) return Error(std::string("read outbox: ") + sqlite3_errmsg(db_));
+    return out;
+}
+
+namespace {
+
+Result<std::vector<HistoryRow>> read_history(sqlite3* db, bool failed_only) {
+    SqlStmt q(db, failed_only ? "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
+                                "FROM push_history WHERE status='failed' ORDER BY id"
+                              : "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
+                                "FROM push_history ORDER BY id");
+    if (!q.ok()) return Error(std::string("read push history: ") + sqlite3_errmsg(db));
+    std::vector<HistoryRow> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW)
+        out.push_back(HistoryRow{q.i64(0), q.i64(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.i64(7),
+                                 q.text(8), q.i64(9), q.text(10)});
+    if (rc != SQLITE_DONE) return Error(std::string("read push history: ") + sqlite3_errmsg(db));
+    return out;
+}
+
+}  // namespace
+
+Result<std::vector<HistoryRow>> Outbox::history(bool failed_only) const {
+    std::lock_guard lk(db_mu_);
+    return read_history(db_, failed_only);
+}
+
+Result<std::vector<HistoryRow>> read_push_history(const std::string& database, bool failed_only) {
+    if (!std::filesystem::exists(database)) return Error("no history yet: " + database + " does not exist");
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(database.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+        std::string e = db ? sqlite3_errmsg(db) : "out of memory";
+        sqlite3_close(db);
+        return Error("cannot open database " + database + ": " + e);
+    }
+    sqlite3_busy_timeout(db, 5000);
+    SqlStmt t(db, "SELECT 1 FROM sqlite_master WHERE name='push_history'");
+    Result<std::vector<HistoryRow>> r = std::vector<HistoryRow>{};
+    if (t.step() == SQLITE_ROW) r = read_history(db, failed_only);
+    sqlite3_close(db);
+    return r;
+}
+
+std::string render_history(const std::vector<HistoryRow>& rows, bool json,
+                           const std::function<std::string(int64_t)>& fmt) {
+    if (json) {
+        nlohmann::ordered_json a = nlohmann::ordered_json::array();
+        for (const auto& r : rows)
+            a.push_back({{"id", r.id},
+                         {"time", fmt(r.time)},
+                         {"node", r.node},
+                         {"host", r.host},
+                         {"sink", r.sink},
+                         {"kind", r.kind},
+                         {"period", r.period},
+                         {"bytes", r.bytes},
+                         {"status", r.status},
+                         {"attempts", r.attempts},
+                         {"last_error", r.last_error}});
+        nlohmann::ordered_json o = {{"history", a}};
+        return o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    }
+    std::vector<std::vector<std::string>> t;
+    t.push_back({"ID", "TIME", "NODE", "HOST", "SINK", "KIND", "PERIOD", "BYTES", "STATUS", "ATTEMPTS", "LAST ERROR"});
+    for (const auto& r : rows)
+        t.push_back({std::to_string(r.id), fmt(r.time), r.node.empty() ? "-" : r.node, r.host, r.sink, r.kind,
+                     r.period.empty() ? "-" : r.period, std::to_string(r.bytes), r.status, std::to_string(r.attempts),
+                     r.last_error});
+    std::vector<size_t> w(t[0].size(), 0);
+    for (const auto& row : t)
+        for (size_t i = 0; i + 1 < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
+    std::ostringstream out;
+    for (const auto& row : t) {
+        std::string line;
+        for (size_t i = 0; i < row.size(); ++i) {
+            bool right = i == 0 || i == 7 || i == 9;
+            std::string cell = row[i];
+            if (i + 1 < row.size()) {
+                std::string pad(w[i] - cell.size(), ' ');
+                cell = right ? pad + cell : cell + pad;
+                cell += "  ";
+            }
+            line += cell;
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        out << line << "\n";
+    }
+    if (rows.empty()) out << "(no messages yet)\n";
+    return out.str();
+}
+
+void OutboxAlertSink::alert(const Alert& a) {
+    log_.alert(a);
+    OutboundMessage m{"", a.kind == Alert::Kind::Raised ? "alert" : "recovery", a.key, a.title, a.text, ""};
+    if (auto st = q_.enqueue(m); !st) spdlog::error("alert {}: cannot queue it: {}", a.key, st.error().message());
+}
+
+int run_push_test(const PushConfig& c, const std::string& only, std::ostream& out) {
+    if (c.sinks.empty()) {
+        out << "no push sinks configured\n";
+        return 1;
+    }
+    if (!only.empty() && !c.find(only)) throw FatalError("no push sink named '" + only + "' in the config");
+    MessageMeta meta{c.node_name, hostname()};
+    int rc = 0;
+    for (const auto& s : c.sinks) {
+        if (!only.empty() && s.name != only) continue;
+        if (only.empty() && (!s.enabled || !c.enabled)) {
+            out << s.name << " (" << s.type << "): skipped, switched off\n";
+            continue;
+        }
+        OutboundMessage m{s.name,
+                          "test",
+                          "",
+                          "peakflow-bpf test message",
+                          "Test message from **" +
+                              (meta.node.empty() ? meta.host : meta.node + "** on **" + meta.host) +
+                              "**: this sink works.",
+                          ""};
+        SendResult r = make_sink(s, c.timeout)->send(m, meta);
+        out << s.name << " (" << s.type << "): " << (r.ok ? "ok" : "FAILED: " + r.error) << "\n";
+        out << "  answer: " << (s.type == "email" ? "" : "HTTP ") << r.http_status << " " << r.answer << "\n";
+        if (!r.ok) rc = 1;
+    }
+    return rc;
+}
+
+namespace {
+
+class PushService : public Service {
+  public:
+    explicit PushService(std::unique_ptr<Outbox> ob, PushConfig cfg) : ob_(std::move(ob)), cfg_(std::move(cfg)) {}
+    std::string name() const override { return "push"; }
+    void reload(const Config& c) override {
+        if (!(c.push == cfg_)) spdlog::warn("push: config changes take effect after a restart");
+    }
+    void stats(DaemonStats& s) const override { s.outbox_depth = ob_->depth(); }
+    void stop() override { ob_->stop(); }
+
+  private:
+    std::unique_ptr<Outbox> ob_;
+    PushConfig cfg_;
+};
+
+}  // namespace
+
+std::unique_ptr<Service> make_push_service(ServiceContext& ctx, std::vector<std::shared_ptr<void>>& keep, Status& st) {
+    OutboxOptions o;
+    o.database = ctx.options.database;
+    o.push = ctx.config.push;
+    auto ob = Outbox::open(o);
+    if (!ob) {
+        st = ob.error();
+        return nullptr;
+    }
+    (*ob)->set_log_alerts(ctx.alerts);
+    auto alerts = std::make_shared<OutboxAlertSink>(**ob);
+    keep.push_back(alerts);
+    ctx.outbox = ob->get();
+    ctx.alerts = alerts.get();
+    (*ob)->start();
+    spdlog::info("push: {} sink(s), {} message(s) waiting in the outbox{}", ctx.config.push.sinks.size(),
+                 (*ob)->depth(),
+                 ctx.config.push.enabled ? "" : " (push switched off: messages are recorded as skipped)");
+    st = Ok{};
+    return std::make_unique<PushService>(std::move(*ob), ctx.config.push);
+}
+
+}  // namespace pf

@@ -1,0 +1,239 @@
+// The `push:` section of the config file.
+#include <set>
+
+#include "peakflow/push/sinks.hpp"
+
+namespace pf {
+namespace {
+
+Status str(const Parser& p, const YAML::Node& n, const std::string& key, std::string& out) {
+    auto v = p.scalar<std::string>(n, key, "a string");
+    if (!v) return v.error();
+    out = *v;
+    return Ok{};
+}
+
+Status seconds(const Parser& p, const YAML::Node& n, const std::string& key, double lo, double hi, double& out) {
+    auto v = p.scalar<double>(n, key, "a number of seconds");
+    if (!v) return v.error();
+    if (!(*v >= lo && *v <= hi))
+        return p.error_at(n.Mark(), key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    out = *v;
+    return Ok{};
+}
+
+Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, SinkConfig& s) {
+    if (auto st =
+            check_keys(p, n, key, {"name",     "type",     "enabled",  "url",     "token",    "sendkey",        "key",
+                                   "secret",   "keyword",  "msgtype",  "headers", "template", "from",           "to",
+                                   "username", "password", "starttls", "alerts",  "reports",  "rate_per_minute"});
+        !st)
+        return st;
+    if (!n["name"]) return p.error_at(n.Mark(), key + ".name", "every sink needs a name");
+    if (!n["type"]) return p.error_at(n.Mark(), key + ".type", "every sink needs a type");
+    if (auto st = str(p, n["name"], key + ".name", s.name); !st) return st;
+    if (s.name.empty() || s.name.find_first_of(" \t/") != std::string::npos)
+        return p.error_at(n["name"].Mark(), key + ".name", "must be a non-empty word");
+    if (auto st = str(p, n["type"], key + ".type", s.type); !st) return st;
+    static const std::set<std::string> types = {"dingtalk", "serverchan", "wecom", "feishu",
+                                                "webhook",  "http",       "email"};
+    if (!types.count(s.type))
+        return p.error_at(n["type"].Mark(), key + ".type",
+                          "expected dingtalk, serverchan, wecom, feishu, webhook, http or email, got '" + s.type + "'");
+    struct Field {
+        const char* name;
+        std::string* out;
+    } fields[] = {{"url", &s.url},       {"token", &s.token},       {"sendkey", &s.sendkey},  {"key", &s.key},
+                  {"secret", &s.secret}, {"keyword", &s.keyword},   {"msgtype", &s.msgtype},  {"template", &s.tmpl},
+                  {"from", &s.from},     {"username", &s.username}, {"password", &s.password}};
+    for (const auto& f : fields)
+        if (n[f.name])
+            if (auto st = str(p, n[f.name], key + "." + f.name, *f.out); !st) return st;
+    for (const char* b : {"enabled", "alerts", "starttls"}) {
+        if (!n[b]) continue;
+        auto v = p.scalar<bool>(n[b], key + "." + b, "true or false");
+        if (!v) return v.error();
+        (std::string(b) == "enabled" ? s.enabled : std::string(b) == "alerts" ? s.alerts : s.starttls) = *v;
+    }
+    if (n["rate_per_minute"]) {
+        auto v = p.bounded(n["rate_per_minute"], key + ".rate_per_minute", 0, 100000);
+        if (!v) return v.error();
+        s.rate_per_minute = static_cast<int>(*v);
+    }
+    if (n["headers"]) {
+        const auto& h = n["headers"];
+        if (!h.IsMap()) return p.error_at(h.Mark(), key + ".headers", "expected a mapping of header: value");
+        for (const auto& kv : h) {
+            std::string v;
+            if (auto st = str(p, kv.second, key + ".headers." + kv.first.Scalar(), v); !st) return st;
+            s.headers.emplace_back(kv.first.Scalar(), v);
+        }
+    }
+    auto list = [&](const char* name, std::vector<std::string>& out) -> Status {
+        const auto& l = n[name];
+        if (!l) return Ok{};
+        if (l.IsScalar()) {
+            out = {l.Scalar()};
+            return Ok{};
+        }
+        if (!l.IsSequence()) return p.error_at(l.Mark(), key + "." + name, "expected a list");
+        out.clear();
+        for (const auto& item : l) {
+            std::string v;
+            if (auto st = str(p, item, key + "." + name, v); !st) return st;
+            out.push_back(v);
+        }
+        return Ok{};
+    };
+    if (auto st = list("to", s.to); !st) return st;
+    if (auto st = list("reports", s.reports); !st) return st;
+    // An http sink posts a raw body (the customer report names it itself): it takes no
+    // chat reports and no alerts unless asked to (a customer's API is no place for them).
+    if (s.type == "http" && !n["reports"]) s.reports.clear();
+    if (s.type == "http" && !n["alerts"]) s.alerts = false;
+    static const std::set<std::string> kinds = {"daily", "monthly", "startup", "hourly", "verify"};
+    for (const auto& k : s.reports)
+        if (!kinds.count(k))
+            return p.error_at(n["reports"].Mark(), key + ".reports",
+                              "unknown report kind '" + k + "' (daily, monthly, startup, hourly, verify)");
+    auto need = [&](const char* field, const std::string& v) -> Status {
+        if (!v.empty()) return Ok{};
+        return p.error_at(n.Mark(), key + "." + field, "a " + s.type + " sink needs " + field);
+    };
+    Status st = Ok{};
+    if (s.type == "dingtalk") {
+        st = need("token", s.token);
+        if (st && s.msgtype.empty()) s.msgtype = "markdown";
+        if (st && s.msgtype != "markdown" && s.msgtype != "text")
+            return p.error_at(n["msgtype"].Mark(), key + ".msgtype", "expected markdown or text");
+    } else if (s.type == "serverchan") {
+        st = need("sendkey", s.sendkey);
+    } else if (s.type == "wecom") {
+        st = need("key", s.key);
+    } else if (s.type == "feishu") {
+        st = need("token", s.token);
+    } else if (s.type == "webhook" || s.type == "http") {
+        st = need("url", s.url);
+    } else if (s.type == "email") {
+        st = need("url", s.url);
+        if (st) st = need("from", s.from);
+        if (st && s.to.empty()) st = need("to", "");
+        if (st && s.url.rfind("smtp://", 0) != 0 && s.url.rfind("smtps://", 0) != 0)
+            return p.error_at(n["url"].Mark(), key + ".url", "expected smtp://HOST[:PORT] or smtps://HOST[:PORT]");
+    }
+    if (!st) return st;
+    if (!s.msgtype.empty() && s.type != "dingtalk")
+        return p.error_at(n["msgtype"].Mark(), key + ".msgtype", "only dingtalk sinks have a msgtype");
+    if (!s.url.empty() && s.type != "email" && s.url.rfind("http://", 0) != 0 && s.url.rfind("https://", 0) != 0)
+        return p.error_at(n["url"].Mark(), key + ".url", "expected an http:// or https:// URL");
+    return Ok{};
+}
+
+}  // namespace
+
+Status parse_push_config(const Parser& p, const YAML::Node& n, const std::string& key, PushConfig& c) {
+    if (auto st = check_keys(p, n, key, {"enabled", "node_name", "sinks", "retry", "timeout", "alert_after"}); !st)
+        return st;
+    c = PushConfig{};
+    c.configured = true;
+    if (n["enabled"]) {
+        auto v = p.scalar<bool>(n["enabled"], key + ".enabled", "true or false");
+        if (!v) return v.error();
+        c.enabled = *v;
+    }
+    if (n["node_name"])
+        if (auto st = str(p, n["node_name"], key + ".node_name", c.node_name); !st) return st;
+    if (n["timeout"])
+        if (auto st = seconds(p, n["timeout"], key + ".timeout", 0.1, 300, c.timeout); !st) return st;
+    if (n["alert_after"]) {
+        auto v = p.bounded(n["alert_after"], key + ".alert_after", 1, 1000);
+        if (!v) return v.error();
+        c.alert_after = static_cast<int>(*v);
+    }
+    if (const auto& r = n["retry"]) {
+        if (auto st = check_keys(p, r, key + ".retry", {"initial_backoff", "max_backoff"}); !st) return st;
+        if (r["initial_backoff"])
+            if (auto st =
+                    seconds(p, r["initial_backoff"], key + ".retry.initial_backoff", 0.01, 86400, c.initial_backoff);
+                !st)
+                return st;
+        if (r["max_backoff"])
+            if (auto st = seconds(p, r["max_backoff"], key + ".retry.max_backoff", 0.01, 86400, c.max_backoff); !st)
+                return st;
+        if (c.max_backoff < c.initial_backoff)
+            return p.error_at(r.Mark(), key + ".retry.max_backoff", "must not be below initial_backoff");
+    }
+    if (const auto& l = n["sinks"]) {
+        if (!l.IsSequence()) return p.error_at(l.Mark(), key + ".sinks", "expected a list of sinks");
+        std::set<std::string> names;
+        for (size_t i = 0; i < l.size(); ++i) {
+            SinkConfig s;
+            std::string k = key + ".sinks[" + std::to_string(i) + "]";
+            if (auto st = parse_sink(p, l[i], k, s); !st) return st;
+            if (!names.insert(s.name).second)
+                return p.error_at(l[i]["name"].Mark(), k + ".name", "sink name '" + s.name + "' is used twice");
+            c.sinks.push_back(std::move(s));
+        }
+    }
+    return Ok{};
+}
+
+namespace {
+
+std::string mask(const std::string& v) {
+    return v.empty() ? "" : "********";
+}
+
+}  // namespace
+
+void dump_push_config(YAML::Emitter& out, const PushConfig& c) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "enabled" << YAML::Value << c.enabled;
+    out << YAML::Key << "node_name" << YAML::Value << c.node_name;
+    out << YAML::Key << "timeout" << YAML::Value << c.timeout;
+    out << YAML::Key << "alert_after" << YAML::Value << c.alert_after;
+    out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "initial_backoff" << YAML::Value << c.initial_backoff;
+    out << YAML::Key << "max_backoff" << YAML::Value << c.max_backoff;
+    out << YAML::EndMap;
+    out << YAML::Key << "sinks" << YAML::Value << YAML::BeginSeq;
+    for (const auto& s : c.sinks) {
+        out << YAML::BeginMap;
+        out << YAML::Key << "name" << YAML::Value << s.name;
+        out << YAML::Key << "type" << YAML::Value << s.type;
+        out << YAML::Key << "enabled" << YAML::Value << s.enabled;
+        // A webhook's URL can carry its credential in the path: only scheme and host shown.
+        std::string url = s.url;
+        if (auto p = url.find("://"); p != std::string::npos && (s.type == "webhook" || s.type == "http"))
+            if (auto slash = url.find('/', p + 3); slash != std::string::npos && slash + 1 < url.size())
+                url = url.substr(0, slash) + "/********";
+        if (!url.empty()) out << YAML::Key << "url" << YAML::Value << url;
+        const std::pair<const char*, const std::string*> secret_fields[] = {{"token", &s.token},
+                                                                            {"sendkey", &s.sendkey},
+                                                                            {"key", &s.key},
+                                                                            {"secret", &s.secret},
+                                                                            {"password", &s.password}};
+        for (const auto& [k, v] : secret_fields)
+            if (!v->empty()) out << YAML::Key << k << YAML::Value << mask(*v);
+        if (!s.keyword.empty()) out << YAML::Key << "keyword" << YAML::Value << s.keyword;
+        if (!s.msgtype.empty()) out << YAML::Key << "msgtype" << YAML::Value << s.msgtype;
+        if (!s.headers.empty()) {
+            out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;
+            for (const auto& [k, v] : s.headers) out << YAML::Key << k << YAML::Value << mask(v);
+            out << YAML::EndMap;
+        }
+        if (!s.tmpl.empty()) out << YAML::Key << "template" << YAML::Value << s.tmpl;
+        if (!s.from.empty()) out << YAML::Key << "from" << YAML::Value << s.from;
+        if (!s.to.empty()) out << YAML::Key << "to" << YAML::Value << YAML::Flow << s.to;
+        if (!s.username.empty()) out << YAML::Key << "username" << YAML::Value << s.username;
+        if (s.type == "email") out << YAML::Key << "starttls" << YAML::Value << s.starttls;
+        out << YAML::Key << "alerts" << YAML::Value << s.alerts;
+        out << YAML::Key << "reports" << YAML::Value << YAML::Flow << s.reports;
+        out << YAML::Key << "rate_per_minute" << YAML::Value << s.effective_rate();
+        out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+    out << YAML::EndMap;
+}
+
+}  // namespace pf

@@ -1,0 +1,400 @@
+#include "peakflow/push/push_reports.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <unistd.h>
+#include "peakflow/common/sqlite_stmt.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "peakflow/common/units.hpp"
+
+namespace pf {
+
+// ---- config ------------------------------------------------------------------------------
+
+Result<int> parse_time_of_day(const std::string& s) {
+    int h = -1, m = -1;
+    char tail = 0;
+    if (s.size() != 5 || std::sscanf(s.c_str(), "%2d:%2d%c", &h, &m, &tail) != 2 || s[2] != ':' || h < 0 || h > 23 ||
+        m < 0 || m > 59)
+        return Error("'" + s + "' is not a time of day HH:MM (00:00-23:59)");
+    return h * 60 + m;
+}
+
+std::string format_time_of_day(int minutes) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%02d:%02d", minutes / 60 % 24, minutes % 60);
+    return buf;
+}
+
+Status parse_reports_config(const Parser& p, const YAML::Node& n, const std::string& key, ReportsConfig& out) {
+    if (auto st = check_keys(
+            p, n, key, {"enabled", "daily_at", "daily", "monthly", "on_start", "top_macs", "catch_up_days", "sinks"});
+        !st)
+        return st;
+    for (auto [name, field] : {std::pair{"enabled", &out.enabled}, std::pair{"daily", &out.daily},
+                               std::pair{"monthly", &out.monthly}, std::pair{"on_start", &out.on_start}}) {
+        if (!n[name]) continue;
+        auto v = p.scalar<bool>(n[name], key + "." + name, "true or false");
+        if (!v) return v.error();
+        *field = *v;
+    }
+    if (n["daily_at"]) {
+        auto v = p.scalar<std::string>(n["daily_at"], key + ".daily_at", "a time HH:MM");
+        if (!v) return v.error();
+        auto m = parse_time_of_day(*v);
+        if (!m) return p.error_at(n["daily_at"].Mark(), key + ".daily_at", m.error().message());
+        out.daily_at_min = *m;
+    }
+    if (n["top_macs"]) {
+        auto v = p.bounded(n["top_macs"], key + ".top_macs", 0, 100);
+        if (!v) return v.error();
+        out.top_macs = static_cast<int>(*v);
+    }
+    if (n["catch_up_days"]) {
+        auto v = p.bounded(n["catch_up_days"], key + ".catch_up_days", 0, 62);
+        if (!v) return v.error();
+        out.catch_up_days = static_cast<int>(*v);
+    }
+    if (n["sinks"]) {
+        const auto& s = n["sinks"];
+        if (!s.IsSequence()) return p.error_at(s.Mark(), key + ".sinks", "expected a list of push sink names");
+        out.sinks.clear();
+        for (const auto& item : s) {
+            auto v = p.scalar<std::string>(item, key + ".sinks", "a sink name");
+            if (!v) return v.error();
+            out.sinks.push_back(*v);
+        }
+    }
+    return Ok{};
+}
+
+void dump_reports_config(YAML::Emitter& e, const ReportsConfig& c) {
+    e << YAML::BeginMap;
+    e << YAML::Key << "enabled" << YAML::Value << c.enabled;
+    e << YAML::Key << "daily_at" << YAML::Value << YAML::DoubleQuoted << format_time_of_day(c.daily_at_min);
+    e << YAML::Key << "daily" << YAML::Value << c.daily;
+    e << YAML::Key << "monthly" << YAML::Value << c.monthly;
+    e << YAML::Key << "on_start" << YAML::Value << c.on_start;
+    e << YAML::Key << "top_macs" << YAML::Value << c.top_macs;
+    e << YAML::Key << "catch_up_days" << YAML::Value << c.catch_up_days;
+    e << YAML::Key << "sinks" << YAML::Value << YAML::Flow << c.sinks;
+    e << YAML::EndMap;
+}
+
+// ---- contents ----------------------------------------------------------------------------
+
+std::string bytes_both(uint64_t bytes) {
+    return human_bytes(bytes) + " (" + std::to_string(bytes) + " B)";
+}
+
+namespace {
+
+std::string peak_text(const Calendar& cal) {
+    std::string peak;
+    for (const auto& w : cal.windows()) peak += (peak.empty() ? "" : ", ") + format_peak_window(w);
+    return peak.empty() ? "none" : peak;
+}
+
+// One interface's lines: peak, off-peak, totals, the adjustment, the top MACs.
+std::string iface_block(const PeriodTotals& b) {
+    const ReportFigures& f = b.total.shown;
+    std::string s = "**" + b.name + "**\n";
+    s += "- peak: up " + bytes_both(f.peak_up) + ", down " + bytes_both(f.peak_down) + "\n";
+    s += "- off-peak: up " + bytes_both(f.offpeak_up) + ", down " + bytes_both(f.offpeak_down) + "\n";
+    s += "- total: up " + bytes_both(f.up) + ", down " + bytes_both(f.down) + ", sum " + bytes_both(f.total) + "\n";
+    if (b.total.adj.any())
+        s +=
+            "- adjusted: " + describe_row_adjustment(b.total.adj) + "; raw sum " + bytes_both(b.total.raw.total) + "\n";
+    if (!b.macs.empty()) {
+        s += "- top MACs:\n";
+        for (const auto& m : b.macs) {
+            s += "  - " + m.label + ": up " + bytes_both(m.shown.up) + ", down " + bytes_both(m.shown.down);
+            if (m.adj.any()) s += " (adjusted: " + describe_row_adjustment(m.adj) + ")";
+            s += "\n";
+        }
+        if (b.mac_count > b.macs.size()) {
+            const size_t more = b.mac_count - b.macs.size();
+            s += "  - (" + std::to_string(more) + " more MAC" + (more == 1 ? "" : "s") + ")\n";
+        }
+    }
+    return s;
+}
+
+// The interfaces with traffic in [from, to), each as a block; a line when there is none.
+Result<std::string> period_body(Store& store, const ReportContent& c, int64_t from, int64_t to) {
+    auto names = store.interfaces();
+    if (!names) return names.error();
+    auto per = period_totals(store, c.adjustments, *names, std::nullopt, from, to, c.top_macs);
+    if (!per) return per.error();
+    std::string s;
+    for (const auto& b : *per) {
+        if (b.total.raw.total == 0 && b.mac_count == 0) continue;
+        s += "\n" + iface_block(b);
+    }
+    return s.empty() ? "\nNo traffic recorded.\n" : s;
+}
+
+// Title, what it covers, then where and how it was counted.
+std::string header(const Calendar& cal, const ReportContent& c, const std::string& title, const std::string& covers) {
+    return "#### " + title + "\n" + covers + "\n\nhost " + c.host + ", time zone " + cal.tz_name() + ", peak " +
+           peak_text(cal) + "; up = sent (tx), down = received (rx)\n";
+}
+
+std::string range(const Calendar& cal, int64_t from, int64_t to) {
+    return cal.format_local(from) + " to " + cal.format_local(to);
+}
+
+}  // namespace
+
+Result<PushReport> build_day_report(Store& store, const Calendar& cal, const ReportContent& c, const LocalDate& day) {
+    PushReport r{"daily", day.str(), "Daily traffic " + day.str(), ""};
+    const int64_t from = cal.day_start(day), to = cal.day_end(day);
+    auto body = period_body(store, c, from, to);
+    if (!body) return body.error();
+    r.text = header(cal, c, r.title, range(cal, from, to)) + *body;
+    return r;
+}
+
+Result<PushReport> build_month_report(Store& store, const Calendar& cal, const ReportContent& c,
+                                      const BillingMonth& month) {
+    PushReport r{"monthly", month.str(), "Monthly traffic " + month.str(), ""};
+    const int64_t from = cal.month_start(month), to = cal.month_end(month);
+    auto body = period_body(store, c, from, to);
+    if (!body) return body.error();
+    r.text = header(cal, c, r.title,
+                    "billing month " + month.str() + " (billing day " + std::to_string(cal.billing_day()) +
+                        "): " + range(cal, from, to)) +
+             *body;
+    return r;
+}
+
+Result<PushReport> build_startup_report(Store& store, const Calendar& cal, const ReportContent& c, int64_t now) {
+    const LocalDate today = cal.local_date(now);
+    const BillingMonth month = cal.billing_month(now);
+    PushReport r{"startup", cal.format_local(now), "Traffic so far " + today.str(), ""};
+    const int64_t day_from = cal.day_start(today), month_from = cal.month_start(month);
+    auto day = period_body(store, c, day_from, now);
+    if (!day) return day.error();
+    auto mon = period_body(store, c, month_from, now);
+    if (!mon) return mon.error();
+    r.text =
+        header(cal, c, r.title, "peakflow-bpf started at " + cal.format_local(now) + ": what it has counted so far") +
+        "\n##### Today: " + range(cal, day_from, now) + "\n" + *day + "\n##### Billing month " + month.str() +
+        " to date: " + range(cal, month_from, now) + "\n" + *mon;
+    return r;
+}
+
+// ---- schedule ----------------------------------------------------------------------------
+
+int64_t local_time_on(const Calendar& cal, const LocalDate& day, int minutes) {
+    const int64_t start = cal.day_start(day);
+    const int64_t t = start + minutes * 60;
+    // Correct by the offset change between midnight and then (DST): lands on the wall time.
+    const int64_t fixed = t + cal.utc_offset_seconds(start) - cal.utc_offset_seconds(t);
+    return cal.utc_offset_seconds(fixed) == cal.utc_offset_seconds(t) ? fixed : std::max(fixed, t);
+}
+
+namespace {
+
+LocalDate previous_day(const Calendar& cal, const LocalDate& d) {
+    return cal.local_date(cal.day_start(d) - 1);
+}
+
+}  // namespace
+
+std::vector<DuePeriod> due_periods(const Calendar& cal, const ReportsConfig& rc, int64_t first_start, int64_t now) {
+    std::vector<DuePeriod> out;
+    if (rc.monthly) {
+        // The current billing month and the one before: the newest ended one is due on
+        // the first day of the next; older ones are not caught up (one month back at most).
+        BillingMonth m = cal.billing_month(now);
+        for (int i = 0; i < 2; i++) {
+            m = cal.billing_month(cal.month_start(m) - 1);
+            const int64_t end = cal.month_end(m);
+            const int64_t due = local_time_on(cal, cal.local_date(end), rc.daily_at_min);
+            if (due <= now && end > first_start) {
+                DuePeriod p{"monthly", m.str(), due, std::nullopt, m};
+                out.insert(out.begin(), p);
+                break;
+            }
+        }
+    }
+    if (rc.daily) {
+        std::vector<DuePeriod> days;
+        LocalDate d = cal.local_date(now);
+        for (int i = 0; i <= rc.catch_up_days + 1; i++) {
+            d = previous_day(cal, d);
+            const int64_t end = cal.day_end(d);
+            if (end <= first_start) break;
+            const int64_t due = local_time_on(cal, Calendar::next_day(d), rc.daily_at_min);
+            if (due > now) continue;
+            if (now - due > static_cast<int64_t>(rc.catch_up_days) * 86400) break;
+            days.insert(days.begin(), DuePeriod{"daily", d.str(), due, d, std::nullopt});
+        }
+        out.insert(out.end(), days.begin(), days.end());
+    }
+    std::stable_sort(out.begin(), out.end(), [](const DuePeriod& a, const DuePeriod& b) { return a.due < b.due; });
+    return out;
+}
+
+// ---- service -----------------------------------------------------------------------------
+
+namespace {
+
+const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS report_sent(kind TEXT NOT NULL, period TEXT NOT NULL, sink TEXT NOT NULL,
+    queued_at INTEGER NOT NULL, title TEXT NOT NULL, PRIMARY KEY(kind, period, sink)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS report_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+)";
+
+}  // namespace
+
+Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQueue& queue) {
+    if (!o.clock) o.clock = [] { return static_cast<int64_t>(::time(nullptr)); };
+    if (o.host.empty()) {
+        char h[256] = {};
+        ::gethostname(h, sizeof h - 1);
+        o.host = h;
+    }
+    std::unique_ptr<ReportService> s(new ReportService(std::move(o), queue));
+    auto cal = Calendar::create(s->o_.timezone, s->o_.peak_windows, s->o_.billing_day);
+    if (!cal) return cal.error();
+    s->cal_ = std::move(*cal);
+    // reports.sinks picks among the push sinks; a name that is not one is a config error.
+    if (s->o_.reports.sinks.empty()) {
+        s->targets_ = s->o_.sinks;
+    } else {
+        for (const auto& n : s->o_.reports.sinks) {
+            if (std::find(s->o_.sinks.begin(), s->o_.sinks.end(), n) == s->o_.sinks.end())
+                return Error("reports.sinks: '" + n + "' is not a configured push sink");
+            s->targets_.push_back(n);
+        }
+    }
+    if (s->targets_.empty()) spdlog::warn("reports: no push sink to send them to; none will be sent");
+    auto st = Store::open(s->o_.database);
+    if (!st) return st.error();
+    s->store_ = std::move(*st);
+    if (sqlite3_open_v2(s->o_.database.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK)
+        return sql_error(s->db_, "open " + s->o_.database);
+    sqlite3_busy_timeout(s->db_, 5000);
+    if (sqlite3_exec(s->db_, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK)
+        return sql_error(s->db_, "create report tables");
+    // The first start ever: periods that ended before it are not reported (nothing counted).
+    {
+        SqlStmt ins(s->db_, "INSERT OR IGNORE INTO report_state(key, value) VALUES('first_start', ?1)");
+        ins.bind(1, s->o_.clock());
+        if (ins.step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
+        SqlStmt q(s->db_, "SELECT value FROM report_state WHERE key = 'first_start'");
+        if (q.step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
+        s->first_start_ = q.i64(0);
+    }
+    if (!s->o_.reports.on_start) s->startup_done_ = true;
+    s->ticker_ = std::make_unique<DrainTicker>([p = s.get()](int64_t now) {
+        if (auto st = p->tick(now); !st)
+            spdlog::warn("reports: {} (tried again after the next drain)", st.error().message());
+    });
+    return s;
+}
+
+ReportService::~ReportService() {
+    stop();
+    if (db_) sqlite3_close(db_);
+}
+
+void ReportService::after_drain(int64_t now) {
+    if (ticker_) ticker_->post(now);
+}
+
+void ReportService::reload(const Config& cfg) {
+    std::lock_guard<std::mutex> w(work_mu_);
+    auto cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day);
+    if (!cal) return;  // the daemon rejected such a config before
+    cal_ = std::move(*cal);
+    o_.adjustments = cfg.adjustments;
+    const bool keep_start = startup_done_;
+    o_.reports = cfg.reports;
+    startup_done_ = keep_start;
+}
+
+void ReportService::stop() {
+    if (ticker_) ticker_->stop();
+}
+
+Result<bool> ReportService::was_sent(const std::string& kind, const std::string& period, const std::string& sink) {
+    SqlStmt q(db_, "SELECT 1 FROM report_sent WHERE kind = ?1 AND period = ?2 AND sink = ?3");
+    q.bind(1, kind);
+    q.bind(2, period);
+    q.bind(3, sink);
+    const int rc = q.step();
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return sql_error(db_, "read report_sent");
+}
+
+// One message per target sink not recorded yet; each recorded once the outbox holds it,
+// so a failure part-way sends the rest later and nothing twice.
+Status ReportService::send(const PushReport& r) {
+    for (const auto& sink : targets_) {
+        if (o_.accepts && !o_.accepts(sink, r.kind)) continue;
+        auto done = was_sent(r.kind, r.period, sink);
+        if (!done) return done.error();
+        if (*done) continue;
+        OutboundMessage m{sink, r.kind, r.period, r.title, r.text, ""};
+        if (auto st = queue_.enqueue(m); !st) return st;
+        SqlStmt ins(db_,
+                    "INSERT OR IGNORE INTO report_sent(kind, period, sink, queued_at, title) VALUES(?1,?2,?3,?4,?5)");
+        ins.bind(1, r.kind);
+        ins.bind(2, r.period);
+        ins.bind(3, sink);
+        ins.bind(4, o_.clock());
+        ins.bind(5, r.title);
+        if (ins.step() != SQLITE_DONE) return sql_error(db_, "record report_sent");
+        spdlog::info("reports: {} {} queued for {}", r.kind, r.period, sink);
+    }
+    return Ok{};
+}
+
+Status ReportService::tick(int64_t now) {
+    std::lock_guard<std::mutex> w(work_mu_);
+    if (!o_.reports.enabled || targets_.empty()) return Ok{};
+    const Calendar& cal = *cal_;
+    ReportContent content{o_.host, o_.reports.top_macs, o_.adjustments};
+    if (!startup_done_) {
+        auto r = build_startup_report(*store_, cal, content, now);
+        if (!r) return r.error();
+        if (auto st = send(*r); !st) return st;
+        startup_done_ = true;
+    }
+    for (const auto& p : due_periods(cal, o_.reports, first_start_, now)) {
+        bool all = true;
+        for (const auto& sink : targets_) {
+            if (o_.accepts && !o_.accepts(sink, p.kind)) continue;
+            auto done = was_sent(p.kind, p.period, sink);
+            if (!done) return done.error();
+            all = all && *done;
+        }
+        if (all) continue;
+        auto r = p.day ? build_day_report(*store_, cal, content, *p.day)
+                       : build_month_report(*store_, cal, content, *p.month);
+        if (!r) return r.error();
+        if (auto st = send(*r); !st) return st;
+    }
+    return Ok{};
+}
+
+Result<std::vector<std::array<std::string, 3>>> ReportService::sent() {
+    std::lock_guard<std::mutex> w(work_mu_);
+    SqlStmt q(db_, "SELECT kind, period, sink FROM report_sent ORDER BY queued_at, kind, period, sink");
+    std::vector<std::array<std::string, 3>> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back({q.text(0), q.text(1), q.text(2)});
+    if (rc != SQLITE_DONE) return sql_error(db_, "read report_sent");
+    return out;
+}
+
+}  // namespace pf

@@ -1,0 +1,409 @@
+#include "peakflow/push/sinks.hpp"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+namespace pf {
+
+bool SinkConfig::takes(const std::string& kind) const {
+    if (kind == "alert" || kind == "recovery") return alerts;
+    if (kind == "test" || kind == "message") return true;
+    for (const auto& r : reports)
+        if (r == kind) return true;
+    return false;
+}
+
+int SinkConfig::effective_rate() const {
+    if (rate_per_minute >= 0) return rate_per_minute;
+    return type == "dingtalk" || type == "wecom" ? 20 : 0;
+}
+
+const SinkConfig* PushConfig::find(const std::string& name) const {
+    for (const auto& s : sinks)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+std::string url_encode(const std::string& s) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string o;
+    for (unsigned char c : s) {
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            o += static_cast<char>(c);
+        } else {
+            o += '%';
+            o += hex[c >> 4];
+            o += hex[c & 15];
+        }
+    }
+    return o;
+}
+
+std::string base64(const std::string& bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+std::string hmac_sha256(const std::string& key, const std::string& msg) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+         msg.size(), md, &len);
+    return std::string(reinterpret_cast<char*>(md), len);
+}
+
+std::string dingtalk_sign(const std::string& secret, int64_t timestamp_ms) {
+    return base64(hmac_sha256(secret, std::to_string(timestamp_ms) + "\n" + secret));
+}
+
+std::string feishu_sign(const std::string& secret, int64_t timestamp_s) {
+    return base64(hmac_sha256(std::to_string(timestamp_s) + "\n" + secret, ""));
+}
+
+std::string json_escape(const std::string& s) {
+    std::string q = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return q.substr(1, q.size() - 2);
+}
+
+namespace {
+
+// Largest prefix length <= n that does not split a UTF-8 character.
+size_t utf8_floor(const std::string& s, size_t n) {
+    if (n >= s.size()) return s.size();
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return n;
+}
+
+}  // namespace
+
+std::string cut_text(const std::string& text, size_t limit) {
+    if (text.size() <= limit) return text;
+    // The note's length depends on the number it carries; two rounds settle it.
+    size_t keep = limit;
+    std::string note;
+    for (int i = 0; i < 3; ++i) {
+        note = "\n… (cut: " + std::to_string(text.size() - keep) + " bytes omitted)";
+        keep = note.size() > limit ? 0 : utf8_floor(text, limit - note.size());
+    }
+    note = "\n… (cut: " + std::to_string(text.size() - keep) + " bytes omitted)";
+    return text.substr(0, keep) + note;
+}
+
+std::string cut_chars(const std::string& text, size_t limit) {
+    size_t chars = 0, i = 0;
+    while (i < text.size()) {
+        if (chars == limit) return text.substr(0, i);
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        ++chars;
+    }
+    return text;
+}
+
+std::string render_template(const std::string& tmpl, const OutboundMessage& m, const MessageMeta& meta) {
+    const std::pair<const char*, const std::string*> vars[] = {
+        {"{{title}}", &m.title},  {"{{text}}", &m.text},    {"{{kind}}", &m.kind}, {"{{period}}", &m.period},
+        {"{{node}}", &meta.node}, {"{{host}}", &meta.host}, {"{{sink}}", &m.sink}, {"{{body}}", &m.body},
+    };
+    std::string out;
+    size_t i = 0;
+    while (i < tmpl.size()) {
+        bool hit = false;
+        if (tmpl.compare(i, 2, "{{") == 0) {
+            for (const auto& [name, value] : vars) {
+                size_t len = strlen(name);
+                if (tmpl.compare(i, len, name) == 0) {
+                    out += json_escape(*value);
+                    i += len;
+                    hit = true;
+                    break;
+                }
+            }
+        }
+        if (!hit) out += tmpl[i++];
+    }
+    return out;
+}
+
+namespace {
+
+const char* kDefaultTemplate =
+    R"({"title":"{{title}}","text":"{{text}}","kind":"{{kind}}","period":"{{period}}","node":"{{node}}","host":"{{host}}"})";
+
+std::string chat_text(const OutboundMessage& m) {
+    return m.text.empty() ? m.title : m.text;
+}
+
+std::string with_keyword(const SinkConfig& s, std::string text) {
+    if (!s.keyword.empty() && text.find(s.keyword) == std::string::npos) text += "\n\n" + s.keyword;
+    return text;
+}
+
+std::string default_url(const std::string& type) {
+    if (type == "dingtalk") return "https://oapi.dingtalk.com/robot/send";
+    if (type == "serverchan") return "https://sctapi.ftqq.com";
+    if (type == "wecom") return "https://qyapi.weixin.qq.com/cgi-bin/webhook/send";
+    if (type == "feishu") return "https://open.feishu.cn/open-apis/bot/v2/hook";
+    return "";
+}
+
+}  // namespace
+
+HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const MessageMeta& meta, int64_t now_ms) {
+    HttpRequest r;
+    std::string base = s.url.empty() ? default_url(s.type) : s.url;
+    while (!base.empty() && base.back() == '/' && s.type != "webhook" && s.type != "http") base.pop_back();
+    nlohmann::json j;
+    if (s.type == "dingtalk") {
+        r.url = base + "?access_token=" + url_encode(s.token);
+        if (!s.secret.empty())
+            r.url += "&timestamp=" + std::to_string(now_ms) + "&sign=" + url_encode(dingtalk_sign(s.secret, now_ms));
+        // The keyword goes in before cutting, the cut note after: the text stays within the limit.
+        std::string kw = s.keyword.empty() ? "" : "\n\n" + s.keyword;
+        if (s.msgtype == "text") {
+            std::string content = m.title + "\n\n" + chat_text(m);
+            bool has_kw = s.keyword.empty() || content.find(s.keyword) != std::string::npos;
+            content = cut_text(content, kDingTalkTextLimit - (has_kw ? 0 : kw.size()));
+            j = {{"msgtype", "text"}, {"text", {{"content", with_keyword(s, content)}}}};
+        } else {
+            std::string text = chat_text(m);
+            bool has_kw = s.keyword.empty() || text.find(s.keyword) != std::string::npos ||
+                          m.title.find(s.keyword) != std::string::npos;
+            text = cut_text(text, kDingTalkTextLimit - (has_kw ? 0 : kw.size()));
+            if (!has_kw) text += kw;
+            j = {{"msgtype", "markdown"}, {"markdown", {{"title", m.title}, {"text", text}}}};
+        }
+    } else if (s.type == "serverchan") {
+        r.url = base + "/" + s.sendkey + ".send";
+        r.form = true;
+        r.body = "title=" + url_encode(cut_chars(m.title.empty() ? m.kind : m.title, kServerChanTitleChars)) +
+                 "&desp=" + url_encode(cut_text(chat_text(m), kServerChanDespLimit));
+        return r;
+    } else if (s.type == "wecom") {
+        r.url = base + "?key=" + url_encode(s.key);
+        std::string head = "**" + m.title + "**\n";
+        j = {{"msgtype", "markdown"}, {"markdown", {{"content", cut_text(head + chat_text(m), kWeComMarkdownLimit)}}}};
+    } else if (s.type == "feishu") {
+        r.url = base + "/" + s.token;
+        j = {{"msg_type", "text"},
+             {"content", {{"text", cut_text(m.title + "\n\n" + chat_text(m), kFeishuTextLimit)}}}};
+        if (!s.secret.empty()) {
+            int64_t ts = now_ms / 1000;
+            j["timestamp"] = std::to_string(ts);
+            j["sign"] = feishu_sign(s.secret, ts);
+        }
+    } else if (s.type == "webhook") {
+        r.url = base;
+        r.body = render_template(s.tmpl.empty() ? kDefaultTemplate : s.tmpl, m, meta);
+        r.headers.push_back("Content-Type: application/json");
+        for (const auto& [k, v] : s.headers) r.headers.push_back(k + ": " + v);
+        return r;
+    } else if (s.type == "http") {
+        r.url = base;
+        r.body = m.body.empty() ? render_template(kDefaultTemplate, m, meta) : m.body;
+        bool has_ct = false;
+        for (const auto& [k, v] : s.headers) {
+            r.headers.push_back(k + ": " + v);
+            has_ct = has_ct || strcasecmp(k.c_str(), "content-type") == 0;
+        }
+        if (!has_ct) r.headers.push_back("Content-Type: application/json");
+        return r;
+    }
+    r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    r.headers.push_back("Content-Type: application/json; charset=utf-8");
+    return r;
+}
+
+SendResult judge_answer(const SinkConfig& s, long status, const std::string& body) {
+    SendResult r;
+    r.http_status = status;
+    r.answer = body;
+    if (status < 200 || status > 299) {
+        r.error = "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + cut_text(body, 200));
+        return r;
+    }
+    if (s.type == "webhook" || s.type == "http") {
+        r.ok = true;
+        return r;
+    }
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        r.error = "answer is not a JSON object: " + cut_text(body, 200);
+        return r;
+    }
+    const char* code_key = s.type == "dingtalk" || s.type == "wecom" ? "errcode" : "code";
+    const char* msg_key = s.type == "dingtalk" || s.type == "wecom" ? "errmsg" : s.type == "feishu" ? "msg" : "message";
+    auto code = j.find(code_key);
+    if (code == j.end() && s.type == "feishu") code = j.find("StatusCode");  // older Feishu answers
+    if (code == j.end() || !code->is_number_integer()) {
+        r.error = std::string("answer has no ") + code_key + ": " + cut_text(body, 200);
+        return r;
+    }
+    if (code->get<int64_t>() != 0) {
+        std::string msg = j.contains(msg_key) && j[msg_key].is_string() ? j[msg_key].get<std::string>() : "";
+        r.error = std::string(code_key) + " " + std::to_string(code->get<int64_t>()) + (msg.empty() ? "" : ": " + msg);
+        return r;
+    }
+    r.ok = true;
+    return r;
+}
+
+namespace {
+
+// RFC 2047 for a header with non-ASCII characters.
+std::string mime_header(const std::string& v) {
+    for (unsigned char c : v)
+        if (c >= 0x80) return "=?UTF-8?B?" + base64(v) + "?=";
+    return v;
+}
+
+}  // namespace
+
+std::string render_email(const SinkConfig& s, const OutboundMessage& m, const MessageMeta& meta, int64_t now_s) {
+    char date[64];
+    time_t t = static_cast<time_t>(now_s);
+    struct tm tmv;
+    gmtime_r(&t, &tmv);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tmv);
+    std::string to;
+    for (const auto& a : s.to) to += (to.empty() ? "" : ", ") + a;
+    std::string body = chat_text(m);
+    // CRLF line ends; a line with a lone "." is the SMTP end marker, so such lines are
+    // doubled (libcurl does dot-stuffing itself, this is only for the line ends).
+    std::string crlf;
+    for (size_t i = 0; i < body.size(); ++i) {
+        if (body[i] == '\n' && (i == 0 || body[i - 1] != '\r')) crlf += '\r';
+        crlf += body[i];
+    }
+    std::string host = meta.host.empty() ? "localhost" : meta.host;
+    return "Date: " + std::string(date) + "\r\nFrom: " + s.from + "\r\nTo: " + to +
+           "\r\nSubject: " + mime_header(m.title) + "\r\nMessage-ID: <peakflow-" + std::to_string(now_s) + "-" +
+           m.kind + "@" + host + ">\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+           "Content-Transfer-Encoding: 8bit\r\n\r\n" + crlf + "\r\n";
+}
+
+namespace {
+
+void curl_init_once() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+size_t collect(char* p, size_t size, size_t n, void* ud) {
+    auto* s = static_cast<std::string*>(ud);
+    if (s->size() < (1u << 20)) s->append(p, size * n);
+    return size * n;
+}
+
+struct ReadState {
+    const std::string* data;
+    size_t pos = 0;
+};
+
+size_t feed(char* buf, size_t size, size_t n, void* ud) {
+    auto* r = static_cast<ReadState*>(ud);
+    size_t len = std::min(size * n, r->data->size() - r->pos);
+    memcpy(buf, r->data->data() + r->pos, len);
+    r->pos += len;
+    return len;
+}
+
+class CurlSink : public Sink {
+  public:
+    CurlSink(SinkConfig cfg, double timeout, std::function<int64_t()> now_ms)
+        : cfg_(std::move(cfg)), timeout_ms_(static_cast<long>(timeout * 1000)), now_ms_(std::move(now_ms)) {
+        curl_init_once();
+        if (!now_ms_)
+            now_ms_ = [] {
+                return std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+            };
+    }
+
+    SendResult send(const OutboundMessage& m, const MessageMeta& meta) override {
+        if (cfg_.type == "email") return send_email(m, meta);
+        HttpRequest req = render_request(cfg_, m, meta, now_ms_());
+        CURL* c = curl_easy_init();
+        if (!c) return SendResult{false, 0, "", "curl_easy_init failed"};
+        std::string answer;
+        curl_slist* hdrs = nullptr;
+        for (const auto& h : req.headers) hdrs = curl_slist_append(hdrs, h.c_str());
+        if (req.form) hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+        hdrs = curl_slist_append(hdrs, "Expect:");
+        curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.c_str());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms_);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms_);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "peakflow-bpf");
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(hdrs);
+        curl_easy_cleanup(c);
+        if (rc != CURLE_OK) return SendResult{false, 0, answer, curl_easy_strerror(rc)};
+        return judge_answer(cfg_, status, answer);
+    }
+
+  private:
+    SendResult send_email(const OutboundMessage& m, const MessageMeta& meta) {
+        std::string msg = render_email(cfg_, m, meta, now_ms_() / 1000);
+        CURL* c = curl_easy_init();
+        if (!c) return SendResult{false, 0, "", "curl_easy_init failed"};
+        curl_slist* rcpt = nullptr;
+        for (const auto& a : cfg_.to) rcpt = curl_slist_append(rcpt, a.c_str());
+        ReadState rs{&msg};
+        curl_easy_setopt(c, CURLOPT_URL, cfg_.url.c_str());
+        curl_easy_setopt(c, CURLOPT_MAIL_FROM, cfg_.from.c_str());
+        curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, feed);
+        curl_easy_setopt(c, CURLOPT_READDATA, &rs);
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms_);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (cfg_.starttls) curl_easy_setopt(c, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+        if (!cfg_.username.empty()) {
+            curl_easy_setopt(c, CURLOPT_USERNAME, cfg_.username.c_str());
+            curl_easy_setopt(c, CURLOPT_PASSWORD, cfg_.password.c_str());
+        }
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(rcpt);
+        curl_easy_cleanup(c);
+        SendResult r;
+        r.http_status = status;
+        r.answer = "SMTP " + std::to_string(status);
+        r.ok = rc == CURLE_OK;
+        if (!r.ok)
+            r.error = std::string(curl_easy_strerror(rc)) + (status ? " (SMTP " + std::to_string(status) + ")" : "");
+        return r;
+    }
+
+    SinkConfig cfg_;
+    long timeout_ms_;
+    std::function<int64_t()> now_ms_;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_sink(const SinkConfig& s, double timeout_seconds, std::function<int64_t()> now_ms) {
+    return std::make_unique<CurlSink>(s, timeout_seconds, std::move(now_ms));
+}
+
+}  // namespace pf
