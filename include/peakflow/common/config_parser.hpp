@@ -43,6 +43,37 @@ class Parser {
         return static_cast<uint32_t>(*v);
     }
 
+    // The one idiom every section parser needs: read the scalar into `out`, or return the
+    // error naming file:line:col and the key. `out` is left alone on error.
+    template <typename T>
+    Status read(const YAML::Node& n, const std::string& key, const char* type_name, T& out) const {
+        auto v = scalar<T>(n, key, type_name);
+        if (!v) return v.error();
+        out = std::move(*v);
+        return Ok{};
+    }
+    // An integer in [lo, hi] into any integral or enum-sized field.
+    template <typename T>
+    Status read_bounded(const YAML::Node& n, const std::string& key, uint64_t lo, uint64_t hi, T& out) const {
+        auto v = bounded(n, key, lo, hi);
+        if (!v) return v.error();
+        out = static_cast<T>(*v);
+        return Ok{};
+    }
+    // The child `name` of the mapping `n`, when present (`parent.name` in errors); absent
+    // leaves `out` at its default.
+    template <typename T>
+    Status read_child(const YAML::Node& n, const std::string& parent, const char* name, const char* type_name,
+                      T& out) const {
+        if (!n[name]) return Ok{};
+        return read(n[name], parent + "." + name, type_name, out);
+    }
+    template <typename T>
+    Status read_child_bounded(const YAML::Node& n, const std::string& parent, const char* name, uint64_t lo,
+                              uint64_t hi, T& out) const {
+        if (!n[name]) return Ok{};
+        return read_bounded(n[name], parent + "." + name, lo, hi, out);
+    }
     const std::string& source() const { return source_; }
 
   private:
