@@ -15,6 +15,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 
 echo "== tests: unit, bpf, integration"
+# The agent pins its maps in the bpffs; a machine booted without systemd may not have it.
+if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
+  mount -t bpf bpf /sys/fs/bpf
+fi
 ctest --test-dir build --output-on-failure -L 'unit|bpf|integration'
 
 echo "== packages: .deb and .rpm, their contents, init scripts, completion, install test"

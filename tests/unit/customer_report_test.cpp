@@ -4,6 +4,7 @@
 // and verification against a real HTTP server on 127.0.0.1 that holds the customer's data.
 
 #include "peakflow/push/customer_report.hpp"
+#include "peakflow/app/config.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -239,10 +240,10 @@ TEST_F(CustomerReport, AcceptanceSwitchOffReportsNothing) {
     EXPECT_TRUE(s->sent().take().empty());
     // Switched on by a reload during 17:xx: hours from 17:00 on are reported, the ones
     // while it was off never.
-    Config cfg;
-    cfg.timezone = "Asia/Shanghai";
-    cfg.customer_report = customer_config();
-    s->reload(cfg);
+    ServiceContext next;
+    next.accounting.timezone = "Asia/Shanghai";
+    next.sections.set(customer_config());
+    s->reload(next);
     ASSERT_TRUE(s->tick(kSh1700 + kHour + 10).ok());
     auto m = q.take();
     ASSERT_EQ(m.size(), 1u);
@@ -356,14 +357,14 @@ TEST_F(CustomerReport, CliBodiesUseTheRecordedMacAndVersion) {
     fill_hour();
     Config cfg;
     cfg.customer_report = customer_config();
-    cfg.timezone = "Asia/Shanghai";
+    cfg.accounting.timezone = "Asia/Shanghai";
     const Calendar cal = shanghai();
     CustomerHourRequest r{db_, dir_ + "/sys", "eth0", kSh1500, std::nullopt};
-    auto bodies = customer_hour_bodies(cfg, cal, r).take();
+    auto bodies = customer_hour_bodies(cfg.customer_report, cfg.accounting.adjustments, cal, r).take();
     ASSERT_EQ(bodies.size(), 1u);
     EXPECT_EQ(bodies[0], expected_body("02:aa:bb:cc:dd:01", "15", kTx15, 1));
     r.mac = kPeer;
-    auto none = customer_hour_bodies(cfg, cal, r);
+    auto none = customer_hour_bodies(cfg.customer_report, cfg.accounting.adjustments, cal, r);
     ASSERT_FALSE(none.ok());
     EXPECT_EQ(none.error().message(), "MAC 02:00:00:00:00:07 is not reported on eth0");
 }

@@ -536,7 +536,7 @@ TEST(ExportCli, StatusParsesAndReportsTheSpool) {
                           "t.yaml");
     ASSERT_TRUE(c) << c.error().message();
     std::ostringstream out;
-    EXPECT_EQ(run_export_status(*c, out), 0);
+    EXPECT_EQ(run_export_status(c->export_, c->source, out), 0);
     EXPECT_EQ(out.str(), "spool directory: " + dir.string() +
                              "\nfinished files waiting for upload: 2 (8 bytes)\n"
                              "  oldest: flows_20231114_221320_000.csv.gz\n"
@@ -550,7 +550,7 @@ TEST(ExportCli, StatusParsesAndReportsTheSpool) {
                              "last upload: 2023-11-14 22:13:20 UTC\n"
                              "last error: upload x: Access denied: 530\n");
     std::filesystem::remove_all(dir);
-    EXPECT_THROW(run_export_status(*parse_config("", "t.yaml"), out), FatalError);
+    EXPECT_THROW(run_export_status(parse_config("", "t.yaml")->export_, "t.yaml", out), FatalError);
 }
 
 }  // namespace

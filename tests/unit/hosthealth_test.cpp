@@ -368,12 +368,14 @@ TEST(HostWatchServiceTest, AlertsEpisodesAndSamplesFromTheFakeTree) {
     Config cfg;
     cfg.host_watch.proc_interval = 0.2;
     cfg.host_watch.health_interval = 1;
-    DaemonOptions opts;
-    opts.database = root.path("history.db");
-    opts.clock = [] { return kWall; };
     RecordingSink sink;
-    ServiceContext ctx{cfg, opts, {}, &sink, nullptr, {}};
-    auto svc = make_host_watch_service(ctx, root.dir());
+    ServiceContext ctx;
+    ctx.accounting.database = root.path("history.db");
+    ctx.clock = [] { return kWall; };
+    ctx.paths.host_root = root.dir();
+    ctx.alerts = &sink;
+    ctx.sections.set(cfg.host_watch);
+    auto svc = make_host_watch_service(ctx);
     ASSERT_TRUE(svc.ok()) << svc.error().message();
 
     ASSERT_TRUE(sink.wait_for("runaway:77:500000", Alert::Kind::Raised));

@@ -3,7 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include "peakflow/daemon/daemon.hpp"
+#include "peakflow/app/config.hpp"
+#include "peakflow/daemon/service_registry.hpp"
 #include "peakflow/service/service.hpp"
 #include "report_test_support.hpp"
 
@@ -17,13 +18,20 @@ constexpr int64_t kSh21_2100 = 1795266000;  // 2026-11-21 21:00 Asia/Shanghai
 
 class ReportServices : public HistoryFile {
   protected:
-    DaemonOptions daemon_options() {
-        DaemonOptions o;
-        o.database = db_;
-        o.timezone = "Asia/Shanghai";
-        o.clock = [] { return kSh21_2100; };
-        o.paths.sysfs = dir_ + "/sys";
-        return o;
+    // The daemon's context for these sections, with `q` standing in for the outbox.
+    ServiceContext context(const Config& cfg, MessageQueue* q, std::vector<std::pair<std::string, std::string>> sinks) {
+        ServiceContext c;
+        c.accounting.database = db_;
+        c.accounting.timezone = "Asia/Shanghai";
+        c.clock = [] { return kSh21_2100; };
+        c.paths.sysfs = dir_ + "/sys";
+        c.ifaces = {"eth0"};
+        c.outbox = q;
+        c.sinks = std::move(sinks);
+        c.sections.set(cfg.push);
+        c.sections.set(cfg.reports);
+        c.sections.set(cfg.customer_report);
+        return c;
     }
 };
 
@@ -36,9 +44,8 @@ TEST_F(ReportServices, ReportsRunWithAnOutboxAndSendTheStartupReportToEverySink)
     cust.type = "http";
     cust.reports.clear();
     cfg.push.sinks.push_back(cust);
-    DaemonOptions o = daemon_options();
     RecordingQueue q;
-    ServiceContext ctx{cfg, o, {"eth0"}, nullptr, &q, {{"ding", "dingtalk"}, {"cust", "http"}, {"mail", "smtp"}}};
+    ServiceContext ctx = context(cfg, &q, {{"ding", "dingtalk"}, {"cust", "http"}, {"mail", "smtp"}});
     Services services;
     ASSERT_TRUE(start_services(services, ctx).ok());
     services.after_drain(kSh21_2100);
@@ -53,16 +60,15 @@ TEST_F(ReportServices, ReportsRunWithAnOutboxAndSendTheStartupReportToEverySink)
 
 TEST_F(ReportServices, NothingWithoutAnOutboxOrWhenSwitchedOff) {
     Config cfg;
-    DaemonOptions o = daemon_options();
     RecordingQueue q;
     {
-        ServiceContext ctx{cfg, o, {"eth0"}, nullptr, nullptr, {}};
+        ServiceContext ctx = context(cfg, nullptr, {});
         Services services;
         ASSERT_TRUE(start_services(services, ctx).ok());
         services.after_drain(kSh21_2100);
     }
     cfg.reports.enabled = false;
-    ServiceContext ctx{cfg, o, {"eth0"}, nullptr, &q, {{"ding", "dingtalk"}}};
+    ServiceContext ctx = context(cfg, &q, {{"ding", "dingtalk"}});
     Services services;
     ASSERT_TRUE(start_services(services, ctx).ok());
     services.after_drain(kSh21_2100);
@@ -75,10 +81,9 @@ TEST_F(ReportServices, CustomerReportNeedsPushAndAnHttpSink) {
     cfg.reports.enabled = false;
     cfg.customer_report.enabled = true;
     cfg.customer_report.sink = "ding";
-    DaemonOptions o = daemon_options();
     RecordingQueue q;
     {
-        ServiceContext ctx{cfg, o, {"eth0"}, nullptr, nullptr, {}};
+        ServiceContext ctx = context(cfg, nullptr, {});
         Services services;
         auto st = start_services(services, ctx);
         ASSERT_FALSE(st.ok());
@@ -86,7 +91,7 @@ TEST_F(ReportServices, CustomerReportNeedsPushAndAnHttpSink) {
                   "customer_report is enabled but push is not configured (add a push sink of type http and name it in "
                   "customer_report.sink)");
     }
-    ServiceContext ctx{cfg, o, {"eth0"}, nullptr, &q, {{"ding", "dingtalk"}}};
+    ServiceContext ctx = context(cfg, &q, {{"ding", "dingtalk"}});
     Services services;
     auto st = start_services(services, ctx);
     ASSERT_FALSE(st.ok());

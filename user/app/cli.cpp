@@ -31,6 +31,115 @@ std::string version_string() {
            ")";
 }
 
+namespace {
+
+// `attach` and its options; the raw values are turned into overrides once parsed.
+struct AttachRaw {
+    std::string xdp_mode;
+    double interval = 0;
+    uint32_t mac_cap = 0, flow_cap = 0;
+};
+
+CLI::App* add_attach_command(CLI::App& app, CliCommand& c, AttachRaw& raw) {
+    auto* attach = app.add_subcommand("attach", "Attach to interfaces and count in the foreground until stopped");
+    attach->add_option("IFACE", c.ifaces, "Interfaces (default: the physical interface of the default route)");
+    attach->add_option(
+        "-f,--config", c.config_path,
+        std::string("Config file (default: ") + kDefaultConfigPath + " if it exists, else built-in defaults)");
+    attach
+        ->add_option("--xdp-mode", raw.xdp_mode,
+                     "auto (native, else generic with a warning), native, generic, or off (count ingress with TC)")
+        ->check(CLI::IsMember({"auto", "native", "generic", "off"}));
+    attach->add_option("--interval", raw.interval, "Seconds between map drains (default 10)")
+        ->check(CLI::Range(0.05, 3600.0));
+    attach->add_option("--mac-capacity", raw.mac_cap, "Peer MACs each CPU's kernel table holds (default 4096)")
+        ->check(CLI::Range(16u, 1u << 20));
+    attach->add_option("--flow-capacity", raw.flow_cap, "Flows the kernel tables hold (default 65536)")
+        ->check(CLI::Range(16u, 1u << 22));
+    attach->add_option("--database", c.database,
+                       std::string("History database (default: ") + kDefaultDatabasePath + ")");
+    attach->add_option("--metrics-listen", c.metrics_listen,
+                       "Serve Prometheus /metrics on HOST:PORT (default 127.0.0.1:9977; \"\" turns it off)");
+    attach->add_flag("--no-flows", c.no_flows, "Count interfaces and MACs only, no per-flow entries");
+    attach->add_flag("--detach-on-exit", c.detach_on_exit,
+                     "Remove programs and pins when stopped (default: they stay and keep counting)");
+    return attach;
+}
+
+// `report` and its options; checked and combined by finish_report once parsed.
+struct ReportRaw {
+    std::string day, month, mac, iface;
+    bool hours = false, five = false;
+    int hour = -1;
+};
+
+CLI::App* add_report_command(CLI::App& app, CliCommand& c, ReportRaw& raw) {
+    auto* report =
+        app.add_subcommand("report", "Traffic history: today and this month, or a day, month, hours, 5 minutes");
+    report->add_option("--day", raw.day, "Local day YYYY-MM-DD (default today)");
+    report->add_option("--month", raw.month, "Billing month YYYY-MM (the month its billing period starts in)");
+    auto* hours_flag = report->add_flag("--hours", raw.hours, "Hour by hour for the day");
+    auto* five_flag =
+        report->add_flag("--five-minutes", raw.five, "5-minute points for the day, or the hour with --hour");
+    hours_flag->excludes(five_flag);
+    report->add_option("--hour", raw.hour, "Local hour 0-23 (with --five-minutes)")
+        ->check(CLI::Range(0, 23))
+        ->needs(five_flag);
+    report->add_option("--iface", raw.iface, "Only this interface");
+    report->add_option("--mac", raw.mac, "Only this peer MAC (its rows instead of interface totals)");
+    report->add_option("--top", c.report.top_macs, "Top MACs listed under each interface (default 10, 0 none)")
+        ->check(CLI::Range(0, 100000));
+    report->add_flag("--json", c.report.json, "JSON with stable keys (see README)");
+    auto* customer_opt = report->add_option(
+        "--customer-hour", c.customer_hour,
+        "The customer hourly report's JSON body(ies) for the local hour YYYY-MM-DDTHH (with --mac: that MAC's)");
+    auto* verify_flag =
+        report->add_flag("--verify", c.customer_verify, "The customer report's verification outcomes, newest first");
+    customer_opt->excludes(hours_flag)->excludes(five_flag)->excludes(verify_flag);
+    report->add_option("-f,--config", c.config_path, "Config file (time zone, peak windows, billing day, database)");
+    report->add_option("--database", c.database, "History database (default: the config's)");
+    return report;
+}
+
+// The report view the options ask for, or a usage error (exit 2) in r.
+void finish_report(CliParse& r, const ReportRaw& raw) {
+    CliCommand& c = r.cmd;
+    ReportOptions& ro = c.report;
+    if (!raw.iface.empty()) ro.iface = raw.iface;
+    auto usage = [&](const std::string& msg) {
+        r.err = "report: " + msg + "\nRun with --help for more information.\n";
+        r.exit_code = 2;
+    };
+    if (!raw.day.empty()) {
+        auto d = parse_local_date(raw.day);
+        if (!d) return usage(d.error().message());
+        ro.day = *d;
+    }
+    if (!raw.month.empty()) {
+        auto m = parse_billing_month(raw.month);
+        if (!m) return usage(m.error().message());
+        ro.month = *m;
+    }
+    if (!raw.mac.empty()) {
+        ro.mac = parse_mac(raw.mac);
+        if (!ro.mac) return usage("'" + raw.mac + "' is not a MAC address");
+    }
+    if ((!c.customer_hour.empty() || c.customer_verify) &&
+        (ro.day || !raw.month.empty() || c.report.json || c.report.top_macs != ReportOptions{}.top_macs))
+        return usage("--customer-hour and --verify do not combine with --day, --month, --json or --top");
+    if (c.customer_verify && !raw.mac.empty()) return usage("--mac goes with --customer-hour, not --verify");
+    if (ro.month && (ro.day || raw.hours || raw.five))
+        return usage("--month does not combine with --day, --hours or --five-minutes");
+    ro.kind = raw.hours  ? ReportOptions::Hours
+              : raw.five ? ReportOptions::FiveMinutes
+              : ro.month ? ReportOptions::Month
+              : ro.day   ? ReportOptions::Day
+                         : ReportOptions::Summary;
+    if (raw.hour >= 0) ro.hour = raw.hour;
+}
+
+}  // namespace
+
 CliParse parse_cli(const std::vector<std::string>& args) {
     CliParse r;
     CliCommand& c = r.cmd;
@@ -42,31 +151,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default: info)")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
 
-    auto* attach = app.add_subcommand("attach", "Attach to interfaces and count in the foreground until stopped");
-    attach->add_option("IFACE", c.ifaces, "Interfaces (default: the physical interface of the default route)");
-    attach->add_option(
-        "-f,--config", c.config_path,
-        std::string("Config file (default: ") + kDefaultConfigPath + " if it exists, else built-in defaults)");
-    std::string xdp_mode;
-    attach
-        ->add_option("--xdp-mode", xdp_mode,
-                     "auto (native, else generic with a warning), native, generic, or off (count ingress with TC)")
-        ->check(CLI::IsMember({"auto", "native", "generic", "off"}));
-    double interval = 0;
-    attach->add_option("--interval", interval, "Seconds between map drains (default 10)")
-        ->check(CLI::Range(0.05, 3600.0));
-    uint32_t mac_cap = 0, flow_cap = 0;
-    attach->add_option("--mac-capacity", mac_cap, "Peer MACs each CPU's kernel table holds (default 4096)")
-        ->check(CLI::Range(16u, 1u << 20));
-    attach->add_option("--flow-capacity", flow_cap, "Flows the kernel tables hold (default 65536)")
-        ->check(CLI::Range(16u, 1u << 22));
-    attach->add_option("--database", c.database,
-                       std::string("History database (default: ") + kDefaultDatabasePath + ")");
-    attach->add_option("--metrics-listen", c.metrics_listen,
-                       "Serve Prometheus /metrics on HOST:PORT (default 127.0.0.1:9977; \"\" turns it off)");
-    attach->add_flag("--no-flows", c.no_flows, "Count interfaces and MACs only, no per-flow entries");
-    attach->add_flag("--detach-on-exit", c.detach_on_exit,
-                     "Remove programs and pins when stopped (default: they stay and keep counting)");
+    AttachRaw attach_raw;
+    auto* attach = add_attach_command(app, c, attach_raw);
 
     auto* detach = app.add_subcommand("detach", "Remove our programs, the clsact qdisc if we made it, and the pins");
     detach->add_option("IFACE", c.ifaces, "Interfaces")->required();
@@ -80,33 +166,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     dump->add_option("--top", c.dump.top, "Rows of MACs and flows to show (flows default 10, MACs all)")
         ->check(CLI::Range(1, 1000000));
 
-    auto* report =
-        app.add_subcommand("report", "Traffic history: today and this month, or a day, month, hours, 5 minutes");
-    std::string r_day, r_month, r_mac, r_iface;
-    bool r_hours = false, r_five = false;
-    int r_hour = -1;
-    report->add_option("--day", r_day, "Local day YYYY-MM-DD (default today)");
-    report->add_option("--month", r_month, "Billing month YYYY-MM (the month its billing period starts in)");
-    auto* hours_flag = report->add_flag("--hours", r_hours, "Hour by hour for the day");
-    auto* five_flag =
-        report->add_flag("--five-minutes", r_five, "5-minute points for the day, or the hour with --hour");
-    hours_flag->excludes(five_flag);
-    report->add_option("--hour", r_hour, "Local hour 0-23 (with --five-minutes)")
-        ->check(CLI::Range(0, 23))
-        ->needs(five_flag);
-    report->add_option("--iface", r_iface, "Only this interface");
-    report->add_option("--mac", r_mac, "Only this peer MAC (its rows instead of interface totals)");
-    report->add_option("--top", c.report.top_macs, "Top MACs listed under each interface (default 10, 0 none)")
-        ->check(CLI::Range(0, 100000));
-    report->add_flag("--json", c.report.json, "JSON with stable keys (see README)");
-    auto* customer_opt = report->add_option(
-        "--customer-hour", c.customer_hour,
-        "The customer hourly report's JSON body(ies) for the local hour YYYY-MM-DDTHH (with --mac: that MAC's)");
-    auto* verify_flag =
-        report->add_flag("--verify", c.customer_verify, "The customer report's verification outcomes, newest first");
-    customer_opt->excludes(hours_flag)->excludes(five_flag)->excludes(verify_flag);
-    report->add_option("-f,--config", c.config_path, "Config file (time zone, peak windows, billing day, database)");
-    report->add_option("--database", c.database, "History database (default: the config's)");
+    ReportRaw report_raw;
+    auto* report = add_report_command(app, c, report_raw);
 
     auto* host = app.add_subcommand(
         "host", "Host health and the busiest processes, measured now (no daemon needed), one line per record");
@@ -164,10 +225,10 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     if (!log_level.empty()) c.log_level = log_level;
     if (*attach) {
         c.kind = CliCommand::Attach;
-        if (!xdp_mode.empty()) c.xdp_mode = xdp_mode;
-        if (interval > 0) c.interval_seconds = interval;
-        if (mac_cap) c.mac_capacity = mac_cap;
-        if (flow_cap) c.flow_capacity = flow_cap;
+        if (!attach_raw.xdp_mode.empty()) c.xdp_mode = attach_raw.xdp_mode;
+        if (attach_raw.interval > 0) c.interval_seconds = attach_raw.interval;
+        if (attach_raw.mac_cap) c.mac_capacity = attach_raw.mac_cap;
+        if (attach_raw.flow_cap) c.flow_capacity = attach_raw.flow_cap;
     } else if (*detach) {
         c.kind = CliCommand::Detach;
     } else if (*dump) {
@@ -189,39 +250,7 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         c.kind = CliCommand::ExportStatus;
     } else if (*report) {
         c.kind = CliCommand::Report;
-        ReportOptions& ro = c.report;
-        if (!r_iface.empty()) ro.iface = r_iface;
-        auto usage = [&](const std::string& msg) {
-            r.err = "report: " + msg + "\nRun with --help for more information.\n";
-            r.exit_code = 2;
-            return r;
-        };
-        if (!r_day.empty()) {
-            auto d = parse_local_date(r_day);
-            if (!d) return usage(d.error().message());
-            ro.day = *d;
-        }
-        if (!r_month.empty()) {
-            auto m = parse_billing_month(r_month);
-            if (!m) return usage(m.error().message());
-            ro.month = *m;
-        }
-        if (!r_mac.empty()) {
-            ro.mac = parse_mac(r_mac);
-            if (!ro.mac) return usage("'" + r_mac + "' is not a MAC address");
-        }
-        if ((!c.customer_hour.empty() || c.customer_verify) &&
-            (ro.day || !r_month.empty() || c.report.json || c.report.top_macs != ReportOptions{}.top_macs))
-            return usage("--customer-hour and --verify do not combine with --day, --month, --json or --top");
-        if (c.customer_verify && !r_mac.empty()) return usage("--mac goes with --customer-hour, not --verify");
-        if (ro.month && (ro.day || r_hours || r_five))
-            return usage("--month does not combine with --day, --hours or --five-minutes");
-        ro.kind = r_hours    ? ReportOptions::Hours
-                  : r_five   ? ReportOptions::FiveMinutes
-                  : ro.month ? ReportOptions::Month
-                  : ro.day   ? ReportOptions::Day
-                             : ReportOptions::Summary;
-        if (r_hour >= 0) ro.hour = r_hour;
+        finish_report(r, report_raw);
     } else {
         r.out = app.help();
         r.exit_code = 2;
@@ -261,45 +290,65 @@ Status add_log_files(const std::string& dir) {
     return Ok{};
 }
 
-// The daemon's options: built-in defaults, then the config file, then the command line.
-Result<DaemonOptions> daemon_options(const CliCommand& c) {
+// The effective config: built-in defaults, then the config file, then the command line's
+// overrides, applied once here for every command.
+Result<Config> effective_config(const CliCommand& c) {
     auto loaded = load_config(c.config_path);
     if (!loaded) return loaded.error();
-    const Config& cfg = *loaded;
-    DaemonOptions o;
-    o.ifaces = c.ifaces.empty() ? cfg.interfaces : c.ifaces;
+    Config cfg = std::move(*loaded);
+    if (!c.ifaces.empty()) cfg.interfaces = c.ifaces;
     if (c.xdp_mode) {
         auto m = parse_xdp_mode(*c.xdp_mode);
         if (!m) return m.error();
-        o.attach.xdp_mode = *m;
-    } else {
-        o.attach.xdp_mode = cfg.xdp_mode;
+        cfg.xdp_mode = *m;
     }
-    o.attach.load.mac_capacity = c.mac_capacity.value_or(cfg.mac_capacity);
-    o.attach.load.flow_capacity = c.flow_capacity.value_or(cfg.flow_capacity);
-    o.attach.load.flows = cfg.flows && !c.no_flows;
-    o.interval = c.interval_seconds ? std::chrono::milliseconds(static_cast<long>(*c.interval_seconds * 1000))
-                                    : std::chrono::duration_cast<std::chrono::milliseconds>(cfg.drain_interval);
-    o.detach_on_exit = c.detach_on_exit;
-    o.database = c.database.empty() ? cfg.database : c.database;
-    o.timezone = cfg.timezone;
-    o.peak_windows = cfg.peak_windows;
-    o.billing_day = cfg.billing_day;
-    o.retention = cfg.retention;
-    o.log_level = c.log_level.value_or(cfg.log_level);
-    o.log_dir = cfg.log_dir;
-    o.metrics_listen = c.metrics_listen.value_or(cfg.metrics_listen);
+    cfg.mac_capacity = c.mac_capacity.value_or(cfg.mac_capacity);
+    cfg.flow_capacity = c.flow_capacity.value_or(cfg.flow_capacity);
+    cfg.flows = cfg.flows && !c.no_flows;
+    if (c.interval_seconds)
+        cfg.drain_interval = std::chrono::milliseconds(static_cast<long>(*c.interval_seconds * 1000));
+    if (!c.database.empty()) cfg.accounting.database = c.database;
+    cfg.log_level = c.log_level.value_or(cfg.log_level);
+    cfg.metrics_listen = c.metrics_listen.value_or(cfg.metrics_listen);
+    return cfg;
+}
+
+// What the daemon runs with: each part of the effective config goes to its owner.
+DaemonOptions daemon_options(const Config& cfg, const CliCommand& c) {
+    DaemonOptions o;
+    o.ifaces = cfg.interfaces;
+    o.attach.xdp_mode = cfg.xdp_mode;
+    o.attach.load.mac_capacity = cfg.mac_capacity;
+    o.attach.load.flow_capacity = cfg.flow_capacity;
+    o.attach.load.flows = cfg.flows;
+    o.interval = cfg.drain_interval;
+    o.accounting = cfg.accounting;
+    o.sections.set(cfg.push);
+    o.sections.set(cfg.reports);
+    o.sections.set(cfg.customer_report);
+    o.sections.set(cfg.host_watch);
+    o.sections.set(cfg.export_);
+    o.log_level = cfg.log_level;
+    o.metrics_listen = cfg.metrics_listen;
     o.mac_series_cap = cfg.metrics_mac_series;
-    o.config = cfg;
-    if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
+    o.detach_on_exit = c.detach_on_exit;
     return o;
 }
 
+Result<DaemonOptions> load_daemon_options(const CliCommand& c) {
+    auto cfg = effective_config(c);
+    if (!cfg) return cfg.error();
+    if (!cfg->source.empty()) spdlog::info("config: {}", cfg->source);
+    return daemon_options(*cfg, c);
+}
+
 int run_attach(const CliCommand& c) {
-    DaemonOptions o = daemon_options(c).take();
+    Config cfg = effective_config(c).take();
+    if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
+    DaemonOptions o = daemon_options(cfg, c);
     spdlog::set_level(spdlog::level::from_str(o.log_level));
-    if (!o.log_dir.empty()) add_log_files(o.log_dir).take();
-    o.reload = [c] { return daemon_options(c); };
+    if (!cfg.log_dir.empty()) add_log_files(cfg.log_dir).take();
+    o.reload = [c] { return load_daemon_options(c); };
     return run_daemon(o);
 }
 
@@ -327,7 +376,7 @@ std::string customer_iface(const Config& cfg, const CliCommand& c, Store& store)
 }
 
 int run_customer_cmd(const CliCommand& c, const Config& cfg, const Calendar& cal) {
-    const std::string db = c.database.empty() ? cfg.database : c.database;
+    const std::string& db = cfg.accounting.database;
     if (c.customer_verify) {
         for (const auto& line : customer_verify_log(db, cal, 1000).take()) std::cout << line << "\n";
         return 0;
@@ -340,23 +389,25 @@ int run_customer_cmd(const CliCommand& c, const Config& cfg, const Calendar& cal
         auto store = Store::open(db, true).take();
         r.iface = customer_iface(cfg, c, *store);
     }
-    for (const auto& body : customer_hour_bodies(cfg, cal, r).take()) std::cout << body << "\n";
+    for (const auto& body : customer_hour_bodies(cfg.customer_report, cfg.accounting.adjustments, cal, r).take())
+        std::cout << body << "\n";
     return 0;
 }
 
 int run_report_cmd(const CliCommand& c) {
-    Config cfg = load_config(c.config_path).take();
-    Calendar cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take();
+    Config cfg = effective_config(c).take();
+    Calendar cal = cfg.accounting.calendar().take();
     if (!c.customer_hour.empty() || c.customer_verify) return run_customer_cmd(c, cfg, cal);
-    auto store = Store::open(c.database.empty() ? cfg.database : c.database, true).take();
-    if (auto st = run_report(*store, cal, cfg.adjustments, c.report, static_cast<int64_t>(::time(nullptr)), std::cout);
+    auto store = Store::open(cfg.accounting.database, true).take();
+    if (auto st = run_report(*store, cal, cfg.accounting.adjustments, c.report, static_cast<int64_t>(::time(nullptr)),
+                             std::cout);
         !st)
         throw FatalError(st.error());
     return 0;
 }
 
 int run_host_cmd(const CliCommand& c) {
-    Config cfg = load_config(c.config_path).take();
+    Config cfg = effective_config(c).take();
     auto sleep = [](double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); };
     if (auto st = run_host(c.host_item, c.host_json, cfg.host_watch, "/", static_cast<int64_t>(::time(nullptr)), sleep,
                            std::cout);
@@ -366,20 +417,20 @@ int run_host_cmd(const CliCommand& c) {
 }
 
 int run_history_cmd(const CliCommand& c) {
-    Config cfg = load_config(c.config_path).take();
-    Calendar cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take();
-    auto rows = read_push_history(c.database.empty() ? cfg.database : c.database, c.history_failed).take();
+    Config cfg = effective_config(c).take();
+    Calendar cal = cfg.accounting.calendar().take();
+    auto rows = read_push_history(cfg.accounting.database, c.history_failed).take();
     std::cout << render_history(rows, c.history_json, [&](int64_t t) { return cal.format_local(t); });
     return 0;
 }
 
 int run_push_cmd(const CliCommand& c) {
-    Config cfg = load_config(c.config_path).take();
+    Config cfg = effective_config(c).take();
     if (!cfg.push.configured || cfg.push.sinks.empty())
         throw FatalError("no push sinks configured" + (cfg.source.empty() ? std::string() : " in " + cfg.source));
     if (c.push_test) return run_push_test(cfg.push, c.push_sink, std::cout);
     OutboxOptions o;
-    o.database = c.database.empty() ? cfg.database : c.database;
+    o.database = cfg.accounting.database;
     o.push = cfg.push;
     auto ob = Outbox::open(o).take();
     OutboundMessage m{c.push_sink,    "message", "", c.push_title.empty() ? "peakflow-bpf message" : c.push_title,
@@ -393,7 +444,7 @@ int run_config_check(const CliCommand& c) {
     std::string path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
     Config cfg = load_config_file(path).take();
     // Effective values: the time zone the daemon would really use.
-    cfg.timezone = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day).take().tz_name();
+    cfg.accounting.timezone = cfg.accounting.calendar().take().tz_name();
     std::cout << "# " << path << ": OK\n" << dump_config(cfg);
     return 0;
 }
@@ -419,7 +470,10 @@ int run_cli(int argc, char** argv) {
             case CliCommand::Host: return run_host_cmd(p.cmd);
             case CliCommand::History: return run_history_cmd(p.cmd);
             case CliCommand::Push: return run_push_cmd(p.cmd);
-            case CliCommand::ExportStatus: return run_export_status(load_config(p.cmd.config_path).take(), std::cout);
+            case CliCommand::ExportStatus: {
+                auto cfg = effective_config(p.cmd).take();
+                return run_export_status(cfg.export_, cfg.source, std::cout);
+            }
             case CliCommand::None: break;
         }
     } catch (const FatalError& e) {

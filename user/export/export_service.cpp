@@ -19,7 +19,6 @@
 #include <thread>
 
 #include "peakflow/accounting/store.hpp"
-#include "peakflow/daemon/daemon.hpp"
 
 namespace pf {
 
@@ -86,8 +85,8 @@ class ExportService : public Service {
 
     std::string name() const override { return "export"; }
 
-    void reload(const Config& cfg) override {
-        if (!(cfg.export_ == original_))
+    void reload(const ServiceContext& next) override {
+        if (!(next.sections.get<ExportConfig>() == original_))
             spdlog::warn("reload: export settings take effect at the next start (the running export keeps its own)");
     }
 
@@ -367,8 +366,9 @@ class ExportService : public Service {
 
 }  // namespace
 
-Result<std::unique_ptr<Service>> make_export_service(const ExportConfig& cfg, const std::vector<std::string>& ifaces,
-                                                     const DaemonOptions& o, AlertSink* alerts) {
+Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
+    const ExportConfig& cfg = ctx.sections.get<ExportConfig>();
+    if (!cfg.enabled) return std::unique_ptr<Service>();
     ExportConfig c = cfg;
     if (!c.upload.password_file.empty()) {
         std::ifstream in(c.upload.password_file);
@@ -383,18 +383,17 @@ Result<std::unique_ptr<Service>> make_export_service(const ExportConfig& cfg, co
                 "export: the SFTP server's host key is not checked; set export.upload.host_key_sha256 or "
                 "known_hosts");
     }
-    std::function<int64_t()> clock = o.clock;
+    std::function<int64_t()> clock = ctx.clock;
     if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };
-    auto s = std::make_unique<ExportService>(c, cfg, ifaces, o.paths, clock, alerts);
+    auto s = std::make_unique<ExportService>(c, cfg, ctx.ifaces, ctx.paths, clock, ctx.alerts);
     if (auto st = s->start(); !st) return st.error();
     return std::unique_ptr<Service>(std::move(s));
 }
 
-int run_export_status(const Config& cfg, std::ostream& out) {
-    const ExportConfig& e = cfg.export_;
+int run_export_status(const ExportConfig& e, const std::string& source, std::ostream& out) {
     if (!e.enabled)
         throw FatalError("flow export is not configured (no export: section in " +
-                         (cfg.source.empty() ? std::string("the config") : cfg.source) + ")");
+                         (source.empty() ? std::string("the config") : source) + ")");
     out << "spool directory: " << e.files.directory << "\n";
     uint64_t bytes = 0;
     auto files = list_spool(e.files.directory, e.files.prefix);

@@ -14,7 +14,6 @@
 #include <set>
 
 #include "peakflow/accounting/report.hpp"
-#include "peakflow/daemon/daemon.hpp"
 
 namespace pf {
 
@@ -300,14 +299,14 @@ bool has_table(sqlite3* db, const char* name) {
 
 }  // namespace
 
-Result<std::vector<std::string>> customer_hour_bodies(const Config& cfg, const Calendar& cal,
+Result<std::vector<std::string>> customer_hour_bodies(const CustomerReportConfig& c,
+                                                      const std::vector<Adjustment>& adjustments, const Calendar& cal,
                                                       const CustomerHourRequest& r) {
     auto store = Store::open(r.database, true);
     if (!store) return store.error();
     sqlite3* db = open_tables(r.database, true);
     const bool tables = db && has_table(db, "customer_report");
     std::vector<std::pair<std::string, std::optional<int64_t>>> who;  // mac text, peer key
-    const auto& c = cfg.customer_report;
     if (c.macs.empty()) {
         std::optional<std::string> mac = tables ? recorded_mac(db, r.hour_start) : std::nullopt;
         if (!mac) {
@@ -325,7 +324,7 @@ Result<std::vector<std::string>> customer_hour_bodies(const Config& cfg, const C
     std::vector<std::string> out;
     for (const auto& [mac, peer] : who) {
         if (r.mac && format_mac(*r.mac) != mac) continue;
-        auto v = hour_points(**store, cfg.adjustments, r.iface, peer, c.direction, r.hour_start);
+        auto v = hour_points(**store, adjustments, r.iface, peer, c.direction, r.hour_start);
         if (!v) {
             if (db) sqlite3_close(db);
             return v.error();
@@ -363,23 +362,35 @@ Result<std::vector<std::string>> customer_verify_log(const std::string& database
 
 Result<CustomerReportService::Options> customer_report_options(const ServiceContext& ctx) {
     CustomerReportService::Options o;
-    o.cfg = ctx.config.customer_report;
+    o.cfg = ctx.sections.get<CustomerReportConfig>();
     auto it = std::find_if(ctx.sinks.begin(), ctx.sinks.end(), [&](const auto& s) { return s.first == o.cfg.sink; });
     if (it == ctx.sinks.end()) return Error("customer_report.sink: '" + o.cfg.sink + "' is not a configured push sink");
     if (it->second != "http")
         return Error("customer_report.sink: '" + o.cfg.sink + "' is of type " + it->second +
                      ", the customer report needs type http (the body is POSTed as is)");
-    o.database = ctx.options.database;
-    o.sysfs = ctx.options.paths.sysfs;
+    o.database = ctx.accounting.database;
+    o.sysfs = ctx.paths.sysfs;
     o.iface = o.cfg.iface.empty() ? (ctx.ifaces.empty() ? "" : ctx.ifaces.front()) : o.cfg.iface;
-    o.timezone = ctx.options.timezone;
-    o.peak_windows = ctx.options.peak_windows;
-    o.billing_day = ctx.options.billing_day;
-    o.adjustments = ctx.config.adjustments;
+    o.timezone = ctx.accounting.timezone;
+    o.peak_windows = ctx.accounting.peak_windows;
+    o.billing_day = ctx.accounting.billing_day;
+    o.adjustments = ctx.accounting.adjustments;
     o.drain_interval =
-        std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(ctx.options.interval).count());
-    o.clock = ctx.options.clock;
+        std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(ctx.drain_interval).count());
+    o.clock = ctx.clock;
     return o;
+}
+
+Result<std::unique_ptr<Service>> make_customer_report_service(ServiceContext& ctx) {
+    if (!ctx.sections.get<CustomerReportConfig>().enabled) return std::unique_ptr<Service>();
+    if (!ctx.outbox)
+        return Error("customer_report is enabled but push is not configured", "", 0,
+                     "add a push sink of type http and name it in customer_report.sink");
+    auto co = customer_report_options(ctx);
+    if (!co) return co.error();
+    auto s = CustomerReportService::create(std::move(*co), *ctx.outbox);
+    if (!s) return s.error();
+    return std::unique_ptr<Service>(std::move(*s));
 }
 
 Result<std::unique_ptr<CustomerReportService>> CustomerReportService::create(Options o, MessageQueue& queue) {
@@ -409,10 +420,7 @@ Result<std::unique_ptr<CustomerReportService>> CustomerReportService::create(Opt
         if (q.step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
         s->first_start_ = q.i64(0);
     }
-    s->ticker_ = std::make_unique<DrainTicker>([p = s.get()](int64_t now) {
-        if (auto st = p->tick(now); !st)
-            spdlog::warn("customer_report: {} (tried again after the next drain)", st.error().message());
-    });
+    s->start_ticker();
     return s;
 }
 
@@ -421,27 +429,17 @@ CustomerReportService::~CustomerReportService() {
     if (db_) sqlite3_close(db_);
 }
 
-void CustomerReportService::after_drain(int64_t now) {
-    if (ticker_) ticker_->post(now);
-}
-
-void CustomerReportService::reload(const Config& cfg) {
-    std::lock_guard<std::mutex> w(work_mu_);
-    auto cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day);
-    if (cal) cal_ = std::move(*cal);
-    o_.adjustments = cfg.adjustments;
+void CustomerReportService::reload_locked(const ServiceContext& next) {
+    const CustomerReportConfig& cfg = next.sections.get<CustomerReportConfig>();
+    o_.adjustments = next.accounting.adjustments;
     // The sink and interface need a restart (checked against the push sinks at start);
     // the fields, MAC list, direction and verification settings apply from now on.
     const std::string sink = o_.cfg.sink, iface = o_.cfg.iface;
     const bool enabled = o_.cfg.enabled;
-    o_.cfg = cfg.customer_report;
+    o_.cfg = cfg;
     o_.cfg.sink = sink;
     o_.cfg.iface = iface;
-    if (!cfg.customer_report.enabled && enabled) spdlog::info("customer_report: switched off; hours are not reported");
-}
-
-void CustomerReportService::stop() {
-    if (ticker_) ticker_->stop();
+    if (!cfg.enabled && enabled) spdlog::info("customer_report: switched off; hours are not reported");
 }
 
 // The interface's MAC now; a change counts from the next local hour on (the hour in which

@@ -16,8 +16,6 @@
 #include <ostream>
 #include <sstream>
 
-#include "peakflow/daemon/daemon.hpp"
-
 namespace pf {
 namespace {
 
@@ -467,43 +465,46 @@ int run_push_test(const PushConfig& c, const std::string& only, std::ostream& ou
 
 namespace {
 
+// Owns the outbox and the alert sink that queues into it; started first and stopped last,
+// so every other service's alerts have somewhere to go for as long as it runs.
 class PushService : public Service {
   public:
-    explicit PushService(std::unique_ptr<Outbox> ob, PushConfig cfg) : ob_(std::move(ob)), cfg_(std::move(cfg)) {}
+    PushService(std::unique_ptr<Outbox> ob, PushConfig cfg) : ob_(std::move(ob)), alerts_(*ob_), cfg_(std::move(cfg)) {}
     std::string name() const override { return "push"; }
-    void reload(const Config& c) override {
-        if (!(c.push == cfg_)) spdlog::warn("push: config changes take effect after a restart");
+    void reload(const ServiceContext& next) override {
+        if (!(next.sections.get<PushConfig>() == cfg_))
+            spdlog::warn("push: config changes take effect after a restart");
     }
     void stats(DaemonStats& s) const override { s.outbox_depth = ob_->depth(); }
     void stop() override { ob_->stop(); }
+    Outbox& outbox() { return *ob_; }
+    AlertSink& alerts() { return alerts_; }
 
   private:
     std::unique_ptr<Outbox> ob_;
+    OutboxAlertSink alerts_;
     PushConfig cfg_;
 };
 
 }  // namespace
 
-std::unique_ptr<Service> make_push_service(ServiceContext& ctx, std::vector<std::shared_ptr<void>>& keep, Status& st) {
+Result<std::unique_ptr<Service>> make_push_service(ServiceContext& ctx) {
+    const PushConfig& push = ctx.sections.get<PushConfig>();
+    if (!push.configured) return std::unique_ptr<Service>();
     OutboxOptions o;
-    o.database = ctx.options.database;
-    o.push = ctx.config.push;
+    o.database = ctx.accounting.database;
+    o.push = push;
     auto ob = Outbox::open(o);
-    if (!ob) {
-        st = ob.error();
-        return nullptr;
-    }
+    if (!ob) return ob.error();
     (*ob)->set_log_alerts(ctx.alerts);
-    auto alerts = std::make_shared<OutboxAlertSink>(**ob);
-    keep.push_back(alerts);
-    ctx.outbox = ob->get();
-    ctx.alerts = alerts.get();
-    (*ob)->start();
-    spdlog::info("push: {} sink(s), {} message(s) waiting in the outbox{}", ctx.config.push.sinks.size(),
-                 (*ob)->depth(),
-                 ctx.config.push.enabled ? "" : " (push switched off: messages are recorded as skipped)");
-    st = Ok{};
-    return std::make_unique<PushService>(std::move(*ob), ctx.config.push);
+    auto svc = std::make_unique<PushService>(std::move(*ob), push);
+    ctx.outbox = &svc->outbox();
+    ctx.alerts = &svc->alerts();
+    for (const auto& sink : push.sinks) ctx.sinks.emplace_back(sink.name, sink.type);
+    svc->outbox().start();
+    spdlog::info("push: {} sink(s), {} message(s) waiting in the outbox{}", push.sinks.size(), svc->outbox().depth(),
+                 push.enabled ? "" : " (push switched off: messages are recorded as skipped)");
+    return std::unique_ptr<Service>(std::move(svc));
 }
 
 }  // namespace pf

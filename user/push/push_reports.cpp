@@ -294,11 +294,28 @@ Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQ
         s->first_start_ = q.i64(0);
     }
     if (!s->o_.reports.on_start) s->startup_done_ = true;
-    s->ticker_ = std::make_unique<DrainTicker>([p = s.get()](int64_t now) {
-        if (auto st = p->tick(now); !st)
-            spdlog::warn("reports: {} (tried again after the next drain)", st.error().message());
-    });
+    s->start_ticker();
     return s;
+}
+
+Result<std::unique_ptr<Service>> make_report_service(ServiceContext& ctx) {
+    if (!ctx.outbox || !ctx.sections.get<ReportsConfig>().enabled) return std::unique_ptr<Service>();
+    ReportService::Options ro;
+    ro.database = ctx.accounting.database;
+    ro.timezone = ctx.accounting.timezone;
+    ro.peak_windows = ctx.accounting.peak_windows;
+    ro.billing_day = ctx.accounting.billing_day;
+    ro.reports = ctx.sections.get<ReportsConfig>();
+    ro.adjustments = ctx.accounting.adjustments;
+    for (const auto& [name, type] : ctx.sinks) ro.sinks.push_back(name);
+    ro.clock = ctx.clock;
+    ro.accepts = [push = ctx.sections.get<PushConfig>()](const std::string& sink, const std::string& kind) {
+        const SinkConfig* s = push.find(sink);
+        return !s || s->takes(kind);
+    };
+    auto s = ReportService::create(std::move(ro), *ctx.outbox);
+    if (!s) return s.error();
+    return std::unique_ptr<Service>(std::move(*s));
 }
 
 ReportService::~ReportService() {
@@ -306,23 +323,11 @@ ReportService::~ReportService() {
     if (db_) sqlite3_close(db_);
 }
 
-void ReportService::after_drain(int64_t now) {
-    if (ticker_) ticker_->post(now);
-}
-
-void ReportService::reload(const Config& cfg) {
-    std::lock_guard<std::mutex> w(work_mu_);
-    auto cal = Calendar::create(cfg.timezone, cfg.peak_windows, cfg.billing_day);
-    if (!cal) return;  // the daemon rejected such a config before
-    cal_ = std::move(*cal);
-    o_.adjustments = cfg.adjustments;
+void ReportService::reload_locked(const ServiceContext& next) {
+    o_.adjustments = next.accounting.adjustments;
     const bool keep_start = startup_done_;
-    o_.reports = cfg.reports;
+    o_.reports = next.sections.get<ReportsConfig>();
     startup_done_ = keep_start;
-}
-
-void ReportService::stop() {
-    if (ticker_) ticker_->stop();
 }
 
 Result<bool> ReportService::was_sent(const std::string& kind, const std::string& period, const std::string& sink) {

@@ -15,7 +15,6 @@
 #include <set>
 #include <thread>
 
-#include "peakflow/daemon/daemon.hpp"
 #include "peakflow/service/service.hpp"
 #include "peakflow/watch/hosthealth.hpp"
 
@@ -229,9 +228,9 @@ class HostWatchService : public Service {
         s.host = figures_;
     }
 
-    void reload(const Config& c) override {
+    void reload(const ServiceContext& next) override {
         std::lock_guard lk(mu_);
-        pending_cfg_ = c.host_watch;
+        pending_cfg_ = next.sections.get<HostWatchConfig>();
         cv_.notify_all();
     }
 
@@ -414,12 +413,14 @@ class HostWatchService : public Service {
 
 }  // namespace
 
-Result<std::unique_ptr<Service>> make_host_watch_service(const ServiceContext& ctx, const std::string& root) {
-    const HostWatchConfig& cfg = ctx.config.host_watch;
-    auto hist = HostHistory::open(ctx.options.database);
+Result<std::unique_ptr<Service>> make_host_watch_service(ServiceContext& ctx) {
+    const HostWatchConfig& cfg = ctx.sections.get<HostWatchConfig>();
+    if (!cfg.enabled) return std::unique_ptr<Service>();
+    auto hist = HostHistory::open(ctx.accounting.database);
     if (!hist) return hist.error();
-    auto clock = ctx.options.clock ? ctx.options.clock : [] { return static_cast<int64_t>(::time(nullptr)); };
-    return std::unique_ptr<Service>(new HostWatchService(cfg, std::move(*hist), ctx.alerts, clock, root));
+    auto clock = ctx.clock ? ctx.clock : [] { return static_cast<int64_t>(::time(nullptr)); };
+    return std::unique_ptr<Service>(
+        new HostWatchService(cfg, std::move(*hist), ctx.alerts, clock, ctx.paths.host_root));
 }
 
 }  // namespace pf

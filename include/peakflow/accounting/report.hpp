@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/store.hpp"
-#include "peakflow/app/config.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/kernel/maps.hpp"
 

@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
-#include "peakflow/app/config.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/kernel/maps.hpp"
 

@@ -1,6 +1,9 @@
 #pragma once
 // The YAML config file, parsed into typed values. Every error names file, line, column
 // and key; an unknown key is an error, so a typo never silently falls back to a default.
+// This is the only header that sees the whole config: each subsystem owns and parses its
+// own section (accounting_config.hpp, push_config.hpp, reports_config.hpp, ...), and the
+// app hands each part only its section.
 
 #include <chrono>
 #include <cstdint>
@@ -9,7 +12,7 @@
 
 #include <optional>
 
-#include "peakflow/accounting/calendar.hpp"
+#include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/export/flow_export.hpp"
 #include "peakflow/kernel/loader.hpp"
@@ -22,32 +25,10 @@ namespace pf {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/peakflow/config.yaml";
 
-inline constexpr const char* kDefaultDatabasePath = "/var/lib/peakflow/peakflow.db";
-
-// How long each resolution is kept; 0 keeps it forever.
-struct Retention {
-    int five_minute_days = 70;  // a full billing month (31 days) plus a generous margin
-    int hourly_days = 400;
-    int daily_days = 3650;
-    int monthly_months = 0;
-    bool operator==(const Retention&) const = default;
-};
-
-// Billing adjustment: reported = raw * factor + offset_bytes (never below 0). Raw data is
-// never changed. The most specific match wins: a MAC, then an interface, then global.
-struct Adjustment {
-    std::string iface;               // empty: any interface
-    std::optional<MacAddr> mac;      // unset: any MAC / the interface totals
-    std::string direction = "both";  // rx, tx or both
-    double factor = 1.0;
-    int64_t offset_bytes = 0;
-    bool operator==(const Adjustment&) const = default;
-};
-
 struct Config {
     std::vector<std::string> interfaces;  // empty: the default-route interface
     XdpMode xdp_mode = XdpMode::Auto;
-    std::chrono::seconds drain_interval{10};
+    std::chrono::milliseconds drain_interval{10000};  // whole seconds in the file; --interval may be finer
     uint32_t mac_capacity = PF_DEFAULT_MAC_CAPACITY;
     uint32_t flow_capacity = PF_DEFAULT_FLOW_CAPACITY;
     bool flows = true;
@@ -55,12 +36,7 @@ struct Config {
     std::string log_dir;                            // empty: stderr only (the journal under systemd)
     std::string metrics_listen = "127.0.0.1:9977";  // Prometheus /metrics; empty: off
     uint32_t metrics_mac_series = 1000;             // per-MAC series cap per interface
-    std::string timezone;                           // IANA name; empty: the system's
-    std::vector<PeakWindow> peak_windows{PeakWindow{}};
-    int billing_day = 1;
-    std::string database = kDefaultDatabasePath;
-    Retention retention;
-    std::vector<Adjustment> adjustments;
+    AccountingConfig accounting;                    // the history: where, which calendar, adjustments, retention
     // Process watch and host health (hostwatch.hpp).
     HostWatchConfig host_watch;
     ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)

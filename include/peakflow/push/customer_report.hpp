@@ -16,9 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/store.hpp"
-#include "peakflow/app/config.hpp"
+#include "peakflow/push/reports_config.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
 
@@ -58,13 +59,14 @@ struct CustomerHourRequest {
     int64_t hour_start = 0;
     std::optional<MacAddr> mac;  // only this MAC
 };
-Result<std::vector<std::string>> customer_hour_bodies(const Config& cfg, const Calendar& cal,
+Result<std::vector<std::string>> customer_hour_bodies(const CustomerReportConfig& c,
+                                                      const std::vector<Adjustment>& adjustments, const Calendar& cal,
                                                       const CustomerHourRequest& r);
 
 // `report --verify`: the recorded verification outcomes, newest first, as text lines.
 Result<std::vector<std::string>> customer_verify_log(const std::string& database, const Calendar& cal, int limit);
 
-class CustomerReportService : public Service {
+class CustomerReportService : public TickedService {
   public:
     struct Options {
         CustomerReportConfig cfg;
@@ -82,13 +84,10 @@ class CustomerReportService : public Service {
     ~CustomerReportService() override;
 
     std::string name() const override { return "customer_report"; }
-    void after_drain(int64_t now) override;
-    void reload(const Config& cfg) override;
-    void stop() override;
 
     // One committed drain at `now`: note a MAC change, queue every due hour not queued yet,
     // then verify (when query_url is set, at most once per hour). Synchronous.
-    Status tick(int64_t now);
+    Status tick(int64_t now) override;
     Status verify(int64_t now);  // one verification pass now
 
     struct Sent {
@@ -102,6 +101,7 @@ class CustomerReportService : public Service {
 
   private:
     CustomerReportService(Options o, MessageQueue& q) : o_(std::move(o)), queue_(q) {}
+    void reload_locked(const ServiceContext& next) override;
     Status note_mac(int64_t now);
     Result<std::string> mac_for_hour(int64_t hour);
     Result<std::vector<std::pair<std::string, std::optional<int64_t>>>> reported_for_hour(int64_t hour);
@@ -114,16 +114,15 @@ class CustomerReportService : public Service {
     MessageQueue& queue_;
     std::unique_ptr<Store> store_;
     sqlite3* db_ = nullptr;
-    std::optional<Calendar> cal_;
     int64_t first_start_ = 0;
     int64_t last_verify_hour_ = 0;
-
-    std::unique_ptr<DrainTicker> ticker_;
-    std::mutex work_mu_;
 };
 
 // The service's options from the daemon's context; checks that customer_report.sink is a
 // push sink of type http.
 Result<CustomerReportService::Options> customer_report_options(const ServiceContext& ctx);
+
+// The daemon service, with customer_report.enabled (which needs the push pipeline).
+Result<std::unique_ptr<Service>> make_customer_report_service(ServiceContext& ctx);
 
 }  // namespace pf

@@ -114,8 +114,9 @@ class OutboxAlertSink : public AlertSink {
     LogAlertSink log_;
 };
 
-// The daemon service: opens the outbox, runs the workers, provides ctx.outbox/ctx.alerts.
-std::unique_ptr<Service> make_push_service(ServiceContext& ctx, std::vector<std::shared_ptr<void>>& keep, Status& st);
+// The daemon service (with a `push:` section): opens the outbox, runs the workers, provides
+// ctx.outbox, ctx.alerts and ctx.sinks to the services after it.
+Result<std::unique_ptr<Service>> make_push_service(ServiceContext& ctx);
 
 // CLI parts.
 Result<std::vector<HistoryRow>> read_push_history(const std::string& database, bool failed_only);

@@ -15,10 +15,12 @@
 #include <thread>
 #include <vector>
 
+#include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/report.hpp"
 #include "peakflow/accounting/store.hpp"
-#include "peakflow/app/config.hpp"
+#include "peakflow/push/reports_config.hpp"
+#include "peakflow/push/sinks.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
 
@@ -62,7 +64,7 @@ struct DuePeriod {
 };
 std::vector<DuePeriod> due_periods(const Calendar& cal, const ReportsConfig& rc, int64_t first_start, int64_t now);
 
-class ReportService : public Service {
+class ReportService : public TickedService {
   public:
     struct Options {
         std::string database;
@@ -82,18 +84,16 @@ class ReportService : public Service {
     ~ReportService() override;
 
     std::string name() const override { return "reports"; }
-    void after_drain(int64_t now) override;  // hands `now` to the worker thread
-    void reload(const Config& cfg) override;
-    void stop() override;
 
     // What the worker does for one committed drain at `now`: the startup report once, then
     // every due period not yet queued for a sink. Synchronous (tests call it directly).
-    Status tick(int64_t now);
+    Status tick(int64_t now) override;
     // (kind, period, sink) rows recorded as queued.
     Result<std::vector<std::array<std::string, 3>>> sent();
 
   private:
     ReportService(Options o, MessageQueue& q) : o_(std::move(o)), queue_(q) {}
+    void reload_locked(const ServiceContext& next) override;
     Status send(const PushReport& r);
     Result<bool> was_sent(const std::string& kind, const std::string& period, const std::string& sink);
 
@@ -101,13 +101,12 @@ class ReportService : public Service {
     MessageQueue& queue_;
     std::unique_ptr<Store> store_;
     sqlite3* db_ = nullptr;
-    std::optional<Calendar> cal_;
     std::vector<std::string> targets_;
     int64_t first_start_ = 0;
     bool startup_done_ = false;
-
-    std::unique_ptr<DrainTicker> ticker_;
-    std::mutex work_mu_;  // one tick at a time
 };
+
+// The daemon service, with reports.enabled and the push pipeline.
+Result<std::unique_ptr<Service>> make_report_service(ServiceContext& ctx);
 
 }  // namespace pf

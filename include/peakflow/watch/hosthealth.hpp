@@ -159,6 +159,6 @@ Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, 
 ProcWatchOptions proc_options(const HostWatchConfig& c);
 
 // The host watch service (its own thread); `root` is "/" except in tests.
-Result<std::unique_ptr<Service>> make_host_watch_service(const ServiceContext& ctx, const std::string& root = "/");
+Result<std::unique_ptr<Service>> make_host_watch_service(ServiceContext& ctx);
 
 }  // namespace pf

@@ -1,0 +1,94 @@
+#include "peakflow/service/service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <ranges>
+
+namespace pf {
+
+Services::~Services() {
+    stop();
+}
+
+void Services::after_drain(int64_t now) {
+    for (auto& s : list_) s->after_drain(now);
+}
+
+void Services::reload(const ServiceContext& next) {
+    for (auto& s : list_) s->reload(next);
+}
+
+void Services::stats(DaemonStats& st) const {
+    for (const auto& s : list_) s->stats(st);
+}
+
+void Services::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    for (auto& s : std::views::reverse(list_)) {
+        spdlog::debug("stopping {}", s->name());
+        s->stop();
+    }
+}
+
+DrainTicker::DrainTicker(std::function<void(int64_t)> fn) : fn_(std::move(fn)) {
+    worker_ = std::thread([this] { run(); });
+}
+
+DrainTicker::~DrainTicker() {
+    stop();
+}
+
+void DrainTicker::post(int64_t now) {
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        pending_ = now;
+    }
+    cv_.notify_one();
+}
+
+void DrainTicker::stop() {
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_one();
+    if (worker_.joinable()) worker_.join();
+}
+
+void DrainTicker::run() {
+    for (;;) {
+        int64_t now = 0;
+        {
+            std::unique_lock<std::mutex> l(mu_);
+            cv_.wait(l, [&] { return pending_ || stopping_; });
+            if (!pending_) return;  // stopping, and nothing left to do
+            now = *pending_;
+            pending_.reset();
+        }
+        fn_(now);
+    }
+}
+
+void TickedService::after_drain(int64_t now) {
+    if (ticker_) ticker_->post(now);
+}
+
+void TickedService::reload(const ServiceContext& next) {
+    std::lock_guard<std::mutex> w(work_mu_);
+    if (auto cal = next.accounting.calendar()) cal_ = std::move(*cal);  // the daemon checked it before
+    reload_locked(next);
+}
+
+void TickedService::stop() {
+    if (ticker_) ticker_->stop();
+}
+
+void TickedService::start_ticker() {
+    ticker_ = std::make_unique<DrainTicker>([this](int64_t now) {
+        if (auto st = tick(now); !st)
+            spdlog::warn("{}: {} (tried again after the next drain)", name(), st.error().message());
+    });
+}
+
+}  // namespace pf
