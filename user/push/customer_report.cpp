@@ -4,7 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
-#include "peakflow/common/sqlite_stmt.hpp"
+#include "peakflow/common/sqlite.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -248,7 +248,7 @@ Result<MacAddr> read_iface_mac(const std::string& sysfs, const std::string& ifac
 
 namespace {
 
-const char* kSchema = R"(
+constexpr SchemaPart kSchema[] = {{"customer_report", 1, R"(
 CREATE TABLE IF NOT EXISTS customer_report(mac TEXT NOT NULL, hour INTEGER NOT NULL, version INTEGER NOT NULL,
     flux_hour TEXT NOT NULL, points TEXT NOT NULL, body TEXT NOT NULL, queued_at INTEGER NOT NULL,
     outcome TEXT NOT NULL, checked_at INTEGER, PRIMARY KEY(mac, hour, version)) WITHOUT ROWID;
@@ -256,45 +256,43 @@ CREATE TABLE IF NOT EXISTS customer_mac(since INTEGER PRIMARY KEY, mac TEXT NOT 
 CREATE TABLE IF NOT EXISTS customer_verify(checked_at INTEGER NOT NULL, mac TEXT NOT NULL, hour INTEGER NOT NULL,
     outcome TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS customer_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-)";
+)"}};
 
 std::string points_text(const HourPoints& v) {
     return points_json(v).dump();
 }
 
-// Latest recorded version of (mac, hour): {version, points}; version 0 when never sent.
-std::pair<int, std::string> latest(sqlite3* db, const std::string& mac, int64_t hour) {
-    SqlStmt q(db,
-              "SELECT version, points FROM customer_report WHERE mac = ?1 AND hour = ?2 ORDER BY version DESC LIMIT 1");
-    q.bind(1, mac);
-    q.bind(2, hour);
-    if (q.step() == SQLITE_ROW) return {static_cast<int>(q.i64(0)), q.text(1)};
+// Latest recorded version of (mac, hour): {version, points}; version 0 when never sent
+// (also when it cannot be read, as it always was).
+std::pair<int, std::string> latest(const SqliteDb& db, const std::string& mac, int64_t hour) {
+    auto q = db.prepare(
+        "SELECT version, points FROM customer_report WHERE mac = ?1 AND hour = ?2 ORDER BY version DESC LIMIT 1");
+    if (!q) return {0, ""};
+    q->bind(1, mac);
+    q->bind(2, hour);
+    if (q->step() == SQLITE_ROW) return {static_cast<int>(q->i64(0)), q->text(1)};
     return {0, ""};
 }
 
 // The MAC recorded for an hour by the daemon (customer_mac), if any.
-std::optional<std::string> recorded_mac(sqlite3* db, int64_t hour) {
-    SqlStmt q(db, "SELECT mac FROM customer_mac WHERE since <= ?1 ORDER BY since DESC LIMIT 1");
-    q.bind(1, hour);
-    if (q.step() == SQLITE_ROW) return q.text(0);
+std::optional<std::string> recorded_mac(const SqliteDb& db, int64_t hour) {
+    auto q = db.prepare("SELECT mac FROM customer_mac WHERE since <= ?1 ORDER BY since DESC LIMIT 1");
+    if (!q) return std::nullopt;
+    q->bind(1, hour);
+    if (q->step() == SQLITE_ROW) return q->text(0);
     return std::nullopt;
 }
 
-sqlite3* open_tables(const std::string& path, bool read_only) {
-    sqlite3* db = nullptr;
-    const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-    if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-        sqlite3_close(db);
-        return nullptr;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    return db;
+Result<SqliteDb> open_tables(const std::string& path, bool read_only, const std::string& error_context = "") {
+    SqliteOptions o;
+    o.mode = read_only ? SqliteMode::ReadOnly : SqliteMode::ReadWrite;
+    o.error_context = error_context;
+    return SqliteDb::open(path, o);
 }
 
-bool has_table(sqlite3* db, const char* name) {
-    SqlStmt q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
-    q.bind(1, name);
-    return q.step() == SQLITE_ROW;
+bool has_table(const SqliteDb& db, const char* name) {
+    auto q = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    return q && q->bind(1, name).step() == SQLITE_ROW;
 }
 
 }  // namespace
@@ -304,17 +302,14 @@ Result<std::vector<std::string>> customer_hour_bodies(const CustomerReportConfig
                                                       const CustomerHourRequest& r) {
     auto store = Store::open(r.database, true);
     if (!store) return store.error();
-    sqlite3* db = open_tables(r.database, true);
-    const bool tables = db && has_table(db, "customer_report");
+    auto db = open_tables(r.database, true);  // without it (or its tables): nothing recorded yet
+    const bool tables = db && has_table(*db, "customer_report");
     std::vector<std::pair<std::string, std::optional<int64_t>>> who;  // mac text, peer key
     if (c.macs.empty()) {
-        std::optional<std::string> mac = tables ? recorded_mac(db, r.hour_start) : std::nullopt;
+        std::optional<std::string> mac = tables ? recorded_mac(*db, r.hour_start) : std::nullopt;
         if (!mac) {
             auto m = read_iface_mac(r.sysfs, r.iface);
-            if (!m) {
-                if (db) sqlite3_close(db);
-                return m.error();
-            }
+            if (!m) return m.error();
             mac = format_mac(*m);
         }
         who.emplace_back(*mac, std::nullopt);
@@ -325,27 +320,24 @@ Result<std::vector<std::string>> customer_hour_bodies(const CustomerReportConfig
     for (const auto& [mac, peer] : who) {
         if (r.mac && format_mac(*r.mac) != mac) continue;
         auto v = hour_points(**store, adjustments, r.iface, peer, c.direction, r.hour_start);
-        if (!v) {
-            if (db) sqlite3_close(db);
-            return v.error();
-        }
-        const int version = tables ? std::max(1, latest(db, mac, r.hour_start).first) : 1;
+        if (!v) return v.error();
+        const int version = tables ? std::max(1, latest(*db, mac, r.hour_start).first) : 1;
         out.push_back(customer_body(c, cal, mac, r.hour_start, *v, version));
     }
-    if (db) sqlite3_close(db);
     if (out.empty() && r.mac) return Error("MAC " + format_mac(*r.mac) + " is not reported on " + r.iface);
     return out;
 }
 
 Result<std::vector<std::string>> customer_verify_log(const std::string& database, const Calendar& cal, int limit) {
-    sqlite3* db = open_tables(database, true);
+    auto db = open_tables(database, true);
     if (!db) return Error("cannot open database " + database);
     std::vector<std::string> out;
-    if (has_table(db, "customer_verify")) {
-        SqlStmt q(
-            db,
+    if (has_table(*db, "customer_verify")) {
+        auto p = db->prepare(
             "SELECT checked_at, mac, hour, outcome, detail FROM customer_verify ORDER BY checked_at DESC, hour DESC "
             "LIMIT ?1");
+        if (!p) return p.error();
+        SqlStmt& q = *p;
         q.bind(1, limit);
         while (q.step() == SQLITE_ROW) {
             std::string line =
@@ -354,7 +346,6 @@ Result<std::vector<std::string>> customer_verify_log(const std::string& database
             out.push_back(line);
         }
     }
-    sqlite3_close(db);
     return out;
 }
 
@@ -407,18 +398,19 @@ Result<std::unique_ptr<CustomerReportService>> CustomerReportService::create(Opt
     auto st = Store::open(s->o_.database);
     if (!st) return st.error();
     s->store_ = std::move(*st);
-    s->db_ = open_tables(s->o_.database, false);
-    if (!s->db_) return Error("cannot open database " + s->o_.database);
-    if (sqlite3_exec(s->db_, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK)
-        return sql_error(s->db_, "create customer report tables");
+    auto db = open_tables(s->o_.database, false, "create customer report tables");
+    if (!db) return Error("cannot open database " + s->o_.database);
+    s->db_ = std::move(*db);
+    if (auto st = apply_schema(s->db_, kSchema); !st) return st.error();
     {
         // Reporting starts with the hour the switch was first turned on.
-        SqlStmt ins(s->db_, "INSERT OR IGNORE INTO customer_state(key, value) VALUES('first_start', ?1)");
-        ins.bind(1, s->o_.clock());
-        if (ins.step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
-        SqlStmt q(s->db_, "SELECT value FROM customer_state WHERE key = 'first_start'");
-        if (q.step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
-        s->first_start_ = q.i64(0);
+        auto ins = s->db_.prepare("INSERT OR IGNORE INTO customer_state(key, value) VALUES('first_start', ?1)");
+        if (!ins) return ins.error();
+        if (ins->bind(1, s->o_.clock()).step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
+        auto q = s->db_.prepare("SELECT value FROM customer_state WHERE key = 'first_start'");
+        if (!q) return q.error();
+        if (q->step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
+        s->first_start_ = q->i64(0);
     }
     s->start_ticker();
     return s;
@@ -426,7 +418,6 @@ Result<std::unique_ptr<CustomerReportService>> CustomerReportService::create(Opt
 
 CustomerReportService::~CustomerReportService() {
     stop();
-    if (db_) sqlite3_close(db_);
 }
 
 void CustomerReportService::reload_locked(const ServiceContext& next) {
@@ -449,17 +440,19 @@ Status CustomerReportService::note_mac(int64_t now) {
     auto m = read_iface_mac(o_.sysfs, o_.iface);
     if (!m) return m.error();
     const std::string mac = format_mac(*m);
-    SqlStmt q(db_, "SELECT mac FROM customer_mac ORDER BY since DESC LIMIT 1");
-    const int rc = q.step();
-    if (rc == SQLITE_ROW && q.text(0) == mac) return Ok{};
+    auto q = db_.prepare("SELECT mac FROM customer_mac ORDER BY since DESC LIMIT 1");
+    if (!q) return q.error();
+    const int rc = q->step();
+    if (rc == SQLITE_ROW && q->text(0) == mac) return Ok{};
     const int64_t since = rc == SQLITE_ROW ? cal_->hour_start(now) + 3600 : 0;
-    SqlStmt ins(db_, "INSERT OR REPLACE INTO customer_mac(since, mac) VALUES(?1, ?2)");
-    ins.bind(1, since);
-    ins.bind(2, mac);
-    if (ins.step() != SQLITE_DONE) return sql_error(db_, "record interface MAC");
+    auto ins = db_.prepare("INSERT OR REPLACE INTO customer_mac(since, mac) VALUES(?1, ?2)");
+    if (!ins) return ins.error();
+    ins->bind(1, since);
+    ins->bind(2, mac);
+    if (ins->step() != SQLITE_DONE) return sql_error(db_, "record interface MAC");
     if (rc == SQLITE_ROW)
         spdlog::info("customer_report: {} changed MAC {} -> {}; reported under the new one from {}", o_.iface,
-                     q.text(0), mac, cal_->format_local(since));
+                     q->text(0), mac, cal_->format_local(since));
     return Ok{};
 }
 
@@ -489,10 +482,11 @@ Status CustomerReportService::queue_hour(const std::string& mac, std::optional<i
                       "hourly report of " + mac + ", version " + std::to_string(version),
                       body};
     if (auto st = queue_.enqueue(m); !st) return st;
-    SqlStmt ins(
-        db_,
+    auto p = db_.prepare(
         "INSERT OR REPLACE INTO customer_report(mac, hour, version, flux_hour, points, body, queued_at, outcome) "
         "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+    if (!p) return p.error();
+    SqlStmt& ins = *p;
     ins.bind(1, mac);
     ins.bind(2, hour);
     ins.bind(3, version);
@@ -510,9 +504,9 @@ Status CustomerReportService::tick(int64_t now) {
     std::lock_guard<std::mutex> w(work_mu_);
     if (!o_.cfg.enabled) {
         // Switched off (by a reload): the hours until it is on again are never reported.
-        SqlStmt up(db_, "UPDATE customer_state SET value = ?1 WHERE key = 'first_start'");
-        up.bind(1, now);
-        if (up.step() != SQLITE_DONE) return sql_error(db_, "record the switch");
+        auto up = db_.prepare("UPDATE customer_state SET value = ?1 WHERE key = 'first_start'");
+        if (!up) return up.error();
+        if (up->bind(1, now).step() != SQLITE_DONE) return sql_error(db_, "record the switch");
         first_start_ = now;
         return Ok{};
     }
@@ -594,22 +588,26 @@ Result<Json> fetch_held(const CustomerReportConfig& c, const std::string& mac, c
 
 void CustomerReportService::record_verify(int64_t now, const std::string& mac, int64_t hour, const std::string& outcome,
                                           const std::string& detail) {
-    SqlStmt ins(db_, "INSERT INTO customer_verify(checked_at, mac, hour, outcome, detail) VALUES(?1,?2,?3,?4,?5)");
-    ins.bind(1, now);
-    ins.bind(2, mac);
-    ins.bind(3, hour);
-    ins.bind(4, outcome);
-    ins.bind(5, detail);
-    (void)ins.step();
-    SqlStmt up(db_,
-               "UPDATE customer_report SET outcome = CASE WHEN ?3 = 'matched' OR outcome = 'sent' THEN ?3 ELSE outcome "
-               "END, checked_at = ?4 WHERE mac = ?1 AND hour = ?2 AND version = (SELECT max(version) FROM "
-               "customer_report WHERE mac = ?1 AND hour = ?2)");
-    up.bind(1, mac);
-    up.bind(2, hour);
-    up.bind(3, outcome);
-    up.bind(4, now);
-    (void)up.step();
+    // Best effort, as it always was: the verification log is for diagnosis.
+    if (auto ins =
+            db_.prepare("INSERT INTO customer_verify(checked_at, mac, hour, outcome, detail) VALUES(?1,?2,?3,?4,?5)")) {
+        ins->bind(1, now);
+        ins->bind(2, mac);
+        ins->bind(3, hour);
+        ins->bind(4, outcome);
+        ins->bind(5, detail);
+        (void)ins->step();
+    }
+    if (auto up = db_.prepare(
+            "UPDATE customer_report SET outcome = CASE WHEN ?3 = 'matched' OR outcome = 'sent' THEN ?3 ELSE outcome "
+            "END, checked_at = ?4 WHERE mac = ?1 AND hour = ?2 AND version = (SELECT max(version) FROM "
+            "customer_report WHERE mac = ?1 AND hour = ?2)")) {
+        up->bind(1, mac);
+        up->bind(2, hour);
+        up->bind(3, outcome);
+        up->bind(4, now);
+        (void)up->step();
+    }
 }
 
 constexpr int64_t kVerifyGraceSeconds = 300;
@@ -620,10 +618,11 @@ Status CustomerReportService::verify(int64_t now) {
     std::map<std::string, std::vector<int64_t>> hours;
     std::map<std::string, std::optional<int64_t>> peers;
     {
-        SqlStmt q(
-            db_,
+        auto p = db_.prepare(
             "SELECT mac, hour FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour HAVING max(queued_at) <= ?2 "
             "ORDER BY mac, hour");
+        if (!p) return p.error();
+        SqlStmt& q = *p;
         q.bind(1, now - static_cast<int64_t>(o_.cfg.verify_hours) * 3600);
         // What was queued moments ago may still be on its way: not "missing" yet.
         q.bind(2, now - kVerifyGraceSeconds);
@@ -684,7 +683,9 @@ Status CustomerReportService::verify(int64_t now) {
 
 Result<std::vector<CustomerReportService::Sent>> CustomerReportService::sent() {
     std::lock_guard<std::mutex> w(work_mu_);
-    SqlStmt q(db_, "SELECT mac, hour, version, points, outcome FROM customer_report ORDER BY hour, mac, version");
+    auto p = db_.prepare("SELECT mac, hour, version, points, outcome FROM customer_report ORDER BY hour, mac, version");
+    if (!p) return p.error();
+    SqlStmt& q = *p;
     std::vector<Sent> out;
     while (q.step() == SQLITE_ROW)
         out.push_back(Sent{q.text(0), q.i64(1), static_cast<int>(q.i64(2)), q.text(3), q.text(4)});

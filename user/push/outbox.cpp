@@ -5,7 +5,7 @@
 
 #include <unistd.h>
 #include <nlohmann/json.hpp>
-#include "peakflow/common/sqlite_stmt.hpp"
+#include "peakflow/common/sqlite.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -21,7 +21,7 @@ namespace {
 
 // Message ids come from push_history (AUTOINCREMENT: never reused); the outbox row of a
 // message carries the same id, so a resend after a restart updates the same history row.
-const char* kSchema = R"(
+constexpr SchemaPart kSchema[] = {{"outbox", 1, R"(
 CREATE TABLE IF NOT EXISTS push_history(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   created INTEGER NOT NULL,
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS outbox(
 CREATE INDEX IF NOT EXISTS outbox_sink ON outbox(sink, id);
 CREATE TABLE IF NOT EXISTS push_sink_state(
   sink TEXT PRIMARY KEY, failures INTEGER NOT NULL, alerted INTEGER NOT NULL) WITHOUT ROWID;
-)";
+)"}};
 
 int64_t system_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -65,52 +65,45 @@ Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
     std::error_code ec;
     auto dir = std::filesystem::path(ob->o_.database).parent_path();
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-    if (sqlite3_open_v2(ob->o_.database.c_str(), &ob->db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK)
-        return Error("cannot open the outbox in " + ob->o_.database + ": " +
-                     (ob->db_ ? sqlite3_errmsg(ob->db_) : "out of memory"));
-    sqlite3_busy_timeout(ob->db_, 5000);
+    SqliteOptions so;
+    so.mode = SqliteMode::Create;
+    so.wal = true;
     // FULL: a message is on disk before enqueue returns, even across a power cut.
-    if (auto st = ob->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !st) return st.error();
-    if (auto st = ob->exec(kSchema); !st) return st.error();
+    so.synchronous = SqliteSync::Full;
+    so.open_context = "cannot open the outbox in " + ob->o_.database;
+    so.error_context = "outbox database " + ob->o_.database;
+    auto db = SqliteDb::open(ob->o_.database, so);
+    if (!db) return db.error();
+    ob->db_ = std::move(*db);
+    if (auto st = apply_schema(ob->db_, kSchema); !st) return st.error();
     uint64_t seed = ob->o_.seed ? ob->o_.seed : std::random_device{}();
     for (const auto& s : ob->o_.push.sinks) {
         SinkState& st = ob->sinks_[s.name];
         st.cfg = &s;
         st.sink = ob->o_.make_sink(s);
         st.rng.seed(seed++);
-        SqlStmt q(ob->db_, "SELECT failures, alerted FROM push_sink_state WHERE sink=?");
-        q.bind(1, s.name);
-        if (q.step() == SQLITE_ROW) {
-            st.failures = static_cast<int>(q.i64(0));
-            st.alerted = q.i64(1) != 0;
+        auto q = ob->db_.prepare("SELECT failures, alerted FROM push_sink_state WHERE sink=?");
+        if (!q) return q.error();
+        if (q->bind(1, s.name).step() == SQLITE_ROW) {
+            st.failures = static_cast<int>(q->i64(0));
+            st.alerted = q->i64(1) != 0;
         }
     }
     // Rows for sinks no longer in the config stay queued (nothing is dropped) until the
     // sink is configured again.
-    SqlStmt q(ob->db_, "SELECT sink, count(*) FROM outbox GROUP BY sink");
-    while (q.step() == SQLITE_ROW)
-        if (!ob->o_.push.find(q.text(0)))
+    auto q = ob->db_.prepare("SELECT sink, count(*) FROM outbox GROUP BY sink");
+    if (!q) return q.error();
+    while (q->step() == SQLITE_ROW)
+        if (!ob->o_.push.find(q->text(0)))
             spdlog::warn(
                 "push: {} message(s) queued for sink '{}', which is no longer in the config: they wait "
                 "until it is configured again",
-                q.i64(1), q.text(0));
+                q->i64(1), q->text(0));
     return ob;
 }
 
 Outbox::~Outbox() {
     stop();
-    if (db_) sqlite3_close(db_);
-}
-
-Status Outbox::exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string msg = err ? err : sqlite3_errmsg(db_);
-        sqlite3_free(err);
-        return Error("outbox database " + o_.database + ": " + msg);
-    }
-    return Ok{};
 }
 
 int64_t Outbox::now_ms() const {
@@ -119,7 +112,8 @@ int64_t Outbox::now_ms() const {
 
 Status Outbox::enqueue(const OutboundMessage& m) {
     std::lock_guard lk(db_mu_);
-    if (auto st = exec("BEGIN IMMEDIATE"); !st) return st;
+    auto tx = SqliteTransaction::begin(db_);
+    if (!tx) return tx.error();
     Status st = Ok{};
     if (!m.sink.empty()) {
         const SinkConfig* s = o_.push.find(m.sink);
@@ -134,14 +128,8 @@ Status Outbox::enqueue(const OutboundMessage& m) {
             if (!st) break;
         }
     }
-    if (!st) {
-        (void)exec("ROLLBACK");
-        return st;
-    }
-    if (auto c = exec("COMMIT"); !c) {
-        (void)exec("ROLLBACK");
-        return c;
-    }
+    if (!st) return st;  // rolled back with the transaction
+    if (auto c = tx->commit(); !c) return c;
     wake();
     return Ok{};
 }
@@ -152,22 +140,24 @@ Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
     int64_t now = now_ms();
     int64_t bytes = s->type == "email" ? static_cast<int64_t>(render_email(*s, m, meta, now / 1000).size())
                                        : static_cast<int64_t>(render_request(*s, m, meta, now).body.size());
-    SqlStmt h(db_,
-              "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status) "
-              "VALUES(?,?,?,?,?,?,?,?,?)");
-    h.bind(1, now / 1000).bind(2, now / 1000).bind(3, meta.node).bind(4, meta.host).bind(5, m.sink).bind(6, m.kind);
-    h.bind(7, m.period).bind(8, bytes).bind(9, std::string(skip ? "skipped" : "pending"));
-    if (h.step() != SQLITE_DONE) return Error(std::string("record push history: ") + sqlite3_errmsg(db_));
+    auto h = db_.prepare(
+        "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status) "
+        "VALUES(?,?,?,?,?,?,?,?,?)");
+    if (!h) return h.error();
+    h->bind(1, now / 1000).bind(2, now / 1000).bind(3, meta.node).bind(4, meta.host).bind(5, m.sink).bind(6, m.kind);
+    h->bind(7, m.period).bind(8, bytes).bind(9, std::string(skip ? "skipped" : "pending"));
+    if (h->step() != SQLITE_DONE) return sql_error(db_, "record push history");
     if (skip) {
         spdlog::info("push: {} '{}' for sink {} skipped (push switched off)", m.kind, m.title, m.sink);
         return Ok{};
     }
-    int64_t id = sqlite3_last_insert_rowid(db_);
-    SqlStmt q(db_,
-              "INSERT INTO outbox(id, sink, kind, period, title, text, body, node, host) VALUES(?,?,?,?,?,?,?,?,?)");
-    q.bind(1, id).bind(2, m.sink).bind(3, m.kind).bind(4, m.period).bind(5, m.title).bind(6, m.text).bind(7, m.body);
-    q.bind(8, meta.node).bind(9, meta.host);
-    if (q.step() != SQLITE_DONE) return Error(std::string("queue message: ") + sqlite3_errmsg(db_));
+    int64_t id = db_.last_insert_rowid();
+    auto q = db_.prepare(
+        "INSERT INTO outbox(id, sink, kind, period, title, text, body, node, host) VALUES(?,?,?,?,?,?,?,?,?)");
+    if (!q) return q.error();
+    q->bind(1, id).bind(2, m.sink).bind(3, m.kind).bind(4, m.period).bind(5, m.title).bind(6, m.text).bind(7, m.body);
+    q->bind(8, meta.node).bind(9, meta.host);
+    if (q->step() != SQLITE_DONE) return sql_error(db_, "queue message");
     return Ok{};
 }
 
@@ -187,15 +177,15 @@ Result<int64_t> Outbox::step(const std::string& name) {
     int64_t id = 0;
     {
         std::lock_guard lk(db_mu_);
-        SqlStmt q(
-            db_, "SELECT id, kind, period, title, text, body, node, host FROM outbox WHERE sink=? ORDER BY id LIMIT 1");
-        q.bind(1, name);
-        int rc = q.step();
+        auto q = db_.prepare(
+            "SELECT id, kind, period, title, text, body, node, host FROM outbox WHERE sink=? ORDER BY id LIMIT 1");
+        if (!q) return q.error();
+        int rc = q->bind(1, name).step();
         if (rc == SQLITE_DONE) return int64_t{0};
-        if (rc != SQLITE_ROW) return Error(std::string("read outbox: ") + sqlite3_errmsg(db_));
-        id = q.i64(0);
-        m = OutboundMessage{name, q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)};
-        meta = MessageMeta{q.text(6), q.text(7)};
+        if (rc != SQLITE_ROW) return sql_error(db_, "read outbox");
+        id = q->i64(0);
+        m = OutboundMessage{name, q->text(1), q->text(2), q->text(3), q->text(4), q->text(5)};
+        meta = MessageMeta{q->text(6), q->text(7)};
     }
     SendResult r = st.sink->send(m, meta);
     int64_t done = now_ms();
@@ -210,18 +200,19 @@ Result<int64_t> Outbox::step(const std::string& name) {
     if (!r.ok && alerted && !st.alerted) notice = make_alert(name, false, r.error, done);
     {
         std::lock_guard lk(db_mu_);
-        if (auto b = exec("BEGIN IMMEDIATE"); !b) return b.error();
+        auto tx = SqliteTransaction::begin(db_);
+        if (!tx) return tx.error();
+        auto d = db_.prepare("DELETE FROM outbox WHERE id=?");
+        auto h = db_.prepare("UPDATE push_history SET status=?, attempts=attempts+1, last_error=?, time=? WHERE id=?");
+        auto ss = db_.prepare("INSERT OR REPLACE INTO push_sink_state(sink, failures, alerted) VALUES(?,?,?)");
+        for (const auto* q : {&d, &h, &ss})
+            if (!*q) return q->error();
         bool ok = true;
-        if (r.ok) {
-            SqlStmt d(db_, "DELETE FROM outbox WHERE id=?");
-            ok = d.bind(1, id).step() == SQLITE_DONE;
-        }
-        SqlStmt h(db_, "UPDATE push_history SET status=?, attempts=attempts+1, last_error=?, time=? WHERE id=?");
-        h.bind(1, std::string(r.ok ? "sent" : "failed")).bind(2, r.error).bind(3, done / 1000).bind(4, id);
-        ok = ok && h.step() == SQLITE_DONE;
-        SqlStmt ss(db_, "INSERT OR REPLACE INTO push_sink_state(sink, failures, alerted) VALUES(?,?,?)");
-        ss.bind(1, name).bind(2, int64_t{failures}).bind(3, int64_t{alerted ? 1 : 0});
-        ok = ok && ss.step() == SQLITE_DONE;
+        if (r.ok) ok = d->bind(1, id).step() == SQLITE_DONE;
+        h->bind(1, std::string(r.ok ? "sent" : "failed")).bind(2, r.error).bind(3, done / 1000).bind(4, id);
+        ok = ok && h->step() == SQLITE_DONE;
+        ss->bind(1, name).bind(2, int64_t{failures}).bind(3, int64_t{alerted ? 1 : 0});
+        ok = ok && ss->step() == SQLITE_DONE;
         if (ok && notice)
             for (const auto& s : o_.push.sinks) {
                 if (s.name == name || !s.alerts) continue;
@@ -230,11 +221,9 @@ Result<int64_t> Outbox::step(const std::string& name) {
                                   notice->text, ""};
                 ok = ok && enqueue_locked(a, !o_.push.enabled || !s.enabled).ok();
             }
-        if (!ok || !exec("COMMIT")) {
-            std::string e = sqlite3_errmsg(db_);
-            (void)exec("ROLLBACK");
-            return Error("record delivery of message " + std::to_string(id) + ": " + e);
-        }
+        // The message is sqlite's, taken before the transaction is rolled back.
+        if (!ok || !tx->commit())
+            return Error("record delivery of message " + std::to_string(id) + ": " + sqlite3_errmsg(db_.get()));
     }
     st.failures = failures;
     st.alerted = alerted;
@@ -324,35 +313,38 @@ void Outbox::stop() {
 
 uint64_t Outbox::depth() const {
     std::lock_guard lk(db_mu_);
-    SqlStmt q(db_, "SELECT count(*) FROM outbox");
-    return q.step() == SQLITE_ROW ? static_cast<uint64_t>(q.i64(0)) : 0;
+    auto q = db_.prepare("SELECT count(*) FROM outbox");
+    return q && q->step() == SQLITE_ROW ? static_cast<uint64_t>(q->i64(0)) : 0;
 }
 
 Result<std::vector<int64_t>> Outbox::queued_ids(const std::string& sink) const {
     std::lock_guard lk(db_mu_);
-    SqlStmt q(db_, "SELECT id FROM outbox WHERE sink=? ORDER BY id");
-    q.bind(1, sink);
+    auto q = db_.prepare("SELECT id FROM outbox WHERE sink=? ORDER BY id");
+    if (!q) return q.error();
+    q->bind(1, sink);
     std::vector<int64_t> out;
     int rc;
-    while ((rc = q.step()) == SQLITE_ROW) out.push_back(q.i64(0));
-    if (rc != SQLITE_DONE) return Error(std::string("read outbox: ") + sqlite3_errmsg(db_));
+    while ((rc = q->step()) == SQLITE_ROW) out.push_back(q->i64(0));
+    if (rc != SQLITE_DONE) return sql_error(db_, "read outbox");
     return out;
 }
 
 namespace {
 
-Result<std::vector<HistoryRow>> read_history(sqlite3* db, bool failed_only) {
-    SqlStmt q(db, failed_only ? "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
-                                "FROM push_history WHERE status='failed' ORDER BY id"
-                              : "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
-                                "FROM push_history ORDER BY id");
-    if (!q.ok()) return Error(std::string("read push history: ") + sqlite3_errmsg(db));
+Result<std::vector<HistoryRow>> read_history(const SqliteDb& db, bool failed_only) {
+    auto p =
+        db.prepare(failed_only ? "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
+                                 "FROM push_history WHERE status='failed' ORDER BY id"
+                               : "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
+                                 "FROM push_history ORDER BY id");
+    if (!p) return p.error();
+    SqlStmt& q = *p;
     std::vector<HistoryRow> out;
     int rc;
     while ((rc = q.step()) == SQLITE_ROW)
         out.push_back(HistoryRow{q.i64(0), q.i64(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.i64(7),
                                  q.text(8), q.i64(9), q.text(10)});
-    if (rc != SQLITE_DONE) return Error(std::string("read push history: ") + sqlite3_errmsg(db));
+    if (rc != SQLITE_DONE) return sql_error(db, "read push history");
     return out;
 }
 
@@ -365,18 +357,15 @@ Result<std::vector<HistoryRow>> Outbox::history(bool failed_only) const {
 
 Result<std::vector<HistoryRow>> read_push_history(const std::string& database, bool failed_only) {
     if (!std::filesystem::exists(database)) return Error("no history yet: " + database + " does not exist");
-    sqlite3* db = nullptr;
-    if (sqlite3_open_v2(database.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-        std::string e = db ? sqlite3_errmsg(db) : "out of memory";
-        sqlite3_close(db);
-        return Error("cannot open database " + database + ": " + e);
-    }
-    sqlite3_busy_timeout(db, 5000);
-    SqlStmt t(db, "SELECT 1 FROM sqlite_master WHERE name='push_history'");
-    Result<std::vector<HistoryRow>> r = std::vector<HistoryRow>{};
-    if (t.step() == SQLITE_ROW) r = read_history(db, failed_only);
-    sqlite3_close(db);
-    return r;
+    SqliteOptions o;
+    o.mode = SqliteMode::ReadOnly;
+    o.no_mutex = false;  // as it has always opened: in the library's default threading mode
+    auto db = SqliteDb::open(database, o);
+    if (!db) return db.error();
+    auto t = db->prepare("SELECT 1 FROM sqlite_master WHERE name='push_history'");
+    if (!t) return t.error();
+    if (t->step() != SQLITE_ROW) return std::vector<HistoryRow>{};
+    return read_history(*db, failed_only);
 }
 
 std::string render_history(const std::vector<HistoryRow>& rows, bool json,

@@ -4,7 +4,7 @@
 #include <sqlite3.h>
 
 #include <unistd.h>
-#include "peakflow/common/sqlite_stmt.hpp"
+#include "peakflow/common/sqlite.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -245,11 +245,11 @@ std::vector<DuePeriod> due_periods(const Calendar& cal, const ReportsConfig& rc,
 
 namespace {
 
-const char* kSchema = R"(
+constexpr SchemaPart kSchema[] = {{"reports", 1, R"(
 CREATE TABLE IF NOT EXISTS report_sent(kind TEXT NOT NULL, period TEXT NOT NULL, sink TEXT NOT NULL,
     queued_at INTEGER NOT NULL, title TEXT NOT NULL, PRIMARY KEY(kind, period, sink)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS report_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-)";
+)"}};
 
 }  // namespace
 
@@ -278,20 +278,23 @@ Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQ
     auto st = Store::open(s->o_.database);
     if (!st) return st.error();
     s->store_ = std::move(*st);
-    if (sqlite3_open_v2(s->o_.database.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-        SQLITE_OK)
-        return sql_error(s->db_, "open " + s->o_.database);
-    sqlite3_busy_timeout(s->db_, 5000);
-    if (sqlite3_exec(s->db_, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK)
-        return sql_error(s->db_, "create report tables");
+    SqliteOptions so;
+    so.mode = SqliteMode::ReadWrite;
+    so.open_context = "open " + s->o_.database;
+    so.error_context = "create report tables";
+    auto db = SqliteDb::open(s->o_.database, so);
+    if (!db) return db.error();
+    s->db_ = std::move(*db);
+    if (auto st = apply_schema(s->db_, kSchema); !st) return st.error();
     // The first start ever: periods that ended before it are not reported (nothing counted).
     {
-        SqlStmt ins(s->db_, "INSERT OR IGNORE INTO report_state(key, value) VALUES('first_start', ?1)");
-        ins.bind(1, s->o_.clock());
-        if (ins.step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
-        SqlStmt q(s->db_, "SELECT value FROM report_state WHERE key = 'first_start'");
-        if (q.step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
-        s->first_start_ = q.i64(0);
+        auto ins = s->db_.prepare("INSERT OR IGNORE INTO report_state(key, value) VALUES('first_start', ?1)");
+        if (!ins) return ins.error();
+        if (ins->bind(1, s->o_.clock()).step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
+        auto q = s->db_.prepare("SELECT value FROM report_state WHERE key = 'first_start'");
+        if (!q) return q.error();
+        if (q->step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
+        s->first_start_ = q->i64(0);
     }
     if (!s->o_.reports.on_start) s->startup_done_ = true;
     s->start_ticker();
@@ -320,7 +323,6 @@ Result<std::unique_ptr<Service>> make_report_service(ServiceContext& ctx) {
 
 ReportService::~ReportService() {
     stop();
-    if (db_) sqlite3_close(db_);
 }
 
 void ReportService::reload_locked(const ServiceContext& next) {
@@ -331,11 +333,12 @@ void ReportService::reload_locked(const ServiceContext& next) {
 }
 
 Result<bool> ReportService::was_sent(const std::string& kind, const std::string& period, const std::string& sink) {
-    SqlStmt q(db_, "SELECT 1 FROM report_sent WHERE kind = ?1 AND period = ?2 AND sink = ?3");
-    q.bind(1, kind);
-    q.bind(2, period);
-    q.bind(3, sink);
-    const int rc = q.step();
+    auto q = db_.prepare("SELECT 1 FROM report_sent WHERE kind = ?1 AND period = ?2 AND sink = ?3");
+    if (!q) return q.error();
+    q->bind(1, kind);
+    q->bind(2, period);
+    q->bind(3, sink);
+    const int rc = q->step();
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     return sql_error(db_, "read report_sent");
@@ -351,14 +354,15 @@ Status ReportService::send(const PushReport& r) {
         if (*done) continue;
         OutboundMessage m{sink, r.kind, r.period, r.title, r.text, ""};
         if (auto st = queue_.enqueue(m); !st) return st;
-        SqlStmt ins(db_,
-                    "INSERT OR IGNORE INTO report_sent(kind, period, sink, queued_at, title) VALUES(?1,?2,?3,?4,?5)");
-        ins.bind(1, r.kind);
-        ins.bind(2, r.period);
-        ins.bind(3, sink);
-        ins.bind(4, o_.clock());
-        ins.bind(5, r.title);
-        if (ins.step() != SQLITE_DONE) return sql_error(db_, "record report_sent");
+        auto ins = db_.prepare(
+            "INSERT OR IGNORE INTO report_sent(kind, period, sink, queued_at, title) VALUES(?1,?2,?3,?4,?5)");
+        if (!ins) return ins.error();
+        ins->bind(1, r.kind);
+        ins->bind(2, r.period);
+        ins->bind(3, sink);
+        ins->bind(4, o_.clock());
+        ins->bind(5, r.title);
+        if (ins->step() != SQLITE_DONE) return sql_error(db_, "record report_sent");
         spdlog::info("reports: {} {} queued for {}", r.kind, r.period, sink);
     }
     return Ok{};
@@ -394,10 +398,11 @@ Status ReportService::tick(int64_t now) {
 
 Result<std::vector<std::array<std::string, 3>>> ReportService::sent() {
     std::lock_guard<std::mutex> w(work_mu_);
-    SqlStmt q(db_, "SELECT kind, period, sink FROM report_sent ORDER BY queued_at, kind, period, sink");
+    auto q = db_.prepare("SELECT kind, period, sink FROM report_sent ORDER BY queued_at, kind, period, sink");
+    if (!q) return q.error();
     std::vector<std::array<std::string, 3>> out;
     int rc;
-    while ((rc = q.step()) == SQLITE_ROW) out.push_back({q.text(0), q.text(1), q.text(2)});
+    while ((rc = q->step()) == SQLITE_ROW) out.push_back({q->text(0), q->text(1), q->text(2)});
     if (rc != SQLITE_DONE) return sql_error(db_, "read report_sent");
     return out;
 }

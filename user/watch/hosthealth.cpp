@@ -437,45 +437,14 @@ std::string json_proc(int64_t now, const ProcInfo& p, bool suspect) {
 
 namespace {
 
-struct Stmt {
-    sqlite3_stmt* s = nullptr;
-    ~Stmt() { sqlite3_finalize(s); }
-};
-
-Status sql_error(sqlite3* db, const std::string& what) {
-    return Error(what + ": " + sqlite3_errmsg(db));
-}
-
-// Binds each value in order (int64, double, string, optional<double> as NULL) and steps once.
-void bind_one(sqlite3_stmt* s, int i, int64_t v) {
-    sqlite3_bind_int64(s, i, v);
-}
-void bind_one(sqlite3_stmt* s, int i, int v) {
-    sqlite3_bind_int64(s, i, v);
-}
-void bind_one(sqlite3_stmt* s, int i, uint64_t v) {
-    sqlite3_bind_int64(s, i, static_cast<int64_t>(v));
-}
-void bind_one(sqlite3_stmt* s, int i, double v) {
-    sqlite3_bind_double(s, i, v);
-}
-void bind_one(sqlite3_stmt* s, int i, const std::string& v) {
-    sqlite3_bind_text(s, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-}
-void bind_one(sqlite3_stmt* s, int i, const std::optional<double>& v) {
-    if (v)
-        sqlite3_bind_double(s, i, *v);
-    else
-        sqlite3_bind_null(s, i);
-}
-
+// Binds each value in order (integers, double, string, optional<double> as NULL) and steps once.
 template <typename... A>
-Status run(sqlite3* db, const char* sql, const A&... args) {
-    Stmt st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st.s, nullptr) != SQLITE_OK) return sql_error(db, "prepare");
+Status run(SqliteDb& db, const char* sql, const A&... args) {
+    auto st = db.prepare(sql);
+    if (!st) return st.error();
     int i = 0;
-    (bind_one(st.s, ++i, args), ...);
-    int rc = sqlite3_step(st.s);
+    (st->bind(++i, args), ...);
+    int rc = st->step();
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sql_error(db, "host history write");
     return Ok{};
 }
@@ -486,7 +455,7 @@ std::string join(const std::vector<std::string>& v) {
     return s;
 }
 
-constexpr const char* kSchema = R"SQL(
+constexpr SchemaPart kSchema[] = {{"host_history", 1, R"SQL(
 CREATE TABLE IF NOT EXISTS host_cpu(time INTEGER NOT NULL, load1 REAL, load5 REAL, load15 REAL, usage REAL,
   temperature REAL, level TEXT);
 CREATE INDEX IF NOT EXISTS host_cpu_time ON host_cpu(time);
@@ -505,38 +474,29 @@ CREATE TABLE IF NOT EXISTS proc_episodes(id INTEGER PRIMARY KEY, pid INTEGER NOT
   name TEXT, cmdline TEXT, user TEXT, cgroup TEXT, since INTEGER NOT NULL, detected INTEGER NOT NULL,
   cpu REAL, mem REAL, ended INTEGER, end_reason TEXT, peak_cpu REAL, peak_mem REAL);
 CREATE INDEX IF NOT EXISTS proc_episodes_since ON proc_episodes(since);
-)SQL";
+)SQL"}};
 
 }  // namespace
 
 Result<std::unique_ptr<HostHistory>> HostHistory::open(const std::string& path, int batch) {
     std::unique_ptr<HostHistory> h(new HostHistory());
     h->batch_ = std::max(batch, 1);
-    if (sqlite3_open_v2(path.c_str(), &h->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK)
-        return Error("cannot open database " + path +
-                     " for the host watch: " + (h->db_ ? sqlite3_errmsg(h->db_) : "out of memory"));
-    sqlite3_busy_timeout(h->db_, 5000);
-    if (auto s = h->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !s) return s.error();
-    if (auto s = h->exec(kSchema); !s) return s.error();
+    SqliteOptions o;
+    o.mode = SqliteMode::Create;
+    o.wal = true;
+    o.synchronous = SqliteSync::Normal;
+    o.open_context = "cannot open database " + path + " for the host watch";
+    o.error_context = "host history";
+    auto db = SqliteDb::open(path, o);
+    if (!db) return db.error();
+    h->db_ = std::move(*db);
+    if (auto s = apply_schema(h->db_, kSchema); !s) return s.error();
     return h;
 }
 
-HostHistory::~HostHistory() {
-    sqlite3_close_v2(db_);
-}
+HostHistory::~HostHistory() = default;
 
-Status HostHistory::exec(const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-        std::string m = msg ? msg : "unknown error";
-        sqlite3_free(msg);
-        return Error("host history: " + m);
-    }
-    return Ok{};
-}
-
-Status HostHistory::queue(std::function<Status(sqlite3*)> row) {
+Status HostHistory::queue(std::function<Status(SqliteDb&)> row) {
     pending_.push_back(std::move(row));
     return Ok{};
 }
@@ -544,15 +504,15 @@ Status HostHistory::queue(std::function<Status(sqlite3*)> row) {
 Status HostHistory::flush() {
     samples_ = 0;
     if (pending_.empty()) return Ok{};
-    if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
+    auto tx = SqliteTransaction::begin(db_);
+    if (!tx) return tx.error();
     for (auto& row : pending_)
         if (auto s = row(db_); !s) {
-            (void)exec("ROLLBACK");
             pending_.clear();  // a row SQLite refuses would block every later batch
-            return s;
+            return s;          // rolled back with the transaction
         }
     pending_.clear();
-    return exec("COMMIT");
+    return tx->commit();
 }
 
 Status HostHistory::prune(int64_t older_than) {
@@ -567,7 +527,7 @@ Status HostHistory::prune(int64_t older_than) {
     return Ok {}
 
 Status HostHistory::add(const CpuReport& r) {
-    (void)queue([r](sqlite3* db) {
+    (void)queue([r](SqliteDb& db) {
         return run(db, "INSERT INTO host_cpu VALUES(?,?,?,?,?,?,?)", r.time, r.load1, r.load5, r.load15, r.usage,
                    r.temp, r.level);
     });
@@ -575,7 +535,7 @@ Status HostHistory::add(const CpuReport& r) {
 }
 
 Status HostHistory::add(const MemReport& r) {
-    (void)queue([r](sqlite3* db) {
+    (void)queue([r](SqliteDb& db) {
         return run(db, "INSERT INTO host_mem VALUES(?,?,?,?,?)", r.time, r.total, r.free, r.used, r.average);
     });
     PF_HOST_SAMPLE_DONE();
@@ -583,7 +543,7 @@ Status HostHistory::add(const MemReport& r) {
 
 Status HostHistory::add(const std::vector<DiskReport>& v) {
     for (const auto& r : v)
-        (void)queue([r](sqlite3* db) {
+        (void)queue([r](SqliteDb& db) {
             return run(db, "INSERT INTO host_disk VALUES(?,?,?,?,?,?)", r.time, r.kind, r.name, r.total, r.free,
                        r.used);
         });
@@ -591,7 +551,7 @@ Status HostHistory::add(const std::vector<DiskReport>& v) {
 }
 
 Status HostHistory::add(const SysReport& r) {
-    (void)queue([r](sqlite3* db) {
+    (void)queue([r](SqliteDb& db) {
         return run(db, "INSERT INTO host_sys VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", r.time, r.hostname, r.os,
                    r.kernel, r.uptime, r.load1, r.load5, r.load15, r.disk_total, r.disk_used, r.mem_total, r.mem_used,
                    r.temp, r.disk_level, r.mem_level, r.cpu_level);
@@ -602,7 +562,7 @@ Status HostHistory::add(const SysReport& r) {
 Status HostHistory::add(const UsersReport& r) {
     std::vector<std::string> online;
     for (const auto& o : r.online) online.push_back(o.user + "_" + o.ip + "_" + o.tty);
-    (void)queue([r, on = join(online)](sqlite3* db) {
+    (void)queue([r, on = join(online)](SqliteDb& db) {
         return run(db, "INSERT INTO host_users VALUES(?,?,?,?,?)", r.time, r.count, join(r.recent), join(r.root), on);
     });
     PF_HOST_SAMPLE_DONE();
@@ -619,7 +579,7 @@ Result<int64_t> HostHistory::episode_start(const ProcEvent& e) {
                      p.cpu, p.mem, e.peak_cpu, e.peak_mem);
         !s)
         return s.error();
-    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+    return db_.last_insert_rowid();
 }
 
 Status HostHistory::episode_end(int64_t id, const ProcEvent& e) {

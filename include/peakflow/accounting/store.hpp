@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,10 +22,8 @@
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/common/error.hpp"
+#include "peakflow/common/sqlite.hpp"
 #include "peakflow/kernel/maps.hpp"
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace pf {
 
@@ -106,24 +105,50 @@ class Store {
     Result<std::vector<UsageRow>> totals(const Filter& f, int64_t from, int64_t to);
 
   private:
+    // What commit_drain() needs to know about the roll-ups before it writes late rows.
+    struct RollupBounds {
+        int64_t finalized_until = 0;  // end of the last finalized day; rows before it are late
+        int64_t buckets_from = 0;     // days starting before this have lost buckets to retention
+    };
+
     Store() = default;
     Status exec(const char* sql);
-    void rollback();
-    Status migrate();
     Status check(int rc, const char* what);
     Result<int64_t> iface_id(const std::string& name, bool create);
-    sqlite3_stmt* prepare(const char* sql);
+    // The kept statement for `sql`, prepared on first use.
+    Result<SqlStmt*> prepare(const std::string& sql);
     // INSERT ... VALUES (..),(..) ... for `rows` rows, many per statement; bind(stmt,
     // first parameter, row) binds one row's `columns` values.
     Status upsert_rows(const char* what, const char* head, int columns, size_t rows, const char* tail,
-                       const std::function<void(sqlite3_stmt*, int, size_t)>& bind);
+                       const std::function<void(SqlStmt&, int, size_t)>& bind);
 
-    sqlite3* db_ = nullptr;
+    // commit_drain(), inside its transaction.
+    Result<RollupBounds> read_rollup_bounds();
+    Status write_drain(const DrainRows& d, const RollupBounds& bounds, std::set<int64_t>& late_ts);
+    Status write_generation(int64_t iface, const DrainRows& d);
+    Status forget_snapshots(int64_t iface);
+    Status write_buckets(int64_t iface, const std::vector<BucketUpdate>& rows);
+    Status write_key_registry(int64_t iface, const std::vector<BucketUpdate>& rows);
+    Status handle_late_rows(int64_t iface, const std::vector<BucketUpdate>& rows, const RollupBounds& bounds,
+                            std::set<int64_t>& late_ts);
+    Status add_late_row_to_rollups(int64_t iface, const BucketUpdate& r, const std::string& day, int64_t day_start);
+    Status reopen_rollups_from(int64_t ts);
+
+    // finalize(), one transaction per day and per month.
+    Result<std::optional<int64_t>> first_day_to_roll_up(const Calendar& cal);
+    Status roll_up_days(const Calendar& cal, int64_t from, int64_t now);
+    Status roll_up_day(const Calendar& cal, const LocalDate& d);
+    Status roll_up_months(const Calendar& cal, int64_t now);
+    Status roll_up_month(const Calendar& cal, const BillingMonth& m);
+    Status mark_finalized(const char* kind, const std::string& period, int64_t start, int64_t end,
+                          const std::string& tz);
+
+    SqliteDb db_;
     std::string path_;
     bool read_only_ = false;
     std::map<std::string, int64_t> iface_ids_;
     std::map<std::pair<int64_t, int64_t>, int64_t> last_ts_;  // (iface_id, mac) -> bucket of its snapshot
-    std::map<std::string, sqlite3_stmt*> stmts_;
+    std::map<std::string, SqlStmt> stmts_;                    // after db_: finalized before it closes
 
     std::thread checkpointer_;
     std::mutex checkpoint_mu_;

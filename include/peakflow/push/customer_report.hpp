@@ -20,10 +20,9 @@
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/push/reports_config.hpp"
+#include "peakflow/common/sqlite.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
-
-struct sqlite3;
 
 namespace pf {
 
@@ -113,7 +112,7 @@ class CustomerReportService : public TickedService {
     Options o_;
     MessageQueue& queue_;
     std::unique_ptr<Store> store_;
-    sqlite3* db_ = nullptr;
+    SqliteDb db_;
     int64_t first_start_ = 0;
     int64_t last_verify_hour_ = 0;
 };

@@ -18,12 +18,11 @@
 #include <thread>
 #include <vector>
 
+#include "peakflow/common/sqlite.hpp"
 #include "peakflow/push/sinks.hpp"
 #include "peakflow/service/alerts.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
-
-struct sqlite3;
 
 namespace pf {
 
@@ -84,7 +83,6 @@ class Outbox : public MessageQueue {
         std::deque<int64_t> sent;  // ms of recent sends (rate limit)
         std::mt19937_64 rng;       // jitter; one per sink, as each sink has its own thread
     };
-    Status exec(const char* sql);
     Status enqueue_locked(const OutboundMessage& m, bool skip);
     Alert make_alert(const std::string& failed_sink, bool recovered, const std::string& error, int64_t now_ms) const;
     void worker(const std::string& sink);
@@ -92,7 +90,7 @@ class Outbox : public MessageQueue {
 
     OutboxOptions o_;
     mutable std::mutex db_mu_;
-    sqlite3* db_ = nullptr;
+    SqliteDb db_;
     std::map<std::string, SinkState> sinks_;
     std::mutex wake_mu_;
     std::condition_variable wake_cv_;

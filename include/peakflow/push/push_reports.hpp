@@ -21,10 +21,9 @@
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/push/reports_config.hpp"
 #include "peakflow/push/sinks.hpp"
+#include "peakflow/common/sqlite.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
-
-struct sqlite3;
 
 namespace pf {
 
@@ -100,7 +99,7 @@ class ReportService : public TickedService {
     Options o_;
     MessageQueue& queue_;
     std::unique_ptr<Store> store_;
-    sqlite3* db_ = nullptr;
+    SqliteDb db_;
     std::vector<std::string> targets_;
     int64_t first_start_ = 0;
     bool startup_done_ = false;

@@ -4,8 +4,6 @@
 // ("2026-11-21__15:00:28 1023M 200M 80.4% 60.8%"). All files are read under an injectable
 // root ("/" on a live host), so tests use a fake /proc, /sys and /etc tree.
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
@@ -15,6 +13,7 @@
 #include <vector>
 
 #include "peakflow/common/error.hpp"
+#include "peakflow/common/sqlite.hpp"
 #include "peakflow/service/service.hpp"
 #include "peakflow/watch/hostwatch.hpp"
 #include "peakflow/watch/procwatch.hpp"
@@ -143,12 +142,11 @@ class HostHistory {
 
   private:
     HostHistory() = default;
-    Status exec(const char* sql);
-    Status queue(std::function<Status(sqlite3*)> row);
-    sqlite3* db_ = nullptr;
+    Status queue(std::function<Status(SqliteDb&)> row);
+    SqliteDb db_;
     int batch_ = 10;
     int samples_ = 0;
-    std::vector<std::function<Status(sqlite3*)>> pending_;
+    std::vector<std::function<Status(SqliteDb&)>> pending_;
 };
 
 // `peakflow-bpf host [ITEM] [--json]`: measures now and prints each item's records (all
