@@ -3,7 +3,6 @@
 
 #include "peakflow/export/export_service.hpp"
 
-#include <curl/curl.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
@@ -19,6 +18,7 @@
 #include <thread>
 
 #include "peakflow/accounting/store.hpp"
+#include "peakflow/common/http.hpp"
 
 namespace pf {
 
@@ -318,21 +318,26 @@ class ExportService : public Service {
 
     void post_status() {
         if (cfg_.status.url.empty()) return;
-        std::string body = status_json();
-        CURL* c = curl_easy_init();
-        if (!c) return;
-        curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_URL, cfg_.status.url.c_str());
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        CURLcode rc = curl_easy_perform(c);
-        if (rc != CURLE_OK)
-            spdlog::warn("export: status report to {} failed: {}", cfg_.status.url, curl_easy_strerror(rc));
-        curl_slist_free_all(h);
-        curl_easy_cleanup(c);
+        HttpRequest req;
+        req.method = HttpMethod::Post;
+        req.url = cfg_.status.url;
+        req.headers = {"Content-Type: application/json"};
+        req.body = status_json();
+        req.timeout = std::chrono::seconds(10);
+        req.connect_timeout = std::chrono::seconds(5);
+        // The answer is only logged: kept short, not an error when longer.
+        req.max_response_bytes = 4096;
+        req.over_cap = OverCap::Truncate;
+        auto r = http_request(req);
+        if (!r) {
+            spdlog::warn("export: status report to {} failed: {}", cfg_.status.url, r.error().message());
+            return;
+        }
+        spdlog::debug("export: status report to {}: HTTP {} {}", cfg_.status.url, r->status, r->body);
+        // 4xx and 5xx are failures, in the words of curl's fail-on-error used here before.
+        if (r->status >= 400)
+            spdlog::warn("export: status report to {} failed: {}", cfg_.status.url,
+                         curl_easy_strerror(CURLE_HTTP_RETURNED_ERROR));
     }
 
     ExportConfig cfg_;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 
+#include "peakflow/common/http.hpp"
 #include "peakflow/export/flow_export.hpp"
 
 namespace pf {
@@ -20,12 +21,6 @@ void curl_init_once() {
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-struct SlistDel {
-    void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-struct EasyDel {
-    void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
 struct FileDel {
     void operator()(FILE* f) const { std::fclose(f); }
 };
@@ -59,20 +54,19 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     long size = std::ftell(f.get());
     std::fseek(f.get(), 0, SEEK_SET);
 
-    std::unique_ptr<CURL, EasyDel> c(curl_easy_init());
+    CurlEasy c;
     if (!c) return Error("curl_easy_init", cfg_.url);
     const bool sftp = cfg_.url.rfind("sftp://", 0) == 0;
     const std::string tmp = name + ".tmp";
     const std::string url = cfg_.url + tmp;
     char errbuf[CURL_ERROR_SIZE] = {0};
-    std::unique_ptr<curl_slist, SlistDel> post;
+    CurlSlist post;
     if (sftp) {
         std::string dir = url_path(cfg_.url);
-        post.reset(curl_slist_append(nullptr, ("rename \"" + dir + tmp + "\" \"" + dir + name + "\"").c_str()));
+        post.append("rename \"" + dir + tmp + "\" \"" + dir + name + "\"");
     } else {
-        curl_slist* l = curl_slist_append(nullptr, ("RNFR " + tmp).c_str());
-        l = curl_slist_append(l, ("RNTO " + name).c_str());
-        post.reset(l);
+        post.append("RNFR " + tmp);
+        post.append("RNTO " + name);
     }
     curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
     curl_easy_setopt(c.get(), CURLOPT_UPLOAD, 1L);

@@ -22,6 +22,7 @@
 #include <optional>
 
 #include "peakflow.skel.h"
+#include "peakflow/common/scope_guard.hpp"
 #include "peakflow/kernel/libbpf_log.hpp"
 
 namespace fs = std::filesystem;
@@ -279,6 +280,129 @@ bool has_pinned_maps(const std::string& dir) {
     return fs::exists(dir + "/" PF_MAP_IFACE) || fs::exists(dir + "/" PF_MAP_MAC);
 }
 
+// The id of the program on the interface's XDP hook, in whichever mode it runs; 0 if none.
+uint32_t current_xdp_id(const XdpQuery& xq) {
+    return xq.drv_id ? xq.drv_id : xq.skb_id ? xq.skb_id : xq.hw_id;
+}
+
+// Creates the interface's pin directory (and the run directory). True if it was there.
+Result<bool> make_pin_dir(const std::string& dir, const Paths& paths) {
+    std::error_code ec;
+    bool existed = fs::exists(dir);
+    fs::create_directories(dir, ec);
+    if (ec) return Error{"create pin directory", dir, ec.value()};
+    fs::create_directories(paths.run_dir, ec);
+    return existed;
+}
+
+void remove_pin_dir(const std::string& dir, const Paths& paths) {
+    rmdir(dir.c_str());
+    rmdir(paths.pin_root().c_str());  // only if no other interface is pinned
+}
+
+void remove_pins(const std::string& dir, const Paths& paths) {
+    for (const char* m : kPinnedMaps) unlink((dir + "/" + m).c_str());
+    remove_pin_dir(dir, paths);
+}
+
+// clsact: created if absent, with a marker that says so (across restarts, for detach).
+// True if this call created it.
+Result<bool> create_clsact(int ifindex, const Paths& paths, const std::string& ifname) {
+    bpf_tc_hook hook = tc_hook(ifindex, BPF_TC_EGRESS);
+    int err = bpf_tc_hook_create(&hook);
+    if (err == -EEXIST) return false;
+    if (err != 0) return Error{"create clsact qdisc", "", -err};
+    std::ofstream(qdisc_marker(paths, ifname)) << "created by peakflow-bpf\n";
+    return true;
+}
+
+void remove_clsact(int ifindex, const Paths& paths, const std::string& ifname) {
+    bpf_tc_hook h = tc_hook(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    bpf_tc_hook_destroy(&h);
+    unlink(qdisc_marker(paths, ifname).c_str());
+}
+
+// Our filter at our handle/priority. True if there was no filter before: our own filter
+// from an earlier run is replaced in place, which is nothing to undo.
+Result<bool> attach_tc_filter(int ifindex, bpf_tc_attach_point point, int prog_fd, const char* name) {
+    bool had = query_tc_filter(ifindex, point) != 0;
+    if (auto st = tc_attach(ifindex, point, prog_fd, name); !st) return st.error();
+    return !had;
+}
+
+// Restart: swap our program in place, in the mode it runs in now unless told otherwise.
+Result<XdpMode> replace_our_xdp(int ifindex, const XdpQuery& xq, XdpMode want, int xdp_fd) {
+    bool want_native = want == XdpMode::Native || want == XdpMode::Auto;
+    bool old_native = xq.drv_id != 0;
+    bool new_native = want == XdpMode::Auto ? old_native : want_native;
+    Fd old_fd(bpf_prog_get_fd_by_id(current_xdp_id(xq)));
+    uint32_t old_flags = old_native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+    int err;
+    if (new_native == old_native) {
+        LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = old_fd.get());
+        err = bpf_xdp_attach(ifindex, xdp_fd, old_flags | XDP_FLAGS_REPLACE, &ao);
+    } else {
+        bpf_xdp_detach(ifindex, old_flags, nullptr);
+        err = bpf_xdp_attach(ifindex, xdp_fd,
+                             XDP_FLAGS_UPDATE_IF_NOEXIST | (new_native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE),
+                             nullptr);
+    }
+    if (err) return Error{"replace our XDP program", "", -err};
+    return new_native ? XdpMode::Native : XdpMode::Generic;
+}
+
+// No XDP program yet: native where asked and the driver has it, generic otherwise (auto
+// falls back to it, native does not).
+Result<XdpMode> attach_new_xdp(int ifindex, const std::string& ifname, XdpMode want, int xdp_fd) {
+    int err = -EOPNOTSUPP;
+    if (want == XdpMode::Native || want == XdpMode::Auto)
+        err = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE, nullptr);
+    if (err == 0) return XdpMode::Native;
+    if (want == XdpMode::Native)
+        return Error{"attach XDP in native mode", "", -err,
+                     "the driver may not support native XDP; try --xdp-mode generic"};
+    if (err == -EBUSY || err == -EEXIST) return Error{"attach XDP: another program was attached meanwhile", "", -err};
+    if (want == XdpMode::Auto)
+        spdlog::warn("{}: native XDP not available ({}); using generic XDP, which costs more per packet", ifname,
+                     std::strerror(-err));
+    err = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_SKB_MODE, nullptr);
+    if (err) return Error{"attach XDP in generic mode", "", -err};
+    return XdpMode::Generic;
+}
+
+// How ingress is counted once attached. fresh: nothing of ours was there before, so undoing
+// means taking it away.
+struct Ingress {
+    XdpMode mode = XdpMode::Off;
+    bool fresh = false;
+};
+
+// --xdp-mode off: the TC ingress filter counts; our XDP program from an earlier run goes.
+Result<Ingress> count_ingress_with_tc(int ifindex, const peakflow_bpf& skel, const XdpQuery& xq, bool ours_xdp) {
+    auto fresh =
+        attach_tc_filter(ifindex, BPF_TC_INGRESS, bpf_program__fd(skel.progs.pf_tc_ingress), PF_PROG_TC_INGRESS);
+    if (!fresh) return fresh.error();
+    if (ours_xdp) bpf_xdp_detach(ifindex, xq.drv_id ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE, nullptr);
+    return Ingress{XdpMode::Off, *fresh};
+}
+
+Result<Ingress> count_ingress_with_xdp(int ifindex, const std::string& ifname, const peakflow_bpf& skel,
+                                       const XdpQuery& xq, bool ours_xdp, XdpMode want) {
+    int xdp_fd = bpf_program__fd(skel.progs.pf_xdp_ingress);
+    auto mode = ours_xdp ? replace_our_xdp(ifindex, xq, want, xdp_fd) : attach_new_xdp(ifindex, ifname, want, xdp_fd);
+    if (!mode) return mode.error();
+    // A TC ingress filter from an earlier --xdp-mode off run would count twice.
+    (void)tc_detach_ours(ifindex, BPF_TC_INGRESS, PF_PROG_TC_INGRESS);
+    return Ingress{*mode, !ours_xdp};
+}
+
+void detach_ingress(int ifindex, XdpMode mode) {
+    if (mode == XdpMode::Off)
+        (void)tc_detach_ours(ifindex, BPF_TC_INGRESS, PF_PROG_TC_INGRESS);
+    else
+        bpf_xdp_detach(ifindex, 0, nullptr);
+}
+
 }  // namespace
 
 Result<AttachedInterface> attach_interface(const std::string& ifname, const AttachOptions& opts, const Paths& paths) {
@@ -286,9 +410,9 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
     if (ifindex == 0) return Error{"unknown interface '" + ifname + "'", "", 0, "see 'ip link' for the names"};
 
     // Refuse to displace someone else's XDP program, before anything is changed.
-    XdpQuery xq = query_xdp(ifindex);
-    uint32_t current_xdp = xq.drv_id ? xq.drv_id : xq.skb_id ? xq.skb_id : xq.hw_id;
-    bool ours_attached = is_ours_xdp(current_xdp);
+    const XdpQuery xq = query_xdp(ifindex);
+    const uint32_t current_xdp = current_xdp_id(xq);
+    const bool ours_attached = is_ours_xdp(current_xdp);
     if (current_xdp && !ours_attached && opts.xdp_mode != XdpMode::Off) {
         return Error{"another XDP program (id " + std::to_string(current_xdp) + ", '" + prog_name_by_id(current_xdp) +
                          "') is attached to " + ifname,
@@ -296,138 +420,57 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
     }
 
     if (auto st = ensure_bpffs(paths); !st) return st.error();
-    std::string dir = paths.pin_dir(ifname);
-    std::error_code ec;
-    bool dir_existed = fs::exists(dir);
-    fs::create_directories(dir, ec);
-    if (ec) return Error{"create pin directory", dir, ec.value()};
-    fs::create_directories(paths.run_dir, ec);
-
+    // Whatever fails below undoes what this call did, so nothing is left half-attached: each
+    // change arms a guard, the guards undo in reverse order unless dismissed at the end.
+    const std::string dir = paths.pin_dir(ifname);
+    auto dir_existed = make_pin_dir(dir, paths);
+    if (!dir_existed) return dir_existed.error();
+    ScopeGuard undo_dir([&] { remove_pin_dir(dir, paths); }, !*dir_existed);
     auto lock = lock_pin_dir(dir, ifname, paths, "attach");
-    if (!lock) {
-        if (!dir_existed) {
-            rmdir(dir.c_str());
-            rmdir(paths.pin_root().c_str());  // only if no other interface is pinned
-        }
-        return lock.error();
-    }
+    if (!lock) return lock.error();
+    undo_dir.dismiss();  // from here on undo_pins takes the directory away with the pins
 
     AttachedInterface ai;
     ai.ifname = ifname;
     ai.ifindex = ifindex;
-    ai.reused_pins = dir_existed && has_pinned_maps(dir);
-
+    ai.reused_pins = *dir_existed && has_pinned_maps(dir);
+    ScopeGuard undo_pins([&] { remove_pins(dir, paths); }, !ai.reused_pins);
     LoadOptions lo = opts.load;
     lo.pin_dir = dir;
     auto skel = open_and_load(lo);
-    auto undo_pins = [&] {
-        if (ai.reused_pins) return;
-        for (const char* m : kPinnedMaps) unlink((dir + "/" + m).c_str());
-        rmdir(dir.c_str());
-        rmdir(paths.pin_root().c_str());  // only if no other interface is pinned
-    };
     if (!skel) {
-        undo_pins();
         Error e = skel.error();
         e.object = "for " + ifname;
         return e;
     }
     ai.skel = std::move(skel.value());
 
-    // Whatever fails below undoes what this call did, so nothing is left half-attached.
-    bool xdp_fresh = false, qdisc_created = false, tc_egress_new = false, tc_ingress_new = false;
-    auto rollback = [&] {
-        if (xdp_fresh) bpf_xdp_detach(ifindex, 0, nullptr);
-        if (tc_ingress_new) (void)tc_detach_ours(ifindex, BPF_TC_INGRESS, PF_PROG_TC_INGRESS);
-        if (tc_egress_new) (void)tc_detach_ours(ifindex, BPF_TC_EGRESS, PF_PROG_TC_EGRESS);
-        if (qdisc_created) {
-            bpf_tc_hook h = tc_hook(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
-            bpf_tc_hook_destroy(&h);
-            unlink(qdisc_marker(paths, ifname).c_str());
-        }
-        undo_pins();
-    };
-    auto fail = [&](Error e) -> Result<AttachedInterface> {
-        rollback();
+    auto fail = [&](Error e) {
         if (e.object.empty()) e.object = "on " + ifname;
         return e;
     };
+    auto qdisc_created = create_clsact(ifindex, paths, ifname);
+    if (!qdisc_created) return fail(qdisc_created.error());
+    ScopeGuard undo_qdisc([&] { remove_clsact(ifindex, paths, ifname); }, *qdisc_created);
 
-    // clsact: create it if absent and remember that we did, across restarts.
-    bpf_tc_hook hook = tc_hook(ifindex, BPF_TC_EGRESS);
-    int err = bpf_tc_hook_create(&hook);
-    if (err == 0) {
-        qdisc_created = true;
-        std::ofstream(qdisc_marker(paths, ifname)) << "created by peakflow-bpf\n";
-    } else if (err != -EEXIST) {
-        return fail(Error{"create clsact qdisc", "", -err});
-    }
+    auto egress_new =
+        attach_tc_filter(ifindex, BPF_TC_EGRESS, bpf_program__fd(ai.skel->progs.pf_tc_egress), PF_PROG_TC_EGRESS);
+    if (!egress_new) return fail(egress_new.error());
+    ScopeGuard undo_egress([&] { (void)tc_detach_ours(ifindex, BPF_TC_EGRESS, PF_PROG_TC_EGRESS); }, *egress_new);
 
-    bool had_egress = query_tc_filter(ifindex, BPF_TC_EGRESS) != 0;
-    if (auto st = tc_attach(ifindex, BPF_TC_EGRESS, bpf_program__fd(ai.skel->progs.pf_tc_egress), PF_PROG_TC_EGRESS);
-        !st)
-        return fail(st.error());
-    tc_egress_new = !had_egress;
-
-    int xdp_fd = bpf_program__fd(ai.skel->progs.pf_xdp_ingress);
-    if (opts.xdp_mode == XdpMode::Off) {
-        bool had_ingress = query_tc_filter(ifindex, BPF_TC_INGRESS) != 0;
-        if (auto st =
-                tc_attach(ifindex, BPF_TC_INGRESS, bpf_program__fd(ai.skel->progs.pf_tc_ingress), PF_PROG_TC_INGRESS);
-            !st)
-            return fail(st.error());
-        tc_ingress_new = !had_ingress;
-        if (ours_attached) {  // switching from XDP to TC ingress: take our XDP away
-            uint32_t mode = xq.drv_id ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-            bpf_xdp_detach(ifindex, mode, nullptr);
-        }
-        ai.xdp_mode = XdpMode::Off;
-    } else {
-        bool want_native = opts.xdp_mode == XdpMode::Native || opts.xdp_mode == XdpMode::Auto;
-        if (ours_attached) {
-            // Restart: swap the program in place, in the mode it runs in now unless told otherwise.
-            bool old_native = xq.drv_id != 0;
-            bool new_native = opts.xdp_mode == XdpMode::Auto ? old_native : want_native;
-            Fd old_fd(bpf_prog_get_fd_by_id(current_xdp));
-            uint32_t old_flags = old_native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-            if (new_native == old_native) {
-                LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = old_fd.get());
-                err = bpf_xdp_attach(ifindex, xdp_fd, old_flags | XDP_FLAGS_REPLACE, &ao);
-            } else {
-                bpf_xdp_detach(ifindex, old_flags, nullptr);
-                err = bpf_xdp_attach(
-                    ifindex, xdp_fd,
-                    XDP_FLAGS_UPDATE_IF_NOEXIST | (new_native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE), nullptr);
-            }
-            if (err) return fail(Error{"replace our XDP program", "", -err});
-            ai.xdp_mode = new_native ? XdpMode::Native : XdpMode::Generic;
-        } else {
-            err = -EOPNOTSUPP;
-            if (want_native)
-                err = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE, nullptr);
-            if (err == 0) {
-                ai.xdp_mode = XdpMode::Native;
-            } else if (opts.xdp_mode == XdpMode::Native) {
-                return fail(Error{"attach XDP in native mode", "", -err,
-                                  "the driver may not support native XDP; try --xdp-mode generic"});
-            } else if (err == -EBUSY || err == -EEXIST) {
-                return fail(Error{"attach XDP: another program was attached meanwhile", "", -err});
-            } else {
-                if (opts.xdp_mode == XdpMode::Auto)
-                    spdlog::warn("{}: native XDP not available ({}); using generic XDP, which costs more per packet",
-                                 ifname, std::strerror(-err));
-                err = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_SKB_MODE, nullptr);
-                if (err) return fail(Error{"attach XDP in generic mode", "", -err});
-                ai.xdp_mode = XdpMode::Generic;
-            }
-            xdp_fresh = true;
-        }
-        // A TC ingress filter from an earlier --xdp-mode off run would count twice.
-        (void)tc_detach_ours(ifindex, BPF_TC_INGRESS, PF_PROG_TC_INGRESS);
-    }
+    auto ingress = opts.xdp_mode == XdpMode::Off
+                       ? count_ingress_with_tc(ifindex, *ai.skel, xq, ours_attached)
+                       : count_ingress_with_xdp(ifindex, ifname, *ai.skel, xq, ours_attached, opts.xdp_mode);
+    if (!ingress) return fail(ingress.error());
+    ScopeGuard undo_ingress([&, mode = ingress->mode] { detach_ingress(ifindex, mode); }, ingress->fresh);
+    ai.xdp_mode = ingress->mode;
 
     std::ofstream(pid_file(paths, ifname)) << getpid() << "\n";
     ai.lock = std::move(lock.value());
+    undo_ingress.dismiss();
+    undo_egress.dismiss();
+    undo_qdisc.dismiss();
+    undo_pins.dismiss();
     spdlog::info("{}: attached (ifindex {}, XDP {}, maps {} in {})", ifname, ifindex, to_string(ai.xdp_mode),
                  ai.reused_pins ? "reused" : "created", dir);
     return ai;

@@ -1,6 +1,5 @@
 #include "peakflow/push/customer_report.hpp"
 
-#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -14,6 +13,7 @@
 #include <set>
 
 #include "peakflow/accounting/report.hpp"
+#include "peakflow/common/http.hpp"
 
 namespace pf {
 
@@ -537,42 +537,23 @@ Status CustomerReportService::tick(int64_t now) {
 
 namespace {
 
-size_t collect(char* p, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(p, size * n);
-    return size * n;
-}
-
-std::string url_escape(CURL* c, const std::string& s) {
-    char* e = curl_easy_escape(c, s.c_str(), static_cast<int>(s.size()));
-    std::string r = e ? e : "";
-    curl_free(e);
-    return r;
-}
+// The held records of a few MACs for some hours: far below this, unless the server is wrong.
+constexpr size_t kQueryAnswerCap = 8u << 20;
 
 // GET query_url?mac=..&start=..&end=.. -> the records it holds (see README).
 Result<Json> fetch_held(const CustomerReportConfig& c, const std::string& mac, const std::string& start,
                         const std::string& end) {
-    CURL* curl = curl_easy_init();
-    if (!curl) return Error("curl_easy_init failed");
-    std::string url = c.query_url + (c.query_url.find('?') == std::string::npos ? "?" : "&") +
-                      "mac=" + url_escape(curl, mac) + "&start=" + url_escape(curl, start) +
-                      "&end=" + url_escape(curl, end);
-    curl_slist* headers = nullptr;
-    for (const auto& [k, v] : c.query_headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
-    std::string body;
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    const CURLcode rc = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-    if (rc != CURLE_OK) return Error(std::string("query ") + c.query_url + ": " + curl_easy_strerror(rc));
+    HttpRequest req;
+    req.url = c.query_url + (c.query_url.find('?') == std::string::npos ? "?" : "&") + "mac=" + url_escape(mac) +
+              "&start=" + url_escape(start) + "&end=" + url_escape(end);
+    for (const auto& [k, v] : c.query_headers) req.headers.push_back(k + ": " + v);
+    req.timeout = std::chrono::seconds(30);
+    req.connect_timeout = std::chrono::seconds(10);
+    req.max_response_bytes = kQueryAnswerCap;
+    auto answer = http_request(req);
+    if (!answer) return Error("query " + c.query_url + ": " + answer.error().message());
+    const long status = answer->status;
+    const std::string& body = answer->body;
     if (status < 200 || status > 299) return Error("query " + c.query_url + ": HTTP " + std::to_string(status));
     try {
         Json j = Json::parse(body);

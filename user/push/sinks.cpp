@@ -161,6 +161,7 @@ std::string default_url(const std::string& type) {
 
 HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const MessageMeta& meta, int64_t now_ms) {
     HttpRequest r;
+    r.method = HttpMethod::Post;
     std::string base = s.url.empty() ? default_url(s.type) : s.url;
     while (!base.empty() && base.back() == '/' && s.type != "webhook" && s.type != "http") base.pop_back();
     nlohmann::json j;
@@ -299,11 +300,8 @@ void curl_init_once() {
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-size_t collect(char* p, size_t size, size_t n, void* ud) {
-    auto* s = static_cast<std::string*>(ud);
-    if (s->size() < (1u << 20)) s->append(p, size * n);
-    return size * n;
-}
+// What is kept of a service's answer (it is judged and quoted in errors, never stored).
+constexpr size_t kAnswerCap = 1u << 20;
 
 struct ReadState {
     const std::string* data;
@@ -334,43 +332,28 @@ class CurlSink : public Sink {
     SendResult send(const OutboundMessage& m, const MessageMeta& meta) override {
         if (cfg_.type == "email") return send_email(m, meta);
         HttpRequest req = render_request(cfg_, m, meta, now_ms_());
-        CURL* c = curl_easy_init();
-        if (!c) return SendResult{false, 0, "", "curl_easy_init failed"};
-        std::string answer;
-        curl_slist* hdrs = nullptr;
-        for (const auto& h : req.headers) hdrs = curl_slist_append(hdrs, h.c_str());
-        if (req.form) hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
-        hdrs = curl_slist_append(hdrs, "Expect:");
-        curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.c_str());
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms_);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms_);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "peakflow-bpf");
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
-        CURLcode rc = curl_easy_perform(c);
-        long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_slist_free_all(hdrs);
-        curl_easy_cleanup(c);
-        if (rc != CURLE_OK) return SendResult{false, 0, answer, curl_easy_strerror(rc)};
-        return judge_answer(cfg_, status, answer);
+        req.user_agent = "peakflow-bpf";
+        req.timeout = std::chrono::milliseconds(timeout_ms_);
+        req.connect_timeout = std::chrono::milliseconds(timeout_ms_);
+        req.max_response_bytes = kAnswerCap;
+        req.over_cap = OverCap::Truncate;  // the status and the start of the answer are enough to judge
+        auto r = http_request(req);
+        if (!r) return SendResult{false, 0, "", r.error().message()};
+        return judge_answer(cfg_, r->status, r->body);
     }
 
   private:
     SendResult send_email(const OutboundMessage& m, const MessageMeta& meta) {
         std::string msg = render_email(cfg_, m, meta, now_ms_() / 1000);
-        CURL* c = curl_easy_init();
-        if (!c) return SendResult{false, 0, "", "curl_easy_init failed"};
-        curl_slist* rcpt = nullptr;
-        for (const auto& a : cfg_.to) rcpt = curl_slist_append(rcpt, a.c_str());
+        CurlEasy easy;
+        if (!easy) return SendResult{false, 0, "", "curl_easy_init failed"};
+        CurlSlist rcpt;
+        for (const auto& a : cfg_.to) rcpt.append(a);
         ReadState rs{&msg};
+        CURL* c = easy.get();
         curl_easy_setopt(c, CURLOPT_URL, cfg_.url.c_str());
         curl_easy_setopt(c, CURLOPT_MAIL_FROM, cfg_.from.c_str());
-        curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
+        curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt.get());
         curl_easy_setopt(c, CURLOPT_READFUNCTION, feed);
         curl_easy_setopt(c, CURLOPT_READDATA, &rs);
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
@@ -384,8 +367,6 @@ class CurlSink : public Sink {
         CURLcode rc = curl_easy_perform(c);
         long status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_slist_free_all(rcpt);
-        curl_easy_cleanup(c);
         SendResult r;
         r.http_status = status;
         r.answer = "SMTP " + std::to_string(status);

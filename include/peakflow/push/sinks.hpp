@@ -15,6 +15,7 @@
 
 #include "peakflow/common/config_parser.hpp"
 #include "peakflow/common/error.hpp"
+#include "peakflow/common/http.hpp"
 #include "peakflow/service/message_queue.hpp"
 
 namespace pf {
@@ -70,14 +71,6 @@ struct MessageMeta {
     std::string host;
 };
 
-// One request as it goes on the wire.
-struct HttpRequest {
-    std::string url;
-    std::vector<std::string> headers;  // "Name: value"
-    std::string body;
-    bool form = false;  // body is application/x-www-form-urlencoded
-};
-
 struct SendResult {
     bool ok = false;
     long http_status = 0;  // 0: no HTTP answer (connection failed, timeout)
@@ -106,7 +99,8 @@ inline constexpr size_t kFeishuTextLimit = 18000;  // custom bots take request b
 inline constexpr size_t kServerChanDespLimit = 32000;
 inline constexpr size_t kServerChanTitleChars = 32;
 
-// The request a sink sends for m at now_ms (signatures use it). Not for email.
+// The request a sink sends for m at now_ms (signatures use it): a POST with its URL,
+// headers and body; the sink adds its timeouts. Not for email.
 HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const MessageMeta& meta, int64_t now_ms);
 // Judges an HTTP answer by the sink's rules.
 SendResult judge_answer(const SinkConfig& s, long http_status, const std::string& body);
