@@ -236,55 +236,64 @@ void append_csv_row(std::string& out, const FlowRecord& r) {
 
 namespace {
 
-Result<std::chrono::seconds> seconds_key(const Parser& p, const YAML::Node& n, const std::string& k, uint64_t lo,
-                                         uint64_t hi) {
-    auto v = p.bounded(n, k, lo, hi);
-    if (!v) return v.error();
-    return std::chrono::seconds(*v);
+// A size in bytes, at least `lo`. Read as a signed integer so that a negative size is
+// "must be at least", not "expected a size in bytes".
+Status read_child_size(const Parser& p, const YAML::Node& n, const std::string& parent, const char* name, uint64_t lo,
+                       uint64_t& out) {
+    if (!n[name]) return Ok{};
+    auto at_least = [lo](int64_t v) -> std::string {
+        if (v >= static_cast<int64_t>(lo)) return "";
+        return "must be at least " + std::to_string(lo) + ", got " + std::to_string(v);
+    };
+    int64_t v = 0;
+    if (auto st = p.read_checked(n[name], parent + "." + name, "a size in bytes", v, at_least); !st) return st;
+    out = static_cast<uint64_t>(v);
+    return Ok{};
 }
 
-Result<uint64_t> size_key(const Parser& p, const YAML::Node& n, const std::string& k, uint64_t lo) {
-    auto v = p.scalar<int64_t>(n, k, "a size in bytes");
-    if (!v) return v.error();
-    if (*v < static_cast<int64_t>(lo))
-        return p.error_at(n.Mark(), k, "must be at least " + std::to_string(lo) + ", got " + std::to_string(*v));
-    return static_cast<uint64_t>(*v);
+// Checks for Parser::read_checked: why the value is wrong, "" when it is fine.
+std::string no_slash(const std::string& v) {
+    return v.find('/') != std::string::npos ? "must not contain '/'" : "";
 }
 
-Result<std::string> str_key(const Parser& p, const YAML::Node& n, const std::string& k, const char* what) {
-    return p.scalar<std::string>(n, k, what);
+std::string absolute_path(const std::string& v) {
+    return v.empty() || v[0] != '/' ? "must be an absolute path" : "";
 }
 
-#define PF_TRY_SET(target, expr)    \
-    do {                            \
-        auto v_ = (expr);           \
-        if (!v_) return v_.error(); \
-        target = std::move(*v_);    \
-    } while (0)
+std::string time_zone(const std::string& v) {
+    auto cal = Calendar::create(v, {}, 1);
+    return cal ? "" : cal.error().message();
+}
+
+std::string ftp_url(const std::string& v) {
+    if (v.rfind("ftp://", 0) == 0 || v.rfind("sftp://", 0) == 0) return "";
+    return "expected an ftp:// or sftp:// URL, got '" + v + "'";
+}
+
+// Empty is allowed: no status reports over HTTP.
+std::string http_url(const std::string& v) {
+    if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return "";
+    return "expected an http:// or https:// URL, got '" + v + "'";
+}
+
+std::string host_port(const std::string& v) {
+    auto colon = v.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == v.size())
+        return "expected \"host:port\", got '" + v + "'";
+    return "";
+}
 
 Status parse_files(const Parser& p, const YAML::Node& n, const std::string& k, ExportFilesConfig& c) {
     if (auto st = check_keys(p, n, k, {"enabled", "prefix", "directory", "rotate_interval", "rotate_size", "timezone"});
         !st)
         return st;
-    if (n["enabled"]) PF_TRY_SET(c.enabled, p.scalar<bool>(n["enabled"], k + ".enabled", "true or false"));
-    if (n["prefix"]) {
-        PF_TRY_SET(c.prefix, str_key(p, n["prefix"], k + ".prefix", "a file name prefix"));
-        if (c.prefix.find('/') != std::string::npos)
-            return p.error_at(n["prefix"].Mark(), k + ".prefix", "must not contain '/'");
-    }
-    if (n["directory"]) {
-        PF_TRY_SET(c.directory, str_key(p, n["directory"], k + ".directory", "a directory"));
-        if (c.directory.empty() || c.directory[0] != '/')
-            return p.error_at(n["directory"].Mark(), k + ".directory", "must be an absolute path");
-    }
-    if (n["rotate_interval"])
-        PF_TRY_SET(c.rotate_interval, seconds_key(p, n["rotate_interval"], k + ".rotate_interval", 1, 86400));
-    if (n["rotate_size"]) PF_TRY_SET(c.rotate_size, size_key(p, n["rotate_size"], k + ".rotate_size", 1024));
-    if (n["timezone"]) {
-        PF_TRY_SET(c.timezone, str_key(p, n["timezone"], k + ".timezone", "an IANA time zone name"));
-        if (auto cal = Calendar::create(c.timezone, {}, 1); !cal)
-            return p.error_at(n["timezone"].Mark(), k + ".timezone", cal.error().message());
-    }
+    if (auto st = p.read_child(n, k, "enabled", "true or false", c.enabled); !st) return st;
+    if (auto st = p.read_child_checked(n, k, "prefix", "a file name prefix", c.prefix, no_slash); !st) return st;
+    if (auto st = p.read_child_checked(n, k, "directory", "a directory", c.directory, absolute_path); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "rotate_interval", 1, 86400, c.rotate_interval); !st) return st;
+    if (auto st = read_child_size(p, n, k, "rotate_size", 1024, c.rotate_size); !st) return st;
+    if (auto st = p.read_child_checked(n, k, "timezone", "an IANA time zone name", c.timezone, time_zone); !st)
+        return st;
     return Ok{};
 }
 
@@ -295,23 +304,23 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
         !st)
         return st;
     if (!n["url"]) return p.error_at(n.Mark(), k + ".url", "missing (ftp://host/dir/ or sftp://host/dir/)");
-    PF_TRY_SET(c.url, str_key(p, n["url"], k + ".url", "an ftp:// or sftp:// URL"));
-    if (c.url.rfind("ftp://", 0) != 0 && c.url.rfind("sftp://", 0) != 0)
-        return p.error_at(n["url"].Mark(), k + ".url", "expected an ftp:// or sftp:// URL, got '" + c.url + "'");
+    if (auto st = p.read_checked(n["url"], k + ".url", "an ftp:// or sftp:// URL", c.url, ftp_url); !st) return st;
     if (c.url.back() != '/') c.url += '/';
-    if (n["user"]) PF_TRY_SET(c.user, str_key(p, n["user"], k + ".user", "a user name"));
-    if (n["password"]) PF_TRY_SET(c.password, str_key(p, n["password"], k + ".password", "a password"));
-    if (n["password_file"])
-        PF_TRY_SET(c.password_file, str_key(p, n["password_file"], k + ".password_file", "a file path"));
+    if (auto st = p.read_child(n, k, "user", "a user name", c.user); !st) return st;
+    if (auto st = p.read_child(n, k, "password", "a password", c.password); !st) return st;
+    if (auto st = p.read_child(n, k, "password_file", "a file path", c.password_file); !st) return st;
     if (n["password"] && n["password_file"])
         return p.error_at(n["password_file"].Mark(), k + ".password_file", "give password or password_file, not both");
-    if (n["interval"]) PF_TRY_SET(c.interval, seconds_key(p, n["interval"], k + ".interval", 1, 86400));
-    if (n["passive"]) PF_TRY_SET(c.passive, p.scalar<bool>(n["passive"], k + ".passive", "true or false"));
-    if (n["spool_limit"]) PF_TRY_SET(c.spool_limit, size_key(p, n["spool_limit"], k + ".spool_limit", 0));
+    if (auto st = p.read_child_bounded(n, k, "interval", 1, 86400, c.interval); !st) return st;
+    if (auto st = p.read_child(n, k, "passive", "true or false", c.passive); !st) return st;
+    if (auto st = read_child_size(p, n, k, "spool_limit", 0, c.spool_limit); !st) return st;
     const bool sftp = c.url.rfind("sftp://", 0) == 0;
     if (n["host_key_sha256"]) {
-        PF_TRY_SET(c.host_key_sha256,
-                   str_key(p, n["host_key_sha256"], k + ".host_key_sha256", "a SHA256 key fingerprint"));
+        // Read, then normalised (no "SHA256:", no padding) before it is checked.
+        if (auto st =
+                p.read(n["host_key_sha256"], k + ".host_key_sha256", "a SHA256 key fingerprint", c.host_key_sha256);
+            !st)
+            return st;
         if (c.host_key_sha256.rfind("SHA256:", 0) == 0) c.host_key_sha256.erase(0, 7);
         while (!c.host_key_sha256.empty() && c.host_key_sha256.back() == '=') c.host_key_sha256.pop_back();
         // 32 bytes in base64 without padding: 43 characters.
@@ -322,7 +331,7 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
                               "expected a fingerprint as ssh-keygen -l -E sha256 prints it (SHA256: and 43 base64 "
                               "characters)");
     }
-    if (n["known_hosts"]) PF_TRY_SET(c.known_hosts, str_key(p, n["known_hosts"], k + ".known_hosts", "a file path"));
+    if (auto st = p.read_child(n, k, "known_hosts", "a file path", c.known_hosts); !st) return st;
     if (!sftp && (n["host_key_sha256"] || n["known_hosts"]))
         return p.error_at(n[n["known_hosts"] ? "known_hosts" : "host_key_sha256"].Mark(), k,
                           "host_key_sha256 and known_hosts are for sftp:// URLs");
@@ -331,37 +340,24 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
 
 Status parse_status(const Parser& p, const YAML::Node& n, const std::string& k, ExportStatusConfig& c) {
     if (auto st = check_keys(p, n, k, {"url", "interval", "file", "instance_id"}); !st) return st;
-    if (n["url"]) {
-        PF_TRY_SET(c.url, str_key(p, n["url"], k + ".url", "an http(s):// URL"));
-        if (!c.url.empty() && c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0)
-            return p.error_at(n["url"].Mark(), k + ".url", "expected an http:// or https:// URL, got '" + c.url + "'");
-    }
-    if (n["interval"]) PF_TRY_SET(c.interval, seconds_key(p, n["interval"], k + ".interval", 1, 86400));
-    if (n["file"]) PF_TRY_SET(c.file, str_key(p, n["file"], k + ".file", "a file path"));
-    if (n["instance_id"]) PF_TRY_SET(c.instance_id, str_key(p, n["instance_id"], k + ".instance_id", "a string"));
+    if (auto st = p.read_child_checked(n, k, "url", "an http(s):// URL", c.url, http_url); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "interval", 1, 86400, c.interval); !st) return st;
+    if (auto st = p.read_child(n, k, "file", "a file path", c.file); !st) return st;
+    if (auto st = p.read_child(n, k, "instance_id", "a string", c.instance_id); !st) return st;
     return Ok{};
 }
 
 Status parse_ipfix(const Parser& p, const YAML::Node& n, const std::string& k, ExportIpfixConfig& c) {
     if (auto st = check_keys(p, n, k, {"collectors", "template_refresh", "mtu", "observation_domain"}); !st) return st;
-    if (n["collectors"]) {
-        const auto& l = n["collectors"];
-        if (!l.IsSequence()) return p.error_at(l.Mark(), k + ".collectors", "expected a list of \"host:port\"");
-        for (const auto& item : l) {
-            auto s = str_key(p, item, k + ".collectors", "\"host:port\"");
-            if (!s) return s.error();
-            auto colon = s->rfind(':');
-            if (colon == std::string::npos || colon == 0 || colon + 1 == s->size())
-                return p.error_at(item.Mark(), k + ".collectors", "expected \"host:port\", got '" + *s + "'");
-            c.collectors.push_back(*s);
-        }
-    }
-    if (n["template_refresh"])
-        PF_TRY_SET(c.template_refresh, seconds_key(p, n["template_refresh"], k + ".template_refresh", 1, 86400));
-    if (n["mtu"]) PF_TRY_SET(c.mtu, p.bounded(n["mtu"], k + ".mtu", 576, 65535));
-    if (n["observation_domain"])
-        PF_TRY_SET(c.observation_domain,
-                   p.bounded(n["observation_domain"], k + ".observation_domain", 0, 0xffffffffull));
+    if (n["collectors"])
+        if (auto st = p.read_list(n["collectors"], k + ".collectors", "a list of \"host:port\"", "\"host:port\"",
+                                  c.collectors, host_port);
+            !st)
+            return st;
+    if (auto st = p.read_child_bounded(n, k, "template_refresh", 1, 86400, c.template_refresh); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "mtu", 576, 65535, c.mtu); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "observation_domain", 0, 0xffffffffull, c.observation_domain); !st)
+        return st;
     return Ok{};
 }
 
@@ -374,11 +370,9 @@ Status parse_export_config(const Parser& p, const YAML::Node& n, const std::stri
         return st;
     c = ExportConfig{};
     c.enabled = true;
-    if (n["active_timeout"])
-        PF_TRY_SET(c.active_timeout, seconds_key(p, n["active_timeout"], k + ".active_timeout", 1, 86400));
-    if (n["idle_timeout"]) PF_TRY_SET(c.idle_timeout, seconds_key(p, n["idle_timeout"], k + ".idle_timeout", 1, 86400));
-    if (n["scan_interval"])
-        PF_TRY_SET(c.scan_interval, seconds_key(p, n["scan_interval"], k + ".scan_interval", 1, 3600));
+    if (auto st = p.read_child_bounded(n, k, "active_timeout", 1, 86400, c.active_timeout); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "idle_timeout", 1, 86400, c.idle_timeout); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "scan_interval", 1, 3600, c.scan_interval); !st) return st;
     if (n["files"])
         if (auto st = parse_files(p, n["files"], k + ".files", c.files); !st) return st;
     if (n["upload"])

@@ -49,36 +49,29 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
                               "device_type", "fields", "query_url", "query_headers", "verify_hours", "catch_up_hours"});
         !st)
         return st;
-    if (n["enabled"]) {
-        auto v = p.scalar<bool>(n["enabled"], key + ".enabled", "true or false");
-        if (!v) return v.error();
-        out.enabled = *v;
-    }
+    if (auto st = p.read_child(n, key, "enabled", "true or false", out.enabled); !st) return st;
     for (auto [name, field] :
-         {std::pair{"sink", &out.sink}, std::pair{"iface", &out.iface}, std::pair{"query_url", &out.query_url}}) {
-        if (!n[name]) continue;
-        auto v = p.scalar<std::string>(n[name], key + "." + name, "a string");
-        if (!v) return v.error();
-        *field = *v;
-    }
+         {std::pair{"sink", &out.sink}, std::pair{"iface", &out.iface}, std::pair{"query_url", &out.query_url}})
+        if (auto st = p.read_child(n, key, name, "a string", *field); !st) return st;
     if (!out.query_url.empty() && out.query_url.rfind("http://", 0) != 0 && out.query_url.rfind("https://", 0) != 0)
         return p.error_at(n["query_url"].Mark(), key + ".query_url", "expected an http:// or https:// URL");
-    if (n["direction"]) {
-        auto v = p.scalar<std::string>(n["direction"], key + ".direction", "tx, rx or both");
-        if (!v) return v.error();
-        if (*v != "tx" && *v != "rx" && *v != "both")
-            return p.error_at(n["direction"].Mark(), key + ".direction", "expected tx, rx or both, got '" + *v + "'");
-        out.direction = *v;
-    }
+    if (auto st = p.read_child_checked(n, key, "direction", "tx, rx or both", out.direction,
+                                       [](const std::string& v) {
+                                           return v == "tx" || v == "rx" || v == "both"
+                                                      ? std::string()
+                                                      : "expected tx, rx or both, got '" + v + "'";
+                                       });
+        !st)
+        return st;
     if (n["macs"]) {
         const auto& m = n["macs"];
         if (!m.IsSequence()) return p.error_at(m.Mark(), key + ".macs", "expected a list of MAC addresses");
         out.macs.clear();
         for (const auto& item : m) {
-            auto v = p.scalar<std::string>(item, key + ".macs", "a MAC address");
-            if (!v) return v.error();
-            auto mac = parse_mac(*v);
-            if (!mac) return p.error_at(item.Mark(), key + ".macs", "'" + *v + "' is not a MAC address");
+            std::string text;
+            if (auto st = p.read(item, key + ".macs", "a MAC address", text); !st) return st;
+            auto mac = parse_mac(text);
+            if (!mac) return p.error_at(item.Mark(), key + ".macs", "'" + text + "' is not a MAC address");
             out.macs.push_back(*mac);
         }
     }
@@ -104,26 +97,13 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
             out.fields.push_back(f);
         }
     }
-    if (n["query_headers"]) {
-        const auto& m = n["query_headers"];
-        if (!m.IsMap()) return p.error_at(m.Mark(), key + ".query_headers", "expected a mapping of header: value");
-        out.query_headers.clear();
-        for (const auto& kv : m) {
-            auto v = p.scalar<std::string>(kv.second, key + ".query_headers." + kv.first.Scalar(), "a string");
-            if (!v) return v.error();
-            out.query_headers.emplace_back(kv.first.Scalar(), *v);
-        }
-    }
-    if (n["verify_hours"]) {
-        auto v = p.bounded(n["verify_hours"], key + ".verify_hours", 1, 24 * 31);
-        if (!v) return v.error();
-        out.verify_hours = static_cast<int>(*v);
-    }
-    if (n["catch_up_hours"]) {
-        auto v = p.bounded(n["catch_up_hours"], key + ".catch_up_hours", 1, 24 * 31);
-        if (!v) return v.error();
-        out.catch_up_hours = static_cast<int>(*v);
-    }
+    if (n["query_headers"])
+        if (auto st = p.read_map(n["query_headers"], key + ".query_headers", "a mapping of header: value", "a string",
+                                 out.query_headers);
+            !st)
+            return st;
+    if (auto st = p.read_child_bounded(n, key, "verify_hours", 1, 24 * 31, out.verify_hours); !st) return st;
+    if (auto st = p.read_child_bounded(n, key, "catch_up_hours", 1, 24 * 31, out.catch_up_hours); !st) return st;
     if (out.enabled && out.sink.empty())
         return p.error_at(n.Mark(), key + ".sink",
                           "an enabled customer report needs the name of a push sink of type http");

@@ -36,39 +36,21 @@ Status parse_reports_config(const Parser& p, const YAML::Node& n, const std::str
         !st)
         return st;
     for (auto [name, field] : {std::pair{"enabled", &out.enabled}, std::pair{"daily", &out.daily},
-                               std::pair{"monthly", &out.monthly}, std::pair{"on_start", &out.on_start}}) {
-        if (!n[name]) continue;
-        auto v = p.scalar<bool>(n[name], key + "." + name, "true or false");
-        if (!v) return v.error();
-        *field = *v;
-    }
+                               std::pair{"monthly", &out.monthly}, std::pair{"on_start", &out.on_start}})
+        if (auto st = p.read_child(n, key, name, "true or false", *field); !st) return st;
     if (n["daily_at"]) {
-        auto v = p.scalar<std::string>(n["daily_at"], key + ".daily_at", "a time HH:MM");
-        if (!v) return v.error();
-        auto m = parse_time_of_day(*v);
+        std::string text;
+        if (auto st = p.read(n["daily_at"], key + ".daily_at", "a time HH:MM", text); !st) return st;
+        auto m = parse_time_of_day(text);
         if (!m) return p.error_at(n["daily_at"].Mark(), key + ".daily_at", m.error().message());
         out.daily_at_min = *m;
     }
-    if (n["top_macs"]) {
-        auto v = p.bounded(n["top_macs"], key + ".top_macs", 0, 100);
-        if (!v) return v.error();
-        out.top_macs = static_cast<int>(*v);
-    }
-    if (n["catch_up_days"]) {
-        auto v = p.bounded(n["catch_up_days"], key + ".catch_up_days", 0, 62);
-        if (!v) return v.error();
-        out.catch_up_days = static_cast<int>(*v);
-    }
-    if (n["sinks"]) {
-        const auto& s = n["sinks"];
-        if (!s.IsSequence()) return p.error_at(s.Mark(), key + ".sinks", "expected a list of push sink names");
-        out.sinks.clear();
-        for (const auto& item : s) {
-            auto v = p.scalar<std::string>(item, key + ".sinks", "a sink name");
-            if (!v) return v.error();
-            out.sinks.push_back(*v);
-        }
-    }
+    if (auto st = p.read_child_bounded(n, key, "top_macs", 0, 100, out.top_macs); !st) return st;
+    if (auto st = p.read_child_bounded(n, key, "catch_up_days", 0, 62, out.catch_up_days); !st) return st;
+    if (n["sinks"])
+        if (auto st = p.read_list(n["sinks"], key + ".sinks", "a list of push sink names", "a sink name", out.sinks);
+            !st)
+            return st;
     return Ok{};
 }
 

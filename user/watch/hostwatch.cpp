@@ -23,24 +23,15 @@ namespace pf {
 
 namespace {
 
-Result<double> real_in(const Parser& p, const YAML::Node& n, const std::string& key, double lo, double hi) {
-    auto v = p.scalar<double>(n, key, "a number");
-    if (!v) return v.error();
-    if (!(*v >= lo && *v <= hi))
-        return p.error_at(n.Mark(), key, fmt::format("must be between {} and {}, got {}", lo, hi, *v));
-    return *v;
+// The check for a number in [lo, hi], for Parser::read_checked.
+auto in_range(double lo, double hi) {
+    return [lo, hi](double v) {
+        return v >= lo && v <= hi ? std::string() : fmt::format("must be between {} and {}, got {}", lo, hi, v);
+    };
 }
 
-Status string_list(const Parser& p, const YAML::Node& n, const std::string& key, std::vector<std::string>& out) {
-    if (!n.IsSequence()) return p.error_at(n.Mark(), key, "expected a list of strings");
-    out.clear();
-    for (const auto& item : n) {
-        auto v = p.scalar<std::string>(item, key, "a string");
-        if (!v) return v.error();
-        if (v->empty()) return p.error_at(item.Mark(), key, "must not be empty");
-        out.push_back(*v);
-    }
-    return Ok{};
+std::string not_empty(const std::string& v) {
+    return v.empty() ? "must not be empty" : "";
 }
 
 }  // namespace
@@ -51,16 +42,8 @@ Status parse_host_watch(const Parser& p, const YAML::Node& n, const std::string&
                               "health_interval", "slow_interval", "levels", "retention_days"});
         !st)
         return st;
-    if (n["enabled"]) {
-        auto v = p.scalar<bool>(n["enabled"], k + ".enabled", "true or false");
-        if (!v) return v.error();
-        c.enabled = *v;
-    }
-    if (n["cpu_all_cpus"]) {
-        auto v = p.scalar<bool>(n["cpu_all_cpus"], k + ".cpu_all_cpus", "true or false");
-        if (!v) return v.error();
-        c.cpu_all_cpus = *v;
-    }
+    if (auto st = p.read_child(n, k, "enabled", "true or false", c.enabled); !st) return st;
+    if (auto st = p.read_child(n, k, "cpu_all_cpus", "true or false", c.cpu_all_cpus); !st) return st;
     struct Num {
         const char* name;
         double* field;
@@ -70,26 +53,18 @@ Status parse_host_watch(const Parser& p, const YAML::Node& n, const std::string&
                 {"mem_threshold", &c.mem_threshold, 1, 100},
                 {"health_interval", &c.health_interval, 1, 3600},
                 {"slow_interval", &c.slow_interval, 1, 86400}};
-    for (const auto& x : nums) {
-        if (!n[x.name]) continue;
-        auto v = real_in(p, n[x.name], k + "." + x.name, x.lo, x.hi);
-        if (!v) return v.error();
-        *x.field = *v;
-    }
-    if (n["retention_days"]) {
-        auto v = p.bounded(n["retention_days"], k + ".retention_days", 0, 100000);
-        if (!v) return v.error();
-        c.retention_days = static_cast<int>(*v);
-    }
+    for (const auto& x : nums)
+        if (auto st = p.read_child_checked(n, k, x.name, "a number", *x.field, in_range(x.lo, x.hi)); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "retention_days", 0, 100000, c.retention_days); !st) return st;
     if (const auto& a = n["allow"]) {
         std::string ak = k + ".allow";
         if (auto st = check_keys(p, a, ak, {"names", "users", "cgroups"}); !st) return st;
-        if (a["names"])
-            if (auto st = string_list(p, a["names"], ak + ".names", c.allow_names); !st) return st;
-        if (a["users"])
-            if (auto st = string_list(p, a["users"], ak + ".users", c.allow_users); !st) return st;
-        if (a["cgroups"])
-            if (auto st = string_list(p, a["cgroups"], ak + ".cgroups", c.allow_cgroups); !st) return st;
+        for (auto [name, list] : {std::pair{"names", &c.allow_names}, std::pair{"users", &c.allow_users},
+                                  std::pair{"cgroups", &c.allow_cgroups}}) {
+            if (!a[name]) continue;
+            if (auto st = p.read_list(a[name], ak + "." + name, "a list of strings", "a string", *list, not_empty); !st)
+                return st;
+        }
     }
     if (const auto& l = n["levels"]) {
         std::string lk = k + ".levels";
@@ -105,12 +80,8 @@ Status parse_host_watch(const Parser& p, const YAML::Node& n, const std::string&
         } lv[] = {{"temp_note", &h.temp_note, 200}, {"temp_warning", &h.temp_warning, 200},
                   {"mem_note", &h.mem_note, 100},   {"mem_warning", &h.mem_warning, 100},
                   {"disk_note", &h.disk_note, 100}, {"disk_warning", &h.disk_warning, 100}};
-        for (const auto& x : lv) {
-            if (!l[x.name]) continue;
-            auto v = real_in(p, l[x.name], lk + "." + x.name, 0, x.hi);
-            if (!v) return v.error();
-            *x.field = *v;
-        }
+        for (const auto& x : lv)
+            if (auto st = p.read_child_checked(l, lk, x.name, "a number", *x.field, in_range(0, x.hi)); !st) return st;
         if (h.temp_note > h.temp_warning || h.mem_note > h.mem_warning || h.disk_note > h.disk_warning)
             return p.error_at(l.Mark(), lk, "each *_note must not be above its *_warning");
     }
