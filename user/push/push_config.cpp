@@ -1,7 +1,7 @@
 // The `push:` section of the config file.
 #include <set>
 
-#include "peakflow/push/sinks.hpp"
+#include "peakflow/push/push_config.hpp"
 
 namespace pf {
 namespace {

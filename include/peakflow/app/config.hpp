@@ -16,7 +16,7 @@
 #include "peakflow/kernel/maps.hpp"
 #include "peakflow/push/reports_config.hpp"
 #include "peakflow/push/sinks.hpp"
-#include "peakflow/watch/hostwatch.hpp"
+#include "peakflow/watch/host_watch_config.hpp"
 
 namespace pf {
 

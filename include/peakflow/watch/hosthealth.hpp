@@ -16,7 +16,7 @@
 
 #include "peakflow/common/error.hpp"
 #include "peakflow/service/service.hpp"
-#include "peakflow/watch/hostwatch.hpp"
+#include "peakflow/watch/host_watch_config.hpp"
 #include "peakflow/watch/procwatch.hpp"
 
 namespace pf {
