@@ -13,60 +13,6 @@
 
 namespace pf {
 
-// ---- config ------------------------------------------------------------------------------
-
-Result<int> parse_time_of_day(const std::string& s) {
-    int h = -1, m = -1;
-    char tail = 0;
-    if (s.size() != 5 || std::sscanf(s.c_str(), "%2d:%2d%c", &h, &m, &tail) != 2 || s[2] != ':' || h < 0 || h > 23 ||
-        m < 0 || m > 59)
-        return Error("'" + s + "' is not a time of day HH:MM (00:00-23:59)");
-    return h * 60 + m;
-}
-
-std::string format_time_of_day(int minutes) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "%02d:%02d", minutes / 60 % 24, minutes % 60);
-    return buf;
-}
-
-Status parse_reports_config(const Parser& p, const YAML::Node& n, const std::string& key, ReportsConfig& out) {
-    if (auto st = check_keys(
-            p, n, key, {"enabled", "daily_at", "daily", "monthly", "on_start", "top_macs", "catch_up_days", "sinks"});
-        !st)
-        return st;
-    for (auto [name, field] : {std::pair{"enabled", &out.enabled}, std::pair{"daily", &out.daily},
-                               std::pair{"monthly", &out.monthly}, std::pair{"on_start", &out.on_start}})
-        if (auto st = p.read_child(n, key, name, "true or false", *field); !st) return st;
-    if (n["daily_at"]) {
-        std::string text;
-        if (auto st = p.read(n["daily_at"], key + ".daily_at", "a time HH:MM", text); !st) return st;
-        auto m = parse_time_of_day(text);
-        if (!m) return p.error_at(n["daily_at"].Mark(), key + ".daily_at", m.error().message());
-        out.daily_at_min = *m;
-    }
-    if (auto st = p.read_child_bounded(n, key, "top_macs", 0, 100, out.top_macs); !st) return st;
-    if (auto st = p.read_child_bounded(n, key, "catch_up_days", 0, 62, out.catch_up_days); !st) return st;
-    if (n["sinks"])
-        if (auto st = p.read_list(n["sinks"], key + ".sinks", "a list of push sink names", "a sink name", out.sinks);
-            !st)
-            return st;
-    return Ok{};
-}
-
-void dump_reports_config(YAML::Emitter& e, const ReportsConfig& c) {
-    e << YAML::BeginMap;
-    e << YAML::Key << "enabled" << YAML::Value << c.enabled;
-    e << YAML::Key << "daily_at" << YAML::Value << YAML::DoubleQuoted << format_time_of_day(c.daily_at_min);
-    e << YAML::Key << "daily" << YAML::Value << c.daily;
-    e << YAML::Key << "monthly" << YAML::Value << c.monthly;
-    e << YAML::Key << "on_start" << YAML::Value << c.on_start;
-    e << YAML::Key << "top_macs" << YAML::Value << c.top_macs;
-    e << YAML::Key << "catch_up_days" << YAML::Value << c.catch_up_days;
-    e << YAML::Key << "sinks" << YAML::Value << YAML::Flow << c.sinks;
-    e << YAML::EndMap;
-}
-
 // ---- contents ----------------------------------------------------------------------------
 
 std::string bytes_both(uint64_t bytes) {
