@@ -1,26 +1,10 @@
 // The `push:` section of the config file.
 #include <set>
 
-#include "peakflow/push/sinks.hpp"
+#include "peakflow/push/push_config.hpp"
 
 namespace pf {
 namespace {
-
-Status str(const Parser& p, const YAML::Node& n, const std::string& key, std::string& out) {
-    auto v = p.scalar<std::string>(n, key, "a string");
-    if (!v) return v.error();
-    out = *v;
-    return Ok{};
-}
-
-Status seconds(const Parser& p, const YAML::Node& n, const std::string& key, double lo, double hi, double& out) {
-    auto v = p.scalar<double>(n, key, "a number of seconds");
-    if (!v) return v.error();
-    if (!(*v >= lo && *v <= hi))
-        return p.error_at(n.Mark(), key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
-    out = *v;
-    return Ok{};
-}
 
 Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, SinkConfig& s) {
     if (auto st =
@@ -31,15 +15,17 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
         return st;
     if (!n["name"]) return p.error_at(n.Mark(), key + ".name", "every sink needs a name");
     if (!n["type"]) return p.error_at(n.Mark(), key + ".type", "every sink needs a type");
-    if (auto st = str(p, n["name"], key + ".name", s.name); !st) return st;
-    if (s.name.empty() || s.name.find_first_of(" \t/") != std::string::npos)
-        return p.error_at(n["name"].Mark(), key + ".name", "must be a non-empty word");
-    if (auto st = str(p, n["type"], key + ".type", s.type); !st) return st;
+    auto word = [](const std::string& v) -> std::string {
+        return v.empty() || v.find_first_of(" \t/") != std::string::npos ? "must be a non-empty word" : "";
+    };
+    if (auto st = p.read_checked(n["name"], key + ".name", "a string", s.name, word); !st) return st;
     static const std::set<std::string> types = {"dingtalk", "serverchan", "wecom", "feishu",
                                                 "webhook",  "http",       "email"};
-    if (!types.count(s.type))
-        return p.error_at(n["type"].Mark(), key + ".type",
-                          "expected dingtalk, serverchan, wecom, feishu, webhook, http or email, got '" + s.type + "'");
+    auto known_type = [](const std::string& v) -> std::string {
+        if (types.count(v)) return "";
+        return "expected dingtalk, serverchan, wecom, feishu, webhook, http or email, got '" + v + "'";
+    };
+    if (auto st = p.read_checked(n["type"], key + ".type", "a string", s.type, known_type); !st) return st;
     struct Field {
         const char* name;
         std::string* out;
@@ -47,28 +33,16 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
                   {"secret", &s.secret}, {"keyword", &s.keyword},   {"msgtype", &s.msgtype},  {"template", &s.tmpl},
                   {"from", &s.from},     {"username", &s.username}, {"password", &s.password}};
     for (const auto& f : fields)
-        if (n[f.name])
-            if (auto st = str(p, n[f.name], key + "." + f.name, *f.out); !st) return st;
-    for (const char* b : {"enabled", "alerts", "starttls"}) {
-        if (!n[b]) continue;
-        auto v = p.scalar<bool>(n[b], key + "." + b, "true or false");
-        if (!v) return v.error();
-        (std::string(b) == "enabled" ? s.enabled : std::string(b) == "alerts" ? s.alerts : s.starttls) = *v;
-    }
-    if (n["rate_per_minute"]) {
-        auto v = p.bounded(n["rate_per_minute"], key + ".rate_per_minute", 0, 100000);
-        if (!v) return v.error();
-        s.rate_per_minute = static_cast<int>(*v);
-    }
-    if (n["headers"]) {
-        const auto& h = n["headers"];
-        if (!h.IsMap()) return p.error_at(h.Mark(), key + ".headers", "expected a mapping of header: value");
-        for (const auto& kv : h) {
-            std::string v;
-            if (auto st = str(p, kv.second, key + ".headers." + kv.first.Scalar(), v); !st) return st;
-            s.headers.emplace_back(kv.first.Scalar(), v);
-        }
-    }
+        if (auto st = p.read_child(n, key, f.name, "a string", *f.out); !st) return st;
+    for (auto [name, field] :
+         {std::pair{"enabled", &s.enabled}, std::pair{"alerts", &s.alerts}, std::pair{"starttls", &s.starttls}})
+        if (auto st = p.read_child(n, key, name, "true or false", *field); !st) return st;
+    if (auto st = p.read_child_bounded(n, key, "rate_per_minute", 0, 100000, s.rate_per_minute); !st) return st;
+    if (n["headers"])
+        if (auto st = p.read_map(n["headers"], key + ".headers", "a mapping of header: value", "a string", s.headers);
+            !st)
+            return st;
+    // A single address or report kind may be given without the brackets.
     auto list = [&](const char* name, std::vector<std::string>& out) -> Status {
         const auto& l = n[name];
         if (!l) return Ok{};
@@ -76,14 +50,7 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
             out = {l.Scalar()};
             return Ok{};
         }
-        if (!l.IsSequence()) return p.error_at(l.Mark(), key + "." + name, "expected a list");
-        out.clear();
-        for (const auto& item : l) {
-            std::string v;
-            if (auto st = str(p, item, key + "." + name, v); !st) return st;
-            out.push_back(v);
-        }
-        return Ok{};
+        return p.read_list(l, key + "." + name, "a list", "a string", out);
     };
     if (auto st = list("to", s.to); !st) return st;
     if (auto st = list("reports", s.reports); !st) return st;
@@ -136,30 +103,15 @@ Status parse_push_config(const Parser& p, const YAML::Node& n, const std::string
         return st;
     c = PushConfig{};
     c.configured = true;
-    if (n["enabled"]) {
-        auto v = p.scalar<bool>(n["enabled"], key + ".enabled", "true or false");
-        if (!v) return v.error();
-        c.enabled = *v;
-    }
-    if (n["node_name"])
-        if (auto st = str(p, n["node_name"], key + ".node_name", c.node_name); !st) return st;
-    if (n["timeout"])
-        if (auto st = seconds(p, n["timeout"], key + ".timeout", 0.1, 300, c.timeout); !st) return st;
-    if (n["alert_after"]) {
-        auto v = p.bounded(n["alert_after"], key + ".alert_after", 1, 1000);
-        if (!v) return v.error();
-        c.alert_after = static_cast<int>(*v);
-    }
+    if (auto st = p.read_child(n, key, "enabled", "true or false", c.enabled); !st) return st;
+    if (auto st = p.read_child(n, key, "node_name", "a string", c.node_name); !st) return st;
+    if (auto st = p.read_child_seconds(n, key, "timeout", 0.1, 300, c.timeout); !st) return st;
+    if (auto st = p.read_child_bounded(n, key, "alert_after", 1, 1000, c.alert_after); !st) return st;
     if (const auto& r = n["retry"]) {
-        if (auto st = check_keys(p, r, key + ".retry", {"initial_backoff", "max_backoff"}); !st) return st;
-        if (r["initial_backoff"])
-            if (auto st =
-                    seconds(p, r["initial_backoff"], key + ".retry.initial_backoff", 0.01, 86400, c.initial_backoff);
-                !st)
-                return st;
-        if (r["max_backoff"])
-            if (auto st = seconds(p, r["max_backoff"], key + ".retry.max_backoff", 0.01, 86400, c.max_backoff); !st)
-                return st;
+        const std::string rk = key + ".retry";
+        if (auto st = check_keys(p, r, rk, {"initial_backoff", "max_backoff"}); !st) return st;
+        if (auto st = p.read_child_seconds(r, rk, "initial_backoff", 0.01, 86400, c.initial_backoff); !st) return st;
+        if (auto st = p.read_child_seconds(r, rk, "max_backoff", 0.01, 86400, c.max_backoff); !st) return st;
         if (c.max_backoff < c.initial_backoff)
             return p.error_at(r.Mark(), key + ".retry.max_backoff", "must not be below initial_backoff");
     }

@@ -1,7 +1,7 @@
 // The host watch service: the runaway process watch and host health on one thread of the
 // daemon, their samples and episodes in the history database, their alerts through the sink.
 
-#include "peakflow/watch/hostwatch.hpp"
+#include "peakflow/watch/host_watch_config.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -19,128 +19,6 @@
 #include "peakflow/watch/hosthealth.hpp"
 
 namespace pf {
-
-namespace {
-
-Result<double> real_in(const Parser& p, const YAML::Node& n, const std::string& key, double lo, double hi) {
-    auto v = p.scalar<double>(n, key, "a number");
-    if (!v) return v.error();
-    if (!(*v >= lo && *v <= hi))
-        return p.error_at(n.Mark(), key, fmt::format("must be between {} and {}, got {}", lo, hi, *v));
-    return *v;
-}
-
-Status string_list(const Parser& p, const YAML::Node& n, const std::string& key, std::vector<std::string>& out) {
-    if (!n.IsSequence()) return p.error_at(n.Mark(), key, "expected a list of strings");
-    out.clear();
-    for (const auto& item : n) {
-        auto v = p.scalar<std::string>(item, key, "a string");
-        if (!v) return v.error();
-        if (v->empty()) return p.error_at(item.Mark(), key, "must not be empty");
-        out.push_back(*v);
-    }
-    return Ok{};
-}
-
-}  // namespace
-
-Status parse_host_watch(const Parser& p, const YAML::Node& n, const std::string& k, HostWatchConfig& c) {
-    if (auto st = check_keys(p, n, k,
-                             {"enabled", "proc_interval", "cpu_threshold", "mem_threshold", "cpu_all_cpus", "allow",
-                              "health_interval", "slow_interval", "levels", "retention_days"});
-        !st)
-        return st;
-    if (n["enabled"]) {
-        auto v = p.scalar<bool>(n["enabled"], k + ".enabled", "true or false");
-        if (!v) return v.error();
-        c.enabled = *v;
-    }
-    if (n["cpu_all_cpus"]) {
-        auto v = p.scalar<bool>(n["cpu_all_cpus"], k + ".cpu_all_cpus", "true or false");
-        if (!v) return v.error();
-        c.cpu_all_cpus = *v;
-    }
-    struct Num {
-        const char* name;
-        double* field;
-        double lo, hi;
-    } nums[] = {{"proc_interval", &c.proc_interval, 0.2, 3600},
-                {"cpu_threshold", &c.cpu_threshold, 1, 100000},  // one-CPU percent: up to 100 x CPUs
-                {"mem_threshold", &c.mem_threshold, 1, 100},
-                {"health_interval", &c.health_interval, 1, 3600},
-                {"slow_interval", &c.slow_interval, 1, 86400}};
-    for (const auto& x : nums) {
-        if (!n[x.name]) continue;
-        auto v = real_in(p, n[x.name], k + "." + x.name, x.lo, x.hi);
-        if (!v) return v.error();
-        *x.field = *v;
-    }
-    if (n["retention_days"]) {
-        auto v = p.bounded(n["retention_days"], k + ".retention_days", 0, 100000);
-        if (!v) return v.error();
-        c.retention_days = static_cast<int>(*v);
-    }
-    if (const auto& a = n["allow"]) {
-        std::string ak = k + ".allow";
-        if (auto st = check_keys(p, a, ak, {"names", "users", "cgroups"}); !st) return st;
-        if (a["names"])
-            if (auto st = string_list(p, a["names"], ak + ".names", c.allow_names); !st) return st;
-        if (a["users"])
-            if (auto st = string_list(p, a["users"], ak + ".users", c.allow_users); !st) return st;
-        if (a["cgroups"])
-            if (auto st = string_list(p, a["cgroups"], ak + ".cgroups", c.allow_cgroups); !st) return st;
-    }
-    if (const auto& l = n["levels"]) {
-        std::string lk = k + ".levels";
-        if (auto st = check_keys(p, l, lk,
-                                 {"temp_note", "temp_warning", "mem_note", "mem_warning", "disk_note", "disk_warning"});
-            !st)
-            return st;
-        HealthLevels& h = c.levels;
-        struct Lv {
-            const char* name;
-            double* field;
-            double hi;
-        } lv[] = {{"temp_note", &h.temp_note, 200}, {"temp_warning", &h.temp_warning, 200},
-                  {"mem_note", &h.mem_note, 100},   {"mem_warning", &h.mem_warning, 100},
-                  {"disk_note", &h.disk_note, 100}, {"disk_warning", &h.disk_warning, 100}};
-        for (const auto& x : lv) {
-            if (!l[x.name]) continue;
-            auto v = real_in(p, l[x.name], lk + "." + x.name, 0, x.hi);
-            if (!v) return v.error();
-            *x.field = *v;
-        }
-        if (h.temp_note > h.temp_warning || h.mem_note > h.mem_warning || h.disk_note > h.disk_warning)
-            return p.error_at(l.Mark(), lk, "each *_note must not be above its *_warning");
-    }
-    return Ok{};
-}
-
-void dump_host_watch(YAML::Emitter& out, const HostWatchConfig& c) {
-    out << YAML::BeginMap;
-    out << YAML::Key << "enabled" << YAML::Value << c.enabled;
-    out << YAML::Key << "proc_interval" << YAML::Value << c.proc_interval;
-    out << YAML::Key << "cpu_threshold" << YAML::Value << c.cpu_threshold;
-    out << YAML::Key << "mem_threshold" << YAML::Value << c.mem_threshold;
-    out << YAML::Key << "cpu_all_cpus" << YAML::Value << c.cpu_all_cpus;
-    out << YAML::Key << "allow" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "names" << YAML::Value << YAML::Flow << c.allow_names;
-    out << YAML::Key << "users" << YAML::Value << YAML::Flow << c.allow_users;
-    out << YAML::Key << "cgroups" << YAML::Value << YAML::Flow << c.allow_cgroups;
-    out << YAML::EndMap;
-    out << YAML::Key << "health_interval" << YAML::Value << c.health_interval;
-    out << YAML::Key << "slow_interval" << YAML::Value << c.slow_interval;
-    out << YAML::Key << "levels" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "temp_note" << YAML::Value << c.levels.temp_note;
-    out << YAML::Key << "temp_warning" << YAML::Value << c.levels.temp_warning;
-    out << YAML::Key << "mem_note" << YAML::Value << c.levels.mem_note;
-    out << YAML::Key << "mem_warning" << YAML::Value << c.levels.mem_warning;
-    out << YAML::Key << "disk_note" << YAML::Value << c.levels.disk_note;
-    out << YAML::Key << "disk_warning" << YAML::Value << c.levels.disk_warning;
-    out << YAML::EndMap;
-    out << YAML::Key << "retention_days" << YAML::Value << c.retention_days;
-    out << YAML::EndMap;
-}
 
 ProcWatchOptions proc_options(const HostWatchConfig& c) {
     ProcWatchOptions o;

@@ -14,12 +14,12 @@
 
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/common/error.hpp"
-#include "peakflow/export/flow_export.hpp"
+#include "peakflow/export/export_config.hpp"
 #include "peakflow/kernel/loader.hpp"
 #include "peakflow/kernel/maps.hpp"
 #include "peakflow/push/reports_config.hpp"
-#include "peakflow/push/sinks.hpp"
-#include "peakflow/watch/hostwatch.hpp"
+#include "peakflow/push/push_config.hpp"
+#include "peakflow/watch/host_watch_config.hpp"
 
 namespace pf {
 
@@ -37,7 +37,7 @@ struct Config {
     std::string metrics_listen = "127.0.0.1:9977";  // Prometheus /metrics; empty: off
     uint32_t metrics_mac_series = 1000;             // per-MAC series cap per interface
     AccountingConfig accounting;                    // the history: where, which calendar, adjustments, retention
-    // Process watch and host health (hostwatch.hpp).
+    // Process watch and host health (watch/host_watch_config.hpp).
     HostWatchConfig host_watch;
     ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)
     CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)

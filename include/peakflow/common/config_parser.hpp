@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "peakflow/common/error.hpp"
 
@@ -73,6 +75,69 @@ class Parser {
                               uint64_t hi, T& out) const {
         if (!n[name]) return Ok{};
         return read_bounded(n[name], parent + "." + name, lo, hi, out);
+    }
+    // Read, then validate: `check` gets the value read and returns why it is wrong ("" when
+    // it is fine); that error is at the value's own position. `out` is left alone on error.
+    template <typename T, typename Check>
+    Status read_checked(const YAML::Node& n, const std::string& key, const char* type_name, T& out, Check check) const {
+        T v{};
+        if (auto st = read(n, key, type_name, v); !st) return st;
+        if (std::string why = check(std::as_const(v)); !why.empty()) return error_at(n.Mark(), key, why);
+        out = std::move(v);
+        return Ok{};
+    }
+    template <typename T, typename Check>
+    Status read_child_checked(const YAML::Node& n, const std::string& parent, const char* name, const char* type_name,
+                              T& out, Check check) const {
+        if (!n[name]) return Ok{};
+        return read_checked(n[name], parent + "." + name, type_name, out, std::move(check));
+    }
+    // A number of seconds in [lo, hi], fractions allowed (timeouts, back-offs).
+    Status read_seconds(const YAML::Node& n, const std::string& key, double lo, double hi, double& out) const {
+        return read_checked(n, key, "a number of seconds", out, [&](double v) {
+            return v >= lo && v <= hi ? std::string()
+                                      : "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+        });
+    }
+    Status read_child_seconds(const YAML::Node& n, const std::string& parent, const char* name, double lo, double hi,
+                              double& out) const {
+        if (!n[name]) return Ok{};
+        return read_seconds(n[name], parent + "." + name, lo, hi, out);
+    }
+    // A sequence of scalars, each read as T (and checked, when a check is given) into `out`,
+    // which is emptied first. "expected <list_what>" when `n` is not a sequence; an item's
+    // error is at the item but names `key` itself, without an index.
+    template <typename T, typename Check>
+    Status read_list(const YAML::Node& n, const std::string& key, const char* list_what, const char* item_type,
+                     std::vector<T>& out, Check check) const {
+        if (!n.IsSequence()) return error_at(n.Mark(), key, std::string("expected ") + list_what);
+        out.clear();
+        for (const auto& item : n) {
+            T v{};
+            if (auto st = read_checked(item, key, item_type, v, check); !st) return st;
+            out.push_back(std::move(v));
+        }
+        return Ok{};
+    }
+    template <typename T>
+    Status read_list(const YAML::Node& n, const std::string& key, const char* list_what, const char* item_type,
+                     std::vector<T>& out) const {
+        return read_list(n, key, list_what, item_type, out, [](const T&) { return std::string(); });
+    }
+    // A mapping of name: scalar (HTTP headers) into (name, value) pairs in file order; `out`
+    // is emptied first. "expected <map_what>" when `n` is not a mapping; a value's error
+    // names `key.name`.
+    template <typename T>
+    Status read_map(const YAML::Node& n, const std::string& key, const char* map_what, const char* value_type,
+                    std::vector<std::pair<std::string, T>>& out) const {
+        if (!n.IsMap()) return error_at(n.Mark(), key, std::string("expected ") + map_what);
+        out.clear();
+        for (const auto& kv : n) {
+            T v{};
+            if (auto st = read(kv.second, key + "." + kv.first.Scalar(), value_type, v); !st) return st;
+            out.emplace_back(kv.first.Scalar(), std::move(v));
+        }
+        return Ok{};
     }
     const std::string& source() const { return source_; }
 

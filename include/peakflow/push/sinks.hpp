@@ -3,8 +3,6 @@
 // ServerChan, WeCom, Feishu, a JSON webhook, a raw HTTP endpoint, or SMTP) and judges the
 // answer: a message counts as delivered only on HTTP 2xx AND the service's own success code.
 
-#include <yaml-cpp/yaml.h>
-
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -13,57 +11,12 @@
 #include <utility>
 #include <vector>
 
-#include "peakflow/common/config_parser.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/common/http.hpp"
+#include "peakflow/push/push_config.hpp"
 #include "peakflow/service/message_queue.hpp"
 
 namespace pf {
-
-struct SinkConfig {
-    std::string name;
-    std::string type;  // dingtalk | serverchan | wecom | feishu | webhook | http | email
-    bool enabled = true;
-    std::string url;      // service base URL (chat sinks: default the real service), or smtp://host:port
-    std::string token;    // dingtalk access_token, feishu hook token
-    std::string sendkey;  // serverchan
-    std::string key;      // wecom robot key
-    std::string secret;   // dingtalk / feishu signing secret (optional)
-    std::string keyword;  // dingtalk keyword rule: added to messages that lack it
-    std::string msgtype;  // dingtalk: markdown (default) or text
-    std::vector<std::pair<std::string, std::string>> headers;  // webhook, http
-    std::string tmpl;                                          // webhook: the body template
-    // email
-    std::string from;
-    std::vector<std::string> to;
-    std::string username;
-    std::string password;
-    bool starttls = false;
-    // routing
-    bool alerts = true;
-    std::vector<std::string> reports{"daily", "monthly", "startup"};
-    int rate_per_minute = -1;  // -1: the service's limit (20 for dingtalk and wecom), 0: none
-    bool operator==(const SinkConfig&) const = default;
-
-    bool takes(const std::string& kind) const;  // alert/recovery: alerts; test/message: all
-    int effective_rate() const;
-};
-
-struct PushConfig {
-    bool configured = false;  // a push: section exists
-    bool enabled = true;
-    std::string node_name;
-    double initial_backoff = 5.0;  // seconds, doubles per failed attempt, with jitter
-    double max_backoff = 600.0;
-    double timeout = 15.0;  // seconds per request
-    int alert_after = 3;    // consecutive failed deliveries to a sink before an alert
-    std::vector<SinkConfig> sinks;
-    bool operator==(const PushConfig&) const = default;
-    const SinkConfig* find(const std::string& name) const;
-};
-
-Status parse_push_config(const Parser& p, const YAML::Node& n, const std::string& key, PushConfig& out);
-void dump_push_config(YAML::Emitter& out, const PushConfig& c);  // secrets masked
 
 // Where a message came from, for templates and history.
 struct MessageMeta {

@@ -15,7 +15,7 @@
 #include "peakflow/common/error.hpp"
 #include "peakflow/common/sqlite.hpp"
 #include "peakflow/service/service.hpp"
-#include "peakflow/watch/hostwatch.hpp"
+#include "peakflow/watch/host_watch_config.hpp"
 #include "peakflow/watch/procwatch.hpp"
 
 namespace pf {

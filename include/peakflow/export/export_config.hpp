@@ -1,0 +1,75 @@
+#pragma once
+// The `export:` section of the config: flow timeouts, the rolling CSV files, their upload,
+// the status reports and IPFIX (flow_export.hpp does the exporting).
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "peakflow/common/config_parser.hpp"
+#include "peakflow/common/error.hpp"
+
+namespace pf {
+
+struct ExportFilesConfig {
+    bool enabled = true;
+    std::string prefix = "flows_";
+    std::string directory = "/var/lib/peakflow/export";
+    std::chrono::seconds rotate_interval{600};
+    uint64_t rotate_size = 100ull * 1000 * 1000;  // uncompressed bytes
+    std::string timezone;                         // for file names; empty: the system zone
+    bool operator==(const ExportFilesConfig&) const = default;
+};
+
+struct ExportUploadConfig {
+    std::string url;  // ftp://host[:port]/dir/ or sftp://host[:port]/dir/; empty: no upload
+    std::string user;
+    std::string password;
+    std::string password_file;
+    std::chrono::seconds interval{600};
+    bool passive = true;
+    uint64_t spool_limit = 0;  // bytes of finished files kept locally; 0: no limit
+    // SFTP: the server's host key, as `ssh-keygen -l -E sha256 -f KEY` prints it (the
+    // "SHA256:" prefix optional), and/or an OpenSSH known_hosts file it must be listed in.
+    // Neither set: the key is not checked (a warning at start).
+    std::string host_key_sha256;
+    std::string known_hosts;
+    bool operator==(const ExportUploadConfig&) const = default;
+};
+
+struct ExportStatusConfig {
+    std::string url;  // HTTP POST target; empty: none
+    std::chrono::seconds interval{60};
+    std::string file;         // local status file (JSON lines, rotated at 1 MB, one backup); empty: none
+    std::string instance_id;  // empty: /etc/machine-id
+    bool operator==(const ExportStatusConfig&) const = default;
+};
+
+struct ExportIpfixConfig {
+    std::vector<std::string> collectors;  // "host:port"
+    std::chrono::seconds template_refresh{60};
+    uint32_t mtu = 1500;
+    uint32_t observation_domain = 0;
+    bool operator==(const ExportIpfixConfig&) const = default;
+};
+
+struct ExportConfig {
+    bool enabled = false;  // the `export` key is present
+    std::chrono::seconds active_timeout{300};
+    std::chrono::seconds idle_timeout{60};
+    std::chrono::seconds scan_interval{5};
+    ExportFilesConfig files;
+    ExportUploadConfig upload;
+    ExportStatusConfig status;
+    ExportIpfixConfig ipfix;
+    bool operator==(const ExportConfig&) const = default;
+};
+
+// Section parser for the `export:` key (config.cpp calls it) and its dump.
+Status parse_export_config(const Parser& p, const YAML::Node& n, const std::string& key, ExportConfig& out);
+void dump_export_config(YAML::Emitter& out, const ExportConfig& c);
+
+}  // namespace pf
