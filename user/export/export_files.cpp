@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "peakflow/accounting/calendar.hpp"
+#include "peakflow/common/fd.hpp"
 #include "peakflow/export/flow_export.hpp"
 
 namespace pf {
@@ -155,11 +156,7 @@ Status RollingCsvWriter::close() {
     if (zr != Z_OK || cr != Z_OK || fr != 0) return Error("finish export file", part_path_, err);
     if (std::rename(part_path_.c_str(), final_path_.c_str()) != 0)
         return Error("rename export file", part_path_, errno);
-    int dfd = ::open(cfg_.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        ::close(dfd);
-    }
+    fsync_dir(cfg_.directory);
     files_written_++;
     spdlog::info("export: finished {} ({} bytes uncompressed, {} s)", final_path_, raw_size_, clock_() - opened_at_);
     part_path_.clear();

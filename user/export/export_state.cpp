@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "peakflow/common/fd.hpp"
 #include "peakflow/export/flow_export.hpp"
 
 namespace pf {
@@ -77,12 +78,12 @@ Status save_flow_state(const std::string& path, const FlowStateFile& st) {
         }
     }
     const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) return Error("write export state", tmp, errno);
-    bool ok = write_all(fd, out);
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (!fd.valid()) return Error("write export state", tmp, errno);
+    bool ok = write_all(fd.get(), out);
     int err = errno;
-    if (ok && fsync(fd) != 0) ok = false, err = errno;
-    ::close(fd);
+    if (ok && fsync(fd.get()) != 0) ok = false, err = errno;
+    fd.reset();
     if (!ok) {
         unlink(tmp.c_str());
         return Error("write export state", tmp, err);
@@ -90,11 +91,7 @@ Status save_flow_state(const std::string& path, const FlowStateFile& st) {
     if (std::rename(tmp.c_str(), path.c_str()) != 0) return Error("rename export state", tmp, errno);
     auto slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        ::close(dfd);
-    }
+    fsync_dir(dir);
     return Ok{};
 }
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "peakflow/common/fd.hpp"
 #include "peakflow/export/flow_export.hpp"
 
 namespace pf {
@@ -156,15 +157,11 @@ Result<IpfixSender> IpfixSender::create(const ExportIpfixConfig& cfg) {
         addrinfo* res = nullptr;
         int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
         if (rc != 0) return Error("resolve IPFIX collector " + c + ": " + gai_strerror(rc));
-        int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-            int e = errno;
-            if (fd >= 0) close(fd);
-            freeaddrinfo(res);
-            return Error("connect UDP socket to IPFIX collector", c, e);
-        }
-        freeaddrinfo(res);
-        s.targets_.push_back({fd, c});
+        std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(res, freeaddrinfo);
+        Fd fd(socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        if (!fd.valid() || connect(fd.get(), res->ai_addr, res->ai_addrlen) != 0)
+            return Error("connect UDP socket to IPFIX collector", c, errno);
+        s.targets_.push_back({fd.release(), c});  // closed by the sender's destructor
     }
     return s;
 }

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "peakflow/common/fd.hpp"
 #include "peakflow/common/text_file.hpp"
 
 namespace pf {
@@ -152,9 +153,9 @@ CpuTimes HostHealth::cpu_times() const {
 
 std::optional<double> HostHealth::temperature() const {
     std::optional<double> best;
-    DIR* d = ::opendir(path("sys/class/thermal").c_str());
+    Dir d = open_dir(path("sys/class/thermal"));
     if (!d) return best;
-    while (struct dirent* e = ::readdir(d)) {
+    while (struct dirent* e = ::readdir(d.get())) {
         if (std::strncmp(e->d_name, "thermal_zone", 12) != 0) continue;
         std::string v = first_line(path("sys/class/thermal/") + e->d_name + "/temp");
         if (v.empty()) continue;
@@ -162,7 +163,6 @@ std::optional<double> HostHealth::temperature() const {
         if (c <= -50 || c >= 200) continue;  // a sensor that reports nonsense
         if (!best || c > *best) best = c;
     }
-    ::closedir(d);
     return best;
 }
 

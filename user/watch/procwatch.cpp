@@ -1,5 +1,7 @@
 #include "peakflow/watch/procwatch.hpp"
 
+#include "peakflow/common/fd.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -19,18 +21,17 @@ namespace {
 
 // Small /proc files in one read(); false when the file is gone.
 bool slurp(const std::string& path, std::string& out, size_t limit = 64 * 1024) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return false;
     out.clear();
     char buf[4096];
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         out.append(buf, static_cast<size_t>(n));
         if (out.size() >= limit) break;
     }
-    ::close(fd);
     return true;
 }
 
@@ -58,16 +59,15 @@ ProcFs::ProcFs(std::string root, long clk_tck, long page_size)
 
 std::vector<int> ProcFs::pids() const {
     std::vector<int> out;
-    DIR* d = ::opendir(path("proc").c_str());
+    Dir d = open_dir(path("proc"));
     if (!d) return out;
-    while (struct dirent* e = ::readdir(d)) {
+    while (struct dirent* e = ::readdir(d.get())) {
         const char* n = e->d_name;
         if (*n < '1' || *n > '9') continue;
         char* end = nullptr;
         long v = std::strtol(n, &end, 10);
         if (*end == 0 && v > 0) out.push_back(static_cast<int>(v));
     }
-    ::closedir(d);
     std::sort(out.begin(), out.end());
     return out;
 }

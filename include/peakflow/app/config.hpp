@@ -17,8 +17,8 @@
 #include "peakflow/export/export_config.hpp"
 #include "peakflow/kernel/loader.hpp"
 #include "peakflow/kernel/maps.hpp"
-#include "peakflow/push/reports_config.hpp"
 #include "peakflow/push/push_config.hpp"
+#include "peakflow/push/reports_config.hpp"
 #include "peakflow/watch/host_watch_config.hpp"
 
 namespace pf {

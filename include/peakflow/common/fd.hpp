@@ -1,8 +1,13 @@
 #pragma once
-// Move-only owner of a file descriptor.
+// Move-only owners of a file descriptor and of a directory stream, and the fsync of a
+// directory that makes a rename durable.
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <memory>
+#include <string>
 #include <utility>
 
 namespace pf {
@@ -34,5 +39,19 @@ class Fd {
   private:
     int fd_ = -1;
 };
+
+struct DirCloser {
+    void operator()(DIR* d) const { ::closedir(d); }
+};
+using Dir = std::unique_ptr<DIR, DirCloser>;
+inline Dir open_dir(const std::string& path) {
+    return Dir(::opendir(path.c_str()));
+}
+
+// After a rename into `dir`: the directory entry reaches the disk too (best effort).
+inline void fsync_dir(const std::string& dir) {
+    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.valid()) ::fsync(d.get());
+}
 
 }  // namespace pf

@@ -19,8 +19,8 @@
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/store.hpp"
-#include "peakflow/push/reports_config.hpp"
 #include "peakflow/common/sqlite.hpp"
+#include "peakflow/push/reports_config.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
 

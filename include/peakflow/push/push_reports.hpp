@@ -19,9 +19,9 @@
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/report.hpp"
 #include "peakflow/accounting/store.hpp"
+#include "peakflow/common/sqlite.hpp"
 #include "peakflow/push/reports_config.hpp"
 #include "peakflow/push/sinks.hpp"
-#include "peakflow/common/sqlite.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
 
