@@ -263,6 +263,10 @@ class QueryServer {
                 res.status = 401;
                 return;
             }
+            if (!raw.empty()) {  // a hostile or broken API: exactly these bytes
+                res.set_content(raw, "application/json");
+                return;
+            }
             json data = json::array();
             for (const auto& r : held)
                 if (r["mac"] == req.get_param_value("mac")) data.push_back(r);
@@ -278,6 +282,7 @@ class QueryServer {
     }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/flux"; }
     std::vector<json> held;
+    std::string raw;  // when set, the answer instead of `held`
     std::vector<std::string> queries;
 
   private:
@@ -351,6 +356,56 @@ TEST_F(CustomerReport, VerificationResendsMismatchesWithTheNextVersion) {
     log = customer_verify_log(db_, cal, 10).take();
     EXPECT_EQ(log[0],
               "2026-11-21 17:21:40  02:aa:bb:cc:dd:01  2026-11-21 16  error  query " + server.url() + ": HTTP 401");
+}
+
+// The answer is the customer's: wrong types and absurd numbers are an `error` outcome for
+// the hours asked about, never an exception out of the service's thread, an overflowed
+// version or a resend.
+TEST_F(CustomerReport, HostileVerificationAnswersAreRecordedAsErrors) {
+    fill_hour();
+    QueryServer server;
+    RecordingQueue q;
+    auto o = options();
+    o.cfg.query_url = server.url();
+    o.cfg.query_headers = {{"Authorization", "Bearer t0ken"}};
+    o.cfg.verify_hours = 6;
+    auto s = CustomerReportService::create(o, q).take();
+    ASSERT_TRUE(s->tick(kSh1700 + 10).ok());
+    ASSERT_EQ(q.take().size(), 3u);  // hours 14, 15 and 16
+    const std::string mac = "02:aa:bb:cc:dd:01";
+    const std::string v = "\"v0\":1,\"v1\":2";
+    const std::pair<std::string, std::string> answers[] = {
+        {R"([{"mac":5}])", "record 0: field 'mac' is not a string"},
+        {R"({"data":[7]})", "record 0: not an object"},
+        {R"([{"mac":")" + mac + R"(","flux_hour":["x"]}])", "record 0: field 'flux_hour' is not a string"},
+        {R"([{"mac":")" + mac + R"(","flux_hour":"2026-11-21 15","version":2147483647,)" + v + "}]",
+         "record 0: field 'version' is not an integer between 0 and 1000000"},
+        {R"([{"mac":")" + mac + R"(","flux_hour":"2026-11-21 15","version":1e30}])",
+         "record 0: field 'version' is not an integer between 0 and 1000000"},
+        {R"([{"mac":")" + mac + R"(","flux_hour":"2026-11-21 15","version":-1}])",
+         "record 0: field 'version' is not an integer between 0 and 1000000"},
+        {R"([{"mac":")" + mac + R"(","flux_hour":"2026-11-21 15","version":1,"v3":"8000"}])",
+         "record 0: field 'v3' is not an integer"},
+        {R"([{"mac":")" + mac + R"(","flux_hour":"2026-11-21 15","version":1,"v3":1.5}])",
+         "record 0: field 'v3' is not an integer"},
+        {"[{\"mac\":", "not JSON"},
+    };
+    const Calendar cal = shanghai();
+    int64_t now = kSh1700 + 600;
+    for (const auto& [answer, why] : answers) {
+        server.raw = answer;
+        ASSERT_TRUE(s->verify(now).ok()) << answer;
+        EXPECT_TRUE(q.take().empty()) << answer;
+        auto log = customer_verify_log(db_, cal, 3).take();
+        ASSERT_EQ(log.size(), 3u);
+        for (int i = 0; i < 3; i++)
+            EXPECT_EQ(log[static_cast<size_t>(i)], cal.format_local(now) + "  " + mac + "  2026-11-21 1" +
+                                                       std::to_string(6 - i) + "  error  query " + server.url() + ": " +
+                                                       why)
+                << answer;
+        now += 60;
+    }
+    for (const auto& sent : s->sent().take()) EXPECT_EQ(sent.version, 1);
 }
 
 TEST_F(CustomerReport, CliBodiesUseTheRecordedMacAndVersion) {

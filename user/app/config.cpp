@@ -24,31 +24,27 @@ const std::map<std::string, KeyHandler>& handlers() {
          }},
         {"interfaces",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
-             if (!n.IsSequence()) return p.error_at(n.Mark(), k, "expected a list of interface names");
-             c.interfaces.clear();
-             for (const auto& item : n) {
-                 auto name = p.scalar<std::string>(item, k, "an interface name");
-                 if (!name) return name.error();
-                 if (name->empty() || name->size() > 15 || name->find('/') != std::string::npos)
-                     return p.error_at(item.Mark(), k, "'" + *name + "' is not a valid interface name");
-                 c.interfaces.push_back(*name);
-             }
-             return Ok{};
+             return p.read_list(n, k, "a list of interface names", "an interface name", c.interfaces,
+                                [](const std::string& name) {
+                                    if (name.empty() || name.size() > 15 || name.find('/') != std::string::npos)
+                                        return "'" + name + "' is not a valid interface name";
+                                    return std::string();
+                                });
          }},
         {"xdp_mode",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
-             auto s = p.scalar<std::string>(n, k, "auto, native, generic or off");
-             if (!s) return s.error();
-             auto m = parse_xdp_mode(*s);
-             if (!m) return p.error_at(n.Mark(), k, "expected auto, native, generic or off, got '" + *s + "'");
+             std::string v;
+             if (auto st = p.read(n, k, "auto, native, generic or off", v); !st) return st;
+             auto m = parse_xdp_mode(v);
+             if (!m) return p.error_at(n.Mark(), k, "expected auto, native, generic or off, got '" + v + "'");
              c.xdp_mode = *m;
              return Ok{};
          }},
         {"drain_interval",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
-             auto v = p.bounded(n, k, 1, 3600);
-             if (!v) return v.error();
-             c.drain_interval = std::chrono::seconds(*v);
+             uint32_t v = 0;
+             if (auto st = p.read_bounded(n, k, 1, 3600, v); !st) return st;
+             c.drain_interval = std::chrono::seconds(v);
              return Ok{};
          }},
         {"mac_capacity",
@@ -65,12 +61,11 @@ const std::map<std::string, KeyHandler>& handlers() {
          }},
         {"metrics_listen",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
-             auto v = p.scalar<std::string>(n, k, "HOST:PORT, or \"\" for off");
-             if (!v) return v.error();
-             if (!v->empty())
-                 if (auto a = parse_listen(*v); !a) return p.error_at(n.Mark(), k, a.error().message());
-             c.metrics_listen = *v;
-             return Ok{};
+             return p.read_checked(n, k, "HOST:PORT, or \"\" for off", c.metrics_listen, [](const std::string& v) {
+                 if (v.empty()) return std::string();
+                 auto a = parse_listen(v);
+                 return a ? std::string() : a.error().message();
+             });
          }},
         {"metrics_mac_series",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
@@ -98,15 +93,11 @@ const std::map<std::string, KeyHandler>& handlers() {
          }},
         {"log_level",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
-             auto v = p.scalar<std::string>(n, k, "a log level");
-             if (!v) return v.error();
-             static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
-             for (const char* l : levels)
-                 if (*v == l) {
-                     c.log_level = *v;
-                     return Ok{};
-                 }
-             return p.error_at(n.Mark(), k, "expected trace, debug, info, warn or error, got '" + *v + "'");
+             return p.read_checked(n, k, "a log level", c.log_level, [](const std::string& v) {
+                 for (const char* l : {"trace", "debug", "info", "warn", "error"})
+                     if (v == l) return std::string();
+                 return "expected trace, debug, info, warn or error, got '" + v + "'";
+             });
          }},
     };
     return h;

@@ -2,6 +2,7 @@
 // upload thread (spooled files -> FTP/SFTP) and status reports.
 
 #include "peakflow/export/export_service.hpp"
+#include "peakflow/common/guarded.hpp"
 
 #include <net/if.h>
 #include <spdlog/spdlog.h>
@@ -72,9 +73,9 @@ class ExportService : public Service {
             if (!s) return s.error();
             ipfix_ = std::make_unique<IpfixSender>(std::move(*s));
         }
-        scan_thread_ = std::thread([this] { scan_loop(); });
+        scan_thread_ = std::thread([this] { run_guarded("export scan", [this] { scan_loop(); }); });
         if (!cfg_.upload.url.empty() || !cfg_.status.url.empty() || !cfg_.status.file.empty())
-            bg_thread_ = std::thread([this] { background_loop(); });
+            bg_thread_ = std::thread([this] { run_guarded("export upload", [this] { background_loop(); }); });
         spdlog::info("export: flow records from {} every {} s (active timeout {} s, idle {} s){}{}{}",
                      fmt::join(ifaces_, ","), cfg_.scan_interval.count(), cfg_.active_timeout.count(),
                      cfg_.idle_timeout.count(), writer_ ? ", files in " + cfg_.files.directory : "",

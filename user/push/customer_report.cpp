@@ -264,16 +264,10 @@ Result<std::unique_ptr<CustomerReportService>> CustomerReportService::create(Opt
     if (!db) return Error("cannot open database " + s->o_.database);
     s->db_ = std::move(*db);
     if (auto st = apply_schema(s->db_, kSchema); !st) return st.error();
-    {
-        // Reporting starts with the hour the switch was first turned on.
-        auto ins = s->db_.prepare("INSERT OR IGNORE INTO customer_state(key, value) VALUES('first_start', ?1)");
-        if (!ins) return ins.error();
-        if (ins->bind(1, s->o_.clock()).step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
-        auto q = s->db_.prepare("SELECT value FROM customer_state WHERE key = 'first_start'");
-        if (!q) return q.error();
-        if (q->step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
-        s->first_start_ = q->i64(0);
-    }
+    // Reporting starts with the hour the switch was first turned on.
+    auto first = first_start(s->db_, "customer_state", s->o_.clock());
+    if (!first) return first.error();
+    s->first_start_ = *first;
     s->start_ticker();
     return s;
 }
@@ -403,6 +397,36 @@ namespace {
 constexpr size_t kQueryAnswerCap = 8u << 20;
 
 // GET query_url?mac=..&start=..&end=.. -> the records it holds (see README).
+// The answer is the customer's, not ours: every field verification reads is checked for its
+// type and range here, so a wrong type or an absurd number fails the query (recorded as
+// `error`) instead of throwing out of the service's thread or overflowing a version.
+constexpr int64_t kMaxHeldVersion = 1000000;
+
+std::string held_record_problem(const Json& rec) {
+    if (!rec.is_object()) return "not an object";
+    for (const char* k : {"mac", "flux_hour"})
+        if (rec.contains(k) && !rec[k].is_string()) return std::string("field '") + k + "' is not a string";
+    if (rec.contains("version")) {
+        const Json& v = rec["version"];
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxHeldVersion)
+            return "field 'version' is not an integer between 0 and " + std::to_string(kMaxHeldVersion);
+    }
+    for (int i = 0; i < 12; i++) {
+        const std::string k = "v" + std::to_string(i);
+        if (rec.contains(k) && !rec[k].is_number_unsigned() && !rec[k].is_number_integer())
+            return "field '" + k + "' is not an integer";
+    }
+    return "";
+}
+
+// Fields of a record held_record_problem() passed.
+std::string held_string(const Json& rec, const char* k) {
+    return rec.contains(k) ? rec[k].get<std::string>() : std::string();
+}
+int held_version(const Json& rec) {
+    return rec.contains("version") ? static_cast<int>(rec["version"].get<int64_t>()) : 0;
+}
+
 Result<Json> fetch_held(const CustomerReportConfig& c, const std::string& mac, const std::string& start,
                         const std::string& end) {
     HttpRequest req;
@@ -417,14 +441,14 @@ Result<Json> fetch_held(const CustomerReportConfig& c, const std::string& mac, c
     const long status = answer->status;
     const std::string& body = answer->body;
     if (status < 200 || status > 299) return Error("query " + c.query_url + ": HTTP " + std::to_string(status));
-    try {
-        Json j = Json::parse(body);
-        if (j.is_object() && j.contains("data")) j = j["data"];
-        if (!j.is_array()) return Error("query " + c.query_url + ": expected a JSON array or {\"data\": [...]}");
-        return j;
-    } catch (const Json::exception& e) {
-        return Error("query " + c.query_url + ": not JSON: " + e.what());
-    }
+    Json j = Json::parse(body, nullptr, false);
+    if (j.is_discarded()) return Error("query " + c.query_url + ": not JSON");
+    if (j.is_object() && j.contains("data")) j = std::move(j["data"]);
+    if (!j.is_array()) return Error("query " + c.query_url + ": expected a JSON array or {\"data\": [...]}");
+    for (size_t i = 0; i < j.size(); i++)
+        if (std::string why = held_record_problem(j[i]); !why.empty())
+            return Error("query " + c.query_url + ": record " + std::to_string(i) + ": " + why);
+    return j;
 }
 
 }  // namespace
@@ -482,12 +506,10 @@ Status CustomerReportService::verify(int64_t now) {
         }
         std::map<std::string, const Json*> by_hour;
         for (const auto& rec : *held)
-            if (rec.is_object() && rec.value("mac", "") == mac && rec.contains("flux_hour") &&
-                rec["flux_hour"].is_string()) {
-                const std::string fh = rec["flux_hour"].get<std::string>();
-                const Json*& slot = by_hour[fh];
+            if (held_string(rec, "mac") == mac && rec.contains("flux_hour")) {
+                const Json*& slot = by_hour[held_string(rec, "flux_hour")];
                 // Several versions held: the highest counts.
-                if (!slot || rec.value("version", 0) > slot->value("version", 0)) slot = &rec;
+                if (!slot || held_version(rec) > held_version(*slot)) slot = &rec;
             }
         for (int64_t h : list) {
             auto ours = hour_points(*store_, o_.adjustments, o_.iface, peer, o_.cfg.direction, h);
@@ -503,17 +525,17 @@ Status CustomerReportService::verify(int64_t now) {
             std::string diff;
             for (size_t i = 0; i < 12; i++) {
                 const std::string k = "v" + std::to_string(i);
-                const bool ok = rec.contains(k) && rec[k].is_number_integer() && rec[k].get<uint64_t>() == (*ours)[i];
+                const bool ok = rec.contains(k) && rec[k].is_number_unsigned() && rec[k].get<uint64_t>() == (*ours)[i];
                 if (!ok && diff.empty())
                     diff = k + ": held " + (rec.contains(k) ? rec[k].dump() : std::string("none")) + ", ours " +
                            std::to_string((*ours)[i]);
                 same = same && ok;
             }
             if (same) {
-                record_verify(now, mac, h, "matched", "version " + std::to_string(rec.value("version", 0)));
+                record_verify(now, mac, h, "matched", "version " + std::to_string(held_version(rec)));
                 continue;
             }
-            const int next = std::max(version, rec.value("version", 0)) + 1;
+            const int next = std::max(version, held_version(rec)) + 1;
             record_verify(now, mac, h, "mismatch", diff + "; resent as version " + std::to_string(next));
             if (auto st = queue_hour(mac, peer, h, next, "resent", now); !st) {
                 record_verify(now, mac, h, "error", "resend: " + st.error().message());

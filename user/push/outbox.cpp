@@ -1,4 +1,5 @@
 #include "peakflow/push/outbox.hpp"
+#include "peakflow/common/guarded.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -299,7 +300,7 @@ void Outbox::worker(const std::string& name) {
 void Outbox::start() {
     for (const auto& [name, st] : sinks_) {
         (void)st;
-        threads_.emplace_back([this, n = name] { worker(n); });
+        threads_.emplace_back([this, n = name] { run_guarded("push " + n, [&] { worker(n); }); });
     }
 }
 

@@ -215,15 +215,9 @@ Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQ
     s->db_ = std::move(*db);
     if (auto st = apply_schema(s->db_, kSchema); !st) return st.error();
     // The first start ever: periods that ended before it are not reported (nothing counted).
-    {
-        auto ins = s->db_.prepare("INSERT OR IGNORE INTO report_state(key, value) VALUES('first_start', ?1)");
-        if (!ins) return ins.error();
-        if (ins->bind(1, s->o_.clock()).step() != SQLITE_DONE) return sql_error(s->db_, "record first start");
-        auto q = s->db_.prepare("SELECT value FROM report_state WHERE key = 'first_start'");
-        if (!q) return q.error();
-        if (q->step() != SQLITE_ROW) return sql_error(s->db_, "read first start");
-        s->first_start_ = q->i64(0);
-    }
+    auto first = first_start(s->db_, "report_state", s->o_.clock());
+    if (!first) return first.error();
+    s->first_start_ = *first;
     if (!s->o_.reports.on_start) s->startup_done_ = true;
     s->start_ticker();
     return s;

@@ -4,6 +4,7 @@
 
 #include <ranges>
 
+#include "peakflow/common/guarded.hpp"
 namespace pf {
 
 Services::~Services() {
@@ -66,7 +67,7 @@ void DrainTicker::run() {
             now = *pending_;
             pending_.reset();
         }
-        fn_(now);
+        run_once_guarded("drain tick", [&] { fn_(now); });
     }
 }
 
@@ -82,6 +83,16 @@ void TickedService::reload(const ServiceContext& next) {
 
 void TickedService::stop() {
     if (ticker_) ticker_->stop();
+}
+
+Result<int64_t> TickedService::first_start(SqliteDb& db, const std::string& state_table, int64_t now) {
+    auto ins = db.prepare("INSERT OR IGNORE INTO " + state_table + "(key, value) VALUES('first_start', ?1)");
+    if (!ins) return ins.error();
+    if (ins->bind(1, now).step() != SQLITE_DONE) return sql_error(db.get(), "record first start");
+    auto q = db.prepare("SELECT value FROM " + state_table + " WHERE key = 'first_start'");
+    if (!q) return q.error();
+    if (q->step() != SQLITE_ROW) return sql_error(db.get(), "read first start");
+    return q->i64(0);
 }
 
 void TickedService::start_ticker() {

@@ -1,6 +1,7 @@
 // The host watch service: the runaway process watch and host health on one thread of the
 // daemon, their samples and episodes in the history database, their alerts through the sink.
 
+#include "peakflow/common/guarded.hpp"
 #include "peakflow/watch/host_watch_config.hpp"
 
 #include <spdlog/spdlog.h>
@@ -95,7 +96,7 @@ class HostWatchService : public Service {
           clock_(std::move(clock)),
           watch_(ProcFs(root), proc_options(cfg)),
           health_(root, cfg.levels) {
-        thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this] { run_guarded("host watch", [this] { run(); }); });
     }
     ~HostWatchService() override { stop(); }
 

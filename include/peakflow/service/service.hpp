@@ -24,6 +24,7 @@
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/common/paths.hpp"
+#include "peakflow/common/sqlite.hpp"
 #include "peakflow/service/alerts.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/stats.hpp"
@@ -125,6 +126,9 @@ class TickedService : public Service {
     // Called under the work lock with the new context (calendar already rebuilt).
     virtual void reload_locked(const ServiceContext& next) = 0;
     void start_ticker();  // once the service is ready: ticks go to tick(), failures to the log
+    // The first start ever, kept in `state_table` (key 'first_start'): `now` when there is
+    // none yet. Periods that ended before it are never reported (nothing was counted).
+    static Result<int64_t> first_start(SqliteDb& db, const std::string& state_table, int64_t now);
     // The accounting calendar, rebuilt on reload; set by the derived service's create().
     std::optional<Calendar> cal_;
     std::mutex work_mu_;  // one tick, one reload at a time
