@@ -4,6 +4,7 @@
 // read back through a second connection, and the host_watch config section.
 
 #include "peakflow/watch/hosthealth.hpp"
+#include "peakflow/watch/host_watch.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -22,7 +22,7 @@
 #include "peakflow/push/customer_report.hpp"
 #include "peakflow/push/outbox.hpp"
 #include "peakflow/version.hpp"
-#include "peakflow/watch/hosthealth.hpp"
+#include "peakflow/watch/host_watch.hpp"
 
 namespace pf {
 

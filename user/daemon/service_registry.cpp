@@ -4,7 +4,7 @@
 #include "peakflow/push/customer_report.hpp"
 #include "peakflow/push/outbox.hpp"
 #include "peakflow/push/push_reports.hpp"
-#include "peakflow/watch/hosthealth.hpp"
+#include "peakflow/watch/host_watch.hpp"
 
 namespace pf {
 namespace {

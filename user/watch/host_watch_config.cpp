@@ -1,5 +1,5 @@
 // The `host_watch:` section of the config (host_watch_config.hpp); the service that acts on
-// it is hostwatch.cpp.
+// it is host_watch.cpp (host_watch.hpp).
 #include "peakflow/watch/host_watch_config.hpp"
 
 #include <fmt/format.h>

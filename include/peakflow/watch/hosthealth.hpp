@@ -149,14 +149,4 @@ class HostHistory {
     std::vector<std::function<Status(SqliteDb&)>> pending_;
 };
 
-// `peakflow-bpf host [ITEM] [--json]`: measures now and prints each item's records (all
-// items without ITEM); `sleep` waits the measuring windows (0.5 s CPU, 1 s processes).
-Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, const std::string& root, int64_t now,
-                const std::function<void(double)>& sleep, std::ostream& out);
-
-ProcWatchOptions proc_options(const HostWatchConfig& c);
-
-// The host watch service (its own thread); `root` is "/" except in tests.
-Result<std::unique_ptr<Service>> make_host_watch_service(ServiceContext& ctx);
-
 }  // namespace pf

@@ -1,8 +1,7 @@
 // The host watch service: the runaway process watch and host health on one thread of the
 // daemon, their samples and episodes in the history database, their alerts through the sink.
 
-#include "peakflow/common/guarded.hpp"
-#include "peakflow/watch/host_watch_config.hpp"
+#include "peakflow/watch/host_watch.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -16,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "peakflow/common/guarded.hpp"
 #include "peakflow/service/service.hpp"
 #include "peakflow/watch/hosthealth.hpp"
 
