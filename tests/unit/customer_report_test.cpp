@@ -292,15 +292,20 @@ class QueryServer {
     std::mutex mu_;
 };
 
+// Options that verify the last 6 hours against `server`, with the token it accepts.
+CustomerReportService::Options verifying(CustomerReportService::Options o, const QueryServer& server) {
+    o.cfg.query_url = server.url();
+    o.cfg.query_headers = {{"Authorization", "Bearer t0ken"}};
+    o.cfg.verify_hours = 6;
+    return o;
+}
+
 TEST_F(CustomerReport, VerificationResendsMismatchesWithTheNextVersion) {
     fill_hour();
     fill_hour(kSh1600, 2);
     QueryServer server;
     RecordingQueue q;
-    auto o = options();
-    o.cfg.query_url = server.url();
-    o.cfg.query_headers = {{"Authorization", "Bearer t0ken"}};
-    o.cfg.verify_hours = 6;
+    auto o = verifying(options(), server);
     auto s = CustomerReportService::create(o, q).take();
     // The customer holds hour 15 as sent, hour 16 with one point wrong, hour 14 not at all.
     auto record = [](const std::string& hour, std::vector<uint64_t> v, int version) {
@@ -365,10 +370,7 @@ TEST_F(CustomerReport, HostileVerificationAnswersAreRecordedAsErrors) {
     fill_hour();
     QueryServer server;
     RecordingQueue q;
-    auto o = options();
-    o.cfg.query_url = server.url();
-    o.cfg.query_headers = {{"Authorization", "Bearer t0ken"}};
-    o.cfg.verify_hours = 6;
+    auto o = verifying(options(), server);
     auto s = CustomerReportService::create(o, q).take();
     ASSERT_TRUE(s->tick(kSh1700 + 10).ok());
     ASSERT_EQ(q.take().size(), 3u);  // hours 14, 15 and 16

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "local_http_server.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,25 +17,7 @@
 namespace pf {
 namespace {
 
-// A cpp-httplib server on 127.0.0.1, on a free port, for the test's lifetime.
-class LocalServer {
-  public:
-    explicit LocalServer(std::function<void(httplib::Server&)> routes) {
-        routes(srv_);
-        port_ = srv_.bind_to_any_port("127.0.0.1");
-        th_ = std::thread([this] { srv_.listen_after_bind(); });
-    }
-    ~LocalServer() {
-        srv_.stop();
-        th_.join();
-    }
-    std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-
-  private:
-    httplib::Server srv_;
-    int port_ = 0;
-    std::thread th_;
-};
+using testing::LocalServer;
 
 HttpRequest get(const std::string& url) {
     HttpRequest r;

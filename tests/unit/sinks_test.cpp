@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+
 #include <nlohmann/json.hpp>
+#include "local_http_server.hpp"
 
 #include <chrono>
 #include <thread>
@@ -257,24 +259,7 @@ namespace pf {
 namespace {
 
 // The real libcurl sink against a real local HTTP server.
-class LocalServer {
-  public:
-    explicit LocalServer(std::function<void(const httplib::Request&, httplib::Response&)> h) {
-        srv_.Post(".*", [h](const httplib::Request& rq, httplib::Response& rs) { h(rq, rs); });
-        port_ = srv_.bind_to_any_port("127.0.0.1");
-        th_ = std::thread([this] { srv_.listen_after_bind(); });
-    }
-    ~LocalServer() {
-        srv_.stop();
-        th_.join();
-    }
-    std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-
-  private:
-    httplib::Server srv_;
-    int port_ = 0;
-    std::thread th_;
-};
+using testing::LocalServer;
 
 TEST(CurlSink, HttpSinkSendsBodyAndHeadersAndJudgesTheAnswer) {
     std::string got_body, got_auth, got_ct, got_target;
