@@ -44,8 +44,8 @@ void undo_fresh_attachments(std::vector<Running>& running, const Paths& paths) {
     }
 }
 
-// What the services are built from, and rebuilt from on reload with the same outbox,
-// alert sink and sinks the running ones were given.
+// What the services are built from. start_services adds the alert sink, outbox and sinks;
+// a reload keeps those and replaces the settings (see reload()).
 ServiceContext service_context(const DaemonOptions& o, const std::vector<std::string>& ifaces) {
     ServiceContext c;
     c.accounting = o.accounting;

@@ -150,7 +150,6 @@ class Services {
     void stop();  // reverse order of start; idempotent
 
     void add(std::unique_ptr<Service> s) { list_.push_back(std::move(s)); }
-    size_t size() const { return list_.size(); }
     LogAlertSink log_alerts;  // where alerts go until (and unless) the push service starts
 
   private:
