@@ -4,12 +4,14 @@
 # Build the binary, then: cd build && cpack -G "DEB;RPM"
 #
 # Layout (absolute paths are intended: these are system packages):
-#   /usr/sbin/peakflow-bpf                       (install(TARGETS) in the root CMakeLists.txt)
+#   /usr/sbin/peakflow-bpf, peakflow-collector   (install(TARGETS) in the root CMakeLists.txt)
 #   /lib/systemd/system/peakflow-bpf.service
+#   /lib/systemd/system/peakflow-collector.service  (installed, not enabled: one host per fleet)
+#   /etc/peakflow/collector.yaml                 collector config (conffile, 0600: push secrets)
 #   /etc/init.d/peakflow-bpf                     SysV script (conffile)
 #   /etc/peakflow/config.yaml                    example config (conffile, kept on upgrade)
 #   /usr/share/peakflow-bpf/openwrt/peakflow-bpf OpenWrt procd script (not used on Debian)
-#   /usr/share/man/man1/peakflow-bpf.1.gz
+#   /usr/share/man/man1/peakflow-bpf.1.gz, peakflow-collector.1.gz
 #   /usr/share/bash-completion/completions/peakflow-bpf
 #   /usr/share/doc/peakflow-bpf/{copyright,changelog.gz}
 #   /var/lib/peakflow                            history database directory
@@ -53,6 +55,7 @@ function(_pf_gzip src dst)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${src})
 endfunction()
 _pf_gzip(${_pf_pkg_dir}/peakflow-bpf.1 ${_pf_gen_dir}/peakflow-bpf.1.gz)
+_pf_gzip(${_pf_pkg_dir}/peakflow-collector.1 ${_pf_gen_dir}/peakflow-collector.1.gz)
 _pf_gzip(${_pf_gen_dir}/changelog ${_pf_gen_dir}/changelog.gz)
 
 # --- install rules (the binary itself is installed by the root CMakeLists.txt) ---------
@@ -60,8 +63,12 @@ install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/peakflow-bpf.service
         DESTINATION /lib/systemd/system)
 install(PROGRAMS ${_pf_pkg_dir}/sysvinit/peakflow-bpf DESTINATION /etc/init.d)
 install(FILES ${PROJECT_SOURCE_DIR}/config/config.yaml DESTINATION /etc/peakflow)
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/peakflow-collector.service
+        DESTINATION /lib/systemd/system)
+install(FILES ${PROJECT_SOURCE_DIR}/config/collector.yaml DESTINATION /etc/peakflow
+        PERMISSIONS OWNER_READ OWNER_WRITE)
 install(PROGRAMS ${_pf_pkg_dir}/openwrt/peakflow-bpf DESTINATION share/peakflow-bpf/openwrt)
-install(FILES ${_pf_gen_dir}/peakflow-bpf.1.gz DESTINATION share/man/man1)
+install(FILES ${_pf_gen_dir}/peakflow-bpf.1.gz ${_pf_gen_dir}/peakflow-collector.1.gz DESTINATION share/man/man1)
 install(FILES ${_pf_pkg_dir}/bash-completion/peakflow-bpf
         DESTINATION share/bash-completion/completions)
 install(FILES ${_pf_pkg_dir}/debian/copyright ${_pf_gen_dir}/changelog.gz
@@ -73,7 +80,8 @@ if(CMAKE_STRIP)
   install(CODE "
     if(CMAKE_INSTALL_DO_STRIP)
       execute_process(COMMAND \"${CMAKE_STRIP}\" --remove-section=.comment --remove-section=.note
-        --strip-unneeded \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/sbin/peakflow-bpf\")
+        --strip-unneeded \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/sbin/peakflow-bpf\"
+        \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/sbin/peakflow-collector\")
     endif()")
 endif()
 
@@ -127,6 +135,8 @@ set(CPACK_RPM_PACKAGE_AUTOPROV ON)
 set(CPACK_RPM_PACKAGE_REQUIRES "tzdata")
 set(CPACK_RPM_USER_FILELIST
     "%config(noreplace) /etc/peakflow/config.yaml"
+    "%config(noreplace) %attr(0600,root,root) /etc/peakflow/collector.yaml"
+    "%attr(0644,root,root) /lib/systemd/system/peakflow-collector.service"
     "%config(noreplace) /etc/init.d/peakflow-bpf"
     "%dir /var/lib/peakflow/"
     "%attr(0644,root,root) /lib/systemd/system/peakflow-bpf.service"
@@ -157,7 +167,7 @@ file(WRITE ${_pf_gen_dir}/rpm/post
 ")
 file(WRITE ${_pf_gen_dir}/rpm/preun
 "if [ \"$1\" = 0 ] && [ -d /run/systemd/system ]; then
-  systemctl --no-reload disable --now peakflow-bpf.service >/dev/null 2>&1 || :
+  systemctl --no-reload disable --now peakflow-bpf.service peakflow-collector.service >/dev/null 2>&1 || :
 fi
 ")
 file(WRITE ${_pf_gen_dir}/rpm/postun

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Holds userspace to its layer order (user/CMakeLists.txt):
-#   common -> kernel -> accounting -> service -> push -> export -> watch -> daemon -> app
+#   common -> kernel -> accounting -> service -> push -> export -> watch -> fleet -> daemon -> app
+#     -> collector
 # 1. A source or header of a layer includes peakflow headers of its own or lower layers only.
 # 2. No library needs a symbol that only a higher layer defines (nm over the built archives):
 #    static archives alone would let such a call link whenever the higher object happened to
@@ -8,7 +9,7 @@
 # Usage: check-layers.sh SOURCE_DIR LIB_DIR   (LIB_DIR holds libpf_<layer>.a)
 set -euo pipefail
 src=$1 libdir=$2
-layers=(common kernel accounting service push export watch daemon app)
+layers=(common kernel accounting service push export watch fleet daemon app collector)
 declare -A rank
 for i in "${!layers[@]}"; do rank[${layers[$i]}]=$i; done
 fail=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite: format check, build, unit + bpf + integration tiers, packages (deb,
-# rpm, install test in a clean Debian 12 root), then the unit and
+# The whole suite: format check, build, unit + bpf + integration tiers, fuzzing (each
+# libFuzzer target for a bounded time), packages (deb, rpm, install test in a clean
+# Debian 12 root), then the unit and
 # bpf tiers again under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
 # and integration tiers load programs and make network namespaces).
 set -euo pipefail
@@ -20,6 +21,9 @@ if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
   mount -t bpf bpf /sys/fs/bpf
 fi
 ctest --test-dir build --output-on-failure -L 'unit|bpf|integration'
+
+echo "== fuzzing: the collector's report parser and gzip (libFuzzer, 60 s per target)"
+tests/fuzz/run.sh 60
 
 echo "== packages: .deb and .rpm, their contents, init scripts, completion, install test"
 (cd build && cpack -G "DEB;RPM")

@@ -16,17 +16,24 @@ check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
 
 files=(
     /usr/sbin/peakflow-bpf
+    /usr/sbin/peakflow-collector
     /lib/systemd/system/peakflow-bpf.service
+    /lib/systemd/system/peakflow-collector.service
+    /etc/peakflow/collector.yaml
     /etc/init.d/peakflow-bpf
     /etc/peakflow/config.yaml
     /usr/share/peakflow-bpf/openwrt/peakflow-bpf
     /usr/share/man/man1/peakflow-bpf.1.gz
+    /usr/share/man/man1/peakflow-collector.1.gz
     /usr/share/bash-completion/completions/peakflow-bpf
     /usr/share/doc/peakflow-bpf/copyright
     /usr/share/doc/peakflow-bpf/changelog.gz
 )
 modes=(
     "-rwxr-xr-x /usr/sbin/peakflow-bpf"
+    "-rwxr-xr-x /usr/sbin/peakflow-collector"
+    "-rw------- /etc/peakflow/collector.yaml"
+    "-rw-r--r-- /lib/systemd/system/peakflow-collector.service"
     "-rwxr-xr-x /etc/init.d/peakflow-bpf"
     "-rw-r--r-- /etc/peakflow/config.yaml"
     "-rw-r--r-- /lib/systemd/system/peakflow-bpf.service"
@@ -45,7 +52,7 @@ done
 check "deb: files outside the expected trees" \
     bash -c '! awk "{print \$3}" <<<"$1" | grep -vE "^/((etc|lib|usr|usr/share|var|var/lib)/\$|(etc/(init\.d|peakflow)|lib/systemd|usr/(sbin|share/(man|doc|bash-completion|peakflow-bpf))|var/lib/peakflow)(/|\$))"' _ "$listing"
 conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)
-check "deb: conffiles" [ "$conffiles" = $'/etc/init.d/peakflow-bpf\n/etc/peakflow/config.yaml' ]
+check "deb: conffiles" [ "$conffiles" = $'/etc/init.d/peakflow-bpf\n/etc/peakflow/config.yaml\n/etc/peakflow/collector.yaml' ]
 for field in Section:net Priority:optional Maintainer: Pre-Depends:init-system-helpers; do
     check "deb: control field $field" grep -q "^${field%%:*}: ${field#*:}" <(dpkg-deb -f "$deb")
 done
@@ -62,6 +69,7 @@ check "deb: man page differs from packaging/peakflow-bpf.1" bash -c \
     'gzip -dc "$1" | cmp -s - "$2"' _ "$tmp/usr/share/man/man1/peakflow-bpf.1.gz" "$here/../../packaging/peakflow-bpf.1"
 if command -v mandoc >/dev/null; then
     check "mandoc -Tlint packaging/peakflow-bpf.1" mandoc -Tlint -Wwarning "$here/../../packaging/peakflow-bpf.1"
+    check "mandoc -Tlint packaging/peakflow-collector.1" mandoc -Tlint -Wwarning "$here/../../packaging/peakflow-collector.1"
 fi
 if command -v lintian >/dev/null; then
     lintian --allow-root -I -E --pedantic "$deb" >"$tmp/lintian.txt" 2>&1 || true
@@ -79,6 +87,10 @@ if [[ -n $rpm ]]; then
     done
     check "rpm: config.yaml not %config(noreplace)" grep -qxF -- "-rw-r--r-- cn /etc/peakflow/config.yaml" <<<"$rlist"
     check "rpm: unit must not be %config" grep -qxF -- "-rw-r--r--  /lib/systemd/system/peakflow-bpf.service" <<<"$rlist"
+    check "rpm: collector unit must not be %config" \
+        grep -qxF -- "-rw-r--r--  /lib/systemd/system/peakflow-collector.service" <<<"$rlist"
+    check "rpm: collector.yaml not 0600 %config(noreplace)" \
+        grep -qxF -- "-rw------- cn /etc/peakflow/collector.yaml" <<<"$rlist"
     check "rpm: /var/lib/peakflow missing" grep -q " /var/lib/peakflow$" <<<"$rlist"
     for d in /lib /lib/systemd /usr /usr/sbin /var /var/lib /etc /etc/init.d /usr/share/man; do
         check "rpm: owns system directory $d" bash -c '! grep -q " $1\$" <<<"$2"' _ "$d" "$rlist"

@@ -105,6 +105,8 @@ in_root "${APT[@]}" install /tmp/pkg.deb || fail "apt-get install of $DEB failed
 
 for f in /usr/sbin/peakflow-bpf /lib/systemd/system/peakflow-bpf.service /etc/init.d/peakflow-bpf \
          /etc/peakflow/config.yaml /usr/share/man/man1/peakflow-bpf.1.gz \
+         /usr/sbin/peakflow-collector /lib/systemd/system/peakflow-collector.service \
+         /etc/peakflow/collector.yaml \
          /usr/share/bash-completion/completions/peakflow-bpf \
          /usr/share/peakflow-bpf/openwrt/peakflow-bpf \
          /usr/share/doc/peakflow-bpf/copyright /usr/share/doc/peakflow-bpf/changelog.gz; do
@@ -113,9 +115,14 @@ done
 [[ -d $ROOT/var/lib/peakflow ]] || fail "missing after install: /var/lib/peakflow/"
 [[ -x $ROOT/etc/init.d/peakflow-bpf ]] || fail "/etc/init.d/peakflow-bpf is not executable"
 conffiles=$(in_root dpkg-query -W -f '${Conffiles}' "$PKG")
-for f in /etc/peakflow/config.yaml /etc/init.d/peakflow-bpf; do
+for f in /etc/peakflow/config.yaml /etc/init.d/peakflow-bpf /etc/peakflow/collector.yaml; do
     grep -q "^ $f " <<<"$conffiles" || fail "$f is not a conffile"
 done
+# The collector's config may hold push secrets: root's alone.
+[[ $(stat -c '%a %U:%G' "$ROOT/etc/peakflow/collector.yaml") == "600 root:root" ]] ||
+    fail "/etc/peakflow/collector.yaml is $(stat -c '%a %U:%G' "$ROOT/etc/peakflow/collector.yaml"), expected 600 root:root"
+# The collector runs on one host of a fleet: installed, not enabled.
+expect_gone /etc/systemd/system/multi-user.target.wants/peakflow-collector.service
 # postinst: enabled for systemd and for SysV init, but not started (policy-rc.d said no).
 expect_file /etc/systemd/system/multi-user.target.wants/peakflow-bpf.service
 compgen -G "$ROOT/etc/rc2.d/S*peakflow-bpf" >/dev/null || fail "no /etc/rc2.d start link"
@@ -129,6 +136,10 @@ echo "   $out"
 in_root peakflow-bpf config check >"$ROOT/tmp/check.out" ||
     { cat "$ROOT/tmp/check.out" >&2; fail "peakflow-bpf config check of the shipped config failed"; }
 in_root gzip -t /usr/share/man/man1/peakflow-bpf.1.gz || fail "man page is not valid gzip"
+out=$(in_root peakflow-collector --version) || fail "peakflow-collector --version failed"
+[[ $out == "peakflow-collector ${VERSION%%-*} "* ]] || fail "collector --version says '$out', package is $VERSION"
+in_root peakflow-collector config check /etc/peakflow/collector.yaml >"$ROOT/tmp/check.out" ||
+    { cat "$ROOT/tmp/check.out" >&2; fail "peakflow-collector config check of the shipped config failed"; }
 in_root sh -n /etc/init.d/peakflow-bpf || fail "init script has a syntax error"
 rc=0; in_root /etc/init.d/peakflow-bpf status >/dev/null 2>&1 || rc=$?
 [[ $rc == 3 ]] || fail "init script status: expected 3 (not running), got $rc"

@@ -240,8 +240,8 @@ TEST(PushConfig, ErrorsNameFileLineColumnAndKey) {
     c = parse_config("push:\n  sinks:\n    - {name: d, type: slack}\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(),
-              "t.yaml:3:23: key 'push.sinks[0].type': expected dingtalk, serverchan, wecom, feishu, webhook, http or "
-              "email, got 'slack'");
+              "t.yaml:3:23: key 'push.sinks[0].type': expected dingtalk, serverchan, wecom, feishu, webhook, http, "
+              "email or collector, got 'slack'");
     c = parse_config(
         "push:\n  sinks:\n    - {name: d, type: http, url: 'http://x'}\n    - {name: d, type: http, url: 'http://y'}\n",
         "t.yaml");

@@ -277,11 +277,12 @@ TEST_F(StoreOpen, FreshOpenCreatesTheDirectoryAndSchemaVersion1InWalMode) {
     EXPECT_TRUE(fs::is_regular_file(path_));
 
     Sql sql(path_);
-    EXPECT_EQ(sql.rows("SELECT key, value FROM meta"), std::vector<std::string>{"schema_version|1"});
+    EXPECT_EQ(sql.rows("SELECT key, value FROM meta"),
+              (std::vector<std::string>{"schema_version|1", "schema_version.uplink_resend|1"}));
     EXPECT_EQ(sql.one("PRAGMA journal_mode"), "wal");
     EXPECT_EQ(sql.rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
               (std::vector<std::string>{"bucket5m", "daily", "finalized", "generation", "hourly", "iface", "key_last",
-                                        "meta", "monthly"}));
+                                        "meta", "monthly", "uplink_resend"}));
     auto ifaces = st->interfaces();
     ASSERT_TRUE(ifaces);
     EXPECT_TRUE(ifaces->empty());
@@ -312,7 +313,8 @@ TEST_F(StoreOpen, ReopenKeepsDataAndDoesNotMigrateAgain) {
     ASSERT_EQ(res->snapshots.size(), 2u);
     EXPECT_EQ(res->snapshots[kMacB][PF_DIR_RX], ctr(400, 4));
     Sql sql(path_);
-    EXPECT_EQ(sql.rows("SELECT key, value FROM meta"), std::vector<std::string>{"schema_version|1"});
+    EXPECT_EQ(sql.rows("SELECT key, value FROM meta"),
+              (std::vector<std::string>{"schema_version|1", "schema_version.uplink_resend|1"}));
     EXPECT_EQ(sql.one("SELECT COUNT(*) FROM bucket5m"), "2");
 }
 
@@ -437,6 +439,28 @@ TEST_F(StoreCommit, RowsInDifferentBucketsStaySeparateAndTheKeyRegistryFollowsTh
                                                   "pf0 mac=2681770868747 peak=1 ts=0 rx=12/1 tx=1/1",
                                                   "pf0 mac=2681770868748 peak=1 ts=0 rx=5/1 tx=6/1",
                                               }));
+}
+
+// The fleet uplink seals buckets it has read (meta uplink.sealed_until); a drain writing
+// into one lists the row, in its own transaction, so the new totals are sent again.
+TEST_F(StoreCommit, RowsWrittenIntoBucketsTheUplinkSealedAreListedForResend) {
+    const int64_t t0 = 1767225600;
+    auto st = open();
+    ASSERT_TRUE(st);
+    auto rows = [&] {
+        return drain_of("pf0", {upd(t0, kIfaceTotal, false, ctr(1, 1), ctr(1, 1), ctr(1, 1), ctr(1, 1)),
+                                upd(t0 + 300, kMacB, false, ctr(1, 1), ctr(1, 1), ctr(2, 2), ctr(2, 2)),
+                                upd(t0 + 600, kMacC, false, ctr(1, 1), ctr(1, 1), ctr(3, 3), ctr(3, 3))});
+    };
+    ASSERT_NO_FATAL_FAILURE(commit(*st, {rows()}));
+    Sql sql(path_);
+    EXPECT_TRUE(sql.rows("SELECT * FROM uplink_resend").empty());  // no uplink: nothing listed
+    sql.exec("INSERT INTO meta VALUES('uplink.sealed_until', '" + std::to_string(t0 + 600) + "')");
+    ASSERT_NO_FATAL_FAILURE(commit(*st, {rows()}));
+    ASSERT_NO_FATAL_FAILURE(commit(*st, {rows()}));  // listed once, however often written
+    const std::vector<std::string> want = {"1|" + std::to_string(t0) + "|-1",
+                                           "1|" + std::to_string(t0 + 300) + "|" + std::to_string(kMacB)};
+    EXPECT_EQ(sql.rows("SELECT iface_id, ts, mac FROM uplink_resend ORDER BY ts"), want);
 }
 
 TEST_F(StoreCommit, SeveralInterfacesInOneDrainAreKeptApartAndFilterable) {

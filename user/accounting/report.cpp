@@ -105,7 +105,7 @@ struct Section {
 };
 
 struct Ctx {
-    Store& store;
+    UsageSource& store;
     const Calendar& cal;
     const std::vector<Adjustment>& adjustments;
     const ReportOptions& o;
@@ -537,7 +537,7 @@ std::string describe_row_adjustment(const RowAdjust& a) {
     return part("up", a.up) + "; " + part("down", a.down);
 }
 
-Result<std::vector<PeriodTotals>> period_totals(Store& store, const std::vector<Adjustment>& adjustments,
+Result<std::vector<PeriodTotals>> period_totals(UsageSource& store, const std::vector<Adjustment>& adjustments,
                                                 const std::vector<std::string>& names, std::optional<int64_t> mac_key,
                                                 int64_t from, int64_t to, int top_macs) {
     const int64_t key = mac_key.value_or(kIfaceTotal);
@@ -620,8 +620,8 @@ std::string text_bar(uint64_t value, uint64_t max, int width) {
     return std::string(n, '#');
 }
 
-Status run_report(Store& store, const Calendar& cal, const std::vector<Adjustment>& adjustments, const ReportOptions& o,
-                  int64_t now, std::ostream& out) {
+Status run_report(UsageSource& store, const Calendar& cal, const std::vector<Adjustment>& adjustments,
+                  const ReportOptions& o, int64_t now, std::ostream& out) {
     if (auto st = check_options(o); !st) return st;
     auto known = store.interfaces();
     if (!known) return known.error();
@@ -629,10 +629,8 @@ Status run_report(Store& store, const Calendar& cal, const std::vector<Adjustmen
     std::vector<std::string> names;
     if (known->empty()) {
         if (o.kind != ReportOptions::Summary)
-            return Error("no traffic recorded yet in " + store.path(), "", 0,
-                         "the daemon ('peakflow-bpf attach') writes the history with its first drain");
-        message = "No traffic recorded yet in " + store.path() +
-                  ": the daemon ('peakflow-bpf attach') writes the history with its first drain.";
+            return Error("no traffic recorded yet in " + store.describe(), "", 0, store.no_data_hint());
+        message = "No traffic recorded yet in " + store.describe() + ": " + store.no_data_hint() + ".";
     } else if (o.iface) {
         if (std::find(known->begin(), known->end(), *o.iface) == known->end()) {
             std::string list;

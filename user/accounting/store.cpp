@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <set>
+#include <string_view>
 
 namespace fs = std::filesystem;
 
@@ -44,8 +45,23 @@ CREATE TABLE finalized(kind TEXT NOT NULL, period TEXT NOT NULL, start INTEGER N
   tz TEXT NOT NULL, PRIMARY KEY(kind, period)) WITHOUT ROWID;
 CREATE INDEX finalized_start ON finalized(kind, start);
 )sql"},
+    // The fleet uplink (fleet/uplink.cpp) sends buckets before meta 'uplink.sealed_until'
+    // once; a drain that writes into one of them lists the row here, in the same
+    // transaction, so it is sent again with its new totals. Its own component, so that a
+    // reader of the store's tables is not refused by a database that has it.
+    {"uplink_resend", 1, R"sql(
+CREATE TABLE IF NOT EXISTS uplink_resend(iface_id INTEGER NOT NULL, ts INTEGER NOT NULL, mac INTEGER NOT NULL,
+  PRIMARY KEY(iface_id, ts, mac)) WITHOUT ROWID;
+)sql"},
 };
-static_assert(kSchema[std::size(kSchema) - 1].version == kSchemaVersion);
+
+constexpr int store_schema_version() {
+    int v = 0;
+    for (const auto& p : kSchema)
+        if (std::string_view(p.name) == "store") v = p.version;
+    return v;
+}
+static_assert(store_schema_version() == kSchemaVersion);
 
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -265,6 +281,7 @@ Status Store::commit_drain(const std::vector<DrainRows>& drains) {
     std::set<int64_t> late_ts;
     for (size_t i = 0; st && i < drains.size(); i++) st = write_drain(drains[i], *bounds, late_ts);
     if (st && !late_ts.empty()) st = reopen_rollups_from(*late_ts.begin());
+    if (st) st = record_uplink_resends(drains);
     if (st) st = tx->commit();
     if (!st) {
         tx->rollback();
@@ -272,6 +289,43 @@ Status Store::commit_drain(const std::vector<DrainRows>& drains) {
         iface_ids_ = std::move(saved_ids);
     }
     return st;
+}
+
+// Rows written into buckets the fleet uplink has already sealed (read and maybe sent) go
+// to uplink_resend, so their new totals reach the collector. Without an uplink there is
+// no 'uplink.sealed_until' and this costs one key lookup; with one, drains normally
+// write only the open bucket, which is never sealed.
+Status Store::record_uplink_resends(const std::vector<DrainRows>& drains) {
+    int64_t sealed_until = 0;
+    {
+        auto p = prepare("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'uplink.sealed_until'");
+        if (!p) return p.error();
+        SqlStmt& s = **p;
+        StmtGuard g{s};
+        int rc = s.step();
+        if (rc == SQLITE_ROW)
+            sealed_until = s.i64(0);
+        else if (rc != SQLITE_DONE)
+            return check(rc, "read uplink.sealed_until");
+    }
+    if (sealed_until <= 0) return Ok{};
+    std::vector<const BucketUpdate*> sealed;
+    for (const auto& d : drains) {
+        sealed.clear();
+        for (const auto& r : d.rows)
+            if (r.ts < sealed_until) sealed.push_back(&r);
+        if (sealed.empty()) continue;
+        auto id = iface_id(d.iface, true);
+        if (!id) return id.error();
+        if (auto st = upsert_rows("record uplink resend", "INSERT INTO uplink_resend(iface_id, ts, mac) VALUES ", 3,
+                                  sealed.size(), " ON CONFLICT DO NOTHING",
+                                  [&](SqlStmt& s, int p, size_t i) {
+                                      s.bind(p, *id).bind(p + 1, sealed[i]->ts).bind(p + 2, sealed[i]->mac);
+                                  });
+            !st)
+            return st;
+    }
+    return Ok{};
 }
 
 Result<Store::RollupBounds> Store::read_rollup_bounds() {

@@ -328,6 +328,7 @@ DaemonOptions daemon_options(const Config& cfg, const CliCommand& c) {
     o.sections.set(cfg.customer_report);
     o.sections.set(cfg.host_watch);
     o.sections.set(cfg.export_);
+    o.sections.set(cfg.collector);
     o.log_level = cfg.log_level;
     o.metrics_listen = cfg.metrics_listen;
     o.mac_series_cap = cfg.metrics_mac_series;

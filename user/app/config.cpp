@@ -83,6 +83,10 @@ const std::map<std::string, KeyHandler>& handlers() {
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              return parse_push_config(p, n, k, c.push);
          }},
+        {"collector",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_uplink_config(p, n, k, c.collector);
+         }},
         {"log_dir",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              return p.read(n, k, "a directory path", c.log_dir);
@@ -127,6 +131,7 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
                                           : parse_accounting_key(p, kv.second, key, c.accounting);
         if (!st) return st.error();
     }
+    if (auto st = add_collector_sink(p, root["push"], c.collector, c.push); !st) return st.error();
     return c;
 }
 
@@ -172,6 +177,10 @@ std::string dump_config(const Config& c) {
         dump_push_config(out, c.push);
     }
     if (c.export_.enabled) dump_export_config(out, c.export_);
+    if (c.collector.configured) {
+        out << YAML::Key << "collector" << YAML::Value;
+        dump_uplink_config(out, c.collector);
+    }
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

@@ -199,6 +199,19 @@ std::string render_metrics(const std::vector<InterfaceSnapshot>& ifaces, const D
         series(out, "peakflow_host_runaway_processes", {});
         value(out, h.runaway_processes);
     }
+    if (stats.collector) {
+        const CollectorFigures& c = *stats.collector;
+        family(out, "peakflow_collector_backlog", "gauge", "Records waiting to be acknowledged by the collector.");
+        series(out, "peakflow_collector_backlog", {});
+        value(out, c.backlog);
+        family(out, "peakflow_collector_last_ack_timestamp_seconds", "gauge",
+               "When the collector last acknowledged a report (0: not yet).");
+        series(out, "peakflow_collector_last_ack_timestamp_seconds", {});
+        value(out, static_cast<uint64_t>(c.last_ack));
+        family(out, "peakflow_collector_errors_total", "counter", "Reports to the collector that failed.");
+        series(out, "peakflow_collector_errors_total", {});
+        value(out, c.errors);
+    }
     family(out, "peakflow_scrape_errors", "gauge", "Interfaces that could not be read for this scrape.");
     series(out, "peakflow_scrape_errors", {});
     value(out, static_cast<uint64_t>(scrape_errors));

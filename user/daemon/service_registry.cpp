@@ -1,6 +1,7 @@
 #include "peakflow/daemon/service_registry.hpp"
 
 #include "peakflow/export/export_service.hpp"
+#include "peakflow/fleet/uplink.hpp"
 #include "peakflow/push/customer_report.hpp"
 #include "peakflow/push/outbox.hpp"
 #include "peakflow/push/push_reports.hpp"
@@ -14,6 +15,7 @@ namespace {
 // sink that queues alerts for delivery; the others raise and queue through it.
 constexpr ServiceFactory kServices[] = {
     make_push_service,             // push: the durable outbox and its sinks
+    make_uplink_service,           // collector: reports the history to the fleet collector
     make_host_watch_service,       // host_watch: runaway processes, host health
     make_report_service,           // reports: daily, monthly, startup (needs push)
     make_customer_report_service,  // customer_report: the hourly API report (needs push)

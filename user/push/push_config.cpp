@@ -7,10 +7,11 @@ namespace pf {
 namespace {
 
 Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, SinkConfig& s) {
-    if (auto st =
-            check_keys(p, n, key, {"name",     "type",     "enabled",  "url",     "token",    "sendkey",        "key",
-                                   "secret",   "keyword",  "msgtype",  "headers", "template", "from",           "to",
-                                   "username", "password", "starttls", "alerts",  "reports",  "rate_per_minute"});
+    if (auto st = check_keys(p, n, key, {"name",     "type",     "enabled", "url",     "token",
+                                         "sendkey",  "key",      "secret",  "keyword", "msgtype",
+                                         "headers",  "template", "from",    "to",      "username",
+                                         "password", "starttls", "alerts",  "reports", "rate_per_minute",
+                                         "ca_file"});
         !st)
         return st;
     if (!n["name"]) return p.error_at(n.Mark(), key + ".name", "every sink needs a name");
@@ -20,18 +21,18 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
     };
     if (auto st = p.read_checked(n["name"], key + ".name", "a string", s.name, word); !st) return st;
     static const std::set<std::string> types = {"dingtalk", "serverchan", "wecom", "feishu",
-                                                "webhook",  "http",       "email"};
+                                                "webhook",  "http",       "email", "collector"};
     auto known_type = [](const std::string& v) -> std::string {
         if (types.count(v)) return "";
-        return "expected dingtalk, serverchan, wecom, feishu, webhook, http or email, got '" + v + "'";
+        return "expected dingtalk, serverchan, wecom, feishu, webhook, http, email or collector, got '" + v + "'";
     };
     if (auto st = p.read_checked(n["type"], key + ".type", "a string", s.type, known_type); !st) return st;
     struct Field {
         const char* name;
         std::string* out;
-    } fields[] = {{"url", &s.url},       {"token", &s.token},       {"sendkey", &s.sendkey},  {"key", &s.key},
-                  {"secret", &s.secret}, {"keyword", &s.keyword},   {"msgtype", &s.msgtype},  {"template", &s.tmpl},
-                  {"from", &s.from},     {"username", &s.username}, {"password", &s.password}};
+    } fields[] = {{"url", &s.url},       {"token", &s.token},       {"sendkey", &s.sendkey},   {"key", &s.key},
+                  {"secret", &s.secret}, {"keyword", &s.keyword},   {"msgtype", &s.msgtype},   {"template", &s.tmpl},
+                  {"from", &s.from},     {"username", &s.username}, {"password", &s.password}, {"ca_file", &s.ca_file}};
     for (const auto& f : fields)
         if (auto st = p.read_child(n, key, f.name, "a string", *f.out); !st) return st;
     for (auto [name, field] :
@@ -58,6 +59,8 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
     // chat reports and no alerts unless asked to (a customer's API is no place for them).
     if (s.type == "http" && !n["reports"]) s.reports.clear();
     if (s.type == "http" && !n["alerts"]) s.alerts = false;
+    // A collector stores alerts; reports reach it through the uplink, not as messages.
+    if (s.type == "collector" && !n["reports"]) s.reports.clear();
     static const std::set<std::string> kinds = {"daily", "monthly", "startup", "hourly", "verify"};
     for (const auto& k : s.reports)
         if (!kinds.count(k))
@@ -81,6 +84,9 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
         st = need("token", s.token);
     } else if (s.type == "webhook" || s.type == "http") {
         st = need("url", s.url);
+    } else if (s.type == "collector") {
+        st = need("url", s.url);
+        if (st) st = need("token", s.token);
     } else if (s.type == "email") {
         st = need("url", s.url);
         if (st) st = need("from", s.from);
@@ -168,6 +174,7 @@ void dump_push_config(YAML::Emitter& out, const PushConfig& c) {
         for (const auto& [k, v] : secret_fields)
             if (!v->empty()) out << YAML::Key << k << YAML::Value << mask(*v);
         if (!s.keyword.empty()) out << YAML::Key << "keyword" << YAML::Value << s.keyword;
+        if (!s.ca_file.empty()) out << YAML::Key << "ca_file" << YAML::Value << s.ca_file;
         if (!s.msgtype.empty()) out << YAML::Key << "msgtype" << YAML::Value << s.msgtype;
         if (!s.headers.empty()) {
             out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;

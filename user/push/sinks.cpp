@@ -219,6 +219,18 @@ HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const 
         }
         if (!has_ct) r.headers.push_back("Content-Type: application/json");
         return r;
+    } else if (s.type == "collector") {
+        // docs/fleet.md, "POST /api/v1/agents/alert": the collector files it under the
+        // token's agent, once per body, so an outbox resend is not a second alert.
+        r.url = base + "/api/v1/agents/alert";
+        r.ca_file = s.ca_file;
+        r.headers.push_back("Authorization: Bearer " + s.token);
+        r.headers.push_back("Content-Type: application/json");
+        // In the documented order: people read these bodies in captures.
+        nlohmann::ordered_json b = {{"kind", m.kind}, {"period", m.period}, {"title", m.title},
+                                    {"text", m.text}, {"node", meta.node},  {"host", meta.host}};
+        r.body = b.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+        return r;
     }
     r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     r.headers.push_back("Content-Type: application/json; charset=utf-8");
@@ -240,6 +252,12 @@ SendResult judge_answer(const SinkConfig& s, long status, const std::string& bod
     auto j = nlohmann::json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
         r.error = "answer is not a JSON object: " + cut_text(body, 200);
+        return r;
+    }
+    if (s.type == "collector") {
+        auto st = j.find("status");
+        r.ok = st != j.end() && st->is_string() && *st == "ok";
+        if (!r.ok) r.error = "answer has no \"status\":\"ok\": " + cut_text(body, 200);
         return r;
     }
     const char* code_key = s.type == "dingtalk" || s.type == "wecom" ? "errcode" : "code";

@@ -13,6 +13,7 @@
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/store.hpp"
+#include "peakflow/accounting/usage_source.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/kernel/maps.hpp"
 
@@ -62,7 +63,7 @@ struct PeriodTotals {
 // The figures of [from, to) for each interface in `names` (in that order), adjusted as
 // the reports show them. mac_key: a peer MAC's rows instead of the interface totals (then
 // no MAC list). top_macs < 0: all MACs. The adjustments must outlive the result.
-Result<std::vector<PeriodTotals>> period_totals(Store& store, const std::vector<Adjustment>& adjustments,
+Result<std::vector<PeriodTotals>> period_totals(UsageSource& store, const std::vector<Adjustment>& adjustments,
                                                 const std::vector<std::string>& names, std::optional<int64_t> mac_key,
                                                 int64_t from, int64_t to, int top_macs);
 
@@ -72,8 +73,8 @@ std::string describe_row_adjustment(const RowAdjust& a);
 // Writes the report to `out`; returns an Error (no data, unknown interface, bad or
 // nonexistent hour, an option that does not fit the kind) instead of throwing, and then
 // writes nothing. Summary with no data at all is not an error: it says so.
-Status run_report(Store& store, const Calendar& cal, const std::vector<Adjustment>& adjustments, const ReportOptions& o,
-                  int64_t now, std::ostream& out);
+Status run_report(UsageSource& store, const Calendar& cal, const std::vector<Adjustment>& adjustments,
+                  const ReportOptions& o, int64_t now, std::ostream& out);
 
 // The adjustment for one value: among the entries matching the interface, the MAC
 // (nullopt: the interface's own totals, which only entries without a MAC match) and the

@@ -21,13 +21,13 @@
 
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
+#include "peakflow/accounting/usage_source.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/common/sqlite.hpp"
 #include "peakflow/kernel/maps.hpp"
 
 namespace pf {
 
-inline constexpr int64_t kIfaceTotal = -1;  // the "MAC" of an interface's own totals
 inline constexpr int kSchemaVersion = 1;
 
 // One changed key in one drain.
@@ -51,24 +51,12 @@ struct DrainRows {
 // Adds b into a (same iface): deltas add up, the later snapshot wins.
 void merge_drain_rows(DrainRows& a, const DrainRows& b);
 
-struct UsageRow {
-    std::string iface;
-    int64_t mac = kIfaceTotal;
-    int64_t ts = 0;  // bucket / hour start; 0 for sums over a range
-    bool peak = false;
-    Counter dir[PF_DIR_COUNT];
-};
-
-struct Filter {
-    std::optional<std::string> iface;
-    std::optional<int64_t> mac;  // kIfaceTotal for interface totals only
-};
-
-class Store {
+// UsageRow, Filter and kIfaceTotal are in usage_source.hpp.
+class Store : public UsageSource {
   public:
     // Creates the directory and the database on first use (not when read_only).
     static Result<std::unique_ptr<Store>> open(const std::string& path, bool read_only = false);
-    ~Store();
+    ~Store() override;
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
@@ -95,14 +83,15 @@ class Store {
     Status finalize(const Calendar& cal, int64_t now);
     Status apply_retention(const Retention& r, int64_t now);
 
-    Result<std::vector<std::string>> interfaces();
+    Result<std::vector<std::string>> interfaces() override;
     // Raw 5-minute rows with ts in [from, to).
-    Result<std::vector<UsageRow>> buckets(const Filter& f, int64_t from, int64_t to);
+    Result<std::vector<UsageRow>> buckets(const Filter& f, int64_t from, int64_t to) override;
     // Hourly rows (rolled-up hours and the hours still in buckets) in [from, to).
-    Result<std::vector<UsageRow>> hours(const Filter& f, const Calendar& cal, int64_t from, int64_t to);
+    Result<std::vector<UsageRow>> hours(const Filter& f, const Calendar& cal, int64_t from, int64_t to) override;
     // Sums per (iface, mac, peak) over [from, to): finished days from the daily table,
     // everything else from the buckets.
-    Result<std::vector<UsageRow>> totals(const Filter& f, int64_t from, int64_t to);
+    Result<std::vector<UsageRow>> totals(const Filter& f, int64_t from, int64_t to) override;
+    std::string describe() const override { return path_; }
 
   private:
     // What commit_drain() needs to know about the roll-ups before it writes late rows.
@@ -133,6 +122,8 @@ class Store {
                             std::set<int64_t>& late_ts);
     Status add_late_row_to_rollups(int64_t iface, const BucketUpdate& r, const std::string& day, int64_t day_start);
     Status reopen_rollups_from(int64_t ts);
+    // Rows written before meta 'uplink.sealed_until' into uplink_resend (fleet uplink).
+    Status record_uplink_resends(const std::vector<DrainRows>& drains);
 
     // finalize(), one transaction per day and per month.
     Result<std::optional<int64_t>> first_day_to_roll_up(const Calendar& cal);

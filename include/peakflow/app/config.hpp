@@ -15,6 +15,7 @@
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/export/export_config.hpp"
+#include "peakflow/fleet/uplink_config.hpp"
 #include "peakflow/kernel/loader.hpp"
 #include "peakflow/kernel/maps.hpp"
 #include "peakflow/push/push_config.hpp"
@@ -43,6 +44,7 @@ struct Config {
     CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)
     PushConfig push;                       // push: the durable outbox and its sinks (push/sinks.hpp)
     ExportConfig export_;                  // `export:` (flow export); export_.enabled when present
+    UplinkConfig collector;                // `collector:` (fleet uplink); adds the push sink "collector"
     std::string source;                    // the file it came from; empty for built-in defaults
 };
 

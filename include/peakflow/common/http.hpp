@@ -88,6 +88,7 @@ struct HttpRequest {
     std::string body;                                  // POST only
     bool form = false;                                 // body is application/x-www-form-urlencoded
     std::string user_agent;                            // "": no User-Agent header
+    std::string ca_file;                               // "": the system's CAs; else trust these (a private CA)
     std::chrono::milliseconds timeout{30000};          // the whole request
     std::chrono::milliseconds connect_timeout{10000};  // the connection alone
     size_t max_response_bytes = 1u << 20;

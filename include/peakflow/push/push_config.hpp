@@ -15,14 +15,15 @@ namespace pf {
 
 struct SinkConfig {
     std::string name;
-    std::string type;  // dingtalk | serverchan | wecom | feishu | webhook | http | email
+    std::string type;  // dingtalk | serverchan | wecom | feishu | webhook | http | email | collector
     bool enabled = true;
     std::string url;      // service base URL (chat sinks: default the real service), or smtp://host:port
-    std::string token;    // dingtalk access_token, feishu hook token
+    std::string token;    // dingtalk access_token, feishu hook token, collector bearer token
     std::string sendkey;  // serverchan
     std::string key;      // wecom robot key
     std::string secret;   // dingtalk / feishu signing secret (optional)
     std::string keyword;  // dingtalk keyword rule: added to messages that lack it
+    std::string ca_file;  // trust this CA file instead of the system's (a private collector)
     std::string msgtype;  // dingtalk: markdown (default) or text
     std::vector<std::pair<std::string, std::string>> headers;  // webhook, http
     std::string tmpl;                                          // webhook: the body template

@@ -17,12 +17,20 @@ struct HostFigures {
     uint64_t runaway_processes = 0;  // runaway episodes going on now
 };
 
+// The fleet uplink's link to its collector (collector section).
+struct CollectorFigures {
+    uint64_t backlog = 0;  // records waiting to be acknowledged, all streams
+    int64_t last_ack = 0;  // UTC seconds of the last acknowledged report; 0: none yet
+    uint64_t errors = 0;   // reports that failed (no connection, refused, bad answer)
+};
+
 struct DaemonStats {
-    double last_drain_seconds = 0;    // duration of the last drain
-    uint64_t drains = 0;              // drains done since start
-    uint64_t outbox_depth = 0;        // rows waiting for the store (0 until the outbox exists)
-    uint64_t export_queue = 0;        // flow records waiting for export (0 until export exists)
-    std::optional<HostFigures> host;  // once the host watch has sampled
+    double last_drain_seconds = 0;              // duration of the last drain
+    uint64_t drains = 0;                        // drains done since start
+    uint64_t outbox_depth = 0;                  // rows waiting for the store (0 until the outbox exists)
+    uint64_t export_queue = 0;                  // flow records waiting for export (0 until export exists)
+    std::optional<HostFigures> host;            // once the host watch has sampled
+    std::optional<CollectorFigures> collector;  // when a collector is configured
 };
 
 // DaemonStats behind a mutex: the daemon thread sets it, the HTTP thread reads a copy.

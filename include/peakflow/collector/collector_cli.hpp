@@ -1,0 +1,9 @@
+#pragma once
+// `peakflow-collector`: the fleet collector's command line (serve, config check, token,
+// agents, report, alerts).
+
+namespace pf {
+
+int run_collector_cli(int argc, char** argv);
+
+}  // namespace pf

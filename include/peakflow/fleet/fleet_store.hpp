@@ -1,0 +1,146 @@
+#pragma once
+// The collector's store (SQLite, WAL): agents and their tokens, what each agent reported
+// (5-minute rows, push history, host samples, episodes), the sequence held per (agent,
+// spool, stream), and the alerts. One report is one IMMEDIATE transaction: its batches,
+// their records and the new sequence numbers commit together or not at all, so a batch
+// sent again after a lost answer is acknowledged and never stored twice.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "peakflow/accounting/usage_source.hpp"
+#include "peakflow/common/error.hpp"
+#include "peakflow/common/sqlite.hpp"
+#include "peakflow/fleet/wire.hpp"
+
+namespace pf {
+
+inline constexpr const char* kTokenPrefix = "pfc_";
+
+// 1 to 64 of A-Z a-z 0-9 . _ -
+bool valid_agent_name(const std::string& name);
+// SHA-256 of s as 64 lowercase hex digits.
+std::string sha256_hex(const std::string& s);
+
+struct AgentRow {
+    std::string name;
+    int64_t token_created = 0;
+    bool revoked = false;
+    std::string node, host, version, boot_id;
+    int64_t interval = 60;
+    std::string interfaces;                        // the announced list, JSON
+    std::string iface, mac;                        // the counted interfaces and their MACs, comma-separated
+    std::optional<int64_t> first_seen, last_seen;  // collector clock
+    int64_t agent_time = 0;
+    int64_t backlog = 0;
+    std::string state;  // never | online | offline (as last persisted)
+    std::optional<int64_t> offline_since;
+};
+
+struct StoredAlert {
+    int64_t id = 0;
+    int64_t time = 0;
+    std::string agent;
+    std::string origin;  // collector | agent
+    std::string kind;    // alert | recovery
+    std::string key, title, text, node, host;
+};
+
+struct TokenAuth {
+    std::string agent;
+    bool revoked = false;
+};
+
+// What one report did.
+struct IngestResult {
+    WireAck ack;            // what is held per stream after the report (before it, on a gap)
+    std::string gap;        // non-empty: refused, nothing stored ("stream buckets: sequence gap: ...")
+    size_t batches = 0;     // stored
+    size_t duplicates = 0;  // acknowledged without being stored
+    size_t records = 0;     // stored
+    // The agent was offline and this report brings it back.
+    std::optional<StoredAlert> notice;
+};
+
+// An agent the offline watch found quiet, already marked offline in the store.
+struct OfflineTransition {
+    AgentRow agent;  // as it was
+    StoredAlert notice;
+};
+
+class FleetStore {
+  public:
+    // read_only: the database must exist; otherwise it and its directory (0700) are
+    // created, the file with mode 0600.
+    static Result<std::unique_ptr<FleetStore>> open(const std::string& path, bool read_only = false);
+    const std::string& path() const { return path_; }
+
+    // Tokens. create: refuses a name whose token is not revoked; returns the token.
+    Result<std::string> create_token(const std::string& name, int64_t now);
+    Status revoke_token(const std::string& name);
+    // The agent the token belongs to; nullopt for an unknown token.
+    Result<std::optional<TokenAuth>> authenticate(const std::string& token);
+
+    // Makes the notice for an agent going offline or coming back; stored in the same
+    // transaction as the state change, so a crash cannot lose one or raise it twice.
+    using NoticeFn = std::function<StoredAlert(const AgentRow& before, int64_t now)>;
+
+    // One report of `agent` (already authenticated and checked), received at `now`. An
+    // agent that was offline is back: `recovery` makes the notice (returned in `notice`).
+    Result<IngestResult> ingest(const std::string& agent, const WireReport& r, int64_t now,
+                                const NoticeFn& recovery = {});
+
+    // Agents not revoked whose last report (or `grace_from`, if later) is more than
+    // offline_after x their interval before `now` are marked offline, each with the alert
+    // `alert` makes, in one transaction; they are returned.
+    Result<std::vector<OfflineTransition>> mark_offline(int64_t now, int64_t grace_from, int offline_after,
+                                                        const NoticeFn& alert);
+
+    // Alerts. add_alert: a collector alert (digest empty) or an agent's (digest set: at
+    // most once per (agent, digest)); returns false when it was already stored.
+    Result<bool> add_alert(const StoredAlert& a, const std::string& digest);
+    Result<std::vector<StoredAlert>> alerts(size_t limit = 1000);
+
+    Result<std::vector<AgentRow>> agents();
+    Result<std::optional<AgentRow>> agent(const std::string& name);
+
+    // Counts, for tests and logs.
+    Result<int64_t> count(const std::string& table);
+
+    // Usage over a selection: one agent (its interface names as they are), or a node or
+    // the whole fleet (interface names "agent/iface").
+    struct Selection {
+        std::optional<std::string> agent;
+        std::optional<std::string> node;
+    };
+    std::unique_ptr<UsageSource> usage(const Selection& s);
+
+    // Internal to the usage views.
+    Result<std::vector<UsageRow>> read_usage(const Selection& s, bool qualified, const Filter& f, int64_t from,
+                                             int64_t to, bool sums);
+    Result<std::vector<std::string>> usage_interfaces(const Selection& s, bool qualified);
+
+  private:
+    FleetStore() = default;
+    Status write_buckets(const std::string& agent, const std::vector<WireBucket>& rows);
+    Status write_push(const std::string& agent, const std::vector<WirePush>& rows);
+    Status write_host(const std::string& agent, const std::vector<WireHost>& rows);
+    Result<SqlStmt*> kept(const std::string& sql);
+
+    std::mutex mu_;  // one connection, used by the server's threads and the offline watch
+    SqliteDb db_;
+    std::string path_;
+    std::map<std::string, SqlStmt> stmts_;  // after db_: finalized before it closes
+};
+
+// State of an agent now: never (no report yet), offline (quiet for more than offline_after
+// x its interval), online.
+std::string agent_state(const AgentRow& a, int64_t now, int offline_after);
+
+}  // namespace pf

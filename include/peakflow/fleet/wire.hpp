@@ -1,0 +1,115 @@
+#pragma once
+// The report wire format both ends speak (docs/fleet.md, "Wire protocol"): the agent
+// renders a Report, the collector parses and checks it. One definition of every field, so
+// the two ends cannot drift apart.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "peakflow/common/error.hpp"
+
+namespace pf {
+
+inline constexpr int kFleetProtocol = 1;
+inline constexpr size_t kWireMaxCompressed = 4u << 20;     // request body as sent
+inline constexpr size_t kWireMaxDecompressed = 32u << 20;  // after gunzip (gzip bombs)
+inline constexpr size_t kWireMaxRecords = 20000;           // per batch
+inline constexpr size_t kWireMaxString = 4096;             // bytes, any string field
+inline constexpr int kWireMaxDepth = 8;                    // JSON nesting
+inline constexpr int64_t kWireMaxClockAhead = 300;         // seconds a time may be ahead
+
+struct WireInterface {
+    std::string name;
+    std::string mac;  // "aa:bb:cc:dd:ee:ff" or ""
+    bool counted = false;
+};
+
+struct WireAgent {
+    std::string name, host, node, version, boot_id;
+    int64_t interval = 60;  // seconds between reports, 5..3600
+    int64_t time = 0;       // the agent's clock, UTC seconds
+    std::vector<WireInterface> interfaces;
+};
+
+// One stored 5-minute row as absolute values.
+struct WireBucket {
+    std::string iface;
+    std::string mac;  // "" for the interface's own totals
+    int64_t ts = 0;   // multiple of 300
+    bool peak = false;
+    uint64_t rx_bytes = 0, rx_packets = 0, tx_bytes = 0, tx_packets = 0;
+};
+
+// One row of the agent's push history.
+struct WirePush {
+    int64_t id = 0;
+    int64_t time = 0;
+    std::string node, host, sink, kind, period;
+    int64_t bytes = 0;
+    std::string status;  // pending | failed | sent | skipped | rejected
+    int64_t attempts = 0;
+    std::string error;
+};
+
+// A host-health sample ("sys") or an ended runaway-process episode ("episode").
+struct WireHost {
+    std::string type;  // "sys" | "episode"
+    int64_t time = 0;  // sys: sample time; episode: end time
+    // sys
+    std::optional<double> load1, cpu, mem_used, disk_used, temperature;
+    std::optional<int64_t> mem_total, disk_total;
+    // episode
+    int64_t id = 0, pid = 0, since = 0, detected = 0, ended = 0;
+    std::string name, user, end_reason;
+    std::optional<double> peak_cpu, peak_mem;
+};
+
+struct WireBatch {
+    std::string stream;  // "buckets" | "push" | "host"
+    int64_t seq = 0;     // >= 1
+    std::vector<WireBucket> buckets;
+    std::vector<WirePush> push;
+    std::vector<WireHost> host;
+    size_t size() const { return buckets.size() + push.size() + host.size(); }
+};
+
+struct WireReport {
+    int protocol = kFleetProtocol;
+    WireAgent agent;
+    std::string spool;  // 32 lowercase hex digits
+    int64_t backlog_buckets = 0, backlog_push = 0, backlog_host = 0;
+    std::vector<WireBatch> batches;  // at most one per stream
+    // The rows of the buckets still open at the agent (ts >= its sealed boundary), as they
+    // are now: not part of any batch (no seq), sent with every report so the collector is
+    // current to the last drain. Their closed values follow in the buckets stream.
+    std::vector<WireBucket> live;
+    int64_t backlog() const { return backlog_buckets + backlog_push + backlog_host; }
+};
+
+// The collector's answer: the seq it holds for each stream of the spool.
+struct WireAck {
+    int64_t buckets = 0, push = 0, host = 0;
+    int64_t time = 0;  // the collector's clock
+    int64_t* of(const std::string& stream);
+};
+
+// The JSON the agent sends (before gzip).
+std::string render_report(const WireReport& r);
+
+// Parses and checks a request body (already decompressed): types, required fields, sizes,
+// nesting, the protocol, stream names, seq >= 1, a bucket ts a multiple of 300, a MAC
+// shaped "aa:bb:cc:dd:ee:ff". `now` is the collector's clock: a time more than
+// kWireMaxClockAhead ahead is refused. The error message is the reason for the 400.
+Result<WireReport> parse_report(const std::string& json, int64_t now);
+
+std::string render_ack(const WireAck& a);
+Result<WireAck> parse_ack(const std::string& json);
+
+// gzip (RFC 1952) of `data`, and its inverse with a cap on the output: more than
+// `max_out` bytes is an error ("decompressed body over N bytes"), as is a corrupt stream.
+std::string gzip_compress(const std::string& data);
+Result<std::string> gzip_decompress(const std::string& data, size_t max_out);
+
+}  // namespace pf

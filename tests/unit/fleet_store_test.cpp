@@ -1,0 +1,443 @@
+// The collector's store on real SQLite files: tokens, one transaction per report with its
+// sequence checks, the offline transitions, alerts, and the usage views `report` renders
+// (the same output as over the agent's own Store with the same rows).
+
+#include "peakflow/fleet/fleet_store.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "peakflow/accounting/report.hpp"
+#include "report_test_support.hpp"
+
+namespace pf {
+namespace {
+
+SqliteOptions read_only_options() {
+    SqliteOptions o;
+    o.mode = SqliteMode::ReadOnly;
+    return o;
+}
+
+constexpr int64_t kNow = 1796000000;  // 2026-11-30 00:53:20 UTC
+constexpr int64_t kTs = 1795999800;   // 2026-11-30 00:50:00 UTC
+const std::string kSpool = "0123456789abcdef0123456789abcdef";
+
+WireReport report_of(const std::string& agent, std::vector<WireBatch> batches, const std::string& spool = kSpool) {
+    WireReport r;
+    r.agent.name = agent;
+    r.agent.host = agent + ".lan";
+    r.agent.node = "beijing-1";
+    r.agent.version = "0.1.0";
+    r.agent.boot_id = "boot";
+    r.agent.interval = 60;
+    r.agent.time = kNow;
+    r.agent.interfaces = {{"eth0", "02:00:00:00:00:01", true}};
+    r.spool = spool;
+    r.backlog_buckets = 4;
+    r.batches = std::move(batches);
+    return r;
+}
+
+WireBatch buckets(int64_t seq, std::vector<WireBucket> rows) {
+    WireBatch b;
+    b.stream = "buckets";
+    b.seq = seq;
+    b.buckets = std::move(rows);
+    return b;
+}
+
+WireBucket bucket(int64_t ts, uint64_t rx, uint64_t tx, const std::string& mac = "",
+                  const std::string& iface = "eth0") {
+    return WireBucket{iface, mac, ts, false, rx, 1, tx, 1};
+}
+
+class FleetStoreTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/pf_fleet_store_XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        path_ = dir_ + "/state/collector.db";
+        store_ = FleetStore::open(path_).take();
+    }
+    void TearDown() override {
+        store_.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    int64_t scalar(const std::string& sql) {
+        auto db = SqliteDb::open(path_, read_only_options()).take();
+        auto q = db.prepare(sql).take();
+        EXPECT_EQ(q.step(), SQLITE_ROW) << sql;
+        return q.i64(0);
+    }
+    IngestResult ingest(const std::string& agent, const WireReport& r, int64_t now = kNow) {
+        auto res = store_->ingest(agent, r, now);
+        EXPECT_TRUE(res.ok()) << res.error().message();
+        return res.ok() ? *res : IngestResult{};
+    }
+    std::string dir_, path_;
+    std::unique_ptr<FleetStore> store_;
+};
+
+TEST_F(FleetStoreTest, FileIsPrivate) {
+    struct stat st {};
+    ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    ASSERT_EQ(::stat((dir_ + "/state").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+TEST_F(FleetStoreTest, TokensAreRandomHashedAndRevocable) {
+    auto t = store_->create_token("nas-1", kNow);
+    ASSERT_TRUE(t.ok()) << t.error().message();
+    EXPECT_TRUE(std::regex_match(*t, std::regex("pfc_[0-9a-f]{64}"))) << *t;
+    // Only the hash is stored.
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_agents WHERE token_hash = '" + sha256_hex(*t) + "'"), 1);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_agents WHERE token_hash LIKE 'pfc_%'"), 0);
+
+    auto again = store_->create_token("nas-1", kNow);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error().message(),
+              "agent 'nas-1' already has a token (revoke it first: peakflow-collector token revoke nas-1)");
+    auto bad = store_->create_token("a/b", kNow);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().message(), "agent name 'a/b': use 1 to 64 of A-Z a-z 0-9 . _ -");
+    EXPECT_FALSE(store_->create_token(std::string(65, 'a'), kNow).ok());
+    EXPECT_TRUE(store_->create_token(std::string(64, 'a'), kNow).ok());
+
+    auto who = store_->authenticate(*t).take();
+    ASSERT_TRUE(who.has_value());
+    EXPECT_EQ(who->agent, "nas-1");
+    EXPECT_FALSE(who->revoked);
+    EXPECT_FALSE(store_->authenticate("pfc_" + std::string(64, '0')).take().has_value());
+
+    ASSERT_TRUE(store_->revoke_token("nas-1").ok());
+    who = store_->authenticate(*t).take();
+    ASSERT_TRUE(who.has_value());
+    EXPECT_TRUE(who->revoked);
+    auto none = store_->revoke_token("nobody");
+    ASSERT_FALSE(none.ok());
+    EXPECT_EQ(none.error().message(), "no agent named 'nobody'");
+
+    // A new token after a revoke: the old one stays refused.
+    auto t2 = store_->create_token("nas-1", kNow + 1).take();
+    EXPECT_NE(t2, *t);
+    EXPECT_FALSE(store_->authenticate(*t).take().has_value());
+    EXPECT_EQ(store_->authenticate(t2).take()->agent, "nas-1");
+}
+
+TEST_F(FleetStoreTest, DuplicateBatchIsAcknowledgedNotStoredTwice) {
+    store_->create_token("nas-1", kNow).take();
+    auto r = report_of("nas-1", {buckets(1, {bucket(kTs, 1000, 500), bucket(kTs, 300, 200, "02:00:00:00:00:09")})});
+    IngestResult a = ingest("nas-1", r);
+    EXPECT_EQ(a.gap, "");
+    EXPECT_EQ(a.batches, 1u);
+    EXPECT_EQ(a.records, 2u);
+    EXPECT_EQ(a.duplicates, 0u);
+    EXPECT_EQ(a.ack.buckets, 1);
+    EXPECT_EQ(a.ack.push, 0);
+    EXPECT_EQ(a.ack.time, kNow);
+    IngestResult b = ingest("nas-1", r, kNow + 60);
+    EXPECT_EQ(b.batches, 0u);
+    EXPECT_EQ(b.duplicates, 1u);
+    EXPECT_EQ(b.ack.buckets, 1);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_buckets"), 2);
+    EXPECT_EQ(scalar("SELECT SUM(rx_bytes) FROM fleet_buckets"), 1300);
+    EXPECT_EQ(scalar("SELECT SUM(tx_bytes) FROM fleet_buckets"), 700);
+
+    // A changed row sent again replaces what is held: absolute values, never added.
+    IngestResult c = ingest("nas-1", report_of("nas-1", {buckets(2, {bucket(kTs, 1500, 600)})}));
+    EXPECT_EQ(c.batches, 1u);
+    EXPECT_EQ(c.ack.buckets, 2);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_buckets"), 2);
+    EXPECT_EQ(scalar("SELECT SUM(rx_bytes) FROM fleet_buckets"), 1800);
+    EXPECT_EQ(scalar("SELECT SUM(tx_bytes) FROM fleet_buckets"), 800);
+
+    auto ag = store_->agent("nas-1").take();
+    ASSERT_TRUE(ag.has_value());
+    EXPECT_EQ(ag->last_seen, kNow);
+    EXPECT_EQ(ag->first_seen, kNow);
+    EXPECT_EQ(ag->state, "online");
+    EXPECT_EQ(ag->backlog, 4);
+    EXPECT_EQ(ag->iface, "eth0");
+    EXPECT_EQ(ag->mac, "02:00:00:00:00:01");
+    EXPECT_EQ(ag->node, "beijing-1");
+}
+
+TEST_F(FleetStoreTest, GapRefusesTheWholeReport) {
+    store_->create_token("nas-1", kNow).take();
+    ingest("nas-1", report_of("nas-1", {buckets(1, {bucket(kTs, 1, 1)})}));
+    WireBatch push;
+    push.stream = "push";
+    push.seq = 1;
+    push.push = {{41, kNow, "n", "h", "ding", "daily", "2026-11-29", 812, "sent", 1, ""}};
+    IngestResult g = ingest("nas-1", report_of("nas-1", {push, buckets(3, {bucket(kTs + 300, 5, 5)})}), kNow + 60);
+    EXPECT_EQ(g.gap, "stream buckets: sequence gap: holds 1, got 3");
+    EXPECT_EQ(g.ack.buckets, 1);
+    EXPECT_EQ(g.ack.push, 0);
+    EXPECT_EQ(g.batches, 0u);
+    // Nothing of it: not the push batch before the gap, not its sequence, not last_seen.
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_push"), 0);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_buckets"), 1);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_stream_seq WHERE stream = 'push'"), 0);
+    EXPECT_EQ(store_->agent("nas-1").take()->last_seen, kNow);
+
+    // A new spool (the agent's database was replaced) starts again at 1.
+    IngestResult n = ingest("nas-1", report_of("nas-1", {buckets(1, {bucket(kTs + 300, 7, 7)})}, std::string(32, 'a')));
+    EXPECT_EQ(n.gap, "");
+    EXPECT_EQ(n.ack.buckets, 1);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_buckets"), 2);
+}
+
+TEST_F(FleetStoreTest, PushHostAndEpisodes) {
+    store_->create_token("nas-1", kNow).take();
+    WireBatch push;
+    push.stream = "push";
+    push.seq = 1;
+    push.push = {{41, kNow, "n", "h", "ding", "daily", "2026-11-29", 812, "failed", 1, "timeout"}};
+    WireBatch host;
+    host.stream = "host";
+    host.seq = 1;
+    WireHost sys;
+    sys.type = "sys";
+    sys.time = kNow;
+    sys.cpu = 3.5;
+    WireHost ep;
+    ep.type = "episode";
+    ep.id = 7;
+    ep.ended = kNow;
+    host.host = {sys, ep};
+    ingest("nas-1", report_of("nas-1", {push, host}));
+    // The same push row and episode changed, in the next batches: replaced, the sample appended.
+    push.seq = 2;
+    push.push[0].status = "sent";
+    push.push[0].attempts = 2;
+    host.seq = 2;
+    host.host[1].pid = 99;
+    ingest("nas-1", report_of("nas-1", {push, host}));
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_push"), 1);
+    EXPECT_EQ(scalar("SELECT attempts FROM fleet_push WHERE status = 'sent'"), 2);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_host"), 2);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_episodes"), 1);
+    EXPECT_EQ(scalar("SELECT pid FROM fleet_episodes"), 99);
+}
+
+TEST_F(FleetStoreTest, LargeBatchIsOneQuickTransaction) {
+    store_->create_token("nas-1", kNow).take();
+    std::vector<WireBucket> rows;
+    for (int i = 0; i < 20000; i++) {
+        char mac[18];
+        snprintf(mac, sizeof mac, "02:00:00:00:%02x:%02x", (i / 2000) & 0xff, 0);
+        rows.push_back(bucket(kTs - 300 * (i % 2000), 1000 + i, i, i < 2000 ? "" : mac));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    IngestResult r = ingest("nas-1", report_of("nas-1", {buckets(1, rows)}));
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.records, 20000u);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_buckets"), 20000);
+    EXPECT_EQ(scalar("SELECT SUM(tx_bytes) FROM fleet_buckets"), 19999LL * 20000 / 2);
+    EXPECT_LT(ms, 5000) << "20000 rows took " << ms << " ms";
+}
+
+TEST_F(FleetStoreTest, OfflineOnceThenRecoveryWithGrace) {
+    store_->create_token("nas-1", kNow).take();
+    store_->create_token("quiet", kNow).take();  // never reports: never offline
+    ingest("nas-1", report_of("nas-1", {}));
+    auto notice = [](const char* kind) {
+        return [kind](const AgentRow& a, int64_t now) {
+            StoredAlert n;
+            n.time = now;
+            n.agent = a.name;
+            n.origin = "collector";
+            n.kind = kind;
+            n.key = "agent-offline:" + a.name;
+            n.title = a.name + " " + kind;
+            return n;
+        };
+    };
+    // 3 x 60 s: quiet for 180 s is still online, 181 s is offline.
+    EXPECT_TRUE(store_->mark_offline(kNow + 180, kNow, 3, notice("alert")).take().empty());
+    auto moved = store_->mark_offline(kNow + 181, kNow, 3, notice("alert")).take();
+    ASSERT_EQ(moved.size(), 1u);
+    EXPECT_EQ(moved[0].agent.name, "nas-1");
+    EXPECT_EQ(moved[0].notice.title, "nas-1 alert");
+    EXPECT_TRUE(store_->mark_offline(kNow + 500, kNow, 3, notice("alert")).take().empty());
+    EXPECT_EQ(store_->agent("nas-1").take()->state, "offline");
+    EXPECT_EQ(store_->agent("nas-1").take()->offline_since, kNow + 181);
+    EXPECT_EQ(store_->agent("quiet").take()->state, "never");
+
+    auto back = store_->ingest("nas-1", report_of("nas-1", {}), kNow + 600, notice("recovery")).take();
+    ASSERT_TRUE(back.notice.has_value());
+    EXPECT_EQ(back.notice->title, "nas-1 recovery");
+    auto again = store_->ingest("nas-1", report_of("nas-1", {}), kNow + 660, notice("recovery")).take();
+    EXPECT_FALSE(again.notice.has_value());
+
+    // Grace: an agent quiet since long before the collector started waits a full period
+    // from the start.
+    const int64_t start = kNow + 10000;
+    EXPECT_TRUE(store_->mark_offline(start + 180, start, 3, notice("alert")).take().empty());
+    EXPECT_EQ(store_->mark_offline(start + 181, start, 3, notice("alert")).take().size(), 1u);
+
+    auto alerts = store_->alerts().take();
+    ASSERT_EQ(alerts.size(), 3u);
+    EXPECT_EQ(alerts[0].time, start + 181);
+    EXPECT_EQ(alerts[0].kind, "alert");
+    EXPECT_EQ(alerts[1].time, kNow + 600);
+    EXPECT_EQ(alerts[1].kind, "recovery");
+    EXPECT_EQ(alerts[2].time, kNow + 181);
+    EXPECT_EQ(alerts[2].origin, "collector");
+}
+
+TEST_F(FleetStoreTest, AgentAlertsDedupeByDigest) {
+    StoredAlert a;
+    a.time = kNow;
+    a.agent = "nas-1";
+    a.origin = "agent";
+    a.kind = "alert";
+    a.key = "runaway:1";
+    a.title = "runaway";
+    EXPECT_TRUE(store_->add_alert(a, "d1").take());
+    EXPECT_FALSE(store_->add_alert(a, "d1").take());
+    EXPECT_TRUE(store_->add_alert(a, "d2").take());
+    a.agent = "nas-2";
+    EXPECT_TRUE(store_->add_alert(a, "d1").take());
+    EXPECT_EQ(store_->count("fleet_alerts").take(), 3);
+}
+
+TEST(FleetStoreState, NeverOnlineOffline) {
+    AgentRow a;
+    a.interval = 60;
+    EXPECT_EQ(agent_state(a, kNow, 3), "never");
+    a.last_seen = kNow - 180;
+    EXPECT_EQ(agent_state(a, kNow, 3), "online");
+    a.last_seen = kNow - 181;
+    EXPECT_EQ(agent_state(a, kNow, 3), "offline");
+}
+
+// ---- report views ----------------------------------------------------------------------
+
+// Asia/Shanghai (UTC+8), peak 18:00-24:00.
+constexpr int64_t kSh21_0000 = 1795190400;  // 2026-11-21 00:00
+constexpr int64_t kSh21_0905 = 1795223100;  // 2026-11-21 09:05
+constexpr int64_t kSh21_2000 = 1795262400;  // 2026-11-21 20:00
+constexpr int64_t kSh22_0100 = 1795280400;  // 2026-11-22 01:00
+
+class FleetReportTest : public testing::HistoryFile {
+  protected:
+    void SetUp() override {
+        HistoryFile::SetUp();
+        fleet_ = FleetStore::open(dir_ + "/collector.db").take();
+    }
+    void TearDown() override {
+        fleet_.reset();
+        HistoryFile::TearDown();
+    }
+    // The agent's rows, as its uplink would read and send them.
+    void send_store_rows(const std::string& agent, const std::string& node) {
+        fleet_->create_token(agent, kSh21_0000).take();
+        auto rows = store_->buckets(Filter{}, 0, INT64_MAX).take();
+        WireBatch b;
+        b.stream = "buckets";
+        b.seq = 1;
+        for (const auto& r : rows)
+            b.buckets.push_back(WireBucket{r.iface, r.mac == kIfaceTotal ? "" : format_mac(mac_from_int(r.mac)), r.ts,
+                                           r.peak, r.dir[PF_DIR_RX].bytes, r.dir[PF_DIR_RX].packets,
+                                           r.dir[PF_DIR_TX].bytes, r.dir[PF_DIR_TX].packets});
+        WireReport rep = report_of(agent, {b});
+        rep.agent.node = node;
+        auto res = fleet_->ingest(agent, rep, kSh22_0100).take();
+        ASSERT_EQ(res.records, rows.size());
+    }
+    std::string render(UsageSource& src, const Calendar& cal, ReportOptions o) {
+        std::ostringstream out;
+        auto st = run_report(src, cal, {}, o, kSh22_0100, out);
+        EXPECT_TRUE(st.ok()) << st.error().message();
+        return out.str();
+    }
+    std::unique_ptr<FleetStore> fleet_;
+};
+
+TEST_F(FleetReportTest, OneAgentRendersAsTheAgentsOwnStore) {
+    Calendar cal = Calendar::create("Asia/Shanghai", {parse_peak_window("18:00-24:00").take()}, 1).take();
+    const int64_t a = mac_to_int(MacAddr{0x02, 0, 0, 0, 0, 0x01});
+    const int64_t b = mac_to_int(MacAddr{0x02, 0, 0, 0, 0, 0x02});
+    commit(cal, {{"eth0", kSh21_0905, kIfaceTotal, 1000, 400},
+                 {"eth0", kSh21_0905, a, 600, 300},
+                 {"eth0", kSh21_0905, b, 400, 100},
+                 {"eth0", kSh21_2000, kIfaceTotal, 5000, 2000},
+                 {"eth0", kSh21_2000, a, 5000, 2000},
+                 {"eth1", kSh21_2000 + 600, kIfaceTotal, 77, 33},
+                 {"eth0", kSh22_0100 - 300, kIfaceTotal, 9, 9}});
+    send_store_rows("nas-1", "beijing-1");
+    auto fleet_view = fleet_->usage(FleetStore::Selection{std::string("nas-1"), std::nullopt});
+
+    std::vector<ReportOptions> views;
+    for (bool json : {false, true}) {
+        ReportOptions o;
+        o.json = json;
+        views.push_back(o);  // summary
+        o.kind = ReportOptions::Day;
+        o.day = LocalDate{2026, 11, 21};
+        views.push_back(o);
+        o.kind = ReportOptions::Hours;
+        views.push_back(o);
+        o.kind = ReportOptions::FiveMinutes;
+        views.push_back(o);
+        o.kind = ReportOptions::Month;
+        o.day.reset();
+        o.month = BillingMonth{2026, 11};
+        views.push_back(o);
+    }
+    for (size_t i = 0; i < views.size(); i++) {
+        const std::string want = render(*store_, cal, views[i]);
+        const std::string got = render(*fleet_view, cal, views[i]);
+        EXPECT_EQ(got, want) << "view " << i;
+        EXPECT_FALSE(want.empty());
+    }
+}
+
+TEST_F(FleetReportTest, NodeAndFleetNameInterfacesByAgent) {
+    Calendar cal = Calendar::create("Asia/Shanghai", {parse_peak_window("18:00-24:00").take()}, 1).take();
+    commit(cal, {{"eth0", kSh21_0905, kIfaceTotal, 1000, 400}});
+    send_store_rows("nas-1", "beijing-1");
+    send_store_rows("nas-2", "shanghai-1");
+    auto node = fleet_->usage(FleetStore::Selection{std::nullopt, std::string("beijing-1")});
+    EXPECT_EQ(node->interfaces().take(), std::vector<std::string>{"nas-1/eth0"});
+    auto all = fleet_->usage(FleetStore::Selection{});
+    EXPECT_EQ(all->interfaces().take(), (std::vector<std::string>{"nas-1/eth0", "nas-2/eth0"}));
+    auto sums = all->totals(Filter{std::string("nas-2/eth0"), kIfaceTotal}, 0, INT64_MAX).take();
+    ASSERT_EQ(sums.size(), 1u);
+    EXPECT_EQ(sums[0].iface, "nas-2/eth0");
+    EXPECT_EQ(sums[0].dir[PF_DIR_RX].bytes, 1000u);
+    EXPECT_EQ(sums[0].dir[PF_DIR_TX].bytes, 400u);
+
+    ReportOptions o;
+    o.kind = ReportOptions::Day;
+    o.day = LocalDate{2026, 11, 21};
+    o.json = true;
+    auto j = nlohmann::json::parse(render(*all, cal, o));
+    ASSERT_EQ(j["reports"][0]["interfaces"].size(), 2u) << j.dump();
+    EXPECT_EQ(j["reports"][0]["interfaces"][1]["name"], "nas-2/eth0");
+    EXPECT_EQ(j["reports"][0]["interfaces"][1]["total_bytes"], 1400);
+
+    auto empty = fleet_->usage(FleetStore::Selection{std::nullopt, std::string("nowhere")});
+    std::ostringstream out;
+    o.json = false;
+    auto st = run_report(*empty, cal, {}, o, kSh22_0100, out);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().message(), "no traffic recorded yet in " + dir_ +
+                                        "/collector.db (node nowhere) (agents send their 5-minute rows with each "
+                                        "report ('peakflow-collector agents' shows who reported))");
+}
+
+}  // namespace
+}  // namespace pf

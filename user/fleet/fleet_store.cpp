@@ -1,0 +1,668 @@
+#include "peakflow/fleet/fleet_store.hpp"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <tuple>
+
+#include "peakflow/kernel/maps.hpp"
+
+namespace pf {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr SchemaPart kSchema[] = {{"fleet", 1, R"(
+CREATE TABLE IF NOT EXISTS fleet_agents(
+  name TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL, token_created INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
+  node TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '', version TEXT NOT NULL DEFAULT '',
+  boot_id TEXT NOT NULL DEFAULT '', interval INTEGER NOT NULL DEFAULT 60,
+  interfaces TEXT NOT NULL DEFAULT '[]', iface TEXT NOT NULL DEFAULT '', mac TEXT NOT NULL DEFAULT '',
+  first_seen INTEGER, last_seen INTEGER, agent_time INTEGER NOT NULL DEFAULT 0,
+  backlog INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT 'never', offline_since INTEGER) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fleet_agents_token ON fleet_agents(token_hash);
+CREATE TABLE IF NOT EXISTS fleet_stream_seq(
+  agent TEXT NOT NULL, spool TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY(agent, spool, stream)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fleet_buckets(
+  agent TEXT NOT NULL, iface TEXT NOT NULL, mac INTEGER NOT NULL, ts INTEGER NOT NULL, peak INTEGER NOT NULL,
+  rx_bytes INTEGER NOT NULL, rx_packets INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, tx_packets INTEGER NOT NULL,
+  PRIMARY KEY(agent, iface, ts, mac)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fleet_buckets_ts ON fleet_buckets(ts);
+CREATE TABLE IF NOT EXISTS fleet_push(
+  agent TEXT NOT NULL, id INTEGER NOT NULL, time INTEGER NOT NULL,
+  node TEXT NOT NULL, host TEXT NOT NULL, sink TEXT NOT NULL, kind TEXT NOT NULL, period TEXT NOT NULL,
+  bytes INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL,
+  PRIMARY KEY(agent, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fleet_host(
+  agent TEXT NOT NULL, time INTEGER NOT NULL, load1 REAL, cpu REAL, mem_total INTEGER, mem_used REAL,
+  disk_total INTEGER, disk_used REAL, temperature REAL);
+CREATE INDEX IF NOT EXISTS fleet_host_agent ON fleet_host(agent, time);
+CREATE TABLE IF NOT EXISTS fleet_episodes(
+  agent TEXT NOT NULL, id INTEGER NOT NULL, pid INTEGER NOT NULL, name TEXT NOT NULL, user TEXT NOT NULL,
+  since INTEGER NOT NULL, detected INTEGER NOT NULL, ended INTEGER NOT NULL, end_reason TEXT NOT NULL,
+  peak_cpu REAL, peak_mem REAL,
+  PRIMARY KEY(agent, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fleet_alerts(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, agent TEXT NOT NULL,
+  origin TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
+  node TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '', digest TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS fleet_alerts_digest ON fleet_alerts(agent, digest) WHERE digest IS NOT NULL;
+)"}};
+
+constexpr const char* kAgentColumns =
+    "name, token_created, revoked, node, host, version, boot_id, interval, interfaces, iface, mac, first_seen, "
+    "last_seen, agent_time, backlog, state, offline_since";
+
+std::optional<int64_t> opt_i64(const SqlStmt& s, int c) {
+    return s.is_null(c) ? std::nullopt : std::optional<int64_t>(s.i64(c));
+}
+
+AgentRow read_agent(const SqlStmt& s) {
+    AgentRow a;
+    a.name = s.text(0);
+    a.token_created = s.i64(1);
+    a.revoked = s.i64(2) != 0;
+    a.node = s.text(3);
+    a.host = s.text(4);
+    a.version = s.text(5);
+    a.boot_id = s.text(6);
+    a.interval = s.i64(7);
+    a.interfaces = s.text(8);
+    a.iface = s.text(9);
+    a.mac = s.text(10);
+    a.first_seen = opt_i64(s, 11);
+    a.last_seen = opt_i64(s, 12);
+    a.agent_time = s.i64(13);
+    a.backlog = s.i64(14);
+    a.state = s.text(15);
+    a.offline_since = opt_i64(s, 16);
+    return a;
+}
+
+// Resets a kept statement when it goes out of scope, whatever happened.
+struct StmtGuard {
+    SqlStmt& s;
+    ~StmtGuard() { s.reset(); }
+};
+
+int64_t mac_key(const std::string& mac) {
+    if (mac.empty()) return kIfaceTotal;
+    auto m = parse_mac(mac);
+    return m ? mac_to_int(*m) : kIfaceTotal;  // parse_report checked the shape
+}
+
+Status insert_alert(SqliteDb& db, const StoredAlert& a, const std::string& digest, bool& inserted) {
+    auto q = db.prepare(
+        "INSERT OR IGNORE INTO fleet_alerts(time, agent, origin, kind, key, title, text, node, host, digest) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!q) return q.error();
+    q->bind(1, a.time).bind(2, a.agent).bind(3, a.origin).bind(4, a.kind).bind(5, a.key).bind(6, a.title);
+    q->bind(7, a.text).bind(8, a.node).bind(9, a.host);
+    if (digest.empty())
+        sqlite3_bind_null(q->get(), 10);
+    else
+        q->bind(10, digest);
+    if (auto st = db.check(q->step(), "store alert"); !st) return st;
+    inserted = sqlite3_changes(db.get()) > 0;
+    return Ok{};
+}
+
+// The usage views of one selection.
+class FleetUsage : public UsageSource {
+  public:
+    FleetUsage(FleetStore& s, FleetStore::Selection sel) : s_(s), sel_(std::move(sel)), qualified_(!sel_.agent) {}
+
+    Result<std::vector<std::string>> interfaces() override { return s_.usage_interfaces(sel_, qualified_); }
+    Result<std::vector<UsageRow>> buckets(const Filter& f, int64_t from, int64_t to) override {
+        return s_.read_usage(sel_, qualified_, f, from, to, false);
+    }
+    Result<std::vector<UsageRow>> hours(const Filter& f, const Calendar& cal, int64_t from, int64_t to) override {
+        auto rows = buckets(f, from, to);
+        if (!rows) return rows.error();
+        // Ordered as the agent's store returns them: (hour, iface, mac, peak).
+        std::map<std::tuple<int64_t, std::string, int64_t, bool>, UsageRow> acc;
+        for (const auto& r : *rows) {
+            const int64_t h = cal.hour_start(r.ts);
+            UsageRow& into = acc[{h, r.iface, r.mac, r.peak}];
+            into.iface = r.iface;
+            into.mac = r.mac;
+            into.ts = h;
+            into.peak = r.peak;
+            for (int d = 0; d < PF_DIR_COUNT; d++) {
+                into.dir[d].bytes += r.dir[d].bytes;
+                into.dir[d].packets += r.dir[d].packets;
+            }
+        }
+        std::vector<UsageRow> out;
+        out.reserve(acc.size());
+        for (auto& [k, v] : acc) out.push_back(std::move(v));
+        return out;
+    }
+    Result<std::vector<UsageRow>> totals(const Filter& f, int64_t from, int64_t to) override {
+        return s_.read_usage(sel_, qualified_, f, from, to, true);
+    }
+    std::string describe() const override {
+        std::string what = sel_.agent ? "agent " + *sel_.agent : sel_.node ? "node " + *sel_.node : "the fleet";
+        return s_.path() + " (" + what + ")";
+    }
+    std::string no_data_hint() const override {
+        return "agents send their 5-minute rows with each report ('peakflow-collector agents' shows who reported)";
+    }
+
+  private:
+    FleetStore& s_;
+    FleetStore::Selection sel_;
+    bool qualified_;
+};
+
+}  // namespace
+
+bool valid_agent_name(const std::string& s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-';
+    });
+}
+
+std::string sha256_hex(const std::string& s) {
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned char b : md) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
+}
+
+std::string agent_state(const AgentRow& a, int64_t now, int offline_after) {
+    if (!a.last_seen) return "never";
+    return now - *a.last_seen > static_cast<int64_t>(offline_after) * a.interval ? "offline" : "online";
+}
+
+Result<std::unique_ptr<FleetStore>> FleetStore::open(const std::string& path, bool read_only) {
+    std::unique_ptr<FleetStore> st(new FleetStore());
+    st->path_ = path;
+    std::error_code ec;
+    if (read_only && !fs::exists(path, ec))
+        return Error("no collector database yet: " + path + " does not exist", "", 0,
+                     "'peakflow-collector token create NAME' or 'serve' creates it");
+    if (!read_only) {
+        // The store holds token hashes and every agent's traffic: only its owner reads it.
+        fs::path dir = fs::path(path).parent_path();
+        if (!dir.empty() && !fs::exists(dir, ec)) {
+            fs::create_directories(dir, ec);
+            if (ec) return Error("create database directory", dir.string(), ec.value());
+            ::chmod(dir.c_str(), 0700);
+        }
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) return Error("create collector database", path, errno);
+        ::close(fd);
+    }
+    SqliteOptions o;
+    o.mode = read_only ? SqliteMode::ReadOnly : SqliteMode::ReadWrite;
+    o.wal = !read_only;
+    o.synchronous = read_only ? SqliteSync::Default : SqliteSync::Normal;
+    o.require_writable = !read_only;
+    // The server's threads and the offline watch share the connection under mu_.
+    o.no_mutex = true;
+    auto db = SqliteDb::open(path, o);
+    if (!db) return db.error();
+    st->db_ = std::move(*db);
+    if (!read_only) {
+        if (auto s = apply_schema(st->db_, kSchema); !s) return s.error();
+        return st;
+    }
+    auto version = read_schema_version(st->db_, "fleet");
+    if (!version) return version.error();
+    if (!*version) return Error("database " + path + " is not a collector database (no fleet tables)");
+    return st;
+}
+
+Result<SqlStmt*> FleetStore::kept(const std::string& sql) {
+    auto it = stmts_.find(sql);
+    if (it != stmts_.end()) return &it->second;
+    auto s = db_.prepare(sql, true);
+    if (!s) return s.error();
+    return &stmts_.emplace(sql, std::move(*s)).first->second;
+}
+
+Result<std::string> FleetStore::create_token(const std::string& name, int64_t now) {
+    if (!valid_agent_name(name)) return Error("agent name '" + name + "': use 1 to 64 of A-Z a-z 0-9 . _ -");
+    unsigned char raw[32];
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return Error("getrandom", "", errno);
+        }
+        got += static_cast<size_t>(n);
+    }
+    static const char* hex = "0123456789abcdef";
+    std::string token = kTokenPrefix;
+    for (unsigned char b : raw) {
+        token += hex[b >> 4];
+        token += hex[b & 15];
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    auto tx = SqliteTransaction::begin(db_);
+    if (!tx) return tx.error();
+    auto q = db_.prepare("SELECT revoked FROM fleet_agents WHERE name = ?");
+    if (!q) return q.error();
+    q->bind(1, name);
+    int rc = q->step();
+    if (rc == SQLITE_ROW && q->i64(0) == 0)
+        return Error("agent '" + name + "' already has a token", "", 0,
+                     "revoke it first: peakflow-collector token revoke " + name);
+    if (auto st = db_.check(rc, "read token"); !st) return st.error();
+    // A new token for a revoked name keeps what the agent reported.
+    auto up = db_.prepare(
+        "INSERT INTO fleet_agents(name, token_hash, token_created, revoked) VALUES (?1, ?2, ?3, 0) "
+        "ON CONFLICT(name) DO UPDATE SET token_hash = ?2, token_created = ?3, revoked = 0");
+    if (!up) return up.error();
+    up->bind(1, name).bind(2, sha256_hex(token)).bind(3, now);
+    if (auto st = db_.check(up->step(), "store token"); !st) return st.error();
+    if (auto st = tx->commit(); !st) return st.error();
+    return token;
+}
+
+Status FleetStore::revoke_token(const std::string& name) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare("UPDATE fleet_agents SET revoked = 1 WHERE name = ?");
+    if (!q) return q.error();
+    q->bind(1, name);
+    if (auto st = db_.check(q->step(), "revoke token"); !st) return st;
+    if (sqlite3_changes(db_.get()) == 0) return Error("no agent named '" + name + "'");
+    return Ok{};
+}
+
+Result<std::optional<TokenAuth>> FleetStore::authenticate(const std::string& token) {
+    const std::string hash = sha256_hex(token);
+    std::lock_guard<std::mutex> l(mu_);
+    auto p = kept("SELECT name, token_hash, revoked FROM fleet_agents WHERE token_hash = ?");
+    if (!p) return p.error();
+    SqlStmt& q = **p;
+    StmtGuard g{q};
+    q.bind(1, hash);
+    int rc = q.step();
+    if (rc == SQLITE_DONE) return std::optional<TokenAuth>();
+    if (rc != SQLITE_ROW) return db_.error(rc, "look up token");
+    // The lookup found the row by index; the comparison that decides is constant-time.
+    const std::string stored = q.text(1);
+    if (stored.size() != hash.size() || CRYPTO_memcmp(stored.data(), hash.data(), hash.size()) != 0)
+        return std::optional<TokenAuth>();
+    return std::optional<TokenAuth>(TokenAuth{q.text(0), q.i64(2) != 0});
+}
+
+Status FleetStore::write_buckets(const std::string& agent, const std::vector<WireBucket>& rows) {
+    // Many rows per statement: a 20000-row batch is 200 statements, not 20000. A bucket's
+    // values at the agent only grow, so the larger of what is held and what arrives wins,
+    // field by field: the order in which copies of a row arrive (a live copy, the closed
+    // row, a resend) cannot make a value go back.
+    constexpr size_t kPer = 100;
+    constexpr int kCols = 9;
+    for (size_t start = 0; start < rows.size(); start += kPer) {
+        const size_t n = std::min(kPer, rows.size() - start);
+        std::string sql =
+            "INSERT INTO fleet_buckets(agent, iface, mac, ts, peak, rx_bytes, rx_packets, tx_bytes, "
+            "tx_packets) VALUES ";
+        for (size_t i = 0; i < n; i++) sql += i ? ",(?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?)";
+        sql +=
+            " ON CONFLICT(agent, iface, ts, mac) DO UPDATE SET peak = excluded.peak, "
+            "rx_bytes = MAX(rx_bytes, excluded.rx_bytes), rx_packets = MAX(rx_packets, excluded.rx_packets), "
+            "tx_bytes = MAX(tx_bytes, excluded.tx_bytes), tx_packets = MAX(tx_packets, excluded.tx_packets)";
+        auto p = kept(sql);
+        if (!p) return p.error();
+        SqlStmt& s = **p;
+        StmtGuard g{s};
+        for (size_t i = 0; i < n; i++) {
+            const WireBucket& b = rows[start + i];
+            const int c = static_cast<int>(i) * kCols + 1;
+            s.bind(c, agent).bind(c + 1, b.iface).bind(c + 2, mac_key(b.mac)).bind(c + 3, b.ts);
+            s.bind(c + 4, b.peak ? 1 : 0).bind(c + 5, b.rx_bytes).bind(c + 6, b.rx_packets);
+            s.bind(c + 7, b.tx_bytes).bind(c + 8, b.tx_packets);
+        }
+        if (auto st = db_.check(s.step(), "store buckets"); !st) return st;
+    }
+    return Ok{};
+}
+
+Status FleetStore::write_push(const std::string& agent, const std::vector<WirePush>& rows) {
+    auto p = kept(
+        "INSERT OR REPLACE INTO fleet_push(agent, id, time, node, host, sink, kind, period, bytes, status, attempts, "
+        "error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!p) return p.error();
+    SqlStmt& s = **p;
+    for (const auto& r : rows) {
+        StmtGuard g{s};
+        s.bind(1, agent).bind(2, r.id).bind(3, r.time).bind(4, r.node).bind(5, r.host).bind(6, r.sink);
+        s.bind(7, r.kind).bind(8, r.period).bind(9, r.bytes).bind(10, r.status).bind(11, r.attempts).bind(12, r.error);
+        if (auto st = db_.check(s.step(), "store push history"); !st) return st;
+    }
+    return Ok{};
+}
+
+Status FleetStore::write_host(const std::string& agent, const std::vector<WireHost>& rows) {
+    auto sys = kept(
+        "INSERT INTO fleet_host(agent, time, load1, cpu, mem_total, mem_used, disk_total, disk_used, temperature) "
+        "VALUES (?,?,?,?,?,?,?,?,?)");
+    if (!sys) return sys.error();
+    auto ep = kept(
+        "INSERT OR REPLACE INTO fleet_episodes(agent, id, pid, name, user, since, detected, ended, end_reason, "
+        "peak_cpu, peak_mem) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    if (!ep) return ep.error();
+    auto opt_int = [](SqlStmt& s, int i, const std::optional<int64_t>& v) {
+        if (v)
+            s.bind(i, *v);
+        else
+            sqlite3_bind_null(s.get(), i);
+    };
+    for (const auto& h : rows) {
+        if (h.type == "sys") {
+            SqlStmt& s = **sys;
+            StmtGuard g{s};
+            s.bind(1, agent).bind(2, h.time).bind(3, h.load1).bind(4, h.cpu);
+            opt_int(s, 5, h.mem_total);
+            s.bind(6, h.mem_used);
+            opt_int(s, 7, h.disk_total);
+            s.bind(8, h.disk_used).bind(9, h.temperature);
+            if (auto st = db_.check(s.step(), "store host sample"); !st) return st;
+        } else {
+            SqlStmt& s = **ep;
+            StmtGuard g{s};
+            s.bind(1, agent).bind(2, h.id).bind(3, h.pid).bind(4, h.name).bind(5, h.user).bind(6, h.since);
+            s.bind(7, h.detected).bind(8, h.ended).bind(9, h.end_reason).bind(10, h.peak_cpu).bind(11, h.peak_mem);
+            if (auto st = db_.check(s.step(), "store episode"); !st) return st;
+        }
+    }
+    return Ok{};
+}
+
+Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireReport& r, int64_t now,
+                                        const NoticeFn& recovery) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto tx = SqliteTransaction::begin(db_);
+    if (!tx) return tx.error();
+    IngestResult res;
+    res.ack.time = now;
+    {
+        auto q = db_.prepare("SELECT stream, seq FROM fleet_stream_seq WHERE agent = ? AND spool = ?");
+        if (!q) return q.error();
+        q->bind(1, agent).bind(2, r.spool);
+        int rc;
+        while ((rc = q->step()) == SQLITE_ROW)
+            if (int64_t* held = res.ack.of(q->text(0))) *held = q->i64(1);
+        if (auto st = db_.check(rc, "read sequences"); !st) return st.error();
+    }
+    WireAck held = res.ack;
+    for (const auto& b : r.batches) {
+        int64_t* h = held.of(b.stream);
+        if (!h) return Error("unknown stream " + b.stream);  // parse_report refuses these
+        if (b.seq <= *h) {
+            res.duplicates++;
+            continue;
+        }
+        if (b.seq > *h + 1) {
+            // Nothing of the report is kept: the transaction rolls back with its guard.
+            res.gap =
+                "stream " + b.stream + ": sequence gap: holds " + std::to_string(*h) + ", got " + std::to_string(b.seq);
+            res.batches = res.records = res.duplicates = 0;
+            return res;
+        }
+        Status st = b.stream == "buckets" ? write_buckets(agent, b.buckets)
+                    : b.stream == "push"  ? write_push(agent, b.push)
+                                          : write_host(agent, b.host);
+        if (!st) return st.error();
+        auto q = db_.prepare(
+            "INSERT INTO fleet_stream_seq(agent, spool, stream, seq) VALUES (?1, ?2, ?3, ?4) "
+            "ON CONFLICT(agent, spool, stream) DO UPDATE SET seq = ?4");
+        if (!q) return q.error();
+        q->bind(1, agent).bind(2, r.spool).bind(3, b.stream).bind(4, b.seq);
+        if (auto c = db_.check(q->step(), "store sequence"); !c) return c.error();
+        *h = b.seq;
+        res.batches++;
+        res.records += b.size();
+    }
+    // The agent's open buckets: no seq, applied with every accepted report.
+    if (auto st = write_buckets(agent, r.live); !st) return st.error();
+    std::optional<AgentRow> before;
+    {
+        auto q = db_.prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents WHERE name = ?");
+        if (!q) return q.error();
+        q->bind(1, agent);
+        int rc = q->step();
+        if (rc == SQLITE_ROW)
+            before = read_agent(*q);
+        else if (auto c = db_.check(rc, "read agent"); !c)
+            return c.error();
+    }
+    if (!before) return Error("agent '" + agent + "' has no token any more");
+    nlohmann::json ifs = nlohmann::json::array();
+    std::string iface, mac;
+    for (const auto& i : r.agent.interfaces) {
+        ifs.push_back({{"name", i.name}, {"mac", i.mac}, {"counted", i.counted}});
+        if (!i.counted) continue;
+        iface += (iface.empty() ? "" : ",") + i.name;
+        mac += (mac.empty() ? "" : ",") + i.mac;
+    }
+    auto q = db_.prepare(
+        "UPDATE fleet_agents SET node = ?2, host = ?3, version = ?4, boot_id = ?5, interval = ?6, interfaces = ?7, "
+        "iface = ?8, mac = ?9, first_seen = COALESCE(first_seen, ?10), last_seen = ?10, agent_time = ?11, "
+        "backlog = ?12, state = 'online', offline_since = NULL WHERE name = ?1");
+    if (!q) return q.error();
+    q->bind(1, agent).bind(2, r.agent.node).bind(3, r.agent.host).bind(4, r.agent.version).bind(5, r.agent.boot_id);
+    q->bind(6, r.agent.interval).bind(7, ifs.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    q->bind(8, iface).bind(9, mac).bind(10, now).bind(11, r.agent.time).bind(12, r.backlog());
+    if (auto c = db_.check(q->step(), "update agent"); !c) return c.error();
+    if (before->state == "offline" && recovery) {
+        StoredAlert n = recovery(*before, now);
+        bool inserted = false;
+        if (auto st = insert_alert(db_, n, "", inserted); !st) return st.error();
+        n.id = db_.last_insert_rowid();
+        res.notice = std::move(n);
+    }
+    if (auto c = tx->commit(); !c) return c.error();
+    res.ack = held;
+    res.ack.time = now;
+    return res;
+}
+
+Result<std::vector<OfflineTransition>> FleetStore::mark_offline(int64_t now, int64_t grace_from, int offline_after,
+                                                                const NoticeFn& alert) {
+    std::lock_guard<std::mutex> l(mu_);
+    // Quick test first, without a write lock: nearly every second nothing changes.
+    std::vector<AgentRow> quiet;
+    {
+        auto q = db_.prepare(std::string("SELECT ") + kAgentColumns +
+                             " FROM fleet_agents WHERE state = 'online' AND revoked = 0 AND last_seen IS NOT NULL "
+                             "AND ?1 - MAX(last_seen, ?2) > ?3 * interval ORDER BY name");
+        if (!q) return q.error();
+        q->bind(1, now).bind(2, grace_from).bind(3, offline_after);
+        int rc;
+        while ((rc = q->step()) == SQLITE_ROW) quiet.push_back(read_agent(*q));
+        if (auto c = db_.check(rc, "find quiet agents"); !c) return c.error();
+    }
+    std::vector<OfflineTransition> out;
+    if (quiet.empty()) return out;
+    auto tx = SqliteTransaction::begin(db_);
+    if (!tx) return tx.error();
+    for (auto& a : quiet) {
+        // Only if it is still quiet: a report may have come in since the look above.
+        auto u = db_.prepare(
+            "UPDATE fleet_agents SET state = 'offline', offline_since = ?2 WHERE name = ?1 AND state = 'online' "
+            "AND last_seen = ?3");
+        if (!u) return u.error();
+        u->bind(1, a.name).bind(2, now).bind(3, *a.last_seen);
+        if (auto c = db_.check(u->step(), "mark agent offline"); !c) return c.error();
+        if (sqlite3_changes(db_.get()) == 0) continue;
+        OfflineTransition t;
+        t.notice = alert(a, now);
+        bool inserted = false;
+        if (auto st = insert_alert(db_, t.notice, "", inserted); !st) return st.error();
+        t.notice.id = db_.last_insert_rowid();
+        t.agent = std::move(a);
+        out.push_back(std::move(t));
+    }
+    if (auto c = tx->commit(); !c) return c.error();
+    return out;
+}
+
+Result<bool> FleetStore::add_alert(const StoredAlert& a, const std::string& digest) {
+    std::lock_guard<std::mutex> l(mu_);
+    bool inserted = false;
+    if (auto st = insert_alert(db_, a, digest, inserted); !st) return st.error();
+    return inserted;
+}
+
+Result<std::vector<StoredAlert>> FleetStore::alerts(size_t limit) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare(
+        "SELECT id, time, agent, origin, kind, key, title, text, node, host FROM fleet_alerts "
+        "ORDER BY time DESC, id DESC LIMIT ?");
+    if (!q) return q.error();
+    q->bind(1, static_cast<int64_t>(limit));
+    std::vector<StoredAlert> out;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) {
+        StoredAlert a;
+        a.id = q->i64(0);
+        a.time = q->i64(1);
+        a.agent = q->text(2);
+        a.origin = q->text(3);
+        a.kind = q->text(4);
+        a.key = q->text(5);
+        a.title = q->text(6);
+        a.text = q->text(7);
+        a.node = q->text(8);
+        a.host = q->text(9);
+        out.push_back(std::move(a));
+    }
+    if (auto c = db_.check(rc, "read alerts"); !c) return c.error();
+    return out;
+}
+
+Result<std::vector<AgentRow>> FleetStore::agents() {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents ORDER BY name");
+    if (!q) return q.error();
+    std::vector<AgentRow> out;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) out.push_back(read_agent(*q));
+    if (auto c = db_.check(rc, "read agents"); !c) return c.error();
+    return out;
+}
+
+Result<std::optional<AgentRow>> FleetStore::agent(const std::string& name) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents WHERE name = ?");
+    if (!q) return q.error();
+    q->bind(1, name);
+    int rc = q->step();
+    if (rc == SQLITE_ROW) return std::optional<AgentRow>(read_agent(*q));
+    if (auto c = db_.check(rc, "read agent"); !c) return c.error();
+    return std::optional<AgentRow>();
+}
+
+Result<int64_t> FleetStore::count(const std::string& table) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare("SELECT count(*) FROM " + table);
+    if (!q) return q.error();
+    if (q->step() != SQLITE_ROW) return db_.error(SQLITE_ERROR, "count " + table);
+    return q->i64(0);
+}
+
+std::unique_ptr<UsageSource> FleetStore::usage(const Selection& s) {
+    return std::make_unique<FleetUsage>(*this, s);
+}
+
+namespace {
+
+// The selection's WHERE terms: ?3 agent, ?4 node; ?5/?6 the interface filter (agent and
+// interface of "agent/iface" when qualified); ?7 the MAC.
+std::string selection_sql(const FleetStore::Selection& s, bool qualified, const Filter& f) {
+    std::string w;
+    if (s.agent) w += " AND b.agent = ?3";
+    if (s.node) w += " AND b.agent IN (SELECT name FROM fleet_agents WHERE node = ?4)";
+    if (f.iface) w += qualified ? " AND b.agent = ?5 AND b.iface = ?6" : " AND b.iface = ?6";
+    if (f.mac) w += " AND b.mac = ?7";
+    return w;
+}
+
+void bind_selection(SqlStmt& q, const FleetStore::Selection& s, bool qualified, const Filter& f) {
+    if (s.agent) q.bind(3, *s.agent);
+    if (s.node) q.bind(4, *s.node);
+    if (f.iface) {
+        if (qualified) {
+            const auto slash = f.iface->find('/');
+            q.bind(5, f.iface->substr(0, slash));
+            q.bind(6, slash == std::string::npos ? std::string() : f.iface->substr(slash + 1));
+        } else {
+            q.bind(6, *f.iface);
+        }
+    }
+    if (f.mac) q.bind(7, *f.mac);
+}
+
+}  // namespace
+
+Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qualified, const Filter& f, int64_t from,
+                                                     int64_t to, bool sums) {
+    const std::string name = qualified ? "b.agent || '/' || b.iface" : "b.iface";
+    std::string sql =
+        sums ? "SELECT " + name +
+                   " AS n, b.mac, 0, b.peak, SUM(b.rx_bytes), SUM(b.rx_packets), SUM(b.tx_bytes), SUM(b.tx_packets)"
+             : "SELECT " + name + " AS n, b.mac, b.ts, b.peak, b.rx_bytes, b.rx_packets, b.tx_bytes, b.tx_packets";
+    sql += " FROM fleet_buckets b WHERE b.ts >= ?1 AND b.ts < ?2" + selection_sql(s, qualified, f);
+    sql += sums ? " GROUP BY n, b.mac, b.peak ORDER BY n, b.mac, b.peak" : " ORDER BY b.ts, n, b.mac";
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare(sql);
+    if (!q) return q.error();
+    q->bind(1, from).bind(2, to);
+    bind_selection(*q, s, qualified, f);
+    std::vector<UsageRow> out;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) {
+        UsageRow r;
+        r.iface = q->text(0);
+        r.mac = q->i64(1);
+        r.ts = q->i64(2);
+        r.peak = q->i64(3) != 0;
+        r.dir[PF_DIR_RX] = {static_cast<uint64_t>(q->i64(4)), static_cast<uint64_t>(q->i64(5))};
+        r.dir[PF_DIR_TX] = {static_cast<uint64_t>(q->i64(6)), static_cast<uint64_t>(q->i64(7))};
+        out.push_back(std::move(r));
+    }
+    if (auto c = db_.check(rc, "read usage"); !c) return c.error();
+    return out;
+}
+
+Result<std::vector<std::string>> FleetStore::usage_interfaces(const Selection& s, bool qualified) {
+    const std::string name = qualified ? "b.agent || '/' || b.iface" : "b.iface";
+    std::string sql =
+        "SELECT DISTINCT " + name + " AS n FROM fleet_buckets b WHERE 1" + selection_sql(s, qualified, {});
+    sql += " ORDER BY n";
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare(sql);
+    if (!q) return q.error();
+    bind_selection(*q, s, qualified, {});
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) out.push_back(q->text(0));
+    if (auto c = db_.check(rc, "list interfaces"); !c) return c.error();
+    return out;
+}
+
+}  // namespace pf

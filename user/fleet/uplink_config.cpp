@@ -1,0 +1,154 @@
+// The agent's `collector:` section.
+#include "peakflow/fleet/uplink_config.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+namespace pf {
+namespace {
+
+std::string host_name() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+    return buf;
+}
+
+// The token file's first line without surrounding blanks; the error never quotes the
+// content (it may be the token with a typo).
+Status read_token_file(const Parser& p, const YAML::Node& at, const std::string& key, const std::string& path,
+                       std::string& out) {
+    std::ifstream in(path);
+    if (!in) return p.error_at(at.Mark(), key, "cannot read " + path + ": " + std::strerror(errno));
+    std::string line;
+    std::getline(in, line);
+    const char* blanks = " \t\r\n";
+    auto b = line.find_first_not_of(blanks);
+    line = b == std::string::npos ? "" : line.substr(b, line.find_last_not_of(blanks) - b + 1);
+    if (!is_collector_token(line))
+        return p.error_at(at.Mark(), key, path + " does not hold a collector token (pfc_ followed by 64 hex digits)");
+    // The token is the agent's whole identity at the collector: anyone who reads it can
+    // report in its name. A warning, not an error: some installs keep configs group-readable.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        spdlog::warn("{}: collector token file {} is readable by group or others (mode {:04o}); chmod 600 it",
+                     p.source(), path, st.st_mode & 07777);
+    out = std::move(line);
+    return Ok{};
+}
+
+}  // namespace
+
+bool is_collector_token(const std::string& t) {
+    if (t.size() != 4 + 64 || t.compare(0, 4, "pfc_") != 0) return false;
+    for (size_t i = 4; i < t.size(); i++)
+        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f'))) return false;
+    return true;
+}
+
+Status parse_uplink_config(const Parser& p, const YAML::Node& n, const std::string& key, UplinkConfig& c) {
+    if (auto st = check_keys(p, n, key, {"url", "token", "token_file", "interval", "ca_file", "name", "node", "batch"});
+        !st)
+        return st;
+    c = UplinkConfig{};
+    c.configured = true;
+    if (!n["url"]) return p.error_at(n.Mark(), key + ".url", "the collector needs a url");
+    if (auto st = p.read_checked(n["url"], key + ".url", "a URL", c.url,
+                                 [](const std::string& v) -> std::string {
+                                     for (const char* scheme : {"http://", "https://"})
+                                         if (v.rfind(scheme, 0) == 0 && v.size() > std::strlen(scheme)) return "";
+                                     return "expected an http:// or https:// URL";
+                                 });
+        !st)
+        return st;
+    while (c.url.size() > 1 && c.url.back() == '/') c.url.pop_back();  // the API paths are appended
+    if (n["token"] && n["token_file"])
+        return p.error_at(n["token_file"].Mark(), key + ".token_file", "give token or token_file, not both");
+    if (!n["token"] && !n["token_file"])
+        return p.error_at(n.Mark(), key + ".token", "the collector needs a token or a token_file");
+    if (n["token"]) {
+        if (auto st = p.read_checked(n["token"], key + ".token", "a string", c.token,
+                                     [](const std::string& v) -> std::string {
+                                         return is_collector_token(v)
+                                                    ? ""
+                                                    : "expected pfc_ followed by 64 lowercase hex digits "
+                                                      "(peakflow-collector token create NAME)";
+                                     });
+            !st)
+            return st;
+    } else {
+        if (auto st = p.read_checked(n["token_file"], key + ".token_file", "a file path", c.token_file,
+                                     [](const std::string& v) { return v.empty() ? "must not be empty" : ""; });
+            !st)
+            return st;
+        if (auto st = read_token_file(p, n["token_file"], key + ".token_file", c.token_file, c.token); !st) return st;
+    }
+    if (auto st = p.read_child_bounded(n, key, "interval", 5, 3600, c.interval); !st) return st;
+    if (auto st = p.read_child_bounded(n, key, "batch", 100, 20000, c.batch); !st) return st;
+    if (auto st = p.read_child(n, key, "ca_file", "a file path", c.ca_file); !st) return st;
+    if (auto st = p.read_child(n, key, "node", "a string", c.node); !st) return st;
+    if (auto st = p.read_child_checked(n, key, "name", "a string", c.name,
+                                       [](const std::string& v) -> std::string {
+                                           // What the collector accepts as agent.name.
+                                           bool ok = !v.empty() && v.size() <= 64;
+                                           for (char ch : v)
+                                               ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
+                                                           ch == '_' || ch == '-');
+                                           return ok ? "" : "must be 1 to 64 of A-Z a-z 0-9 . _ -";
+                                       });
+        !st)
+        return st;
+    if (c.name.empty()) c.name = host_name();
+    return Ok{};
+}
+
+void dump_uplink_config(YAML::Emitter& out, const UplinkConfig& c) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "url" << YAML::Value << c.url;
+    if (c.token_file.empty())
+        out << YAML::Key << "token" << YAML::Value << "********";
+    else
+        out << YAML::Key << "token_file" << YAML::Value << c.token_file;
+    out << YAML::Key << "interval" << YAML::Value << c.interval;
+    if (!c.ca_file.empty()) out << YAML::Key << "ca_file" << YAML::Value << c.ca_file;
+    out << YAML::Key << "name" << YAML::Value << c.name;
+    out << YAML::Key << "node" << YAML::Value << c.node;
+    out << YAML::Key << "batch" << YAML::Value << c.batch;
+    out << YAML::EndMap;
+}
+
+Status add_collector_sink(const Parser& p, const YAML::Node& push_node, const UplinkConfig& c, PushConfig& push) {
+    if (!c.configured) return Ok{};
+    for (size_t i = 0; i < push.sinks.size(); i++) {
+        if (push.sinks[i].name != kCollectorSinkName) continue;
+        YAML::Node at;
+        if (push_node && push_node["sinks"] && push_node["sinks"][i]) at = push_node["sinks"][i]["name"];
+        return p.error_at(at ? at.Mark() : YAML::Mark::null_mark(), "push.sinks[" + std::to_string(i) + "].name",
+                          "the sink name 'collector' is taken by the collector: section's alert sink");
+    }
+    // Push was off: turning it on adds only this sink, so reports (enabled by default) still
+    // have nowhere to go; the collector sink takes none of them.
+    if (!push.configured) {
+        push = PushConfig{};
+        push.configured = true;
+    }
+    // One name for the host's group everywhere, unless push names it itself.
+    if (push.node_name.empty()) push.node_name = c.node;
+    SinkConfig s;
+    s.name = kCollectorSinkName;
+    s.type = "collector";
+    s.url = c.url;
+    s.token = c.token;
+    s.ca_file = c.ca_file;
+    s.alerts = true;
+    s.reports.clear();
+    push.sinks.push_back(std::move(s));
+    return Ok{};
+}
+
+}  // namespace pf
