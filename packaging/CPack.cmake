@@ -9,7 +9,7 @@
 #   /lib/systemd/system/peakflow-collector.service  (installed, not enabled: one host per fleet)
 #   /etc/peakflow/collector.yaml                 collector config (conffile, 0600: push secrets)
 #   /etc/init.d/peakflow-bpf                     SysV script (conffile)
-#   /etc/peakflow/config.yaml                    example config (conffile, kept on upgrade)
+#   /etc/peakflow/config.yaml                    example config (conffile, kept on upgrade, 0640: sink secrets)
 #   /usr/share/peakflow-bpf/openwrt/peakflow-bpf OpenWrt procd script (not used on Debian)
 #   /usr/share/man/man1/peakflow-bpf.1.gz, peakflow-collector.1.gz
 #   /usr/share/bash-completion/completions/peakflow-bpf
@@ -62,7 +62,8 @@ _pf_gzip(${_pf_gen_dir}/changelog ${_pf_gen_dir}/changelog.gz)
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/peakflow-bpf.service
         DESTINATION /lib/systemd/system)
 install(PROGRAMS ${_pf_pkg_dir}/sysvinit/peakflow-bpf DESTINATION /etc/init.d)
-install(FILES ${PROJECT_SOURCE_DIR}/config/config.yaml DESTINATION /etc/peakflow)
+install(FILES ${PROJECT_SOURCE_DIR}/config/config.yaml DESTINATION /etc/peakflow
+        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/peakflow-collector.service
         DESTINATION /lib/systemd/system)
 install(FILES ${PROJECT_SOURCE_DIR}/config/collector.yaml DESTINATION /etc/peakflow
@@ -134,7 +135,7 @@ set(CPACK_RPM_PACKAGE_AUTOREQ ON)
 set(CPACK_RPM_PACKAGE_AUTOPROV ON)
 set(CPACK_RPM_PACKAGE_REQUIRES "tzdata")
 set(CPACK_RPM_USER_FILELIST
-    "%config(noreplace) /etc/peakflow/config.yaml"
+    "%config(noreplace) %attr(0640,root,root) /etc/peakflow/config.yaml"
     "%config(noreplace) %attr(0600,root,root) /etc/peakflow/collector.yaml"
     "%attr(0644,root,root) /lib/systemd/system/peakflow-collector.service"
     "%config(noreplace) /etc/init.d/peakflow-bpf"

@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
     const std::string cfg = (dir / "collector.yaml").string();
     std::ofstream(cfg) << "listen: \"127.0.0.1:" << port << "\"\ndatabase: " << (dir / "collector.db").string()
                        << "\nlog_level: warn\n";
+    fs::permissions(cfg, fs::perms::owner_read | fs::perms::owner_write);
     const std::string cli = "'" + bin + "' ";
     const std::string with_cfg = " -f '" + cfg + "'";
 

@@ -390,8 +390,10 @@ pf_wait_streams() {
 
 # pf_check_stop_signals_blocked: every thread of the running daemon but the main one blocks
 # SIGHUP, SIGINT and SIGTERM (SigBlk bits 0, 1 and 14), so these signals always reach the
-# main thread's sigtimedwait (which unblocks them while it waits) and end in a clean stop,
-# never in the default action on another thread.
+# main thread's sigtimedwait (the kernel unblocks them in its SigBlk while it waits, so the
+# main thread's own mask cannot be read here) and end in a clean stop or a reload, never in
+# the default action on another thread. A thread started before the signals were blocked
+# (spdlog's flusher for log_dir was one) fails it.
 pf_check_stop_signals_blocked() {
     local task blk n=0
     for task in /proc/"$DAEMON_PID"/task/*; do

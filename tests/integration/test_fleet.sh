@@ -177,8 +177,13 @@ for ((i = 0; i < 100; i++)); do grep -qs listening "$PF_T/proxy.log" && break; s
 
 # --- the agents ------------------------------------------------------------------------------
 agent_config() { # NAME NODE HUB-ADDRESS
+    # No process watch: a busy machine (a compiler next door) would raise runaway-process
+    # alerts, which agents forward to the collector's alert file; only offline alerts are
+    # counted here.
     cat >"$PF_T/$1.yaml" <<EOF
 database: $PF_T/$1.db
+host_watch:
+  enabled: false
 collector:
   url: http://$3:$PROXY_PORT
   token_file: $PF_T/$1.token

@@ -7,7 +7,10 @@
 #  - reports: on_start (daily and monthly off: no midnight in the run);
 #  - customer_report: the http sink, direction both;
 #  - host_watch: processes every second, CPU threshold 25%, root's processes allowed (the
-#    machine's compilers are root's; the burner and the spike run as nobody).
+#    machine's compilers are root's; the burner and the spike run as nobody);
+#  - export: flow files in the temp dir; log_dir and the /metrics server on as well, so that
+#    every thread the daemon can start is running when the signal mask of each is checked
+#    (in run 1, and in run 2 after the reload).
 # Run 1 starts 12 s before 5 minutes past the hour H-1 and counts traffic across that
 # boundary; run 2 starts 25 s before H, runs a CPU burner and a one-sample spike, counts
 # traffic before H, and crosses H. Checked exactly:
@@ -93,7 +96,14 @@ host_watch:
   health_interval: 1
   slow_interval: 2
   allow: {users: [root]}
+export:
+  scan_interval: 1
+  files:
+    directory: $PF_T/spool
+log_dir: $PF_T/logs
 EOF
+# It holds secrets, and $PF_T is open to the burner's user: 0640, or attach warns.
+chmod 640 "$CFG"
 "$PF_BIN" config check "$CFG" >"$PF_T/check.out" || fail "config check: $(cat "$PF_T/check.out")"
 DAEMON_ARGS=(--config "$CFG" --database "$HIST_DB" --interval 1 --xdp-mode generic)
 
@@ -137,6 +147,11 @@ hist_udp 13 "1,700"
 hist_wait_sql "$SUM_PKTS" 34 "run 1, traffic after :05"
 wait_for "run 1's startup report at DingTalk" ding_has '^Traffic so far' 1
 k_run1=$(pf_quiesce "$NS_A" "$IF_A")
+# Every service, /metrics and the log files are on while the masks are checked.
+for line in 'metrics on http://127.0.0.1:9977/metrics' 'export: flow records from' 'host watch: processes every 1 s'; do
+    grep -qF "$line" "$DAEMON_LOG" || fail "run 1 did not log '$line': $(tail -n 5 "$DAEMON_LOG")"
+done
+grep -qs 'ready' "$PF_T"/logs/peakflow_*.log || fail "run 1 wrote no log file in log_dir: $(ls -l "$PF_T/logs")"
 pf_check_stop_signals_blocked
 pf_stop_daemon TERM
 assert_eq "run 1: exit status" 0 "$DAEMON_RC"
@@ -171,6 +186,7 @@ wait_for "the burner's alert at DingTalk" ding_has "^runaway process pf-burn (pi
 # nothing below is sent twice (the startup report, the alert) or missed (the recovery).
 kill -HUP "$DAEMON_PID"
 wait_for "the reload" grep -q 'reloaded: drain every 1000 ms' "$DAEMON_LOG"
+pf_check_stop_signals_blocked
 wait "$BURN" || fail "burner failed"
 wait_for "the burner's recovery notice at DingTalk" ding_has "^runaway process pf-burn (pid $BURN) ended: exited" 1
 wait "$SPIKE" || fail "spike failed"

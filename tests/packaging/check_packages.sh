@@ -35,7 +35,7 @@ modes=(
     "-rw------- /etc/peakflow/collector.yaml"
     "-rw-r--r-- /lib/systemd/system/peakflow-collector.service"
     "-rwxr-xr-x /etc/init.d/peakflow-bpf"
-    "-rw-r--r-- /etc/peakflow/config.yaml"
+    "-rw-r----- /etc/peakflow/config.yaml"
     "-rw-r--r-- /lib/systemd/system/peakflow-bpf.service"
     "-rw-r--r-- /usr/share/man/man1/peakflow-bpf.1.gz"
     "drwxr-xr-x /var/lib/peakflow/"
@@ -85,7 +85,7 @@ if [[ -n $rpm ]]; then
     for f in "${files[@]}"; do
         check "rpm: $f missing" grep -q " $f\$" <<<"$rlist"
     done
-    check "rpm: config.yaml not %config(noreplace)" grep -qxF -- "-rw-r--r-- cn /etc/peakflow/config.yaml" <<<"$rlist"
+    check "rpm: config.yaml not 0640 %config(noreplace)" grep -qxF -- "-rw-r----- cn /etc/peakflow/config.yaml" <<<"$rlist"
     check "rpm: unit must not be %config" grep -qxF -- "-rw-r--r--  /lib/systemd/system/peakflow-bpf.service" <<<"$rlist"
     check "rpm: collector unit must not be %config" \
         grep -qxF -- "-rw-r--r--  /lib/systemd/system/peakflow-collector.service" <<<"$rlist"

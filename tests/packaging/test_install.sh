@@ -118,6 +118,9 @@ conffiles=$(in_root dpkg-query -W -f '${Conffiles}' "$PKG")
 for f in /etc/peakflow/config.yaml /etc/init.d/peakflow-bpf /etc/peakflow/collector.yaml; do
     grep -q "^ $f " <<<"$conffiles" || fail "$f is not a conffile"
 done
+# The agent's config holds sink tokens and passwords: not readable by other users.
+[[ $(stat -c '%a %U:%G' "$ROOT/etc/peakflow/config.yaml") == "640 root:root" ]] ||
+    fail "/etc/peakflow/config.yaml is $(stat -c '%a %U:%G' "$ROOT/etc/peakflow/config.yaml"), expected 640 root:root"
 # The collector's config may hold push secrets: root's alone.
 [[ $(stat -c '%a %U:%G' "$ROOT/etc/peakflow/collector.yaml") == "600 root:root" ]] ||
     fail "/etc/peakflow/collector.yaml is $(stat -c '%a %U:%G' "$ROOT/etc/peakflow/collector.yaml"), expected 600 root:root"

@@ -153,6 +153,27 @@ TEST(Config, OutOfRangeValues) {
               "test.yaml:1:15: key 'mac_capacity': must be between 16 and 1048576, got 4294967396");
 }
 
+// Roll-up retentions shorter than a billing month would drop days from the monthly bill:
+// refused with the position and the minimum; 0 (forever) and the minimum itself accepted.
+TEST(Config, RetentionMinimumsCoverABillingMonth) {
+    EXPECT_EQ(parse_error("retention:\n  daily_days: 1\n"),
+              "test.yaml:2:15: key 'retention.daily_days': must be 0 (forever) or at least 32 (a billing month for "
+              "the monthly roll-up)");
+    EXPECT_EQ(parse_error("retention: {hourly_days: 5, daily_days: 31}\n"),
+              "test.yaml:1:41: key 'retention.daily_days': must be 0 (forever) or at least 32 (a billing month for "
+              "the monthly roll-up)");
+    EXPECT_EQ(parse_error("retention:\n  five_minute_days: 31\n"),
+              "test.yaml:2:21: key 'retention.five_minute_days': must be 0 (forever) or at least 32 (a billing "
+              "month for the 95th percentile)");
+    auto c = parse_config("retention: {five_minute_days: 32, hourly_days: 1, daily_days: 32, monthly_months: 1}\n",
+                          "test.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->accounting.retention, (Retention{32, 1, 32, 1}));
+    auto forever = parse_config("retention: {five_minute_days: 0, hourly_days: 0, daily_days: 0}\n", "test.yaml");
+    ASSERT_TRUE(forever) << forever.error().message();
+    EXPECT_EQ(forever->accounting.retention, (Retention{0, 0, 0, 0}));
+}
+
 TEST(Config, YamlSyntaxErrorNamesFileLineColumn) {
     // The second ':' on line 3 sits at index 11: column 12.
     EXPECT_EQ(parse_error("xdp_mode: native\nlog_level: debug\nflows: true: false\n"),

@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -212,6 +214,108 @@ TEST(FlowState, SavedAndLoadedExactly) {
     ASSERT_FALSE(trunc);
     EXPECT_NE(trunc.error().message().find("read export state"), std::string::npos) << trunc.error().message();
     std::filesystem::remove_all(dir);
+}
+
+// The log lines (level and text) written while it lives, in place of the default logger's.
+class LogCapture {
+  public:
+    LogCapture() : saved_(spdlog::default_logger()) {
+        auto logger =
+            std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
+        logger->set_pattern("%l %v");
+        spdlog::set_default_logger(logger);
+    }
+    ~LogCapture() { spdlog::set_default_logger(saved_); }
+    std::string text() const { return out_.str(); }
+
+  private:
+    std::ostringstream out_;
+    std::shared_ptr<spdlog::logger> saved_;
+};
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A count the file cannot back (-1 reads as SIZE_MAX; more than any map holds) is a bad
+// file, not an allocation: reserving it threw out of the export's start (exit 70).
+TEST(FlowState, ACountTheFileCannotHoldIsAnError) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_state_count_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "state").string();
+    for (const std::string count : {"18446744073709551615", "-1", "4194305", "1e9"}) {
+        const std::string iface = "iface eth-0 42 " + count;
+        std::ofstream(path, std::ios::trunc) << "peakflow-export-state 2\nboot b\n" << iface << "\n";
+        auto st = load_flow_state(path);
+        ASSERT_FALSE(st) << count;
+        EXPECT_EQ(st.error().message(), "read export state (bad count: " + iface + ") " + path + ": Invalid argument");
+    }
+    // The largest map's count is still read (its lines missing here: truncated).
+    std::ofstream(path, std::ios::trunc) << "peakflow-export-state 2\nboot b\niface eth-0 42 4194304\n";
+    auto st = load_flow_state(path);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().message(), "read export state (truncated) " + path + ": Invalid argument");
+    std::filesystem::remove_all(dir);
+}
+
+// At start, a damaged state file is set aside as .bad with one warning, and the export
+// starts from an empty state; the next start finds no file and says nothing.
+TEST(FlowState, ADamagedFileAtStartIsSetAsideWithOneWarning) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_state_bad_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / ".peakflow-export-state").string();
+    const std::string text = "peakflow-export-state 2\nboot b\niface eth0 42 18446744073709551615\n";
+    std::ofstream(path, std::ios::trunc) << text;
+    {
+        LogCapture log;
+        FlowStateFile st = load_flow_state_at_start(path);
+        EXPECT_EQ(st.boot_id, "");
+        EXPECT_TRUE(st.ifaces.empty());
+        EXPECT_EQ(log.text(), "warning export: read export state (bad count: iface eth0 42 18446744073709551615) " +
+                                  path + ": Invalid argument; kept as " + path +
+                                  ".bad; every flow entry in the maps is exported from zero\n");
+    }
+    EXPECT_FALSE(std::filesystem::exists(path));
+    EXPECT_EQ(read_text(path + ".bad"), text);
+    {
+        LogCapture log;
+        FlowStateFile st = load_flow_state_at_start(path);
+        EXPECT_TRUE(st.ifaces.empty());
+        EXPECT_EQ(log.text(), "");
+    }
+    // A good file is loaded as it is.
+    FlowStateFile f;
+    f.boot_id = "b";
+    f.ifaces.push_back({"eth0", 42, {FlowSnapshot{v4_key(7, 40000, 443, 17), 1, 2, 3, 4, 5}}});
+    ASSERT_TRUE(save_flow_state(path, f));
+    FlowStateFile back = load_flow_state_at_start(path);
+    ASSERT_EQ(back.ifaces.size(), 1u);
+    EXPECT_EQ(back.ifaces[0].flows, f.ifaces[0].flows);
+    std::filesystem::remove_all(dir);
+}
+
+// ---- status ----
+
+// An FTP server's answer with a byte that is not UTF-8 ends up in last_error: the status
+// line replaces it (U+FFFD) instead of throwing out of the upload thread.
+TEST(ExportStatusJson, InvalidUtf8IsReplacedNotThrown) {
+    ExportStatus s;
+    s.instance_id = "m1";
+    s.time = 1700000000;
+    s.files_written = 3;
+    s.queue_files = 1;
+    s.queue_bytes = 700;
+    s.last_error = "upload flows_1.csv.gz: 550 Datei \xfc\xe4 nicht gefunden";
+    std::string j;
+    ASSERT_NO_THROW(j = export_status_json(s));
+    EXPECT_EQ(j,
+              "{\"bytes_uploaded\":0,\"files_uploaded\":0,\"files_written\":3,\"flow_map_full\":0,"
+              "\"instance_id\":\"m1\",\"ipfix_send_errors\":0,\"last_error\":\"upload flows_1.csv.gz: 550 Datei "
+              "\xef\xbf\xbd\xef\xbf\xbd nicht gefunden\",\"last_upload\":0,\"queue_bytes\":700,\"queue_files\":1,"
+              "\"records_dropped\":0,\"records_exported\":0,\"time\":1700000000,\"upload_failures\":0}");
 }
 
 // ---- CSV ----

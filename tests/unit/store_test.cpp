@@ -21,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/store.hpp"
 
@@ -957,6 +958,76 @@ TEST_F(StoreFinalize, BillingMonthsStartingOnThe15thRollUpExactly) {
 }
 
 // ---- retention --------------------------------------------------------------------------
+// The shortest retention the config accepts for each table (0, forever, excluded): what a
+// user may set, so what the monthly bill must survive.
+Retention shortest_accepted_retention() {
+    Retention r;
+    Parser p("c.yaml");
+    for (auto [name, field] :
+         {std::pair{"five_minute_days", &r.five_minute_days}, std::pair{"hourly_days", &r.hourly_days},
+          std::pair{"daily_days", &r.daily_days}, std::pair{"monthly_months", &r.monthly_months}}) {
+        for (int v = 1; v <= 400; v++) {
+            AccountingConfig c;
+            if (parse_accounting_key(p, YAML::Load(std::string("{") + name + ": " + std::to_string(v) + "}"),
+                                     "retention", c)) {
+                *field = v;
+                break;
+            }
+        }
+    }
+    return r;
+}
+
+// Three billing months of drains (one every two hours), the daemon down from 2026-02-27
+// to 2026-03-03 (the February roll-up is a catch-up at the restart), and after each day's
+// first drain the roll-up and the retention, as the Accountant runs them, with the
+// shortest retention the config accepts: each month's monthly rows equal the sums of all
+// its days' drains, checked when the month is rolled up.
+TEST_F(StoreRetention, MonthlyTotalsKeepEveryDayWithTheShortestRetentionTheConfigAccepts) {
+    const Retention r = shortest_accepted_retention();
+    EXPECT_EQ(r.five_minute_days, 32);
+    EXPECT_EQ(r.daily_days, 32);
+    EXPECT_EQ(r.hourly_days, 1);
+    EXPECT_EQ(r.monthly_months, 1);
+    auto cal = Calendar::create("UTC", {PeakWindow{}}, 1).take();
+    constexpr int64_t kJan01 = 1767225600, kMar01 = 1772323200, kApr01 = 1775001600;
+    constexpr int64_t kFeb27 = 1772150400, kMar03 = 1772496000;
+    std::vector<DrainRows> drains;
+    for (auto& d : spread("pf0", kJan01 + 600, kApr01 + kDay, 2 * kHour, 0, 0))
+        if (d.rows[0].ts < kFeb27 || d.rows[0].ts >= kMar03) drains.push_back(std::move(d));
+    auto st = open();
+    ASSERT_TRUE(st);
+    Sql sql(path_);
+    std::vector<std::string> checked;
+    LocalDate last_day = cal.local_date(kJan01);
+    for (const auto& d : drains) {
+        const int64_t now = d.rows[0].ts + 60;
+        ASSERT_NO_FATAL_FAILURE(commit(*st, {d}));
+        if (cal.local_date(now) == last_day) continue;
+        last_day = cal.local_date(now);
+        ASSERT_NO_FATAL_FAILURE(finalize(*st, cal, now));
+        auto s = st->apply_retention(r, now);
+        ASSERT_TRUE(s.ok()) << s.error().message();
+        for (auto [month, from, to] : {std::tuple{"2026-01", kJan01, kFeb01}, std::tuple{"2026-02", kFeb01, kMar01},
+                                       std::tuple{"2026-03", kMar01, kApr01}}) {
+            if (to > now || std::find(checked.begin(), checked.end(), month) != checked.end()) continue;
+            checked.push_back(month);
+            auto rows = sql.rows(
+                "SELECT i.name, m.mac, m.peak, m.rx_bytes, m.rx_packets, m.tx_bytes, m.tx_packets FROM monthly m "
+                "JOIN iface i ON i.id = m.iface_id WHERE m.month = '" +
+                std::string(month) + "' ORDER BY m.mac, m.peak");
+            std::vector<std::string> want;
+            for (const auto& [k, v] : model_of(drains, from, to))
+                want.push_back(std::get<0>(k) + "|" + std::to_string(std::get<1>(k)) + "|" +
+                               std::to_string(std::get<2>(k)) + "|" + std::to_string(v.rxb) + "|" +
+                               std::to_string(v.rxp) + "|" + std::to_string(v.txb) + "|" + std::to_string(v.txp));
+            EXPECT_EQ(rows, want) << "billing month " << month << ", rolled up at " << now;
+        }
+    }
+    EXPECT_EQ(checked, (std::vector<std::string>{"2026-01", "2026-02", "2026-03"}));
+    // The retention did run: daily rows of January are gone by April.
+    EXPECT_EQ(sql.one("SELECT COUNT(*) FROM daily WHERE day < '2026-02-01'"), "0");
+}
 
 TEST_F(StoreRetention, DeletesOldBucketsButKeepsLatestSnapshotsAndDaysNotRolledUp) {
     auto cal = Calendar::create("UTC", {PeakWindow{}}, 1).take();

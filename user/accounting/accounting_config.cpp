@@ -38,23 +38,31 @@ Status parse_adjustment(const Parser& p, const YAML::Node& n, const std::string&
 Status parse_retention(const Parser& p, const YAML::Node& n, const std::string& k, Retention& r) {
     if (auto st = check_keys(p, n, k, {"five_minute_days", "hourly_days", "daily_days", "monthly_months"}); !st)
         return st;
+    // 32 days: the longest billing month (31 days) plus one, for the roll-up that runs at
+    // the first drain after the month ends (after downtime, the catch-up rolls the months up
+    // before the retention of the same pass) and for a 25-hour DST day. Five-minute points
+    // must cover the month for the 95th percentile; daily rows, because the monthly roll-up
+    // sums them at the month's end. Hourly rows feed no roll-up (a reopened day is rolled up
+    // again from its buckets), so any length will do.
+    constexpr uint64_t kBillingMonthDays = 32;
     struct Item {
         const char* name;
         int* field;
         uint64_t min;
-    } items[] = {{"five_minute_days", &r.five_minute_days, 32},
-                 {"hourly_days", &r.hourly_days, 1},
-                 {"daily_days", &r.daily_days, 1},
-                 {"monthly_months", &r.monthly_months, 1}};
+        const char* why;
+    } items[] = {
+        {"five_minute_days", &r.five_minute_days, kBillingMonthDays, " (a billing month for the 95th percentile)"},
+        {"hourly_days", &r.hourly_days, 1, ""},
+        {"daily_days", &r.daily_days, kBillingMonthDays, " (a billing month for the monthly roll-up)"},
+        {"monthly_months", &r.monthly_months, 1, ""}};
     for (const auto& it : items) {
         if (!n[it.name]) continue;
-        // 0 keeps forever; otherwise at least the minimum (five-minute points must
-        // cover a whole billing month for the 95th percentile).
+        // 0 keeps forever; otherwise at least the minimum.
         int v = 0;
         if (auto st = p.read_bounded(n[it.name], k + "." + it.name, 0, 100000, v); !st) return st;
         if (v != 0 && static_cast<uint64_t>(v) < it.min)
             return p.error_at(n[it.name].Mark(), k + "." + it.name,
-                              "must be 0 (forever) or at least " + std::to_string(it.min));
+                              "must be 0 (forever) or at least " + std::to_string(it.min) + it.why);
         *it.field = v;
     }
     return Ok{};

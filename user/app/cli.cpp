@@ -346,6 +346,8 @@ Result<DaemonOptions> load_daemon_options(const CliCommand& c) {
 int run_attach(const CliCommand& c) {
     Config cfg = effective_config(c).take();
     if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
+    // Once, at start (a reload re-reads the same file).
+    if (auto w = config_readable_warning(cfg.source); !w.empty()) spdlog::warn("{}", w);
     DaemonOptions o = daemon_options(cfg, c);
     spdlog::set_level(spdlog::level::from_str(o.log_level));
     if (!cfg.log_dir.empty()) add_log_files(cfg.log_dir).take();
@@ -459,6 +461,10 @@ int run_cli(int argc, char** argv) {
     std::cerr << p.err;
     if (p.exit_code >= 0) return p.exit_code;
 
+    // The daemon's stop and reload signals are blocked before the first thread (spdlog's
+    // flusher when log_dir is set) so that every thread inherits the mask. Only for
+    // `attach`: the other commands keep Ctrl-C.
+    if (p.cmd.kind == CliCommand::Attach) block_stop_signals();
     setup_logging(p.cmd.log_level.value_or("info"));
     install_libbpf_logger();
     try {

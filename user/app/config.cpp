@@ -3,8 +3,10 @@
 #include "peakflow/common/config_parser.hpp"
 #include "peakflow/daemon/metrics.hpp"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -149,6 +151,24 @@ Result<Config> load_config(const std::string& explicit_path) {
     if (!explicit_path.empty()) return load_config_file(explicit_path);
     if (std::filesystem::exists(kDefaultConfigPath)) return load_config_file(kDefaultConfigPath);
     return Config{};
+}
+
+std::string config_readable_warning(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IROTH)) return "";
+    // A file in a directory others cannot enter (a 0700 home or temp directory) is safe.
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(path, ec);
+    if (ec) return "";
+    for (auto dir = abs.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+        struct stat ds {};
+        if (::stat(dir.c_str(), &ds) != 0 || !(ds.st_mode & S_IXOTH)) return "";
+        if (dir == dir.root_path()) break;
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return "config " + path + " is readable by every local user (mode " + mode +
+           ") and may hold tokens and passwords: chmod o-r " + path;
 }
 
 std::string dump_config(const Config& c) {

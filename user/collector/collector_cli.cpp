@@ -5,6 +5,7 @@
 #include <spdlog/sinks/daily_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
@@ -243,6 +244,9 @@ int cmd_serve(const Opts& o, const sigset_t& sigs) {
     if (!c.log_dir.empty()) add_log_files(c.log_dir).take();
     spdlog::info("{} starting: listen {} ({}), database {}, config {}", collector_version(), c.listen,
                  c.tls() ? "HTTPS" : "HTTP", c.database, c.source.empty() ? "built-in defaults" : c.source);
+    // The file may hold push secrets (tokens, signing secrets, SMTP passwords).
+    if (struct stat st{}; !c.source.empty() && ::stat(c.source.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
+        spdlog::warn("{} is readable by other users and may hold push secrets: chmod 600 it", c.source);
     if (c.plain_non_loopback())
         spdlog::warn(
             "plain HTTP on a non-loopback address (allow_plain_http): agent tokens and reports cross the "

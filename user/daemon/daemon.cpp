@@ -99,21 +99,6 @@ void reload(DaemonOptions& o, Accountant& acct, Services& services, ServiceConte
     acct.reconfigure(std::move(cal.value()), o.accounting.retention);
 }
 
-// Block the signals we wait for before any thread starts (the store's checkpointer is the
-// first) and before anything is attached: a thread created earlier would inherit them
-// unblocked, and a SIGTERM delivered to it while the main thread is busy draining would
-// end the process with the default action instead of a clean stop.
-sigset_t block_stop_signals() {
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-    signal(SIGPIPE, SIG_IGN);  // a scraper that hangs up must not end the daemon
-    return sigs;
-}
-
 std::vector<std::string> interfaces_to_attach(const DaemonOptions& o) {
     std::vector<std::string> ifaces = o.ifaces;
     if (ifaces.empty()) {
@@ -201,10 +186,23 @@ int release_interfaces(std::vector<Running>& running, const DaemonOptions& o) {
 
 }  // namespace
 
+sigset_t block_stop_signals() {
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a scraper that hangs up must not end the daemon
+    return sigs;
+}
+
 int run_daemon(const DaemonOptions& opts) {
     DaemonOptions o = opts;
     if (!o.clock) o.clock = [] { return static_cast<int64_t>(::time(nullptr)); };
     if (auto st = check_attach_privileges(); !st) throw FatalError(st.error());
+    // `attach` blocked them in run_cli before its first thread; again for any other caller,
+    // still before the threads started below.
     const sigset_t sigs = block_stop_signals();
 
     // Everything that can fail on bad config or a bad database fails before attaching.

@@ -2,6 +2,8 @@
 // service act on it.
 #include "peakflow/export/export_config.hpp"
 
+#include "peakflow/common/redact.hpp"
+
 #include "peakflow/accounting/calendar.hpp"
 
 namespace pf {
@@ -173,7 +175,7 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
     out << YAML::EndMap;
     if (!c.upload.url.empty()) {
         out << YAML::Key << "upload" << YAML::Value << YAML::BeginMap;
-        out << YAML::Key << "url" << YAML::Value << c.upload.url;
+        out << YAML::Key << "url" << YAML::Value << mask_url_secrets(c.upload.url);
         out << YAML::Key << "user" << YAML::Value << c.upload.user;
         if (!c.upload.password.empty()) out << YAML::Key << "password" << YAML::Value << "(set)";
         if (!c.upload.password_file.empty())
@@ -188,7 +190,7 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
     }
     if (!c.status.url.empty() || !c.status.file.empty()) {
         out << YAML::Key << "status" << YAML::Value << YAML::BeginMap;
-        out << YAML::Key << "url" << YAML::Value << c.status.url;
+        out << YAML::Key << "url" << YAML::Value << mask_url_secrets(c.status.url);
         out << YAML::Key << "interval" << YAML::Value << c.status.interval.count();
         out << YAML::Key << "file" << YAML::Value << c.status.file;
         out << YAML::Key << "instance_id" << YAML::Value << c.status.instance_id;

@@ -20,6 +20,7 @@
 
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/common/http.hpp"
+#include "peakflow/common/redact.hpp"
 
 namespace pf {
 
@@ -59,14 +60,11 @@ class ExportService : public Service {
             writer_ = std::make_unique<RollingCsvWriter>(cfg_.files, clock_);
             if (auto st = writer_->open_dir(); !st) return st;
             state_path_ = cfg_.files.directory + "/.peakflow-export-state";
-            auto saved = load_flow_state(state_path_);
-            if (!saved) {
-                spdlog::warn("export: {}; every flow entry in the maps is exported from zero", saved.error().message());
-            } else if (!saved->ifaces.empty() && saved->boot_id != boot_id_) {
+            FlowStateFile saved = load_flow_state_at_start(state_path_);
+            if (!saved.ifaces.empty() && saved.boot_id != boot_id_)
                 spdlog::info("export: the saved export state is from another boot; flows are exported from zero");
-            } else {
-                saved_ = std::move(*saved);
-            }
+            else
+                saved_ = std::move(saved);
         }
         if (!cfg_.ipfix.collectors.empty()) {
             auto s = IpfixSender::create(cfg_.ipfix);
@@ -76,11 +74,7 @@ class ExportService : public Service {
         scan_thread_ = std::thread([this] { run_guarded("export scan", [this] { scan_loop(); }); });
         if (!cfg_.upload.url.empty() || !cfg_.status.url.empty() || !cfg_.status.file.empty())
             bg_thread_ = std::thread([this] { run_guarded("export upload", [this] { background_loop(); }); });
-        spdlog::info("export: flow records from {} every {} s (active timeout {} s, idle {} s){}{}{}",
-                     fmt::join(ifaces_, ","), cfg_.scan_interval.count(), cfg_.active_timeout.count(),
-                     cfg_.idle_timeout.count(), writer_ ? ", files in " + cfg_.files.directory : "",
-                     cfg_.upload.url.empty() ? "" : ", upload to " + cfg_.upload.url,
-                     ipfix_ ? ", IPFIX to " + fmt::format("{}", fmt::join(cfg_.ipfix.collectors, ",")) : "");
+        spdlog::info("{}", export_start_line(cfg_, ifaces_));
         return Ok{};
     }
 
@@ -254,7 +248,7 @@ class ExportService : public Service {
 
     void set_error(const std::string& e) {
         std::lock_guard l(err_mu_);
-        last_error_ = e;
+        last_error_ = mask_url_in(e, cfg_.upload.url);  // it goes into the status line
     }
 
     void background_loop() {
@@ -282,29 +276,26 @@ class ExportService : public Service {
     }
 
     std::string status_json() {
-        uint64_t qbytes = 0, qfiles = 0;
+        ExportStatus s;
         if (writer_)
-            for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix)) qbytes += f.size, qfiles++;
-        uint64_t full = flow_full_total_.load();
-        nlohmann::json j;
-        j["instance_id"] = cfg_.status.instance_id;
-        j["time"] = clock_();
-        j["files_written"] = files_written_.load();
-        j["files_uploaded"] = uploaded_.load();
-        j["upload_failures"] = failures_.load();
-        j["bytes_uploaded"] = bytes_uploaded_.load();
-        j["queue_files"] = qfiles;
-        j["queue_bytes"] = qbytes;
-        j["records_exported"] = records_.load();
-        j["records_dropped"] = dropped_.load();
-        j["flow_map_full"] = full;
-        j["last_upload"] = last_upload_.load();
-        j["ipfix_send_errors"] = ipfix_errors_.load();
+            for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix))
+                s.queue_bytes += f.size, s.queue_files++;
+        s.instance_id = cfg_.status.instance_id;
+        s.time = clock_();
+        s.files_written = files_written_.load();
+        s.files_uploaded = uploaded_.load();
+        s.upload_failures = failures_.load();
+        s.bytes_uploaded = bytes_uploaded_.load();
+        s.records_exported = records_.load();
+        s.records_dropped = dropped_.load();
+        s.flow_map_full = flow_full_total_.load();
+        s.last_upload = last_upload_.load();
+        s.ipfix_send_errors = ipfix_errors_.load();
         {
             std::lock_guard l(err_mu_);
-            j["last_error"] = last_error_;
+            s.last_error = last_error_;
         }
-        return j.dump();
+        return export_status_json(s);
     }
 
     void write_status() {
@@ -331,13 +322,14 @@ class ExportService : public Service {
         req.over_cap = OverCap::Truncate;
         auto r = http_request(req);
         if (!r) {
-            spdlog::warn("export: status report to {} failed: {}", cfg_.status.url, r.error().message());
+            spdlog::warn("export: status report to {} failed: {}", mask_url_secrets(cfg_.status.url),
+                         mask_url_in(r.error().message(), cfg_.status.url));
             return;
         }
-        spdlog::debug("export: status report to {}: HTTP {} {}", cfg_.status.url, r->status, r->body);
+        spdlog::debug("export: status report to {}: HTTP {} {}", mask_url_secrets(cfg_.status.url), r->status, r->body);
         // 4xx and 5xx are failures, in the words of curl's fail-on-error used here before.
         if (r->status >= 400)
-            spdlog::warn("export: status report to {} failed: {}", cfg_.status.url,
+            spdlog::warn("export: status report to {} failed: {}", mask_url_secrets(cfg_.status.url),
                          curl_easy_strerror(CURLE_HTTP_RETURNED_ERROR));
     }
 
@@ -371,6 +363,34 @@ class ExportService : public Service {
 };
 
 }  // namespace
+
+std::string export_start_line(const ExportConfig& c, const std::vector<std::string>& ifaces) {
+    return fmt::format(
+        "export: flow records from {} every {} s (active timeout {} s, idle {} s){}{}{}", fmt::join(ifaces, ","),
+        c.scan_interval.count(), c.active_timeout.count(), c.idle_timeout.count(),
+        c.files.enabled ? ", files in " + c.files.directory : "",
+        c.upload.url.empty() ? "" : ", upload to " + mask_url_secrets(c.upload.url),
+        c.ipfix.collectors.empty() ? "" : ", IPFIX to " + fmt::format("{}", fmt::join(c.ipfix.collectors, ",")));
+}
+
+std::string export_status_json(const ExportStatus& s) {
+    nlohmann::json j;
+    j["instance_id"] = s.instance_id;
+    j["time"] = s.time;
+    j["files_written"] = s.files_written;
+    j["files_uploaded"] = s.files_uploaded;
+    j["upload_failures"] = s.upload_failures;
+    j["bytes_uploaded"] = s.bytes_uploaded;
+    j["queue_files"] = s.queue_files;
+    j["queue_bytes"] = s.queue_bytes;
+    j["records_exported"] = s.records_exported;
+    j["records_dropped"] = s.records_dropped;
+    j["flow_map_full"] = s.flow_map_full;
+    j["last_upload"] = s.last_upload;
+    j["ipfix_send_errors"] = s.ipfix_send_errors;
+    j["last_error"] = s.last_error;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
     const ExportConfig& cfg = ctx.sections.get<ExportConfig>();
@@ -413,7 +433,7 @@ int run_export_status(const ExportConfig& e, const std::string& source, std::ost
         auto n = d.path().filename().string();
         if (n.rfind(e.files.prefix, 0) == 0 && n.ends_with(".part")) out << "open file: " << n << "\n";
     }
-    out << "upload: " << (e.upload.url.empty() ? "not configured" : e.upload.url) << "\n";
+    out << "upload: " << (e.upload.url.empty() ? "not configured" : mask_url_secrets(e.upload.url)) << "\n";
     if (!e.status.file.empty()) {
         std::ifstream in(e.status.file);
         std::string line, last;
@@ -437,7 +457,8 @@ int run_export_status(const ExportConfig& e, const std::string& source, std::ost
                     out << "last upload: none since the daemon started\n";
                 }
                 std::string err = j.value("last_error", std::string());
-                if (!err.empty()) out << "last error: " << err << "\n";
+                // Masked again: a status line written before the URL was masked may hold it.
+                if (!err.empty()) out << "last error: " << mask_url_in(err, e.upload.url) << "\n";
             }
         }
     }

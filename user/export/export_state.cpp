@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +25,8 @@ namespace pf {
 namespace {
 
 constexpr const char* kMagic = "peakflow-export-state 2";  // 1: per-CPU hash-map flow entries
+// No flow map holds more (--flow-capacity's maximum): a larger count is a damaged file.
+constexpr size_t kMaxStateFlows = size_t{1} << 22;
 
 std::string key_hex(const pf_flow_key& k) {
     static const char hex[] = "0123456789abcdef";
@@ -95,7 +99,9 @@ Status save_flow_state(const std::string& path, const FlowStateFile& st) {
     return Ok{};
 }
 
-Result<FlowStateFile> load_flow_state(const std::string& path) {
+namespace {
+
+Result<FlowStateFile> parse_flow_state(const std::string& path) {
     FlowStateFile st;
     std::ifstream in(path);
     if (!in) {
@@ -112,9 +118,15 @@ Result<FlowStateFile> load_flow_state(const std::string& path) {
         std::istringstream ls(line);
         std::string tag;
         FlowStateFile::Iface i;
-        size_t count = 0;
-        if (!(ls >> tag >> i.name >> i.flow_map_id >> count) || tag != "iface") return bad("bad line: " + line);
-        i.flows.reserve(count);
+        std::string count_text;
+        if (!(ls >> tag >> i.name >> i.flow_map_id >> count_text) || tag != "iface") return bad("bad line: " + line);
+        // Digits only (istream would read "-1" as SIZE_MAX), and only checked, never used to
+        // allocate: the lines that follow say how many flows there really are.
+        if (count_text.empty() || count_text.size() > 7 ||
+            count_text.find_first_not_of("0123456789") != std::string::npos)
+            return bad("bad count: " + line);
+        const size_t count = std::stoul(count_text);
+        if (count > kMaxStateFlows) return bad("bad count: " + line);
         for (size_t n = 0; n < count; n++) {
             if (!std::getline(in, line)) return bad("truncated");
             std::istringstream fs(line);
@@ -128,6 +140,29 @@ Result<FlowStateFile> load_flow_state(const std::string& path) {
         st.ifaces.push_back(std::move(i));
     }
     return st;
+}
+
+}  // namespace
+
+Result<FlowStateFile> load_flow_state(const std::string& path) {
+    try {
+        return parse_flow_state(path);
+    } catch (const std::exception& e) {  // e.g. a line too long to hold: still just a bad file
+        return Error("read export state (" + std::string(e.what()) + ")", path, EINVAL);
+    }
+}
+
+FlowStateFile load_flow_state_at_start(const std::string& path) {
+    auto st = load_flow_state(path);
+    if (st) return std::move(*st);
+    // Renamed, so that the next start does not trip over it again and it stays for a look.
+    const std::string aside = path + ".bad";
+    if (std::rename(path.c_str(), aside.c_str()) == 0)
+        spdlog::warn("export: {}; kept as {}; every flow entry in the maps is exported from zero", st.error().message(),
+                     aside);
+    else
+        spdlog::warn("export: {}; every flow entry in the maps is exported from zero", st.error().message());
+    return {};
 }
 
 }  // namespace pf

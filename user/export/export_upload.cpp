@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "peakflow/common/http.hpp"
+#include "peakflow/common/redact.hpp"
 #include "peakflow/export/flow_export.hpp"
 
 namespace pf {
@@ -55,7 +56,7 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     std::fseek(f.get(), 0, SEEK_SET);
 
     CurlEasy c;
-    if (!c) return Error("curl_easy_init", cfg_.url);
+    if (!c) return Error("curl_easy_init", mask_url_secrets(cfg_.url));
     const bool sftp = cfg_.url.rfind("sftp://", 0) == 0;
     const std::string tmp = name + ".tmp";
     const std::string url = cfg_.url + tmp;
@@ -98,7 +99,9 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     if (rc != CURLE_OK) {
         std::string msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
-        return Error("upload " + name + " to " + cfg_.url + ": " + msg + hint_for(rc));
+        // The URL may carry user:password@; the error goes to the log and the status line.
+        return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + mask_url_in(msg, cfg_.url) +
+                     hint_for(rc));
     }
     return Ok{};
 }

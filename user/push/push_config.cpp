@@ -3,6 +3,8 @@
 
 #include "peakflow/push/push_config.hpp"
 
+#include "peakflow/common/redact.hpp"
+
 namespace pf {
 namespace {
 
@@ -161,7 +163,8 @@ void dump_push_config(YAML::Emitter& out, const PushConfig& c) {
         out << YAML::Key << "type" << YAML::Value << s.type;
         out << YAML::Key << "enabled" << YAML::Value << s.enabled;
         // A webhook's URL can carry its credential in the path: only scheme and host shown.
-        std::string url = s.url;
+        // Any URL (an email sink's smtp://user:pass@host) can carry one in its user info.
+        std::string url = mask_url_secrets(s.url);
         if (auto p = url.find("://"); p != std::string::npos && (s.type == "webhook" || s.type == "http"))
             if (auto slash = url.find('/', p + 3); slash != std::string::npos && slash + 1 < url.size())
                 url = url.substr(0, slash) + "/********";

@@ -2,6 +2,8 @@
 // services that act on them are push_reports.cpp and customer_report.cpp.
 #include "peakflow/push/reports_config.hpp"
 
+#include "peakflow/common/redact.hpp"
+
 #include <cstdio>
 #include <exception>
 #include <set>
@@ -171,9 +173,10 @@ void dump_customer_report_config(YAML::Emitter& e, const CustomerReportConfig& c
     e << YAML::Key << "fields" << YAML::Value << YAML::BeginMap;
     for (const auto& f : c.fields) scalar(f);
     e << YAML::EndMap;
-    e << YAML::Key << "query_url" << YAML::Value << c.query_url;
+    // The customer's API credentials: in the URL (user info, query) or in a header.
+    e << YAML::Key << "query_url" << YAML::Value << mask_url_secrets(c.query_url);
     e << YAML::Key << "query_headers" << YAML::Value << YAML::BeginMap;
-    for (const auto& [k, v] : c.query_headers) e << YAML::Key << k << YAML::Value << v;
+    for (const auto& [k, v] : c.query_headers) e << YAML::Key << k << YAML::Value << (v.empty() ? "" : "********");
     e << YAML::EndMap;
     e << YAML::Key << "verify_hours" << YAML::Value << c.verify_hours;
     e << YAML::Key << "catch_up_hours" << YAML::Value << c.catch_up_hours;

@@ -55,6 +55,12 @@ Result<Config> load_config_file(const std::string& path);
 // the built-in defaults.
 Result<Config> load_config(const std::string& explicit_path);
 
+// What `attach` warns at start when another local user can read the config file (it holds
+// the sinks' tokens and passwords): the file readable by "others", and every directory
+// above it searchable by them. Empty when only its owner and group can read it, or when
+// it cannot be checked.
+std::string config_readable_warning(const std::string& path);
+
 // The effective config as YAML (what `config check` prints).
 std::string dump_config(const Config& c);
 

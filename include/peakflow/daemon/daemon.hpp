@@ -2,6 +2,8 @@
 // `peakflow-bpf attach`: attach to the interfaces, then drain the maps on a timer (see
 // accounting/drain.hpp), run the background services beside it, until SIGINT/SIGTERM.
 
+#include <signal.h>
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -37,6 +39,14 @@ struct DaemonOptions {
     // logged as such.
     std::function<Result<DaemonOptions>()> reload;
 };
+
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and ignores SIGPIPE; returns the
+// blocked set, which run_daemon waits on with sigtimedwait. Call it before anything starts
+// a thread (spdlog's flusher for log_dir, the store's checkpointer, the services): threads
+// inherit the mask they are created with, and one that does not block these signals takes
+// a SIGTERM or SIGHUP with the default action, ending the process. Calling it again is
+// harmless.
+sigset_t block_stop_signals();
 
 int run_daemon(const DaemonOptions& opts);
 

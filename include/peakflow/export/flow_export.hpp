@@ -118,6 +118,9 @@ struct FlowStateFile {
 Status save_flow_state(const std::string& path, const FlowStateFile& st);
 // A missing file is an empty state; a malformed one is an error (the caller starts from zero).
 Result<FlowStateFile> load_flow_state(const std::string& path);
+// At start: the saved state, or, when the file cannot be used, an empty state, the file
+// renamed to PATH.bad and one warning. Never fails: a damaged file must not stop the start.
+FlowStateFile load_flow_state_at_start(const std::string& path);
 
 // CSV: the header line and one row per record (both end in '\n').
 extern const char* const kFlowCsvHeader;
