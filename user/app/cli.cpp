@@ -1,9 +1,7 @@
 #include "peakflow/app/cli.hpp"
 
 #include <bpf/libbpf.h>
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/daily_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +13,7 @@
 
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/app/config.hpp"
+#include "peakflow/common/logging.hpp"
 #include "peakflow/common/privileges.hpp"
 #include "peakflow/daemon/daemon.hpp"
 #include "peakflow/export/export_service.hpp"
@@ -260,30 +259,16 @@ CliParse parse_cli(const std::vector<std::string>& args) {
 
 namespace {
 
-void setup_logging(const std::string& level) {
-    auto logger = spdlog::stderr_color_mt("peakflow");
-    spdlog::set_default_logger(logger);
-    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-    spdlog::set_level(spdlog::level::from_str(level));
-}
-
 // Optional files beside stderr, as the earlier tool kept them: a log per day
 // (peakflow_YYYY-MM-DD.log), errors in error.log, and one traffic summary line per
 // interface and finished day (traffic_YYYY-MM-DD.log, rotated at midnight).
-Status add_log_files(const std::string& dir) {
+Status add_agent_log_files(const std::string& dir) {
+    if (auto st = add_log_files(dir, "peakflow"); !st) return st;
     try {
-        std::filesystem::create_directories(dir);
-        auto daily = std::make_shared<spdlog::sinks::daily_file_sink_mt>(dir + "/peakflow.log", 0, 0);
-        auto errors = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir + "/error.log");
-        errors->set_level(spdlog::level::err);
-        auto logger = spdlog::default_logger();
-        logger->sinks().push_back(daily);
-        logger->sinks().push_back(errors);
         auto traffic = std::make_shared<spdlog::logger>(
             "traffic", std::make_shared<spdlog::sinks::daily_file_sink_mt>(dir + "/traffic.log", 0, 0));
         traffic->set_pattern("%Y-%m-%d %H:%M:%S %v");
         spdlog::register_logger(traffic);
-        spdlog::flush_every(std::chrono::seconds(5));
     } catch (const std::exception& e) {
         return Error("cannot write logs in " + dir + ": " + e.what());
     }
@@ -350,7 +335,7 @@ int run_attach(const CliCommand& c) {
     if (auto w = config_readable_warning(cfg.source); !w.empty()) spdlog::warn("{}", w);
     DaemonOptions o = daemon_options(cfg, c);
     spdlog::set_level(spdlog::level::from_str(o.log_level));
-    if (!cfg.log_dir.empty()) add_log_files(cfg.log_dir).take();
+    if (!cfg.log_dir.empty()) add_agent_log_files(cfg.log_dir).take();
     o.reload = [c] { return load_daemon_options(c); };
     return run_daemon(o);
 }
@@ -465,7 +450,7 @@ int run_cli(int argc, char** argv) {
     // flusher when log_dir is set) so that every thread inherits the mask. Only for
     // `attach`: the other commands keep Ctrl-C.
     if (p.cmd.kind == CliCommand::Attach) block_stop_signals();
-    setup_logging(p.cmd.log_level.value_or("info"));
+    setup_logging("peakflow", p.cmd.log_level.value_or("info"));
     install_libbpf_logger();
     try {
         switch (p.cmd.kind) {

@@ -138,13 +138,9 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
 }
 
 Result<Config> load_config_file(const std::string& path) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) return Error("cannot read config file", path, EISDIR);
-    std::ifstream in(path);
-    if (!in) return Error("cannot read config file", path, errno);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_config(ss.str(), path);
+    auto text = read_config_text(path);
+    if (!text) return text.error();
+    return parse_config(*text, path);
 }
 
 Result<Config> load_config(const std::string& explicit_path) {

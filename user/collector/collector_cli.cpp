@@ -1,9 +1,6 @@
 #include "peakflow/collector/collector_cli.hpp"
 
 #include <signal.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/daily_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -21,6 +18,7 @@
 
 #include "peakflow/accounting/report.hpp"
 #include "peakflow/collector/collector_config.hpp"
+#include "peakflow/common/logging.hpp"
 #include "peakflow/fleet/collector_server.hpp"
 #include "peakflow/fleet/fleet_store.hpp"
 #include "peakflow/version.hpp"
@@ -39,33 +37,6 @@ std::string collector_version() {
 
 int64_t now_seconds() {
     return static_cast<int64_t>(::time(nullptr));
-}
-
-// As the agent's CLI: the log on stderr (the journal under systemd), and with log_dir a file
-// per day plus error.log beside it.
-void setup_logging(const std::string& level) {
-    // Run twice in one process (tests): the logger is registered once.
-    auto logger = spdlog::get("peakflow-collector");
-    if (!logger) logger = spdlog::stderr_color_mt("peakflow-collector");
-    spdlog::set_default_logger(logger);
-    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-    spdlog::set_level(spdlog::level::from_str(level));
-}
-
-Status add_log_files(const std::string& dir) {
-    try {
-        std::filesystem::create_directories(dir);
-        auto daily = std::make_shared<spdlog::sinks::daily_file_sink_mt>(dir + "/peakflow-collector.log", 0, 0);
-        auto errors = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir + "/error.log");
-        errors->set_level(spdlog::level::err);
-        auto logger = spdlog::default_logger();
-        logger->sinks().push_back(daily);
-        logger->sinks().push_back(errors);
-        spdlog::flush_every(std::chrono::seconds(5));
-    } catch (const std::exception& e) {
-        return Error("cannot write logs in " + dir + ": " + e.what());
-    }
-    return Ok{};
 }
 
 Calendar calendar_of(const CollectorConfig& c) {
@@ -241,7 +212,7 @@ int cmd_report(const Opts& o, const ReportOptions& ro) {
 int cmd_serve(const Opts& o, const sigset_t& sigs) {
     CollectorConfig c = load_collector_config(o.config).take();
     spdlog::set_level(spdlog::level::from_str(o.log_level.empty() ? c.log_level : o.log_level));
-    if (!c.log_dir.empty()) add_log_files(c.log_dir).take();
+    if (!c.log_dir.empty()) add_log_files(c.log_dir, "peakflow-collector").take();
     spdlog::info("{} starting: listen {} ({}), database {}, config {}", collector_version(), c.listen,
                  c.tls() ? "HTTPS" : "HTTP", c.database, c.source.empty() ? "built-in defaults" : c.source);
     // The file may hold push secrets (tokens, signing secrets, SMTP passwords).
@@ -376,7 +347,7 @@ int run_collector_cli(int argc, char** argv) {
         pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
         signal(SIGPIPE, SIG_IGN);
     }
-    setup_logging(log_level.empty() ? "info" : log_level);
+    setup_logging("peakflow-collector", log_level.empty() ? "info" : log_level);
     try {
         if (*serve) {
             o.log_level = log_level;

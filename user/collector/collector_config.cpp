@@ -113,13 +113,9 @@ Result<CollectorConfig> parse_collector_config(const std::string& text, const st
 }
 
 Result<CollectorConfig> load_collector_config_file(const std::string& path) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) return Error("cannot read config file", path, EISDIR);
-    std::ifstream in(path);
-    if (!in) return Error("cannot read config file", path, errno);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_collector_config(ss.str(), path);
+    auto text = read_config_text(path);
+    if (!text) return text.error();
+    return parse_collector_config(*text, path);
 }
 
 Result<CollectorConfig> load_collector_config(const std::string& explicit_path) {

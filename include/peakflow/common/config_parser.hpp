@@ -5,8 +5,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <initializer_list>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -144,6 +148,18 @@ class Parser {
   private:
     std::string source_;
 };
+
+// The text of a config file, or "cannot read config file: PATH: <errno text>" (a directory
+// is refused by name, as reading one would give an empty config).
+inline Result<std::string> read_config_text(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) return Error("cannot read config file", path, EISDIR);
+    std::ifstream in(path);
+    if (!in) return Error("cannot read config file", path, errno);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
 
 // Keys allowed in a nested mapping; anything else is an error at its own position.
 inline Status check_keys(const Parser& p, const YAML::Node& n, const std::string& parent,
