@@ -168,39 +168,37 @@ struct CollectorServer::Impl {
         ::close(fd);
     }
 
-    StoredAlert offline_notice(const AgentRow& a, int64_t now) const {
+    // An offline alert and its recovery share the key, so they pair up in every sink.
+    static StoredAlert agent_notice(const AgentRow& a, int64_t now, const char* kind, std::string title,
+                                    std::string text) {
         StoredAlert n;
         n.time = now;
         n.agent = a.name;
         n.origin = "collector";
-        n.kind = "alert";
+        n.kind = kind;
         n.key = "agent-offline:" + a.name;
         n.node = a.node;
         n.host = a.host;
-        n.title = a.name + " offline";
-        const int64_t last = a.last_seen.value_or(0);
-        n.text = "No report from agent **" + a.name + "** (node " + (a.node.empty() ? "-" : a.node) + ", host " +
-                 (a.host.empty() ? "-" : a.host) + ") since " + cal->format_local(last) + ": " +
-                 human_duration(now - last) + ", more than " + std::to_string(o.offline_after) + " x its " +
-                 std::to_string(a.interval) + " s interval.";
+        n.title = std::move(title);
+        n.text = std::move(text);
         return n;
     }
 
-    StoredAlert recovery_notice(const AgentRow& a, int64_t now, int64_t backlog) const {
-        StoredAlert n;
-        n.time = now;
-        n.agent = a.name;
-        n.origin = "collector";
-        n.kind = "recovery";
-        n.key = "agent-offline:" + a.name;
-        n.node = a.node;
-        n.host = a.host;
-        n.title = a.name + " back online";
+    StoredAlert offline_notice(const AgentRow& a, int64_t now) const {
         const int64_t last = a.last_seen.value_or(0);
-        n.text = "Agent **" + a.name + "** reports again after " + human_duration(now - last) +
-                 " without a report (last report " + cal->format_local(last) +
-                 "); backlog it announced: " + std::to_string(backlog) + " records.";
-        return n;
+        return agent_notice(a, now, "alert", a.name + " offline",
+                            "No report from agent **" + a.name + "** (node " + (a.node.empty() ? "-" : a.node) +
+                                ", host " + (a.host.empty() ? "-" : a.host) + ") since " + cal->format_local(last) +
+                                ": " + human_duration(now - last) + ", more than " + std::to_string(o.offline_after) +
+                                " x its " + std::to_string(a.interval) + " s interval.");
+    }
+
+    StoredAlert recovery_notice(const AgentRow& a, int64_t now, int64_t backlog) const {
+        const int64_t last = a.last_seen.value_or(0);
+        return agent_notice(a, now, "recovery", a.name + " back online",
+                            "Agent **" + a.name + "** reports again after " + human_duration(now - last) +
+                                " without a report (last report " + cal->format_local(last) +
+                                "); backlog it announced: " + std::to_string(backlog) + " records.");
     }
 
     Status check_offline() {
