@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <sys/utsname.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cmath>
@@ -103,9 +104,23 @@ class Probe {
     Fd map_, prog_;
 };
 
-// Measures the tick: the clock's step between two consecutive changes of jiffies.
+// The kernel's own config as /proc/config.gz shows it (CONFIG_IKCONFIG_PROC), "" without.
+std::string read_proc_config() {
+    gzFile f = gzopen("/proc/config.gz", "rb");
+    if (!f) return {};
+    std::string text;
+    char buf[16384];
+    int n;
+    while ((n = gzread(f, buf, sizeof buf)) > 0 && text.size() < (16u << 20)) text.append(buf, static_cast<size_t>(n));
+    gzclose(f);
+    return text;
+}
+
+// Measures the tick: the clock's step between two consecutive changes of jiffies. An
+// attempt preempted between its samples gives no steady figure; on a busy machine that
+// takes several tries (each costs about two ticks).
 Result<uint64_t> measure_tick_ns(const Probe& probe) {
-    for (int attempt = 0; attempt < 5; attempt++) {
+    for (int attempt = 0; attempt < 50; attempt++) {
         auto edge = [&](uint64_t from) -> Result<Sample> {
             for (int i = 0; i < 1'000'000; i++) {
                 auto s = probe.sample();
@@ -147,6 +162,7 @@ Result<JiffyClock> JiffyClock::now() {
     if (tick_ns == 0) {
         utsname u{};
         unsigned hz = uname(&u) == 0 ? parse_config_hz(read_text_file(std::string("/boot/config-") + u.release)) : 0;
+        if (!hz) hz = parse_config_hz(read_proc_config());
         if (hz) {
             tick_ns = 1'000'000'000u / hz;
         } else {
