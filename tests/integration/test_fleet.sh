@@ -16,7 +16,7 @@
 # JSON that are wrong are refused with their status and store nothing.
 #
 # Time: the agents run with their wall clock set back (libfaketime, a fixed offset, real
-# speed) so that a 5-minute bucket closes 60 s after they start, in the middle of the
+# speed) so that a 5-minute bucket closes 35 s after they start, in the middle of the
 # collector's outage: the backlog then holds a closed bucket (the buckets stream, seq 1)
 # besides the open one (live rows). The collector runs on the real clock.
 set -euo pipefail
@@ -196,10 +196,10 @@ agent_config a1 north "$HUB_A"
 agent_config a2 south "$HUB_C"
 
 # The agents' clock: FAKE_OFFSET seconds behind, so that the bucket now open at the agents
-# closes at real time CLOSE_AT, 60 s from now.
+# closes at real time CLOSE_AT, 35 s from now.
 now=$(date +%s)
-FAKE_OFFSET=$((-((now - 240) % 300)))
-CLOSE_AT=$((now + 60))
+FAKE_OFFSET=$((-((now - 265) % 300)))
+CLOSE_AT=$((now + 35))
 
 start_agent() { # a1|a2 LOGNAME
     local name=$1 log="$PF_T/$2.log" ns=$NS_A ifn=$IF_A pid i
