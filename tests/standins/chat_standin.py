@@ -252,10 +252,11 @@ def main():
     ap.add_argument("--record", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--bind", default="127.0.0.1", help="address to listen on (a test namespace's)")
     ARGS = ap.parse_args()
     with open(ARGS.config, encoding="utf-8") as f:
         ROBOTS = json.load(f)
-    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    srv = ThreadingHTTPServer((ARGS.bind, ARGS.port), Handler)
     srv.daemon_threads = True
     with open(ARGS.port_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))

@@ -157,6 +157,7 @@ TEST_F(CustomerReport, HourIsDueOneDrainIntervalAfterItEndsOnceAcrossRestarts) {
         std::vector<uint64_t> v14(12, 0);
         v14[11] = 5;  // 14:55
         EXPECT_EQ(m[0].body, expected_body("02:aa:bb:cc:dd:01", "14", v14, 1));
+        EXPECT_EQ(m[0].value, std::optional<int64_t>(5));
         ASSERT_TRUE(s->tick(kSh1600 + 9).ok());
         EXPECT_TRUE(q.take().empty());
         ASSERT_TRUE(s->tick(kSh1600 + 10).ok());
@@ -166,6 +167,8 @@ TEST_F(CustomerReport, HourIsDueOneDrainIntervalAfterItEndsOnceAcrossRestarts) {
         EXPECT_EQ(m[0].kind, "hourly");
         EXPECT_EQ(m[0].period, "2026-11-21T15");
         EXPECT_EQ(m[0].body, expected_body("02:aa:bb:cc:dd:01", "15", kTx15, 1));
+        // The push history's value: v0..v11 of the body, summed.
+        EXPECT_EQ(m[0].value, std::optional<int64_t>(78000));
         ASSERT_TRUE(s->tick(kSh1600 + 20).ok());
         EXPECT_TRUE(q.take().empty());
     }

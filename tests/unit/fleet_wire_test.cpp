@@ -152,6 +152,32 @@ TEST(FleetWire, RoundTripKeepsEveryField) {
     EXPECT_EQ(h.host[1].peak_cpu, 99.0);
 }
 
+// A push row's value: kept when set, left out of the JSON when none; absent and null both
+// read as none (an agent from before values), anything but a count is refused.
+TEST(FleetWire, PushValueIsOptional) {
+    WireReport in = sample();
+    in.batches[1].push.push_back({42, kNow - 5, "beijing-1", "nas-1", "customer", "hourly", "2026-11-30T08", 300,
+                                  "failed", 3, "HTTP 500", 78000});
+    const std::string text = render_report(in);
+    json j = json::parse(text);
+    const json& recs = j["batches"][1]["records"];
+    EXPECT_FALSE(recs[0].contains("value"));
+    EXPECT_EQ(recs[1]["value"], 78000);
+    auto r = parse_report(text, kNow);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_FALSE(r->batches[1].push[0].value.has_value());
+    EXPECT_EQ(r->batches[1].push[1].value, std::optional<int64_t>(78000));
+    EXPECT_EQ(render_report(*r), text);
+
+    auto with_value = [](json v) { return edited([&](json& k) { k["batches"][1]["records"][0]["value"] = v; }); };
+    auto n = parse_report(with_value(nullptr), kNow);
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    EXPECT_FALSE(n->batches[1].push[0].value.has_value());
+    EXPECT_EQ(parse_error(with_value("812")), "field 'batches[1].records[0].value' must be an integer");
+    EXPECT_EQ(parse_error(with_value(-1)),
+              "field 'batches[1].records[0].value' must be between 0 and 9223372036854775807, got -1");
+}
+
 TEST(FleetWire, RenderedShapeMatchesTheDocs) {
     json j = json::parse(render_report(sample()));
     EXPECT_EQ(j["protocol"], 1);

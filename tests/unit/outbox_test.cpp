@@ -270,17 +270,104 @@ TEST_F(OutboxTest, AlertSinkQueuesForEverySinkThatTakesAlerts) {
 }
 
 TEST_F(OutboxTest, HistoryTableIsAligned) {
-    std::vector<HistoryRow> rows = {{1, 0, "n", "h", "dingtalk", "daily", "2026-11-21", 120, "sent", 1, ""},
+    std::vector<HistoryRow> rows = {{1, 0, "n", "h", "dingtalk", "daily", "2026-11-21", 120, "sent", 1, "", 1054720},
                                     {12, 0, "", "h", "sc", "alert", "sink:x", 9, "failed", 10, "HTTP 500"}};
-    std::string out = render_history(rows, false, [](int64_t) { return std::string("2026-11-21 00:05:00"); });
-    EXPECT_EQ(out,
-              "ID  TIME                 NODE  HOST  SINK      KIND   PERIOD      BYTES  STATUS  ATTEMPTS  LAST ERROR\n"
-              " 1  2026-11-21 00:05:00  n     h     dingtalk  daily  2026-11-21    120  sent           1\n"
-              "12  2026-11-21 00:05:00  -     h     sc        alert  sink:x          9  failed        10  HTTP 500\n");
-    EXPECT_EQ(render_history({rows[0]}, true, [](int64_t) { return std::string("2026-11-21 00:05:00"); }),
+    auto fmt = [](int64_t) { return std::string("2026-11-21 00:05:00"); };
+    std::string out = render_history(rows, false, fmt);
+    EXPECT_EQ(
+        out,
+        "ID  TIME                 NODE  HOST  SINK      KIND   PERIOD      BYTES    VALUE  STATUS  ATTEMPTS  LAST "
+        "ERROR\n"
+        " 1  2026-11-21 00:05:00  n     h     dingtalk  daily  2026-11-21    120  1054720  sent           1\n"
+        "12  2026-11-21 00:05:00  -     h     sc        alert  sink:x          9        -  failed        10  HTTP "
+        "500\n");
+    EXPECT_EQ(render_history(rows, true, fmt),
               R"({"history":[{"id":1,"time":"2026-11-21 00:05:00","node":"n","host":"h","sink":"dingtalk",)"
-              R"("kind":"daily","period":"2026-11-21","bytes":120,"status":"sent","attempts":1,"last_error":""}]})"
+              R"("kind":"daily","period":"2026-11-21","bytes":120,"status":"sent","attempts":1,"last_error":"",)"
+              R"("value":1054720},{"id":12,"time":"2026-11-21 00:05:00","node":"","host":"h","sink":"sc",)"
+              R"("kind":"alert","period":"sink:x","bytes":9,"status":"failed","attempts":10,)"
+              R"("last_error":"HTTP 500","value":null}]})"
               "\n");
+    // The collector's: the same with the agent in front.
+    rows[0].agent = "nas-1";
+    rows[1].agent = "nas-22";
+    EXPECT_EQ(render_history(rows, false, fmt, true),
+              "AGENT   ID  TIME                 NODE  HOST  SINK      KIND   PERIOD      BYTES    VALUE  STATUS  "
+              "ATTEMPTS  LAST ERROR\n"
+              "nas-1    1  2026-11-21 00:05:00  n     h     dingtalk  daily  2026-11-21    120  1054720  sent    "
+              "       1\n"
+              "nas-22  12  2026-11-21 00:05:00  -     h     sc        alert  sink:x          9        -  failed  "
+              "      10  HTTP 500\n");
+    EXPECT_EQ(render_history({rows[0]}, true, fmt, true),
+              R"({"history":[{"agent":"nas-1","id":1,"time":"2026-11-21 00:05:00","node":"n","host":"h",)"
+              R"("sink":"dingtalk","kind":"daily","period":"2026-11-21","bytes":120,"status":"sent","attempts":1,)"
+              R"("last_error":"","value":1054720}]})"
+              "\n");
+}
+
+TEST_F(OutboxTest, ValueIsRecordedBesideTheRequestSizeAndKeptThroughDelivery) {
+    auto ob = open();
+    OutboundMessage daily = msg("a", "d1");
+    daily.value = 1054720;
+    ASSERT_TRUE(ob->enqueue(daily));
+    ASSERT_TRUE(ob->enqueue(msg("a", "alert text", "alert")));
+    scripts_["a"].answers = {false};
+    ob->step("a").take();
+    now_ += 10000;
+    while (ob->step("a").take() != 0) now_ += 10000;
+    auto h = ob->history(false).take();
+    ASSERT_EQ(h.size(), 2u);
+    EXPECT_EQ(h[0].value, std::optional<int64_t>(1054720));
+    EXPECT_EQ(h[0].status, "sent");
+    EXPECT_EQ(h[0].attempts, 2);
+    EXPECT_FALSE(h[1].value.has_value());
+    // `history` reads the same from the file.
+    auto again = read_push_history((dir_ / "h.db").string(), false).take();
+    ASSERT_EQ(again.size(), 2u);
+    EXPECT_EQ(again[0].value, std::optional<int64_t>(1054720));
+    EXPECT_FALSE(again[1].value.has_value());
+}
+
+// A history written before outbox schema 2: `history` reads it as it is (no values), and
+// the outbox brings it up with ALTER TABLE, keeping its rows.
+TEST_F(OutboxTest, SchemaOneHistoryIsReadAndMigrated) {
+    std::filesystem::create_directories(dir_);
+    const std::string path = (dir_ / "h.db").string();
+    {
+        SqliteOptions so;
+        so.mode = SqliteMode::Create;
+        auto db = SqliteDb::open(path, so).take();
+        ASSERT_TRUE(db.exec(
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+            "INSERT INTO meta VALUES('schema_version.outbox', 1);"
+            "CREATE TABLE outbox(id INTEGER PRIMARY KEY, sink TEXT NOT NULL, kind TEXT NOT NULL, period TEXT NOT NULL, "
+            "title TEXT NOT NULL, text TEXT NOT NULL, body TEXT NOT NULL, node TEXT NOT NULL, host TEXT NOT NULL);"
+            "CREATE TABLE push_sink_state(sink TEXT PRIMARY KEY, failures INTEGER NOT NULL, "
+            "alerted INTEGER NOT NULL) WITHOUT ROWID;"
+            "CREATE TABLE push_history(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL, "
+            "time INTEGER NOT NULL, node TEXT NOT NULL, host TEXT NOT NULL, sink TEXT NOT NULL, kind TEXT NOT NULL, "
+            "period TEXT NOT NULL, bytes INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+            "last_error TEXT NOT NULL DEFAULT '');"
+            "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status, attempts) "
+            "VALUES(1, 2, 'n', 'h', 'a', 'daily', '2026-11-20', 99, 'sent', 1);"));
+    }
+    auto old = read_push_history(path, false).take();
+    ASSERT_EQ(old.size(), 1u);
+    EXPECT_EQ(old[0].bytes, 99);
+    EXPECT_FALSE(old[0].value.has_value());
+    auto ob = open();
+    OutboundMessage m = msg("a", "d2");
+    m.value = 7;
+    ASSERT_TRUE(ob->enqueue(m));
+    auto h = ob->history(false).take();
+    ASSERT_EQ(h.size(), 2u);
+    EXPECT_EQ(h[0].period, "2026-11-20");
+    EXPECT_FALSE(h[0].value.has_value());
+    EXPECT_EQ(h[1].value, std::optional<int64_t>(7));
+    SqliteOptions ro;
+    ro.mode = SqliteMode::ReadOnly;
+    auto db = SqliteDb::open(path, ro).take();
+    EXPECT_EQ(read_schema_version(db, "outbox").take(), std::optional<int>(2));
 }
 
 }  // namespace

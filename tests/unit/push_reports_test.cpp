@@ -105,6 +105,8 @@ TEST_F(PushReports, DailyTextHasExactFiguresAdjustmentAndTopMacs) {
               "  - 02:00:00:00:00:02: up 1.00 KiB (1024 B), down 1.00 MiB (1048576 B) (adjusted: up \u00d72 +0 B "
               "(iface eth0, tx); down not adjusted)\n"
               "  - (1 more MAC)\n");
+    // The push history's value: the sum the text shows (adjusted).
+    EXPECT_EQ(r.value, std::optional<int64_t>(1054720));
 }
 
 TEST_F(PushReports, DayWithoutTrafficSaysSo) {
@@ -113,6 +115,7 @@ TEST_F(PushReports, DayWithoutTrafficSaysSo) {
     auto r = build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 19}).take();
     EXPECT_NE(r.text.find("\nNo traffic recorded.\n"), std::string::npos) << r.text;
     EXPECT_EQ(r.text.find("eth0"), std::string::npos);
+    EXPECT_EQ(r.value, std::optional<int64_t>(0));
 }
 
 TEST_F(PushReports, MonthlyWithBillingDay15CoversItsOwnDaysOnly) {
@@ -137,6 +140,7 @@ TEST_F(PushReports, MonthlyWithBillingDay15CoversItsOwnDaysOnly) {
               "- peak: up 1.00 KiB (1024 B), down 2.00 KiB (2048 B)\n"
               "- off-peak: up 3.00 KiB (3072 B), down 1.00 KiB (1024 B)\n"
               "- total: up 4.00 KiB (4096 B), down 3.00 KiB (3072 B), sum 7.00 KiB (7168 B)\n");
+    EXPECT_EQ(r.value, std::optional<int64_t>(7168));
 }
 
 TEST_F(PushReports, MonthlyIsDueOnTheFirstDayOfTheBillingMonthAtDailyAt) {
@@ -197,6 +201,10 @@ TEST_F(PushReports, DailyAt0005NotAt0004OnceAndNotAgainAfterARestart) {
             EXPECT_EQ(x.period, "2026-11-20");
             EXPECT_EQ(x.title, "Daily traffic 2026-11-20");
             EXPECT_TRUE(x.body.empty());
+            EXPECT_EQ(
+                x.value,
+                build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 20}).take().value);
+            EXPECT_TRUE(x.value.has_value());
         }
         EXPECT_EQ(m[0].text,
                   build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 20}).take().text);
@@ -277,6 +285,7 @@ TEST_F(PushReports, StartupReportOncePerStartAndOnlyToTheChosenSinks) {
     EXPECT_EQ(m[0].sink, "mail");
     EXPECT_EQ(m[0].kind, "startup");
     EXPECT_EQ(m[0].period, "2026-11-21 21:00:00");
+    EXPECT_FALSE(m[0].value.has_value());  // two periods: no one value
     EXPECT_EQ(m[0].text,
               build_startup_report(*store_, cal, ReportContent{"nas1", 5, {}}, kSh21_2000 + 3600).take().text);
 

@@ -5,18 +5,25 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "peakflow/accounting/store.hpp"
+#include "peakflow/app/central.hpp"
 #include "peakflow/app/config.hpp"
+#include "peakflow/common/config_parser.hpp"
 #include "peakflow/common/logging.hpp"
 #include "peakflow/common/privileges.hpp"
 #include "peakflow/daemon/daemon.hpp"
 #include "peakflow/export/export_service.hpp"
+#include "peakflow/fleet/central_config.hpp"
 #include "peakflow/kernel/ifaces.hpp"
 #include "peakflow/push/customer_report.hpp"
 #include "peakflow/push/outbox.hpp"
@@ -275,13 +282,58 @@ Status add_agent_log_files(const std::string& dir) {
     return Ok{};
 }
 
-// The effective config: built-in defaults, then the config file, then the command line's
-// overrides, applied once here for every command.
-Result<Config> effective_config(const CliCommand& c) {
-    auto loaded = load_config(c.config_path);
+// What the central config did to the file's, when the agent reports to a collector.
+struct CentralOutcome {
+    std::optional<CentralConfig> central;  // as stored by the uplink; nullopt: none received
+    std::vector<ConfigProblem> problems;
+    std::vector<std::string> applied;
+    std::string database;
+};
+
+// The effective config: built-in defaults, then the config file, then the central values the
+// collector sent last (for their keys only), then the command line's overrides, applied once
+// here for every command. A stored central config that cannot be read is a warning: the
+// file's values run.
+Result<Config> effective_config(const CliCommand& c, CentralOutcome* outcome = nullptr) {
+    std::string path = c.config_path;
+    if (path.empty() && std::filesystem::exists(kDefaultConfigPath)) path = kDefaultConfigPath;
+    std::string text;
+    if (!path.empty()) {
+        auto t = read_config_text(path);
+        if (!t) return t.error();
+        text = std::move(*t);
+    }
+    auto loaded = parse_config(text, path);
     if (!loaded) return loaded.error();
     Config cfg = std::move(*loaded);
-    if (!c.ifaces.empty()) cfg.interfaces = c.ifaces;
+    const std::string database = c.database.empty() ? cfg.accounting.database : c.database;
+    if (cfg.collector.configured) {
+        auto central = load_central(database);
+        if (!central) {
+            spdlog::warn("central config: {}; the config file's values apply", central.error().message());
+        } else if (*central) {
+            auto applied = apply_central(text, path, **central);
+            if (!applied) return applied.error();
+            cfg = std::move(applied->cfg);
+            if (outcome) {
+                outcome->central = **central;
+                outcome->problems = std::move(applied->problems);
+                outcome->applied = std::move(applied->applied);
+            }
+        }
+    }
+    if (outcome) outcome->database = database;
+    if (!c.ifaces.empty()) {
+        cfg.interfaces = c.ifaces;
+        if (outcome) {
+            auto& a = outcome->applied;
+            if (auto it = std::find(a.begin(), a.end(), "interfaces"); it != a.end()) {
+                a.erase(it);
+                outcome->problems.push_back(
+                    {"interfaces", "the command line names the interfaces to attach to (attach IFACE...), which wins"});
+            }
+        }
+    }
     if (c.xdp_mode) {
         auto m = parse_xdp_mode(*c.xdp_mode);
         if (!m) return m.error();
@@ -292,7 +344,7 @@ Result<Config> effective_config(const CliCommand& c) {
     cfg.flows = cfg.flows && !c.no_flows;
     if (c.interval_seconds)
         cfg.drain_interval = std::chrono::milliseconds(static_cast<long>(*c.interval_seconds * 1000));
-    if (!c.database.empty()) cfg.accounting.database = c.database;
+    cfg.accounting.database = database;
     cfg.log_level = c.log_level.value_or(cfg.log_level);
     cfg.metrics_listen = c.metrics_listen.value_or(cfg.metrics_listen);
     return cfg;
@@ -321,22 +373,77 @@ DaemonOptions daemon_options(const Config& cfg, const CliCommand& c) {
     return o;
 }
 
-Result<DaemonOptions> load_daemon_options(const CliCommand& c) {
-    auto cfg = effective_config(c);
+// The central config as the daemon runs it: what each new version changed goes to the log,
+// and what could not be applied (by the parser, or by the daemon: an interface it cannot
+// attach to) is stored for the uplink to report.
+class CentralTracker {
+  public:
+    void loaded(const Config& cfg, CentralOutcome outcome) {
+        std::lock_guard<std::mutex> l(mu_);
+        const int64_t version = outcome.central ? outcome.central->version : 0;
+        auto view = central_view(cfg);
+        if (version != version_ && outcome.central) {
+            spdlog::info("central config v{} from the collector: {} key(s) applied, {} not applied", version,
+                         outcome.applied.size(), outcome.problems.size());
+            for (const auto& [k, v] : view) {
+                auto old = view_.find(k);
+                if (!view_.empty() && (old == view_.end() || old->second != v))
+                    spdlog::info("central config v{}: {}: {} -> {}", version, k,
+                                 old == view_.end() ? "(unset)" : old->second, v);
+            }
+            for (const auto& p : outcome.problems)
+                spdlog::warn("central config v{}: {} not applied: {}", version, p.key, p.message);
+        }
+        version_ = version;
+        view_ = std::move(view);
+        outcome_ = std::move(outcome);
+    }
+
+    // After the daemon applied it: its own problems (by config key) join the parser's.
+    void daemon_applied(const std::vector<ConfigProblem>& runtime) {
+        std::lock_guard<std::mutex> l(mu_);
+        if (!outcome_.central) return;
+        CentralStatus st{version_, outcome_.problems};
+        for (const auto& p : runtime) {
+            bool central = false;
+            for (const auto& k : outcome_.applied) central = central || k == p.key;
+            if (!central) continue;
+            spdlog::warn("central config v{}: {} not applied: {}", version_, p.key, p.message);
+            st.problems.push_back(p);
+        }
+        if (auto ok = save_central_status(outcome_.database, st); !ok)
+            spdlog::error("central config: cannot record what was applied: {}", ok.error().message());
+    }
+
+  private:
+    std::mutex mu_;
+    int64_t version_ = 0;
+    std::map<std::string, std::string> view_;
+    CentralOutcome outcome_;
+};
+
+Result<DaemonOptions> load_daemon_options(const CliCommand& c, CentralTracker& tracker) {
+    CentralOutcome outcome;
+    auto cfg = effective_config(c, &outcome);
     if (!cfg) return cfg.error();
     if (!cfg->source.empty()) spdlog::info("config: {}", cfg->source);
+    tracker.loaded(*cfg, std::move(outcome));
     return daemon_options(*cfg, c);
 }
 
 int run_attach(const CliCommand& c) {
-    Config cfg = effective_config(c).take();
+    CentralOutcome outcome;
+    Config cfg = effective_config(c, &outcome).take();
     if (!cfg.source.empty()) spdlog::info("config: {}", cfg.source);
     // Once, at start (a reload re-reads the same file).
     if (auto w = config_readable_warning(cfg.source); !w.empty()) spdlog::warn("{}", w);
+    auto tracker = std::make_shared<CentralTracker>();
+    tracker->loaded(cfg, std::move(outcome));
     DaemonOptions o = daemon_options(cfg, c);
     spdlog::set_level(spdlog::level::from_str(o.log_level));
     if (!cfg.log_dir.empty()) add_agent_log_files(cfg.log_dir).take();
-    o.reload = [c] { return load_daemon_options(c); };
+    o.reload = [c, tracker] { return load_daemon_options(c, *tracker); };
+    o.applied = [tracker](const std::vector<ConfigProblem>& p) { tracker->daemon_applied(p); };
     return run_daemon(o);
 }
 
@@ -429,11 +536,26 @@ int run_push_cmd(const CliCommand& c) {
 }
 
 int run_config_check(const CliCommand& c) {
-    std::string path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
-    Config cfg = load_config_file(path).take();
+    CliCommand checked = c;
+    checked.config_path = c.config_path.empty() ? kDefaultConfigPath : c.config_path;
+    CentralOutcome outcome;
+    Config cfg = effective_config(checked, &outcome).take();
     // Effective values: the time zone the daemon would really use.
     cfg.accounting.timezone = cfg.accounting.calendar().take().tz_name();
-    std::cout << "# " << path << ": OK\n" << dump_config(cfg);
+    std::cout << "# " << checked.config_path << ": OK\n" << dump_config(cfg);
+    if (!cfg.collector.configured) return 0;
+    // The keys the collector may set: their effective value and where it comes from.
+    std::cout << "# central keys (collector "
+              << (outcome.central ? "v" + std::to_string(outcome.central->version) : "config: none received yet")
+              << ")\n";
+    const std::string from = outcome.central ? "collector v" + std::to_string(outcome.central->version) : "";
+    for (const auto& [k, v] : central_view(cfg)) {
+        bool central = false;
+        for (const auto& a : outcome.applied) central = central || a == k;
+        std::cout << "#   " << k << " = " << v << "  (" << (central ? from : "file") << ")\n";
+    }
+    for (const auto& p : outcome.problems)
+        std::cout << "#   " << p.key << ": not applied (" << from << "): " << p.message << "\n";
     return 0;
 }
 

@@ -119,6 +119,11 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
     } catch (const YAML::ParserException& e) {
         return p.error_at(e.mark, "", "YAML syntax error: " + e.msg);
     }
+    return parse_config_node(root, source);
+}
+
+Result<Config> parse_config_node(const YAML::Node& root, const std::string& source) {
+    Parser p(source);
     Config c;
     c.source = source;
     if (root.IsNull()) return c;  // an empty file: defaults

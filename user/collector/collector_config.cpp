@@ -23,6 +23,7 @@ Status parse_key(const Parser& p, const YAML::Node& n, const std::string& k, Col
         return p.read_checked(n, k, "a file path", c.database,
                               [](const std::string& v) { return v.empty() ? "must not be empty" : ""; });
     if (k == "offline_after") return p.read_bounded(n, k, 1, 100, c.offline_after);
+    if (k == "push_failure_alert_after") return p.read_bounded(n, k, 0, 1000, c.push_failure_alert_after);
     if (k == "tls") {
         if (auto st = check_keys(p, n, k, {"cert", "key"}); !st) return st;
         if (auto st = p.read_child(n, k, "cert", "a file path", c.tls_cert); !st) return st;
@@ -68,6 +69,7 @@ CollectorOptions CollectorConfig::server_options() const {
     o.tls_key = tls_key;
     o.database = database;
     o.offline_after = offline_after;
+    o.push_failure_alert_after = push_failure_alert_after;
     o.alert_file = alert_file;
     o.forward_alerts = forward_alerts;
     o.push = push;
@@ -87,9 +89,9 @@ Result<CollectorConfig> parse_collector_config(const std::string& text, const st
     c.source = source;
     if (root.IsNull()) return c;
     if (!root.IsMap()) return p.error_at(root.Mark(), "", "expected a mapping of keys at the top level");
-    static const char* const kKeys[] = {
-        "listen",  "database",  "offline_after", "tls", "allow_plain_http", "alert_file", "forward_alerts",
-        "log_dir", "log_level", "timezone",      "push"};
+    static const char* const kKeys[] = {"listen",           "database",   "offline_after",  "tls",
+                                        "allow_plain_http", "alert_file", "forward_alerts", "log_dir",
+                                        "log_level",        "timezone",   "push",           "push_failure_alert_after"};
     YAML::Mark listen_mark = root.Mark();
     for (const auto& kv : root) {
         const std::string key = kv.first.Scalar();
@@ -132,6 +134,7 @@ std::string dump_collector_config(const CollectorConfig& c) {
     out << YAML::Key << "listen" << YAML::Value << c.listen;
     out << YAML::Key << "database" << YAML::Value << c.database;
     out << YAML::Key << "offline_after" << YAML::Value << c.offline_after;
+    out << YAML::Key << "push_failure_alert_after" << YAML::Value << c.push_failure_alert_after;
     if (c.tls()) {
         out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
         out << YAML::Key << "cert" << YAML::Value << c.tls_cert;

@@ -1,5 +1,7 @@
 #include "peakflow/common/http.hpp"
 
+#include <strings.h>
+
 namespace pf {
 
 CurlEasy::CurlEasy() : c_(curl_easy_init()) {}
@@ -27,7 +29,31 @@ size_t collect(char* p, size_t size, size_t n, void* ud) {
     return len;  // the rest is read and dropped, so the status and outcome stay the server's
 }
 
+// Header lines of each answer; an interim (1xx) or earlier answer's lines are dropped when
+// the next status line arrives. Capped like the body, at 256 lines.
+size_t collect_header(char* p, size_t size, size_t n, void* ud) {
+    auto* h = static_cast<std::vector<std::string>*>(ud);
+    std::string line(p, size * n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line.rfind("HTTP/", 0) == 0)
+        h->clear();
+    else if (!line.empty() && h->size() < 256)
+        h->push_back(std::move(line));
+    return size * n;
+}
+
 }  // namespace
+
+std::string HttpResponse::header(const std::string& name) const {
+    for (const auto& h : headers) {
+        const size_t colon = h.find(':');
+        if (colon != name.size() || strncasecmp(h.data(), name.data(), colon) != 0) continue;
+        size_t v = colon + 1;
+        while (v < h.size() && (h[v] == ' ' || h[v] == '\t')) v++;
+        return h.substr(v);
+    }
+    return "";
+}
 
 Result<HttpResponse> http_request(const HttpRequest& req) {
     CurlEasy c;
@@ -62,6 +88,9 @@ Result<HttpResponse> http_request(const HttpRequest& req) {
     if (!req.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, req.ca_file.c_str());
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+    std::vector<std::string> answer_headers;
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &answer_headers);
 
     const CURLcode rc = curl_easy_perform(h);
     if (out.over && req.over_cap == OverCap::Fail)
@@ -71,6 +100,7 @@ Result<HttpResponse> http_request(const HttpRequest& req) {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
     r.body = std::move(out.body);
     r.truncated = out.over;
+    r.headers = std::move(answer_headers);
     return r;
 }
 

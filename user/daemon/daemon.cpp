@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "peakflow.skel.h"
@@ -54,28 +55,32 @@ ServiceContext service_context(const DaemonOptions& o, const std::vector<std::st
     c.drain_interval = o.interval;
     c.clock = o.clock;
     c.ifaces = ifaces;
+    // The signal the daemon waits for: the reload runs on its thread, between drains.
+    c.request_reload = [] { ::kill(::getpid(), SIGHUP); };
     return c;
 }
 
 // SIGHUP: re-read the configuration. The kernel maps and their counters are untouched;
-// settings that would need them re-created, or the history moved, wait for a restart.
-void reload(DaemonOptions& o, Accountant& acct, Services& services, ServiceContext& sctx) {
+// settings that would need them re-created, or the history moved, wait for a restart. A new
+// interface list goes to `reattach`, which returns what it could not do.
+template <typename Reattach>
+std::vector<ConfigProblem> reload(DaemonOptions& o, Accountant& acct, Services& services, ServiceContext& sctx,
+                                  Reattach&& reattach) {
+    std::vector<ConfigProblem> problems;
     if (!o.reload) {
         spdlog::info("SIGHUP: no configuration to reload");
-        return;
+        return problems;
     }
     auto next = o.reload();
     if (!next) {
         spdlog::error("reload failed, keeping the running configuration: {}", next.error().message());
-        return;
+        return problems;
     }
     auto cal = next->accounting.calendar();
     if (!cal) {
         spdlog::error("reload failed, keeping the running configuration: {}", cal.error().message());
-        return;
+        return problems;
     }
-    if (!next->ifaces.empty() && next->ifaces != sctx.ifaces)
-        spdlog::warn("reload: the interface list changed; restart to attach to the new set");
     if (next->accounting.database != o.accounting.database)
         spdlog::warn("reload: the database path changed; restart to use it");
     if (next->metrics_listen != o.metrics_listen) spdlog::warn("reload: metrics_listen changed; restart to use it");
@@ -90,6 +95,8 @@ void reload(DaemonOptions& o, Accountant& acct, Services& services, ServiceConte
     o.accounting.database = database;
     o.sections = next->sections;
     o.log_level = next->log_level;
+    o.ifaces = next->ifaces;
+    problems = reattach(o);
     sctx.accounting = o.accounting;
     sctx.sections = o.sections;
     sctx.drain_interval = o.interval;
@@ -97,16 +104,37 @@ void reload(DaemonOptions& o, Accountant& acct, Services& services, ServiceConte
     spdlog::info("reloaded: drain every {} ms, time zone {}, billing day {}", o.interval.count(), cal->tz_name(),
                  o.accounting.billing_day);
     acct.reconfigure(std::move(cal.value()), o.accounting.retention);
+    return problems;
 }
 
-std::vector<std::string> interfaces_to_attach(const DaemonOptions& o) {
+Result<std::vector<std::string>> interfaces_to_attach(const DaemonOptions& o) {
     std::vector<std::string> ifaces = o.ifaces;
     if (ifaces.empty()) {
-        ifaces.push_back(detect_default_interface(o.paths).take());
+        auto d = detect_default_interface(o.paths);
+        if (!d) return d.error();
+        ifaces.push_back(*d);
         spdlog::info("no interface named: using {}, which carries the default route", ifaces.back());
     }
     return ifaces;
 }
+
+// The interfaces counted now, read by the metrics thread while a reload may change them.
+class IfaceList {
+  public:
+    explicit IfaceList(std::vector<std::string> v) : v_(std::move(v)) {}
+    std::vector<std::string> get() const {
+        std::lock_guard<std::mutex> l(mu_);
+        return v_;
+    }
+    void set(std::vector<std::string> v) {
+        std::lock_guard<std::mutex> l(mu_);
+        v_ = std::move(v);
+    }
+
+  private:
+    mutable std::mutex mu_;
+    std::vector<std::string> v_;
+};
 
 // Attaches to every interface or to none: a failure takes back what was attached afresh.
 std::vector<Running> attach_all(const std::vector<std::string>& ifaces, const DaemonOptions& o) {
@@ -212,8 +240,9 @@ int run_daemon(const DaemonOptions& opts) {
     spdlog::info("history in {} (time zone {}, billing day {})", o.accounting.database, cal.tz_name(),
                  o.accounting.billing_day);
 
-    const std::vector<std::string> ifaces = interfaces_to_attach(o);
+    std::vector<std::string> ifaces = interfaces_to_attach(o).take();
     std::vector<Running> running = attach_all(ifaces, o);
+    IfaceList counted(ifaces);
 
     // Started after the signals are blocked, so its threads never take SIGTERM.
     DaemonStatsBox stats;
@@ -221,10 +250,10 @@ int run_daemon(const DaemonOptions& opts) {
     std::unique_ptr<MetricsServer> metrics;
     if (!o.metrics_listen.empty()) {
         auto m = MetricsServer::start(o.metrics_listen,
-                                      [&stats, &services, ifaces, paths = o.paths, cap = o.mac_series_cap] {
+                                      [&stats, &services, &counted, paths = o.paths, cap = o.mac_series_cap] {
                                           DaemonStats s = stats.get();
                                           services.stats(s);
-                                          return collect_metrics(ifaces, paths, s, cap);
+                                          return collect_metrics(counted.get(), paths, s, cap);
                                       });
         if (!m) {
             undo_fresh_attachments(running, o.paths);
@@ -263,8 +292,75 @@ int run_daemon(const DaemonOptions& opts) {
     };
     drain();  // what was counted while we were away
     sd_notifyf(0, "READY=1\nSTATUS=counting on %s", names.c_str());
+    if (o.applied) o.applied({});
 
-    int sig = wait_loop(sigs, o.interval, drain, [&] { reload(o, acct, services, sctx); });
+    // A new interface list (a SIGHUP, or the collector's central config): attach to the new
+    // ones first, then drain and detach the ones no longer listed; when none of the new ones
+    // attaches, the old ones keep counting.
+    auto reattach = [&](const DaemonOptions& next) {
+        std::vector<ConfigProblem> problems;
+        auto wanted = interfaces_to_attach(next);
+        if (!wanted) {
+            problems.push_back({"interfaces", wanted.error().message()});
+            return problems;
+        }
+        if (*wanted == ifaces) return problems;
+        std::vector<std::string> now;
+        for (const auto& name : *wanted) {
+            if (std::find(ifaces.begin(), ifaces.end(), name) != ifaces.end()) {
+                now.push_back(name);
+                continue;
+            }
+            auto ai = attach_interface(name, o.attach, o.paths);
+            if (!ai) {
+                spdlog::error("reload: cannot count on {}: {}", name, ai.error().message());
+                problems.push_back({"interfaces", "cannot attach to " + name + ": " + ai.error().message()});
+                continue;
+            }
+            auto maps = MapSet::from_fds(map_fds(*ai->skel));
+            if (!maps) {
+                problems.push_back({"interfaces", name + ": " + maps.error().message()});
+                continue;
+            }
+            running.push_back(Running{std::move(ai.value()), Drainer(name, std::move(maps.value()))});
+            resume(*store, running.back().drainer, boot_id);
+            now.push_back(name);
+            spdlog::info("reload: counting on {} too", name);
+        }
+        // push_back may have moved the running set: the drainers are pointed at it again.
+        drainers.clear();
+        for (auto& r : running) drainers.push_back(&r.drainer);
+        if (now.empty()) {
+            problems.push_back(
+                {"interfaces", "no interface of the new list could be attached; still counting on the old"});
+            return problems;
+        }
+        drain();  // what the interfaces leaving the list counted until now is kept
+        for (auto it = running.begin(); it != running.end();) {
+            if (std::find(now.begin(), now.end(), it->attached.ifname) != now.end()) {
+                ++it;
+                continue;
+            }
+            const std::string n = it->attached.ifname;
+            it->attached.lock.reset();
+            it->attached.skel.reset();
+            unlink((o.paths.run_dir + "/" + n + ".pid").c_str());
+            if (auto st = detach_interface(n, o.paths); !st) spdlog::error("reload: {}", st.error().message());
+            spdlog::info("reload: no longer counting on {} (detached)", n);
+            it = running.erase(it);
+        }
+        drainers.clear();
+        for (auto& r : running) drainers.push_back(&r.drainer);
+        ifaces = now;
+        counted.set(now);
+        sctx.ifaces = now;
+        return problems;
+    };
+
+    int sig = wait_loop(sigs, o.interval, drain, [&] {
+        auto problems = reload(o, acct, services, sctx, reattach);
+        if (o.applied) o.applied(problems);
+    });
     spdlog::info("{}: stopping", strsignal(sig));
     sd_notify(0, "STOPPING=1");
 

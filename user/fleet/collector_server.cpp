@@ -10,10 +10,14 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "peakflow/fleet/central_config.hpp"
+#include "peakflow/fleet/central_store.hpp"
+#include "peakflow/fleet/fleet_history.hpp"
 #include "peakflow/push/outbox.hpp"
 
 namespace pf {
@@ -247,6 +251,186 @@ struct CollectorServer::Impl {
         return (*auth)->agent;
     }
 
+    // Who calls a JSON API endpoint: a user (role admin or viewer) or, where `agent_ok`, an
+    // agent by its token (role "agent", `agent` set: it may read only what is its own).
+    // nullopt: refused, `res` holds the 401 and its reason.
+    struct Caller {
+        std::string user;   // "" for an agent
+        std::string role;   // admin | viewer | agent
+        std::string agent;  // the agent's name when role is agent
+        std::string from;   // the remote address, for the audit log
+        bool admin() const { return role == "admin"; }
+    };
+    // Tried in this order: a user's API token (Authorization: Bearer pfu_...), the
+    // dashboard's session cookie, then (agent_ok) an agent's token (Bearer pfc_...).
+    std::optional<Caller> caller(const httplib::Request& req, httplib::Response& res, bool agent_ok) {
+        const std::string what = req.method + " " + req.path;
+        const std::string h = req.get_header_value("Authorization");
+        const std::string bearer = h.rfind("Bearer ", 0) == 0 ? h.substr(7) : "";
+        if (bearer.rfind(kUserTokenPrefix, 0) == 0) {
+            auto t = users->check_token(bearer, now());
+            if (!t) spdlog::error("user token lookup: {}", t.error().message());
+            if (t && t->outcome == TokenLookup::Valid) return Caller{t->who.user, t->who.role, "", req.remote_addr};
+            const bool expired = t && t->outcome == TokenLookup::Expired;
+            refuse(res, 401, expired ? "token expired" : "unknown or revoked token", what, req, "");
+            if (expired) spdlog::info("{}: API token of user '{}' expired", req.remote_addr, t->who.user);
+            return std::nullopt;
+        }
+        std::string why = "missing credentials: log in, or send Authorization: Bearer with a user's API token";
+        if (const std::string sid = cookie(req, kSessionCookie); !sid.empty()) {
+            auto s = users->check_session(sid, now());
+            if (!s) spdlog::error("session lookup: {}", s.error().message());
+            if (s && *s) return Caller{(*s)->user, (*s)->role, "", req.remote_addr};
+            why = "the session ended (logged out, idle for 12 h or 7 days old): log in again";
+        }
+        if (agent_ok && !bearer.empty()) {
+            if (auto name = authenticate(req, why)) return Caller{"", "agent", *name, req.remote_addr};
+        } else if (!bearer.empty()) {
+            why = "an agent's token is not accepted here: use a user's API token (pfu_...) or log in";
+        }
+        refuse(res, 401, why, what, req, "");
+        return std::nullopt;
+    }
+
+    // 403 unless the caller is an admin.
+    bool require_admin(const Caller& c, const httplib::Request& req, httplib::Response& res) {
+        if (c.admin()) return true;
+        refuse(res, 403, "this needs the admin role", req.method + " " + req.path, req, c.agent);
+        return false;
+    }
+
+    // ---- users: login, sessions, roles (docs/fleet.md, "Users and roles") --------------
+
+    std::unique_ptr<FleetUsers> users;
+    LoginLimiter login_limiter;
+
+    // An IP address as the caller may see it: admins the address, everyone else (viewers,
+    // and agents) the heartbeat document's placeholder.
+    std::string shown_ip(const Caller& c, const std::string& ip) const { return c.admin() ? ip : kHiddenIp; }
+
+    // The value of cookie `name` in the Cookie header(s), "" when there is none.
+    static std::string cookie(const httplib::Request& req, const std::string& name) {
+        const size_t n = req.get_header_value_count("Cookie");
+        for (size_t i = 0; i < n; i++) {
+            const std::string h = req.get_header_value("Cookie", i);
+            for (size_t start = 0; start < h.size();) {
+                size_t end = h.find(';', start);
+                if (end == std::string::npos) end = h.size();
+                size_t b = start;
+                while (b < end && h[b] == ' ') b++;
+                if (h.compare(b, name.size() + 1, name + "=") == 0 && b + name.size() + 1 <= end)
+                    return h.substr(b + name.size() + 1, end - b - name.size() - 1);
+                start = end + 1;
+            }
+        }
+        return "";
+    }
+
+    std::string session_cookie(const std::string& value, int64_t max_age) const {
+        return std::string(kSessionCookie) + "=" + value + "; Path=/; Max-Age=" + std::to_string(max_age) +
+               "; HttpOnly; SameSite=Strict" + (o.tls_cert.empty() ? "" : "; Secure");
+    }
+
+    void answer_json(httplib::Response& res, int status, const Json& j) {
+        res.status = status;
+        res.set_content(j.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    }
+
+    // POST /api/v1/login {"user", "password"}: a session cookie, or one generic 401.
+    void handle_login(const httplib::Request& req, httplib::Response& res) {
+        const char* what = "POST /api/v1/login";
+        constexpr size_t kMaxLoginBody = 16 * 1024;
+        if (req.body.size() > kMaxLoginBody)
+            return refuse(res, 413, "body over " + std::to_string(kMaxLoginBody) + " bytes", what, req, "");
+        std::string name, password;
+        {
+            Json j = Json::parse(req.body, nullptr, false);
+            if (j.is_discarded()) return refuse(res, 400, "the body is not JSON", what, req, "");
+            if (!j.is_object())
+                return refuse(res, 400, "the body must be a JSON object {\"user\", \"password\"}", what, req, "");
+            for (const char* k : {"user", "password"}) {
+                auto it = j.find(k);
+                if (it == j.end()) return refuse(res, 400, std::string("missing field '") + k + "'", what, req, "");
+                if (!it->is_string())
+                    return refuse(res, 400, std::string("field '") + k + "' must be a string", what, req, "");
+            }
+            name = j["user"].get<std::string>();
+            password = j["password"].get<std::string>();
+        }
+        // Logged and counted as given only when it can be a name (no control bytes, bounded).
+        const bool plausible = valid_agent_name(name);
+        const std::string shown = plausible ? "'" + name + "'" : "(not a valid user name)";
+        const std::string key = plausible ? name : "";
+        const int64_t t = now();
+        if (const int64_t wait = login_limiter.retry_after(req.remote_addr, key, t); wait > 0) {
+            spdlog::warn("login from {} as {}: refused (429): too many failed logins, retry in {} s", req.remote_addr,
+                         shown, wait);
+            res.set_header("Retry-After", std::to_string(wait));
+            res.status = 429;
+            res.set_content(error_body("too many failed logins: try again in " + std::to_string(wait) + " s"),
+                            "application/json");
+            return;
+        }
+        auto who = users->verify_login(name, password);
+        if (!who) return fail_login_500(res, req, who.error());
+        if (!*who) {
+            login_limiter.failed(req.remote_addr, key, t);
+            spdlog::warn("login from {} as {}: refused (401): wrong user name or password", req.remote_addr, shown);
+            res.status = 401;
+            res.set_content(error_body("wrong user name or password"), "application/json");
+            return;
+        }
+        login_limiter.succeeded(key);
+        auto sid = users->create_session(name, t, req.remote_addr);
+        if (!sid) return fail_login_500(res, req, sid.error());
+        spdlog::info("login from {} as {}: accepted (role {})", req.remote_addr, shown, (*who)->role);
+        res.set_header("Set-Cookie", session_cookie(*sid, kSessionMax));
+        answer_json(res, 200, Json{{"user", (*who)->user}, {"role", (*who)->role}});
+    }
+
+    void fail_login_500(httplib::Response& res, const httplib::Request& req, const Error& e) {
+        spdlog::error("{} {} from {}: {}", req.method, req.path, req.remote_addr, e.message());
+        res.status = 500;
+        res.set_content(error_body("cannot read the users: " + e.message()), "application/json");
+    }
+
+    // POST /api/v1/logout: the session ends here and in the browser.
+    void handle_logout(const httplib::Request& req, httplib::Response& res) {
+        const std::string sid = cookie(req, kSessionCookie);
+        if (!sid.empty()) {
+            auto who = users->check_session(sid, now());
+            if (auto st = users->end_session(sid); !st) return fail_login_500(res, req, st.error());
+            if (who && *who) spdlog::info("logout from {}: user '{}'", req.remote_addr, (*who)->user);
+        }
+        res.set_header("Set-Cookie", session_cookie("", 0));
+        answer_json(res, 200, Json{{"status", "ok"}});
+    }
+
+    // GET /api/v1/me: who the session or token is.
+    void handle_me(const httplib::Request& req, httplib::Response& res) {
+        auto c = caller(req, res, false);
+        if (!c) return;
+        answer_json(res, 200, Json{{"user", c->user}, {"role", c->role}});
+    }
+
+    // GET /api/v1/users: admins; what `user list --json` shows.
+    void handle_users(const httplib::Request& req, httplib::Response& res) {
+        auto c = caller(req, res, false);
+        if (!c || !require_admin(*c, req, res)) return;
+        auto all = users->list();
+        if (!all) return fail_login_500(res, req, all.error());
+        Json out = Json::array();
+        for (const auto& u : *all)
+            out.push_back({{"name", u.name},
+                           {"role", u.role},
+                           {"created", cal->format_local(u.created)},
+                           {"created_epoch", u.created},
+                           {"updated", cal->format_local(u.updated)},
+                           {"updated_epoch", u.updated},
+                           {"tokens", u.tokens}});
+        answer_json(res, 200, Json{{"users", std::move(out)}});
+    }
+
     void refuse(httplib::Response& res, int status, const std::string& message, const std::string& what,
                 const httplib::Request& req, const std::string& agent) {
         spdlog::info("{} from {}{}: refused ({}): {}", what, req.remote_addr,
@@ -311,8 +495,302 @@ struct CollectorServer::Impl {
                      in->duplicates ? ", " + std::to_string(in->duplicates) + " duplicate batch(es) acknowledged" : "",
                      backlog);
         if (in->notice) dispatch(*in->notice, true);
+        for (const auto& n : in->push_notices) dispatch(n, true);
+        note_config_state(agent, r->agent);
+        // The central config goes with the answer when the agent runs another version than
+        // its current one (also an older one: a restored collector database is the truth).
+        WireAck ack = in->ack;
+        auto central = central_effective(*store, agent);
+        if (!central)
+            spdlog::error("central config of agent {}: {}", agent, central.error().message());
+        else if (central->version != r->agent.config_version)
+            ack.config = std::move(*central);
         res.status = 200;
-        res.set_content(render_ack(in->ack), "application/json");
+        res.set_content(render_ack(ack), "application/json");
+    }
+
+    // ---- central configuration ---------------------------------------------------------
+
+    std::mutex config_state_mu;
+    std::map<std::string, AgentConfigState> config_state;  // as last stored, per agent
+
+    // What the agent says it runs: stored when it changed, its problems logged once.
+    void note_config_state(const std::string& agent, const WireAgent& a) {
+        {
+            std::lock_guard<std::mutex> l(config_state_mu);
+            auto it = config_state.find(agent);
+            if (it != config_state.end() && it->second.version == a.config_version &&
+                it->second.problems == a.config_problems)
+                return;
+        }
+        AgentConfigState st{a.config_version, a.config_problems};
+        if (auto ok = note_agent_config(*store, agent, st); !ok) {
+            spdlog::error("agent {}: cannot store its config state: {}", agent, ok.error().message());
+            return;
+        }
+        for (const auto& p : a.config_problems)
+            spdlog::warn("agent {} cannot apply central config v{} key {}: {}", agent, a.config_version, p.key,
+                         p.message);
+        std::lock_guard<std::mutex> l(config_state_mu);
+        config_state[agent] = std::move(st);
+    }
+
+    static void answer(httplib::Response& res, int status, const Json& j) {
+        res.status = status;
+        res.set_content(j.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    }
+
+    void fail_500(httplib::Response& res, const httplib::Request& req, const Error& e) {
+        spdlog::error("{} {}: {}", req.method, req.path, e.message());
+        answer(res, 500, Json::parse(error_body(e.message())));
+    }
+
+    // Dotted keys to nested objects: {"push.sinks.a.url": "x"} -> {"push":{"sinks":{"a":{"url":"x"}}}}.
+    static Json nested(const std::map<std::string, std::string>& values) {
+        Json out = Json::object();
+        for (const auto& [k, v] : values) {
+            Json* at = &out;
+            size_t start = 0;
+            for (size_t dot; (dot = k.find('.', start)) != std::string::npos; start = dot + 1) {
+                Json& next = (*at)[k.substr(start, dot - start)];
+                if (!next.is_object()) next = Json::object();
+                at = &next;
+            }
+            Json parsed = Json::parse(v, nullptr, false);
+            (*at)[k.substr(start)] = parsed.is_discarded() ? Json(v) : std::move(parsed);
+        }
+        return out;
+    }
+
+    static Json value_json(const std::string& v) {
+        Json parsed = Json::parse(v, nullptr, false);
+        return parsed.is_discarded() ? Json(v) : parsed;
+    }
+
+    // The agent `name` must hold a token (revoked or not): a typo must not configure nobody.
+    bool known_agent(const std::string& name, const httplib::Request& req, httplib::Response& res,
+                     const std::string& what) {
+        auto a = store->agent(name);
+        if (!a) {
+            fail_500(res, req, a.error());
+            return false;
+        }
+        if (!*a) {
+            refuse(res, 404, "no agent named '" + name + "'", what, req, "");
+            return false;
+        }
+        return true;
+    }
+
+    // The effective config of one agent, each value with where it comes from.
+    Result<Json> agent_config_json(const std::string& agent) {
+        auto fleet = central_entries(*store, "");
+        if (!fleet) return fleet.error();
+        auto own = central_entries(*store, agent);
+        if (!own) return own.error();
+        auto eff = central_effective(*store, agent);
+        if (!eff) return eff.error();
+        auto reported = agent_config_state(*store, agent);
+        if (!reported) return reported.error();
+        std::map<std::string, const CentralEntry*> by_key;
+        for (const auto& e : *fleet) by_key[e.key] = &e;
+        for (const auto& e : *own) by_key[e.key] = &e;
+        Json j;
+        j["agent"] = agent;
+        j["version"] = eff->version;
+        j["config"] = nested(eff->values);
+        j["entries"] = Json::array();
+        for (const auto& [k, e] : by_key)
+            j["entries"].push_back(
+                {{"key", k},
+                 {"value", value_json(e->value)},
+                 {"source", (e->scope.empty() ? "fleet v" : "agent v") + std::to_string(e->version)}});
+        Json probs = Json::array();
+        for (const auto& p : reported->problems) probs.push_back({{"key", p.key}, {"message", p.message}});
+        j["applied"] = {{"version", reported->version}, {"problems", std::move(probs)}};
+        return j;
+    }
+
+    Result<Json> fleet_config_json() {
+        auto f = central_fleet(*store);
+        if (!f) return f.error();
+        auto entries = central_entries(*store, "");
+        if (!entries) return entries.error();
+        Json j;
+        j["version"] = f->version;
+        j["config"] = nested(f->values);
+        j["entries"] = Json::array();
+        for (const auto& e : *entries)
+            j["entries"].push_back(
+                {{"key", e.key}, {"value", value_json(e.value)}, {"source", "fleet v" + std::to_string(e.version)}});
+        return j;
+    }
+
+    // GET /api/v1/config[?agent=NAME]: users, and an agent for its own.
+    void handle_config_get(const httplib::Request& req, httplib::Response& res) {
+        auto c = caller(req, res, true);
+        if (!c) return;
+        const std::string agent = req.get_param_value("agent");
+        if (c->role == "agent" && agent != c->agent)
+            return refuse(res, 403, "an agent token reads only its own config (?agent=" + c->agent + ")",
+                          "GET /api/v1/config", req, c->agent);
+        if (!agent.empty() && !known_agent(agent, req, res, "GET /api/v1/config")) return;
+        auto j = agent.empty() ? fleet_config_json() : agent_config_json(agent);
+        if (!j) return fail_500(res, req, j.error());
+        answer(res, 200, *j);
+    }
+
+    // PUT /api/v1/config {"agent"?, "key", "value"} and DELETE /api/v1/config?agent=&key=: admins.
+    void handle_config_change(const httplib::Request& req, httplib::Response& res, bool set) {
+        const std::string what = req.method + " /api/v1/config";
+        auto c = caller(req, res, false);
+        if (!c || !require_admin(*c, req, res)) return;
+        std::string agent, key, value;
+        if (set) {
+            if (req.body.size() > kCentralMaxValue + 4096)
+                return refuse(res, 413, "body over " + std::to_string(kCentralMaxValue + 4096) + " bytes", what, req,
+                              "");
+            Json j = Json::parse(req.body, nullptr, false);
+            if (j.is_discarded() || !j.is_object())
+                return refuse(res, 400, "the body must be a JSON object {\"key\", \"value\", \"agent\"?}", what, req,
+                              "");
+            if (!j.contains("key") || !j["key"].is_string())
+                return refuse(res, 400, "missing string field 'key'", what, req, "");
+            if (!j.contains("value")) return refuse(res, 400, "missing field 'value'", what, req, "");
+            if (j.contains("agent") && !j["agent"].is_null()) {
+                if (!j["agent"].is_string()) return refuse(res, 400, "field 'agent' must be a string", what, req, "");
+                agent = j["agent"].get<std::string>();
+            }
+            key = j["key"].get<std::string>();
+            value = j["value"].dump();
+        } else {
+            agent = req.get_param_value("agent");
+            key = req.get_param_value("key");
+            if (key.empty()) return refuse(res, 400, "missing parameter 'key'", what, req, "");
+        }
+        if (!agent.empty() && !known_agent(agent, req, res, what)) return;
+        if (auto why = central_key_problem(key); !why.empty()) return refuse(res, 400, why, what, req, "");
+        if (set) {
+            const std::string why = o.check_central ? o.check_central(key, value) : central_value_problem(key, value);
+            if (!why.empty()) return refuse(res, 400, why, what, req, "");
+        }
+        ChangeOrigin origin{c->user, req.remote_addr, now()};
+        auto v = set ? central_set(*store, agent, key, value, origin) : central_unset(*store, agent, key, origin);
+        if (!v) {
+            if (!set && v.error().message().find("is not set") != std::string::npos)
+                return refuse(res, 404, v.error().message(), what, req, "");
+            return fail_500(res, req, v.error());
+        }
+        spdlog::info("central config v{}: {} {}{} by {} from {}", *v, set ? "set" : "unset", key,
+                     agent.empty() ? " (fleet)" : " (agent " + agent + ")", c->user, req.remote_addr);
+        answer(res, 200, Json{{"status", "ok"}, {"version", *v}});
+    }
+
+    // GET /api/v1/audit[?agent=NAME][&limit=N]: users.
+    void handle_audit(const httplib::Request& req, httplib::Response& res) {
+        auto c = caller(req, res, false);
+        if (!c) return;
+        size_t limit = 200;
+        if (req.has_param("limit")) {
+            const std::string l = req.get_param_value("limit");
+            char* end = nullptr;
+            const long v = std::strtol(l.c_str(), &end, 10);
+            if (l.empty() || *end || v < 1 || v > 10000)
+                return refuse(res, 400, "limit must be 1 to 10000", "GET /api/v1/audit", req, "");
+            limit = static_cast<size_t>(v);
+        }
+        std::optional<std::string> scope;
+        if (req.has_param("agent")) scope = req.get_param_value("agent");
+        if (req.has_param("fleet")) scope = "";
+        auto rows = central_audit(*store, limit, scope);
+        if (!rows) return fail_500(res, req, rows.error());
+        Json out = Json::array();
+        for (const auto& r : *rows)
+            out.push_back({{"id", r.id},
+                           {"time", cal->format_local(r.time)},
+                           {"time_epoch", r.time},
+                           {"version", r.version},
+                           {"who", r.who},
+                           {"from", r.from},
+                           {"scope", r.scope.empty() ? "fleet" : "agent"},
+                           {"agent", r.scope.empty() ? Json(nullptr) : Json(r.scope)},
+                           {"key", r.key},
+                           {"old", r.old_value ? value_json(*r.old_value) : Json(nullptr)},
+                           {"new", r.new_value ? value_json(*r.new_value) : Json(nullptr)}});
+        answer(res, 200, Json{{"audit", std::move(out)}});
+    }
+
+    // GET /agent/config/?name=NAME or ?mac=MAC (the requirements' API): users, and an agent
+    // for its own.
+    void handle_compat_config(const httplib::Request& req, httplib::Response& res) {
+        const std::string what = "GET /agent/config/";
+        auto c = caller(req, res, true);
+        if (!c) return;
+        std::string name = req.get_param_value("name");
+        const std::string mac = lower(req.get_param_value("mac"));
+        if (name.empty() == mac.empty()) return refuse(res, 400, "give one of name= or mac=", what, req, "");
+        if (name.empty()) {
+            auto agents = store->agents();
+            if (!agents) return fail_500(res, req, agents.error());
+            for (const auto& a : *agents) {
+                size_t start = 0;
+                const std::string macs = lower(a.mac);
+                for (size_t comma; start <= macs.size(); start = comma + 1) {
+                    comma = macs.find(',', start);
+                    if (comma == std::string::npos) comma = macs.size();
+                    if (macs.compare(start, comma - start, mac) == 0) name = a.name;
+                }
+                if (!name.empty()) break;
+            }
+            if (name.empty()) return refuse(res, 404, "no agent reported the MAC " + mac, what, req, "");
+        }
+        if (c->role == "agent" && name != c->agent)
+            return refuse(res, 403, "an agent token reads only its own config", what, req, c->agent);
+        auto a = store->agent(name);
+        if (!a) return fail_500(res, req, a.error());
+        if (!*a) return refuse(res, 404, "no agent named '" + name + "'", what, req, "");
+        auto j = agent_config_json(name);
+        if (!j) return fail_500(res, req, j.error());
+        Json out;
+        out["status"] = "ok";
+        out["name"] = name;
+        out["node"] = (*a)->node;
+        out["host"] = (*a)->host;
+        out["mac"] = (*a)->mac;
+        out["iface"] = (*a)->iface;
+        for (auto it = j->begin(); it != j->end(); ++it)
+            if (it.key() != "agent") out[it.key()] = it.value();
+        answer(res, 200, out);
+    }
+
+    // GET /agent/get_global_config/: users and agents.
+    void handle_compat_global(const httplib::Request& req, httplib::Response& res) {
+        auto c = caller(req, res, true);
+        if (!c) return;
+        auto j = fleet_config_json();
+        if (!j) return fail_500(res, req, j.error());
+        Json out;
+        out["status"] = "ok";
+        for (auto it = j->begin(); it != j->end(); ++it) out[it.key()] = it.value();
+        answer(res, 200, out);
+    }
+
+    // GET /agent/history/ and /api/v1/history: the fleet's push history, newest first, for
+    // users (admin or viewer); the same query and answer on both paths.
+    void handle_history(const httplib::Request& req, httplib::Response& res) {
+        auto who = caller(req, res, false);
+        if (!who) return;
+        auto q = parse_history_params(*cal, req.params);
+        if (!q) return refuse(res, 400, q.error().message(), req.method + " " + req.path, req, "");
+        auto page = store->push_history(*q);
+        if (!page) {
+            spdlog::error("{} {}: {}", req.method, req.path, page.error().message());
+            res.status = 500;
+            res.set_content(error_body("cannot read the push history: " + page.error().message()), "application/json");
+            return;
+        }
+        res.status = 200;
+        res.set_content(render_history_page(*page, *q, *cal), "application/json");
     }
 
     void handle_alert(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
@@ -414,6 +892,11 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
     auto store = FleetStore::open(m.o.database);
     if (!store) return store.error();
     m.store = std::move(*store);
+    m.store->set_push_alerts(m.o.push_failure_alert_after, push_failure_notice);
+    auto users = FleetUsers::open(*m.store, m.o.password_hash);
+    if (!users) return users.error();
+    m.users = std::move(*users);
+    if (auto st = m.users->prepare_logins(); !st) return st.error();
     m.started = m.now();
     if (!m.o.alert_file.empty()) {
         // Best effort: a failure shows at the first alert, with the reason, in the log.
@@ -454,9 +937,25 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
                                          const httplib::ContentReader& rd) { ip->handle_report(rq, rs, rd); });
     s.Post("/api/v1/agents/alert", [ip](const httplib::Request& rq, httplib::Response& rs,
                                         const httplib::ContentReader& rd) { ip->handle_alert(rq, rs, rd); });
+    s.Get("/api/v1/config", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_config_get(rq, rs); });
+    s.Put("/api/v1/config",
+          [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_config_change(rq, rs, true); });
+    s.Delete("/api/v1/config",
+             [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_config_change(rq, rs, false); });
+    s.Get("/api/v1/audit", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_audit(rq, rs); });
+    s.Get("/agent/config/",
+          [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_compat_config(rq, rs); });
+    s.Get("/agent/get_global_config/",
+          [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_compat_global(rq, rs); });
+    for (const char* path : {"/agent/history/", "/agent/history", "/api/v1/history"})
+        s.Get(path, [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_history(rq, rs); });
     s.Get("/api/v1/health", [](const httplib::Request&, httplib::Response& rs) {
         rs.set_content(R"({"status":"ok"})", "application/json");
     });
+    s.Post("/api/v1/login", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_login(rq, rs); });
+    s.Post("/api/v1/logout", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_logout(rq, rs); });
+    s.Get("/api/v1/me", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_me(rq, rs); });
+    s.Get("/api/v1/users", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_users(rq, rs); });
     s.set_exception_handler([](const httplib::Request& rq, httplib::Response& rs, std::exception_ptr ep) {
         std::string what = "unknown";
         try {

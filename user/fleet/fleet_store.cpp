@@ -58,6 +58,30 @@ CREATE TABLE IF NOT EXISTS fleet_alerts(
   origin TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
   node TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '', digest TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS fleet_alerts_digest ON fleet_alerts(agent, digest) WHERE digest IS NOT NULL;
+)"},
+                                  // The traffic each push row reports (NULL: none), the history's
+                                  // newest-first order, and per agent's sink whether its failure
+                                  // alert is raised and which row raised the last one.
+                                  {"fleet", 2, R"(
+ALTER TABLE fleet_push ADD COLUMN value INTEGER;
+CREATE INDEX IF NOT EXISTS fleet_push_time ON fleet_push(time, id);
+CREATE TABLE IF NOT EXISTS fleet_push_sinks(
+  agent TEXT NOT NULL, sink TEXT NOT NULL, alerted INTEGER NOT NULL, alert_row INTEGER,
+  PRIMARY KEY(agent, sink)) WITHOUT ROWID;
+)"},
+                                  // Central configuration (central_store.hpp): values per scope ('' the
+                                  // fleet, else an agent), each scope's version, the audit log, and what
+                                  // each agent reported it runs.
+                                  {"fleet_control", 1, R"(
+CREATE TABLE IF NOT EXISTS central_values(
+  scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, version INTEGER NOT NULL,
+  PRIMARY KEY(scope, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS central_scopes(scope TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS central_audit(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, version INTEGER NOT NULL,
+  who TEXT NOT NULL, origin TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, old_value TEXT, new_value TEXT);
+CREATE TABLE IF NOT EXISTS central_agent_state(
+  agent TEXT PRIMARY KEY, version INTEGER NOT NULL, problems TEXT NOT NULL) WITHOUT ROWID;
 )"}};
 
 constexpr const char* kAgentColumns =
@@ -341,19 +365,146 @@ Status FleetStore::write_buckets(const std::string& agent, const std::vector<Wir
     return Ok{};
 }
 
-Status FleetStore::write_push(const std::string& agent, const std::vector<WirePush>& rows) {
+Status FleetStore::write_push(const std::string& agent, const std::vector<WirePush>& rows, int64_t now,
+                              std::vector<StoredAlert>& notices) {
     auto p = kept(
         "INSERT OR REPLACE INTO fleet_push(agent, id, time, node, host, sink, kind, period, bytes, status, attempts, "
-        "error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+        "error, value) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!p) return p.error();
     SqlStmt& s = **p;
     for (const auto& r : rows) {
         StmtGuard g{s};
         s.bind(1, agent).bind(2, r.id).bind(3, r.time).bind(4, r.node).bind(5, r.host).bind(6, r.sink);
         s.bind(7, r.kind).bind(8, r.period).bind(9, r.bytes).bind(10, r.status).bind(11, r.attempts).bind(12, r.error);
+        if (r.value)
+            s.bind(13, *r.value);
+        else
+            sqlite3_bind_null(s.get(), 13);
         if (auto st = db_.check(s.step(), "store push history"); !st) return st;
+        if (auto st = watch_push_sink(agent, r, now, notices); !st) return st;
     }
     return Ok{};
+}
+
+// The agent's outbox sends a sink's oldest message until it is delivered, so every attempt
+// counted in a row still `failed` failed in a row, and a `sent` row's attempts before the
+// last one did. Rows come in the agent's (time, id) order: a sink's streak shows as
+// its failed row with more attempts each time, then that row sent. The state of each
+// (agent, sink) is kept, so a row that comes again (a resent batch, a later copy) raises
+// nothing twice; a sent row whose earlier attempts reached the threshold before any failed
+// copy of it arrived raises the alert and the recovery together.
+Status FleetStore::watch_push_sink(const std::string& agent, const WirePush& r, int64_t now,
+                                   std::vector<StoredAlert>& notices) {
+    if (push_alert_after_ <= 0 || !push_notice_ || (r.status != "failed" && r.status != "sent")) return Ok{};
+    auto q = kept("SELECT alerted, alert_row FROM fleet_push_sinks WHERE agent = ? AND sink = ?");
+    if (!q) return q.error();
+    bool alerted = false;
+    std::optional<int64_t> alert_row;
+    {
+        SqlStmt& s = **q;
+        StmtGuard g{s};
+        s.bind(1, agent).bind(2, r.sink);
+        const int rc = s.step();
+        if (rc == SQLITE_ROW) {
+            alerted = s.i64(0) != 0;
+            alert_row = opt_i64(s, 1);
+        } else if (auto c = db_.check(rc, "read push sink state"); !c) {
+            return c;
+        }
+    }
+    const int64_t failures = r.status == "failed" ? r.attempts : r.attempts - 1;
+    bool raise = false, recover = false;
+    if (r.status == "failed") {
+        raise = !alerted && failures >= push_alert_after_;
+    } else if (alerted) {
+        recover = true;
+    } else if (failures >= push_alert_after_ && alert_row != r.id) {
+        raise = recover = true;
+    }
+    if (!raise && !recover) return Ok{};
+    for (bool raised : {true, false}) {
+        if (raised ? !raise : !recover) continue;
+        StoredAlert n = push_notice_(agent, r, raised, push_alert_after_, now);
+        bool inserted = false;
+        if (auto st = insert_alert(db_, n, "", inserted); !st) return st;
+        n.id = db_.last_insert_rowid();
+        notices.push_back(std::move(n));
+    }
+    if (raise) alert_row = r.id;
+    auto u = kept(
+        "INSERT INTO fleet_push_sinks(agent, sink, alerted, alert_row) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT(agent, sink) DO UPDATE SET alerted = ?3, alert_row = ?4");
+    if (!u) return u.error();
+    SqlStmt& s = **u;
+    StmtGuard g{s};
+    s.bind(1, agent).bind(2, r.sink).bind(3, recover ? 0 : 1);
+    if (alert_row)
+        s.bind(4, *alert_row);
+    else
+        sqlite3_bind_null(s.get(), 4);
+    return db_.check(s.step(), "store push sink state");
+}
+
+void FleetStore::set_push_alerts(int after, PushNoticeFn make) {
+    std::lock_guard<std::mutex> l(mu_);
+    push_alert_after_ = after;
+    push_notice_ = std::move(make);
+}
+
+Result<PushPage> FleetStore::push_history(const PushQuery& pq) {
+    std::string where = " WHERE 1";
+    if (pq.agent) where += " AND agent = :agent";
+    if (pq.node) where += " AND node = :node";
+    if (pq.host) where += " AND host = :host";
+    if (pq.status) where += " AND status = :status";
+    if (pq.failed_only) where += " AND status = 'failed'";
+    if (pq.from) where += " AND time >= :from";
+    if (pq.to) where += " AND time < :to";
+    auto bind = [&](SqlStmt& q) {
+        auto named = [&](const char* n) { return sqlite3_bind_parameter_index(q.get(), n); };
+        if (pq.agent) q.bind(named(":agent"), *pq.agent);
+        if (pq.node) q.bind(named(":node"), *pq.node);
+        if (pq.host) q.bind(named(":host"), *pq.host);
+        if (pq.status) q.bind(named(":status"), *pq.status);
+        if (pq.from) q.bind(named(":from"), *pq.from);
+        if (pq.to) q.bind(named(":to"), *pq.to);
+    };
+    const int64_t page = std::max<int64_t>(1, pq.page);
+    std::lock_guard<std::mutex> l(mu_);
+    PushPage out;
+    {
+        auto q = db_.prepare("SELECT count(*) FROM fleet_push" + where);
+        if (!q) return q.error();
+        bind(*q);
+        const int rc = q->step();
+        if (rc != SQLITE_ROW) return db_.error(rc, "count push history");
+        out.total = q->i64(0);
+    }
+    // A read-only open of a store a collector has not brought to fleet schema 2 yet: no
+    // value column, rows without values.
+    bool has_value = false;
+    {
+        auto c = db_.prepare("SELECT 1 FROM pragma_table_info('fleet_push') WHERE name = 'value'");
+        if (!c) return c.error();
+        has_value = c->step() == SQLITE_ROW;
+    }
+    std::string sql = std::string("SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, error, ") +
+                      (has_value ? "value" : "NULL") + ", agent FROM fleet_push" + where +
+                      " ORDER BY time DESC, id DESC, agent";
+    if (pq.limit > 0) sql += " LIMIT :limit OFFSET :offset";
+    auto q = db_.prepare(sql);
+    if (!q) return q.error();
+    bind(*q);
+    if (pq.limit > 0) {
+        q->bind(sqlite3_bind_parameter_index(q->get(), ":limit"), pq.limit);
+        q->bind(sqlite3_bind_parameter_index(q->get(), ":offset"), (page - 1) * pq.limit);
+    }
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW)
+        out.rows.push_back(HistoryRow{q->i64(0), q->i64(1), q->text(2), q->text(3), q->text(4), q->text(5), q->text(6),
+                                      q->i64(7), q->text(8), q->i64(9), q->text(10), opt_i64(*q, 11), q->text(12)});
+    if (auto c = db_.check(rc, "read push history"); !c) return c.error();
+    return out;
 }
 
 Status FleetStore::write_host(const std::string& agent, const std::vector<WireHost>& rows) {
@@ -421,10 +572,11 @@ Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireRepo
             res.gap =
                 "stream " + b.stream + ": sequence gap: holds " + std::to_string(*h) + ", got " + std::to_string(b.seq);
             res.batches = res.records = res.duplicates = 0;
+            res.push_notices.clear();
             return res;
         }
         Status st = b.stream == "buckets" ? write_buckets(agent, b.buckets)
-                    : b.stream == "push"  ? write_push(agent, b.push)
+                    : b.stream == "push"  ? write_push(agent, b.push, now, res.push_notices)
                                           : write_host(agent, b.host);
         if (!st) return st.error();
         auto q = db_.prepare(

@@ -1,5 +1,7 @@
 #include "peakflow/fleet/uplink.hpp"
 
+#include "peakflow/fleet/central_config.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -126,12 +128,43 @@ Result<std::unique_ptr<Uplink>> Uplink::open(UplinkOptions o) {
     if (!sel) return sel.error();
     if (sel->step() != SQLITE_ROW) return u->db_.error(SQLITE_CORRUPT, "read the spool id");
     u->spool_ = sel->text(0);
+    u->ifaces_ = u->o_.ifaces;
+    auto central = load_central(u->o_.database);
+    if (!central) return central.error();
+    if (*central) u->central_version_ = (*central)->version;
     return u;
 }
 
 void Uplink::set_config(const UplinkConfig& c) {
     std::lock_guard l(mu_);
     cfg_ = c;
+}
+
+void Uplink::set_ifaces(const std::vector<std::string>& ifaces) {
+    std::lock_guard l(mu_);
+    ifaces_ = ifaces;
+}
+
+int64_t Uplink::central_version() const {
+    std::lock_guard l(mu_);
+    return central_version_;
+}
+
+// A version other than the stored one (newer, or an older one after the collector's
+// database was restored: the collector decides) is stored before the daemon is asked to
+// apply it, so a crash in between applies it at the next start.
+void Uplink::take_central(const CentralConfig& c) {
+    if (c.version == central_version()) return;
+    if (auto st = save_central(db_, c); !st) {
+        spdlog::error("collector uplink: cannot store central config v{}: {}", c.version, st.error().message());
+        return;
+    }
+    {
+        std::lock_guard l(mu_);
+        central_version_ = c.version;
+    }
+    spdlog::info("collector: central config v{} received ({} value(s)); applying it", c.version, c.values.size());
+    if (o_.on_central) o_.on_central();
 }
 
 int Uplink::interval() const {
@@ -323,9 +356,15 @@ Status Uplink::read_push(Pending& p, int64_t now) {
     if (!*has) return Ok{};
     auto cur = read_cursor(kStreams[kPush]);
     if (!cur) return cur.error();
-    auto q = db_.prepare(
-        "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error FROM push_history "
-        "WHERE (time, id) > (?1, ?2) AND time <= ?3 ORDER BY time, id LIMIT ?4");
+    // The value column comes with outbox schema 2; a table the outbox has not brought up yet
+    // has rows without values.
+    auto col = db_.prepare("SELECT 1 FROM pragma_table_info('push_history') WHERE name = 'value'");
+    if (!col) return col.error();
+    const bool has_value = col->step() == SQLITE_ROW;
+    auto q = db_.prepare(std::string("SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, "
+                                     "last_error, ") +
+                         (has_value ? "value" : "NULL") +
+                         " FROM push_history WHERE (time, id) > (?1, ?2) AND time <= ?3 ORDER BY time, id LIMIT ?4");
     if (!q) return q.error();
     q->bind(1, cur->c[0]).bind(2, cur->c[1]).bind(3, now - kPushSettle).bind(4, static_cast<int64_t>(p.cfg.batch));
     WireBatch batch;
@@ -345,6 +384,7 @@ Status Uplink::read_push(Pending& p, int64_t now) {
         w.status = q->text(8);
         w.attempts = q->i64(9);
         w.error = q->text(10);
+        if (!q->is_null(11)) w.value = q->i64(11);
         batch.push.push_back(std::move(w));
     }
     if (rc != SQLITE_DONE) return db_.error(rc, "read push_history");
@@ -528,7 +568,12 @@ WireAgent Uplink::agent(const UplinkConfig& cfg, int64_t now) const {
     a.boot_id = o_.boot_id;
     a.interval = cfg.interval;
     a.time = now;
-    for (const auto& i : o_.ifaces) {
+    std::vector<std::string> ifaces;
+    {
+        std::lock_guard l(mu_);
+        ifaces = ifaces_;
+    }
+    for (const auto& i : ifaces) {
         std::string mac = first_line(o_.paths.sysfs + "/class/net/" + i + "/address");
         a.interfaces.push_back({i, parse_mac(mac) ? mac : "", true});
     }
@@ -619,6 +664,10 @@ Result<UplinkOutcome> Uplink::report_once() {
         return st.error();
     }
     p.report.agent = agent(p.cfg, now);
+    if (auto cs = load_central_status(db_); cs) {
+        p.report.agent.config_version = cs->version;
+        p.report.agent.config_problems = cs->problems;
+    }
     p.report.spool = spool_;
     UplinkOutcome out;
     for (const auto& b : p.report.batches) out.sent += b.size();
@@ -655,6 +704,7 @@ Result<UplinkOutcome> Uplink::report_once() {
         return s.error();
     } else {
         out.acked = true;
+        if (ack->config) take_central(*ack->config);
     }
     if (!out.acked) {
         out.backlog = waiting;
@@ -691,6 +741,7 @@ class UplinkService : public Service {
             return;
         }
         u_->set_config(c);
+        u_->set_ifaces(next.ifaces);
     }
     void stats(DaemonStats& s) const override { s.collector = u_->figures(); }
     void stop() override {
@@ -739,6 +790,7 @@ Result<std::unique_ptr<Service>> make_uplink_service(ServiceContext& ctx) {
     o.clock = ctx.clock;
     o.ifaces = ctx.ifaces;
     o.paths = ctx.paths;
+    o.on_central = ctx.request_reload;
     auto u = Uplink::open(std::move(o));
     if (!u) return u.error();
     spdlog::info("collector: reporting to {} as {} every {} s (spool {})", cfg.url, cfg.name, cfg.interval,

@@ -250,6 +250,47 @@ bool parse_agent(const Json& j, int64_t now, WireAgent& a, std::string& err) {
         if (!w.mac.empty() && !mac_shaped(w.mac)) return g.fail(path + ".mac must look like aa:bb:cc:dd:ee:ff");
         a.interfaces.push_back(std::move(w));
     }
+    // Optional: agents before the control plane do not send it.
+    const Json* cfg = f.find("config", false);
+    if (!f.ok()) return false;
+    if (cfg) {
+        if (!cfg->is_object()) return f.fail("agent.config must be an object");
+        Fields g(*cfg, "agent.config", err);
+        if (!g.i64("version", a.config_version, 0)) return false;
+        const Json* probs = g.array("problems");
+        if (!probs) return false;
+        if (probs->size() > kCentralMaxKeys)
+            return g.fail("agent.config.problems: more than " + std::to_string(kCentralMaxKeys));
+        for (size_t i = 0; i < probs->size(); i++) {
+            const Json& e = (*probs)[i];
+            const std::string path = "agent.config.problems[" + std::to_string(i) + "]";
+            if (!e.is_object()) return g.fail(path + " must be an object");
+            Fields h(e, path, err);
+            ConfigProblem p;
+            if (!(h.str("key", p.key) && h.str("message", p.message))) return false;
+            a.config_problems.push_back(std::move(p));
+        }
+    }
+    return true;
+}
+
+bool parse_central_json(const Json& j, CentralConfig& c, std::string& err) {
+    if (!j.is_object()) {
+        err = "config must be an object";
+        return false;
+    }
+    Fields f(j, "config", err);
+    if (!f.i64("version", c.version, 0)) return false;
+    const Json* vals = f.object("values");
+    if (!vals) return false;
+    if (vals->size() > kCentralMaxKeys) return f.fail("config.values: more than " + std::to_string(kCentralMaxKeys));
+    for (auto it = vals->begin(); it != vals->end(); ++it) {
+        if (it.key().empty() || it.key().size() > 256) return f.fail("config.values: a key of 0 or over 256 bytes");
+        std::string v = it.value().dump(-1, ' ', false, Json::error_handler_t::strict);
+        if (v.size() > kCentralMaxValue)
+            return f.fail("config.values." + it.key() + ": over " + std::to_string(kCentralMaxValue) + " bytes");
+        c.values.emplace(it.key(), std::move(v));
+    }
     return true;
 }
 
@@ -270,7 +311,8 @@ bool parse_push(const Json& e, const std::string& path, int64_t now, WirePush& p
     Fields f(e, path, err);
     f.i64("id", p.id, 0) && f.i64("time", p.time, 0) && f.str("node", p.node) && f.str("host", p.host) &&
         f.str("sink", p.sink) && f.str("kind", p.kind) && f.str("period", p.period) && f.i64("bytes", p.bytes, 0) &&
-        f.str("status", p.status) && f.i64("attempts", p.attempts, 0) && f.str("error", p.error);
+        f.str("status", p.status) && f.i64("attempts", p.attempts, 0) && f.str("error", p.error) &&
+        f.opt_i64("value", p.value);
     if (!f.ok()) return false;
     if (p.time > now + kWireMaxClockAhead) return f.fail(ahead(path + ".time", p.time, now));
     return true;
@@ -451,6 +493,9 @@ std::string render_report(const WireReport& r) {
     a["interfaces"] = Json::array();
     for (const auto& i : r.agent.interfaces)
         a["interfaces"].push_back({{"name", i.name}, {"mac", i.mac}, {"counted", i.counted}});
+    Json probs = Json::array();
+    for (const auto& p : r.agent.config_problems) probs.push_back({{"key", p.key}, {"message", p.message}});
+    a["config"] = {{"version", r.agent.config_version}, {"problems", std::move(probs)}};
     j["agent"] = std::move(a);
     j["spool"] = r.spool;
     j["backlog"] = {{"buckets", r.backlog_buckets}, {"push", r.backlog_push}, {"host", r.backlog_host}};
@@ -475,18 +520,14 @@ std::string render_report(const WireReport& r) {
         jb["seq"] = b.seq;
         Json recs = Json::array();
         for (const auto& x : b.buckets) recs.push_back(bucket(x));
-        for (const auto& x : b.push)
-            recs.push_back({{"id", x.id},
-                            {"time", x.time},
-                            {"node", x.node},
-                            {"host", x.host},
-                            {"sink", x.sink},
-                            {"kind", x.kind},
-                            {"period", x.period},
-                            {"bytes", x.bytes},
-                            {"status", x.status},
-                            {"attempts", x.attempts},
-                            {"error", x.error}});
+        for (const auto& x : b.push) {
+            Json rec = {{"id", x.id},         {"time", x.time},         {"node", x.node},     {"host", x.host},
+                        {"sink", x.sink},     {"kind", x.kind},         {"period", x.period}, {"bytes", x.bytes},
+                        {"status", x.status}, {"attempts", x.attempts}, {"error", x.error}};
+            // Left out when none: what an agent without values has always sent.
+            if (x.value) rec["value"] = *x.value;
+            recs.push_back(std::move(rec));
+        }
         for (const auto& x : b.host) recs.push_back(render_host(x));
         jb["records"] = std::move(recs);
         j["batches"].push_back(std::move(jb));
@@ -508,7 +549,33 @@ std::string render_ack(const WireAck& a) {
     j["status"] = "ok";
     j["acked"] = {{"buckets", a.buckets}, {"push", a.push}, {"host", a.host}};
     j["time"] = a.time;
+    if (a.config) j["config"] = Json::parse(render_central(*a.config));
     return dump(j);
+}
+
+std::string render_central(const CentralConfig& c) {
+    Json j;
+    j["version"] = c.version;
+    j["values"] = Json::object();
+    for (const auto& [k, v] : c.values) {
+        // Values were checked as JSON when they were set; one that is not stays a string.
+        Json parsed = Json::parse(v, nullptr, false);
+        j["values"][k] = parsed.is_discarded() ? Json(v) : std::move(parsed);
+    }
+    return dump(j);
+}
+
+Result<CentralConfig> parse_central(const std::string& json) {
+    try {
+        if (json.size() > kWireMaxDecompressed) return Error("config over " + std::to_string(kWireMaxDecompressed));
+        if (too_deep(json, kWireMaxDepth)) return Error("config nested too deep");
+        CentralConfig c;
+        std::string err;
+        if (!parse_central_json(Json::parse(json), c, err)) return Error(err);
+        return c;
+    } catch (const std::exception& e) {
+        return Error(std::string("config not JSON: ") + e.what());
+    }
 }
 
 Result<WireAck> parse_ack(const std::string& json) {
@@ -526,6 +593,11 @@ Result<WireAck> parse_ack(const std::string& json) {
             return Error(err);
         // An error answer (409) carries acked without a time.
         if (j.contains("time") && !f.i64("time", a.time, 0)) return Error(err);
+        if (auto it = j.find("config"); it != j.end()) {
+            CentralConfig c;
+            if (!parse_central_json(*it, c, err)) return Error(err);
+            a.config = std::move(c);
+        }
         return a;
     } catch (const std::exception& e) {
         return Error(std::string("answer not JSON: ") + e.what());

@@ -234,15 +234,24 @@ Result<CustomerReportService::Options> customer_report_options(const ServiceCont
     return o;
 }
 
+// Switched off but with a sink named, the service runs and waits for the switch (a reload,
+// or the collector's central config), recording that nothing before it is reported.
 Result<std::unique_ptr<Service>> make_customer_report_service(ServiceContext& ctx) {
-    if (!ctx.sections.get<CustomerReportConfig>().enabled) return std::unique_ptr<Service>();
-    if (!ctx.outbox)
+    const CustomerReportConfig& cr = ctx.sections.get<CustomerReportConfig>();
+    if (!cr.enabled && cr.sink.empty()) return std::unique_ptr<Service>();
+    if (!ctx.outbox) {
+        if (!cr.enabled) return std::unique_ptr<Service>();
         return Error("customer_report is enabled but push is not configured", "", 0,
                      "add a push sink of type http and name it in customer_report.sink");
+    }
     auto co = customer_report_options(ctx);
-    if (!co) return co.error();
-    auto s = CustomerReportService::create(std::move(*co), *ctx.outbox);
-    if (!s) return s.error();
+    auto s = co ? CustomerReportService::create(std::move(*co), *ctx.outbox)
+                : Result<std::unique_ptr<CustomerReportService>>(co.error());
+    if (!s) {
+        if (cr.enabled) return s.error();
+        spdlog::warn("customer_report (switched off): {}; switching it on will need a restart", s.error().message());
+        return std::unique_ptr<Service>();
+    }
     return std::unique_ptr<Service>(std::move(*s));
 }
 
@@ -337,6 +346,10 @@ Status CustomerReportService::queue_hour(const std::string& mac, std::optional<i
                       "Hourly " + fh.substr(0, 10) + "T" + fh.substr(11, 2) + " v" + std::to_string(version),
                       "hourly report of " + mac + ", version " + std::to_string(version),
                       body};
+    // What the hour reports (推送数据): the sum of its twelve 5-minute values, as sent.
+    int64_t sum = 0;
+    for (auto x : *v) sum += static_cast<int64_t>(x);
+    m.value = sum;
     if (auto st = queue_.enqueue(m); !st) return st;
     auto p = db_.prepare(
         "INSERT OR REPLACE INTO customer_report(mac, hour, version, flux_hour, points, body, queued_at, outcome) "

@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS outbox(
 CREATE INDEX IF NOT EXISTS outbox_sink ON outbox(sink, id);
 CREATE TABLE IF NOT EXISTS push_sink_state(
   sink TEXT PRIMARY KEY, failures INTEGER NOT NULL, alerted INTEGER NOT NULL) WITHOUT ROWID;
-)"}};
+)"},
+                                  // The traffic the message reports (OutboundMessage::value); NULL: none.
+                                  {"outbox", 2, "ALTER TABLE push_history ADD COLUMN value INTEGER;"}};
 
 int64_t system_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -142,11 +144,15 @@ Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
     int64_t bytes = s->type == "email" ? static_cast<int64_t>(render_email(*s, m, meta, now / 1000).size())
                                        : static_cast<int64_t>(render_request(*s, m, meta, now).body.size());
     auto h = db_.prepare(
-        "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status) "
-        "VALUES(?,?,?,?,?,?,?,?,?)");
+        "INSERT INTO push_history(created, time, node, host, sink, kind, period, bytes, status, value) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?)");
     if (!h) return h.error();
     h->bind(1, now / 1000).bind(2, now / 1000).bind(3, meta.node).bind(4, meta.host).bind(5, m.sink).bind(6, m.kind);
     h->bind(7, m.period).bind(8, bytes).bind(9, std::string(skip ? "skipped" : "pending"));
+    if (m.value)
+        h->bind(10, *m.value);
+    else
+        sqlite3_bind_null(h->get(), 10);
     if (h->step() != SQLITE_DONE) return sql_error(db_, "record push history");
     if (skip) {
         spdlog::info("push: {} '{}' for sink {} skipped (push switched off)", m.kind, m.title, m.sink);
@@ -312,6 +318,32 @@ void Outbox::stop() {
     threads_.clear();
 }
 
+Status Outbox::reconfigure(const PushConfig& next) {
+    std::vector<std::pair<std::string, std::string>> had, has;
+    for (const auto& s : o_.push.sinks) had.emplace_back(s.name, s.type);
+    for (const auto& s : next.sinks) has.emplace_back(s.name, s.type);
+    std::sort(had.begin(), had.end());
+    std::sort(has.begin(), has.end());
+    if (had != has) return Error("push: sinks added, removed or of another type take effect after a restart");
+    if (next == o_.push) return Ok{};
+    const bool running = !threads_.empty();
+    if (running) stop();
+    {
+        // enqueue() reads the config under the same lock; the workers are stopped.
+        std::lock_guard lk(db_mu_);
+        o_.push = next;
+        for (const auto& s : o_.push.sinks) {
+            SinkState& st = sinks_[s.name];
+            st.cfg = &s;
+            st.sink = o_.make_sink(s);
+        }
+    }
+    stopping_ = false;
+    if (running) start();
+    wake();
+    return Ok{};
+}
+
 uint64_t Outbox::depth() const {
     std::lock_guard lk(db_mu_);
     auto q = db_.prepare("SELECT count(*) FROM outbox");
@@ -333,18 +365,23 @@ Result<std::vector<int64_t>> Outbox::queued_ids(const std::string& sink) const {
 namespace {
 
 Result<std::vector<HistoryRow>> read_history(const SqliteDb& db, bool failed_only) {
-    auto p =
-        db.prepare(failed_only ? "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
-                                 "FROM push_history WHERE status='failed' ORDER BY id"
-                               : "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error "
-                                 "FROM push_history ORDER BY id");
+    // `history` opens the file read-only: one the daemon has not brought to outbox schema 2
+    // yet has no value column, and its rows have no value.
+    auto c = db.prepare("SELECT 1 FROM pragma_table_info('push_history') WHERE name='value'");
+    if (!c) return c.error();
+    const bool has_value = c->step() == SQLITE_ROW;
+    std::string sql = "SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, last_error, ";
+    sql += has_value ? "value" : "NULL";
+    sql += failed_only ? " FROM push_history WHERE status='failed' ORDER BY id" : " FROM push_history ORDER BY id";
+    auto p = db.prepare(sql);
     if (!p) return p.error();
     SqlStmt& q = *p;
     std::vector<HistoryRow> out;
     int rc;
     while ((rc = q.step()) == SQLITE_ROW)
         out.push_back(HistoryRow{q.i64(0), q.i64(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.i64(7),
-                                 q.text(8), q.i64(9), q.text(10)});
+                                 q.text(8), q.i64(9), q.text(10),
+                                 q.is_null(11) ? std::nullopt : std::optional<int64_t>(q.i64(11))});
     if (rc != SQLITE_DONE) return sql_error(db, "read push history");
     return out;
 }
@@ -370,30 +407,44 @@ Result<std::vector<HistoryRow>> read_push_history(const std::string& database, b
 }
 
 std::string render_history(const std::vector<HistoryRow>& rows, bool json,
-                           const std::function<std::string(int64_t)>& fmt) {
+                           const std::function<std::string(int64_t)>& fmt, bool with_agent) {
     if (json) {
         nlohmann::ordered_json a = nlohmann::ordered_json::array();
-        for (const auto& r : rows)
-            a.push_back({{"id", r.id},
-                         {"time", fmt(r.time)},
-                         {"node", r.node},
-                         {"host", r.host},
-                         {"sink", r.sink},
-                         {"kind", r.kind},
-                         {"period", r.period},
-                         {"bytes", r.bytes},
-                         {"status", r.status},
-                         {"attempts", r.attempts},
-                         {"last_error", r.last_error}});
+        for (const auto& r : rows) {
+            nlohmann::ordered_json o;
+            if (with_agent) o["agent"] = r.agent;
+            o["id"] = r.id;
+            o["time"] = fmt(r.time);
+            o["node"] = r.node;
+            o["host"] = r.host;
+            o["sink"] = r.sink;
+            o["kind"] = r.kind;
+            o["period"] = r.period;
+            o["bytes"] = r.bytes;
+            o["status"] = r.status;
+            o["attempts"] = r.attempts;
+            o["last_error"] = r.last_error;
+            // Last: the keys before it keep their documented order.
+            o["value"] = r.value ? nlohmann::ordered_json(*r.value) : nlohmann::ordered_json(nullptr);
+            a.push_back(std::move(o));
+        }
         nlohmann::ordered_json o = {{"history", a}};
         return o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
     std::vector<std::vector<std::string>> t;
-    t.push_back({"ID", "TIME", "NODE", "HOST", "SINK", "KIND", "PERIOD", "BYTES", "STATUS", "ATTEMPTS", "LAST ERROR"});
+    t.push_back(
+        {"ID", "TIME", "NODE", "HOST", "SINK", "KIND", "PERIOD", "BYTES", "VALUE", "STATUS", "ATTEMPTS", "LAST ERROR"});
     for (const auto& r : rows)
         t.push_back({std::to_string(r.id), fmt(r.time), r.node.empty() ? "-" : r.node, r.host, r.sink, r.kind,
-                     r.period.empty() ? "-" : r.period, std::to_string(r.bytes), r.status, std::to_string(r.attempts),
-                     r.last_error});
+                     r.period.empty() ? "-" : r.period, std::to_string(r.bytes),
+                     r.value ? std::to_string(*r.value) : "-", r.status, std::to_string(r.attempts), r.last_error});
+    // Right-aligned: the numbers.
+    std::vector<bool> right = {true, false, false, false, false, false, false, true, true, false, true, false};
+    if (with_agent) {
+        t[0].insert(t[0].begin(), "AGENT");
+        for (size_t i = 1; i < t.size(); i++) t[i].insert(t[i].begin(), rows[i - 1].agent);
+        right.insert(right.begin(), false);
+    }
     std::vector<size_t> w(t[0].size(), 0);
     for (const auto& row : t)
         for (size_t i = 0; i + 1 < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
@@ -401,11 +452,10 @@ std::string render_history(const std::vector<HistoryRow>& rows, bool json,
     for (const auto& row : t) {
         std::string line;
         for (size_t i = 0; i < row.size(); ++i) {
-            bool right = i == 0 || i == 7 || i == 9;
             std::string cell = row[i];
             if (i + 1 < row.size()) {
                 std::string pad(w[i] - cell.size(), ' ');
-                cell = right ? pad + cell : cell + pad;
+                cell = right[i] ? pad + cell : cell + pad;
                 cell += "  ";
             }
             line += cell;
@@ -462,8 +512,15 @@ class PushService : public Service {
     PushService(std::unique_ptr<Outbox> ob, PushConfig cfg) : ob_(std::move(ob)), alerts_(*ob_), cfg_(std::move(cfg)) {}
     std::string name() const override { return "push"; }
     void reload(const ServiceContext& next) override {
-        if (!(next.sections.get<PushConfig>() == cfg_))
-            spdlog::warn("push: config changes take effect after a restart");
+        const PushConfig& c = next.sections.get<PushConfig>();
+        if (c == cfg_) return;
+        if (auto st = ob_->reconfigure(c); !st) {
+            spdlog::warn("{}", st.error().message());
+            return;
+        }
+        if (c.enabled != cfg_.enabled)
+            spdlog::info("push: switched {}", c.enabled ? "on" : "off (messages are recorded as skipped)");
+        cfg_ = c;
     }
     void stats(DaemonStats& s) const override { s.outbox_depth = ob_->depth(); }
     void stop() override { ob_->stop(); }

@@ -53,15 +53,19 @@ std::string iface_block(const PeriodTotals& b) {
 }
 
 // The interfaces with traffic in [from, to), each as a block; a line when there is none.
-Result<std::string> period_body(Store& store, const ReportContent& c, int64_t from, int64_t to) {
+// `total`, when given: the sum of the interfaces' totals as the blocks show them.
+Result<std::string> period_body(Store& store, const ReportContent& c, int64_t from, int64_t to,
+                                int64_t* total = nullptr) {
     auto names = store.interfaces();
     if (!names) return names.error();
     auto per = period_totals(store, c.adjustments, *names, std::nullopt, from, to, c.top_macs);
     if (!per) return per.error();
     std::string s;
+    if (total) *total = 0;
     for (const auto& b : *per) {
         if (b.total.raw.total == 0 && b.mac_count == 0) continue;
         s += "\n" + iface_block(b);
+        if (total) *total += static_cast<int64_t>(b.total.shown.total);
     }
     return s.empty() ? "\nNo traffic recorded.\n" : s;
 }
@@ -81,8 +85,10 @@ std::string range(const Calendar& cal, int64_t from, int64_t to) {
 Result<PushReport> build_day_report(Store& store, const Calendar& cal, const ReportContent& c, const LocalDate& day) {
     PushReport r{"daily", day.str(), "Daily traffic " + day.str(), ""};
     const int64_t from = cal.day_start(day), to = cal.day_end(day);
-    auto body = period_body(store, c, from, to);
+    int64_t total = 0;
+    auto body = period_body(store, c, from, to, &total);
     if (!body) return body.error();
+    r.value = total;
     r.text = header(cal, c, r.title, range(cal, from, to)) + *body;
     return r;
 }
@@ -91,8 +97,10 @@ Result<PushReport> build_month_report(Store& store, const Calendar& cal, const R
                                       const BillingMonth& month) {
     PushReport r{"monthly", month.str(), "Monthly traffic " + month.str(), ""};
     const int64_t from = cal.month_start(month), to = cal.month_end(month);
-    auto body = period_body(store, c, from, to);
+    int64_t total = 0;
+    auto body = period_body(store, c, from, to, &total);
     if (!body) return body.error();
+    r.value = total;
     r.text = header(cal, c, r.title,
                     "billing month " + month.str() + " (billing day " + std::to_string(cal.billing_day()) +
                         "): " + range(cal, from, to)) +
@@ -274,7 +282,7 @@ Status ReportService::send(const PushReport& r) {
         auto done = was_sent(r.kind, r.period, sink);
         if (!done) return done.error();
         if (*done) continue;
-        OutboundMessage m{sink, r.kind, r.period, r.title, r.text, ""};
+        OutboundMessage m{sink, r.kind, r.period, r.title, r.text, "", r.value};
         if (auto st = queue_.enqueue(m); !st) return st;
         auto ins = db_.prepare(
             "INSERT OR IGNORE INTO report_sent(kind, period, sink, queued_at, title) VALUES(?1,?2,?3,?4,?5)");

@@ -12,6 +12,8 @@
 
 #include <optional>
 
+#include <yaml-cpp/yaml.h>
+
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/export/export_config.hpp"
@@ -49,6 +51,8 @@ struct Config {
 };
 
 Result<Config> parse_config(const std::string& yaml_text, const std::string& source_name);
+// The same from a loaded document (the central config is applied to the file's tree).
+Result<Config> parse_config_node(const YAML::Node& root, const std::string& source_name);
 Result<Config> load_config_file(const std::string& path);
 
 // --config given: that file must exist. Not given: the default path if it exists, else

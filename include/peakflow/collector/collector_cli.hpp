@@ -1,6 +1,6 @@
 #pragma once
 // `peakflow-collector`: the fleet collector's command line (serve, config check, token,
-// agents, report, alerts).
+// agents, report, alerts, history, user).
 
 namespace pf {
 

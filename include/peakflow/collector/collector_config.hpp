@@ -21,6 +21,9 @@ struct CollectorConfig {
     int listen_port = 8999;
     std::string database = kDefaultCollectorDatabase;
     int offline_after = 3;  // report intervals, 1..100
+    // Failed delivery attempts in a row of an agent's sink before the collector raises its
+    // push-failed alert, 0..1000 (0: never).
+    int push_failure_alert_after = 3;
     std::string tls_cert, tls_key;
     bool allow_plain_http = false;
     std::string alert_file;

@@ -99,6 +99,10 @@ struct HttpResponse {
     long status = 0;
     std::string body;
     bool truncated = false;  // OverCap::Truncate dropped the end of the body
+    // The final answer's header lines, "Name: value" as sent (without the status line).
+    std::vector<std::string> headers;
+    // The value of the first header `name` (case-insensitive), "" when there is none.
+    std::string header(const std::string& name) const;
 };
 
 // Sends req and returns the status and body of the answer, whatever the status (a 3xx is

@@ -13,6 +13,7 @@
 #include "peakflow/accounting/accounting_config.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/common/paths.hpp"
+#include "peakflow/fleet/wire.hpp"
 #include "peakflow/kernel/loader.hpp"
 #include "peakflow/service/service.hpp"
 
@@ -38,6 +39,9 @@ struct DaemonOptions {
     // log level, the services' sections) is applied; the rest needs a restart and is
     // logged as such.
     std::function<Result<DaemonOptions>()> reload;
+    // After the start and after each reload: what the daemon could not apply, by config key
+    // (an interface it cannot attach to). The app reports the central config's to the collector.
+    std::function<void(const std::vector<ConfigProblem>&)> applied;
 };
 
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and ignores SIGPIPE; returns the

@@ -1,8 +1,9 @@
 #pragma once
 // The collector's server: POST /api/v1/agents/report and /api/v1/agents/alert as
-// docs/fleet.md says, GET /api/v1/health, and the offline watch that raises one alert when
-// an agent goes quiet and one recovery notice when it reports again. Notices go to the
-// store, the alert file, the log and the collector's own push sinks (the outbox).
+// docs/fleet.md says, GET /api/v1/health, the users' login, logout, me and users (the JSON
+// API takes a user's session cookie or API token), and the offline watch that raises one
+// alert when an agent goes quiet and one recovery notice when it reports again. Notices go
+// to the store, the alert file, the log and the collector's own push sinks (the outbox).
 
 #include <chrono>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/fleet/fleet_store.hpp"
+#include "peakflow/fleet/fleet_users.hpp"
 #include "peakflow/push/push_config.hpp"
 #include "peakflow/service/message_queue.hpp"
 
@@ -24,6 +26,9 @@ struct CollectorOptions {
     std::string tls_cert, tls_key;  // both set: HTTPS
     std::string database;
     int offline_after = 3;  // report intervals
+    // Failed delivery attempts in a row of an agent's sink, as its push rows show them,
+    // before the collector raises its own alert for it (FleetStore::set_push_alerts); 0: never.
+    int push_failure_alert_after = 3;
     std::string alert_file;
     bool forward_alerts = false;  // agents' alerts to our push sinks too
     PushConfig push;
@@ -33,6 +38,13 @@ struct CollectorOptions {
     bool watch = true;               // run the offline watch thread (tests call check_offline)
     std::chrono::milliseconds watch_every{1000};
     int threads = 8;
+    // The argon2id cost of passwords set through the server and of the dummy hash unknown
+    // names are checked against; production keeps the defaults (tests: a cheaper one).
+    Argon2Params password_hash;
+    // Why a central value cannot be set ("" when it can): `set` and the config API ask it.
+    // Default central_value_problem (shape only); the collector's CLI gives it the agent's
+    // own config parser.
+    std::function<std::string(const std::string& key, const std::string& json)> check_central;
 };
 
 class CollectorServer {

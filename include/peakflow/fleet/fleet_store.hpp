@@ -18,6 +18,7 @@
 #include "peakflow/common/error.hpp"
 #include "peakflow/common/sqlite.hpp"
 #include "peakflow/fleet/wire.hpp"
+#include "peakflow/push/outbox.hpp"
 
 namespace pf {
 
@@ -66,6 +67,23 @@ struct IngestResult {
     size_t records = 0;     // stored
     // The agent was offline and this report brings it back.
     std::optional<StoredAlert> notice;
+    // Alerts and recoveries of agents' push sinks the push rows of this report raised
+    // (FleetStore::set_push_alerts), stored in the same transaction.
+    std::vector<StoredAlert> push_notices;
+};
+
+// A selection of the fleet's push history (FleetStore::push_history). Unset: any.
+struct PushQuery {
+    std::optional<std::string> agent, node, host, status;
+    bool failed_only = false;         // status failed
+    std::optional<int64_t> from, to;  // UTC seconds of the row's time: from <= time < to
+    int64_t page = 1;                 // 1-based
+    int64_t limit = 0;                // rows per page; 0: all of them
+};
+
+struct PushPage {
+    int64_t total = 0;             // rows the selection matches, over all pages
+    std::vector<HistoryRow> rows;  // newest first: time, then id, descending; agent set
 };
 
 // An agent the offline watch found quiet, already marked offline in the store.
@@ -102,6 +120,17 @@ class FleetStore {
     Result<std::vector<OfflineTransition>> mark_offline(int64_t now, int64_t grace_from, int offline_after,
                                                         const NoticeFn& alert);
 
+    // A sink of an agent whose push rows show `after` failed delivery attempts in a row
+    // raises one alert (key "push-failed:AGENT:SINK") and its next delivery one recovery,
+    // each made by `make` and stored with the report (docs/fleet.md, "Fleet push
+    // history"). after 0 (the default): none.
+    using PushNoticeFn =
+        std::function<StoredAlert(const std::string& agent, const WirePush& row, bool raised, int after, int64_t now)>;
+    void set_push_alerts(int after, PushNoticeFn make);
+
+    // The push history of the fleet, filtered and paged.
+    Result<PushPage> push_history(const PushQuery& q);
+
     // Alerts. add_alert: a collector alert (digest empty) or an agent's (digest set: at
     // most once per (agent, digest)); returns false when it was already stored.
     Result<bool> add_alert(const StoredAlert& a, const std::string& digest);
@@ -112,6 +141,14 @@ class FleetStore {
 
     // Counts, for tests and logs.
     Result<int64_t> count(const std::string& table);
+
+    // Runs `f(SqliteDb&)` on the store's connection under its lock: the parts kept in the
+    // same file beside the agents' data (central config, users) use it.
+    template <typename F>
+    auto with_db(F&& f) {
+        std::lock_guard<std::mutex> l(mu_);
+        return f(db_);
+    }
 
     // Usage over a selection: one agent (its interface names as they are), or a node or
     // the whole fleet (interface names "agent/iface").
@@ -129,7 +166,9 @@ class FleetStore {
   private:
     FleetStore() = default;
     Status write_buckets(const std::string& agent, const std::vector<WireBucket>& rows);
-    Status write_push(const std::string& agent, const std::vector<WirePush>& rows);
+    Status write_push(const std::string& agent, const std::vector<WirePush>& rows, int64_t now,
+                      std::vector<StoredAlert>& notices);
+    Status watch_push_sink(const std::string& agent, const WirePush& r, int64_t now, std::vector<StoredAlert>& notices);
     Status write_host(const std::string& agent, const std::vector<WireHost>& rows);
     Result<SqlStmt*> kept(const std::string& sql);
 
@@ -137,6 +176,8 @@ class FleetStore {
     SqliteDb db_;
     std::string path_;
     std::map<std::string, SqlStmt> stmts_;  // after db_: finalized before it closes
+    int push_alert_after_ = 0;
+    PushNoticeFn push_notice_;
 };
 
 // State of an agent now: never (no report yet), offline (quiet for more than offline_after

@@ -34,6 +34,9 @@ struct UplinkOptions {
     Paths paths;                      // sysfs for their MACs, procfs for the boot id
     std::string host;                 // default: gethostname()
     std::string boot_id;              // default: read from procfs
+    // A new central config version arrived and is stored: the daemon reloads (SIGHUP's
+    // rules) to apply it. Called on the uplink's thread.
+    std::function<void()> on_central;
 };
 
 // What one report did.
@@ -61,6 +64,9 @@ class Uplink {
 
     // A reload: applies from the next report.
     void set_config(const UplinkConfig& c);
+    void set_ifaces(const std::vector<std::string>& ifaces);
+    // The central config version stored (what the collector sent last; 0: none).
+    int64_t central_version() const;
     int interval() const;
     const std::string& spool() const { return spool_; }
     CollectorFigures figures() const;
@@ -93,6 +99,7 @@ class Uplink {
     Status count_backlog(Pending& p, int64_t now);
     Result<bool> has_table(const char* name);
     Status apply_ack(const Pending& p, WireAck ack);
+    void take_central(const CentralConfig& c);
     Status resync_seq(const Pending& p, WireAck ack);
     WireAgent agent(const UplinkConfig& cfg, int64_t now) const;
     void link_down(const std::string& why, int64_t waiting);
@@ -106,7 +113,9 @@ class Uplink {
 
     mutable std::mutex mu_;  // cfg (reload) and figures (metrics thread)
     UplinkConfig cfg_;
+    std::vector<std::string> ifaces_;
     CollectorFigures figures_;
+    int64_t central_version_ = 0;  // stored; only the uplink's thread writes it
 };
 
 // The uplink service: null without a collector: section.

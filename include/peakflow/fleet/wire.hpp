@@ -4,6 +4,7 @@
 // the two ends cannot drift apart.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,11 +27,32 @@ struct WireInterface {
     bool counted = false;
 };
 
+// A central value the agent could not apply, and why.
+struct ConfigProblem {
+    std::string key, message;
+    bool operator==(const ConfigProblem&) const = default;
+};
+
+// The central configuration of one agent (docs/fleet.md, "Central configuration"): the
+// fleet-wide values merged with the agent's own, keyed by dotted config key
+// ("push.enabled", "push.sinks.NAME.url", ...), each value as compact JSON text. `version`
+// grows with every change that reaches the agent; 0: nothing was ever set.
+struct CentralConfig {
+    int64_t version = 0;
+    std::map<std::string, std::string> values;
+    bool operator==(const CentralConfig&) const = default;
+};
+inline constexpr size_t kCentralMaxKeys = 256;
+inline constexpr size_t kCentralMaxValue = 65536;  // bytes of one value's JSON
+
 struct WireAgent {
     std::string name, host, node, version, boot_id;
     int64_t interval = 60;  // seconds between reports, 5..3600
     int64_t time = 0;       // the agent's clock, UTC seconds
     std::vector<WireInterface> interfaces;
+    // The central config version the agent runs, and the values of it it could not apply.
+    int64_t config_version = 0;
+    std::vector<ConfigProblem> config_problems;
 };
 
 // One stored 5-minute row as absolute values.
@@ -51,6 +73,9 @@ struct WirePush {
     std::string status;  // pending | failed | sent | skipped | rejected
     int64_t attempts = 0;
     std::string error;
+    // The traffic the message reports, in bytes; none (absent or null on the wire) for
+    // alerts, tests and free messages, and in every row of an agent before it had this.
+    std::optional<int64_t> value{};
 };
 
 // A host-health sample ("sys") or an ended runaway-process episode ("episode").
@@ -88,12 +113,20 @@ struct WireReport {
     int64_t backlog() const { return backlog_buckets + backlog_push + backlog_host; }
 };
 
-// The collector's answer: the seq it holds for each stream of the spool.
+// The collector's answer: the seq it holds for each stream of the spool, and the agent's
+// central configuration (absent in a 409's answer).
 struct WireAck {
     int64_t buckets = 0, push = 0, host = 0;
     int64_t time = 0;  // the collector's clock
+    std::optional<CentralConfig> config;
     int64_t* of(const std::string& stream);
 };
+
+// The central config as the answer carries it: {"version":N,"values":{KEY: VALUE}}.
+std::string render_central(const CentralConfig& c);
+// Checks sizes and types: at most kCentralMaxKeys keys of at most 256 bytes, each value
+// any JSON of at most kCentralMaxValue bytes.
+Result<CentralConfig> parse_central(const std::string& json);
 
 // The JSON the agent sends (before gzip).
 std::string render_report(const WireReport& r);

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -34,6 +35,8 @@ struct HistoryRow {
     std::string status;  // pending | failed | sent | skipped
     int64_t attempts = 0;
     std::string last_error;
+    std::optional<int64_t> value{};  // the traffic the message reports (bytes); none for alerts, tests
+    std::string agent{};             // the collector's view: whose row it is ("" at the agent)
 };
 
 struct OutboxOptions {
@@ -63,6 +66,11 @@ class Outbox : public MessageQueue {
 
     void start();  // one worker thread per configured sink
     void stop();   // lets a send in flight finish, joins
+    // A reload (SIGHUP, or the collector's central config): new switches, addresses and
+    // settings for the same sinks. The workers stop (a send in flight finishes), the config
+    // is replaced and they start again; failure streaks and backoffs stay. A sink added,
+    // removed or of another type is an error: that needs a restart.
+    Status reconfigure(const PushConfig& next);
     void wake();
 
     uint64_t depth() const;  // messages waiting, all sinks
@@ -118,8 +126,10 @@ Result<std::unique_ptr<Service>> make_push_service(ServiceContext& ctx);
 
 // CLI parts.
 Result<std::vector<HistoryRow>> read_push_history(const std::string& database, bool failed_only);
+// The `history` table or JSON ({"history":[…]}); with_agent: the collector's, with an
+// AGENT column (and an "agent" key first) before the agent's own columns.
 std::string render_history(const std::vector<HistoryRow>& rows, bool json,
-                           const std::function<std::string(int64_t)>& fmt);
+                           const std::function<std::string(int64_t)>& fmt, bool with_agent = false);
 int run_push_test(const PushConfig& c, const std::string& only_sink, std::ostream& out);
 
 }  // namespace pf

@@ -32,6 +32,9 @@ struct PushReport {
     std::string period;  // 2026-11-21 | 2026-11 | the local start time
     std::string title;   // one line, at most 32 characters
     std::string text;    // markdown
+    // The period's total bytes as the text shows them (adjusted), summed over the
+    // interfaces: the push history's value. None for the startup report (two periods).
+    std::optional<int64_t> value{};
 };
 
 struct ReportContent {

@@ -3,6 +3,7 @@
 // customer's hourly report) and what delivers them (the durable outbox and its sinks).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "peakflow/common/error.hpp"
@@ -17,6 +18,10 @@ struct OutboundMessage {
     std::string title;   // one line; chat sinks use it as the title
     std::string text;    // markdown for chat sinks (each sink cuts it to its size limit)
     std::string body;    // raw sinks (customer API, JSON webhook): the exact request body
+    // The traffic the message reports, in bytes (the requirements' 推送数据): the sum of
+    // v0..v11 of a customer hour, a daily or monthly report's total; none for alerts,
+    // tests and free messages. Kept in the push history beside the request size.
+    std::optional<int64_t> value{};
 };
 
 class MessageQueue {

@@ -69,6 +69,9 @@ struct ServiceContext {
     // The push sinks, name -> type ("dingtalk", "http", ...), set with `outbox` by the push
     // service: the report services address their messages to them by name.
     std::vector<std::pair<std::string, std::string>> sinks;
+    // Asks the daemon to reload (as SIGHUP does): the uplink calls it when the collector sent
+    // a new central config. May be null (tests, commands other than attach).
+    std::function<void()> request_reload;
 };
 
 class Service {
