@@ -18,27 +18,30 @@
 #define PF_FLOW_KEY_WORDS 7
 
 /* MurmurHash3's 64-bit finaliser: every input bit reaches every output bit. */
-static inline __u64 pf_hash_final(__u64 h) {
-    h ^= h >> 33;
-    h *= PF_HASH_P3;
-    h ^= h >> 33;
-    h *= PF_HASH_P4;
-    return h ^ (h >> 33);
+static inline __u64 pf_hash_final(__u64 h)
+{
+	h ^= h >> 33;
+	h *= PF_HASH_P3;
+	h ^= h >> 33;
+	h *= PF_HASH_P4;
+	return h ^ (h >> 33);
 }
 
 /* word: the first 8 bytes of a struct pf_mac_slot (MAC, used = 1, pad = 0). */
-static inline __u64 pf_hash_mac(__u64 word, __u64 seed) {
-    return pf_hash_final((word ^ seed) * PF_HASH_P1);
+static inline __u64 pf_hash_mac(__u64 word, __u64 seed)
+{
+	return pf_hash_final((word ^ seed) * PF_HASH_P1);
 }
 
-static inline __u64 pf_hash_flow(const __u64* w, __u64 seed) {
-    __u64 a = (w[0] ^ seed) * PF_HASH_P1;
-    __u64 b = (w[1] ^ (seed >> 32 | seed << 32)) * PF_HASH_P2;
+static inline __u64 pf_hash_flow(const __u64 *w, __u64 seed)
+{
+	__u64 a = (w[0] ^ seed) * PF_HASH_P1;
+	__u64 b = (w[1] ^ (seed >> 32 | seed << 32)) * PF_HASH_P2;
 
-    a = (a ^ (a >> 32) ^ w[2]) * PF_HASH_P1;
-    b = (b ^ (b >> 32) ^ w[3]) * PF_HASH_P2;
-    a = (a ^ (a >> 32) ^ w[4]) * PF_HASH_P1;
-    b = (b ^ (b >> 32) ^ w[5]) * PF_HASH_P2;
-    a = (a ^ (a >> 32) ^ w[6]) * PF_HASH_P1;
-    return pf_hash_final(a ^ (b >> 32 | b << 32));
+	a = (a ^ (a >> 32) ^ w[2]) * PF_HASH_P1;
+	b = (b ^ (b >> 32) ^ w[3]) * PF_HASH_P2;
+	a = (a ^ (a >> 32) ^ w[4]) * PF_HASH_P1;
+	b = (b ^ (b >> 32) ^ w[5]) * PF_HASH_P2;
+	a = (a ^ (a >> 32) ^ w[6]) * PF_HASH_P1;
+	return pf_hash_final(a ^ (b >> 32 | b << 32));
 }

@@ -15,11 +15,11 @@
 
 /* Events counted in the events map (per-CPU array indexed by this enum). */
 enum pf_event {
-    PF_EV_MAC_MAP_FULL = 0,  /* a new peer MAC could not be inserted: MAC totals incomplete */
-    PF_EV_FLOW_MAP_FULL = 1, /* a new flow could not be inserted (best effort map) */
-    PF_EV_UNPARSABLE = 2,    /* frame too short or a truncated L2/L3/L4 header */
-    PF_EV_NON_IP = 3,        /* valid Ethernet frame that is neither IPv4 nor IPv6 (ARP, LLDP...) */
-    PF_EV_COUNT = 4,
+	PF_EV_MAC_MAP_FULL = 0,  /* a new peer MAC could not be inserted: MAC totals incomplete */
+	PF_EV_FLOW_MAP_FULL = 1, /* a new flow could not be inserted (best effort map) */
+	PF_EV_UNPARSABLE = 2,    /* frame too short or a truncated L2/L3/L4 header */
+	PF_EV_NON_IP = 3,        /* valid Ethernet frame that is neither IPv4 nor IPv6 (ARP, LLDP...) */
+	PF_EV_COUNT = 4,
 };
 
 /* Map names: the pin file names under /sys/fs/bpf/peakflow/<ifname>/. */
@@ -43,8 +43,8 @@ enum pf_event {
 
 /* pf_iface: per-CPU array, key = direction. */
 struct pf_counter {
-    __u64 bytes;
-    __u64 packets;
+	__u64 bytes;
+	__u64 packets;
 };
 
 /* The MAC and flow tables are open-addressing hash tables that the programs keep in
@@ -63,27 +63,27 @@ struct pf_counter {
  * are exact totals. used = 1 marks a taken slot (the first 8 bytes, compared as one
  * 64-bit word, are never 0 then). */
 struct pf_mac_slot {
-    __u8 mac[6];
-    __u8 used;
-    __u8 pad;
-    struct pf_counter dir[PF_DIR_COUNT];
+	__u8 mac[6];
+	__u8 used;
+	__u8 pad;
+	struct pf_counter dir[PF_DIR_COUNT];
 };
 
 /* pf_flow: array of ncpus * flow_slots slots, best effort. IPv4 addresses are stored IPv4-mapped
  * (::ffff:a.b.c.d) so one key serves both families. Ports in host byte order; for
  * ICMP/ICMPv6 src_port = 0 and dst_port = type << 8 | code, as NetFlow exporters do. */
 struct pf_flow_key {
-    __u8 src_addr[16];
-    __u8 dst_addr[16];
-    __u8 src_mac[6];
-    __u8 dst_mac[6];
-    __u16 src_port;
-    __u16 dst_port;
-    __u16 vlan[2]; /* outer and inner VLAN id, 0 when absent */
-    __u8 proto;    /* IPPROTO_* of the transport header, 0 if none was found */
-    __u8 dir;      /* PF_DIR_* */
-    __u8 family;   /* 4 or 6 */
-    __u8 pad;
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+	__u8 src_mac[6];
+	__u8 dst_mac[6];
+	__u16 src_port;
+	__u16 dst_port;
+	__u16 vlan[2]; /* outer and inner VLAN id, 0 when absent */
+	__u8 proto;    /* IPPROTO_* of the transport header, 0 if none was found */
+	__u8 dir;      /* PF_DIR_* */
+	__u8 family;   /* 4 or 6 */
+	__u8 pad;
 };
 
 /* One flow slot of one CPU. gen numbers the slot's occupants (0: never used); a program
@@ -92,15 +92,15 @@ struct pf_flow_key {
  * gen != gen_tail caught the slot being rewritten. Times are in jiffies
  * (bpf_jiffies64(), tick resolution); userspace converts them to CLOCK_MONOTONIC. */
 struct pf_flow_slot {
-    __u64 gen;
-    struct pf_flow_key key;
-    __u64 bytes;
-    __u64 packets;
-    __u64 first_seen; /* jiffies */
-    __u64 last_seen;  /* jiffies */
-    __u8 tcp_flags;   /* OR of every TCP flags byte seen */
-    __u8 pad[7];
-    __u64 gen_tail;
+	__u64 gen;
+	struct pf_flow_key key;
+	__u64 bytes;
+	__u64 packets;
+	__u64 first_seen; /* jiffies */
+	__u64 last_seen;  /* jiffies */
+	__u8 tcp_flags;   /* OR of every TCP flags byte seen */
+	__u8 pad[7];
+	__u64 gen_tail;
 };
 
 /* pf_flow_ack: mmapable array parallel to pf_flow, written by userspace only.
@@ -110,26 +110,27 @@ struct pf_flow_slot {
  * the slot's own token equals it, i.e. it still holds exactly what was acknowledged: no
  * packet is ever dropped unread. */
 struct pf_flow_ack {
-    __u64 token;
-    __u64 gen;
-    __u64 packets;
-    __u64 bytes;
-    __u64 last_seen; /* jiffies */
+	__u64 token;
+	__u64 gen;
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_seen; /* jiffies */
 };
 
 /* 24 bits of gen, 40 of packets: one word, so a reader never sees half an ack. */
-static inline __u64 pf_ack_token(__u64 gen, __u64 packets) {
-    return (gen << 40) | (packets & 0xffffffffffULL);
+static inline __u64 pf_ack_token(__u64 gen, __u64 packets)
+{
+	return (gen << 40) | (packets & 0xffffffffffULL);
 }
 
 /* pf_conf: array of one, written by the loader when the maps are made; a re-attach
  * reuses it, so programs loaded later hash keys to the same slots. */
 struct pf_conf {
-    __u64 seed;       /* hash seed, random per set of maps */
-    __u32 mac_slots;  /* per CPU, a power of two */
-    __u32 mac_limit;  /* MACs one CPU's table takes (the configured capacity) */
-    __u32 flow_slots; /* per CPU, a power of two */
-    __u32 ncpus;      /* possible CPUs the ack map was sized for */
+	__u64 seed;       /* hash seed, random per set of maps */
+	__u32 mac_slots;  /* per CPU, a power of two */
+	__u32 mac_limit;  /* MACs one CPU's table takes (the configured capacity) */
+	__u32 flow_slots; /* per CPU, a power of two */
+	__u32 ncpus;      /* possible CPUs the ack map was sized for */
 };
 
 #ifdef __cplusplus
@@ -138,7 +139,7 @@ static_assert(sizeof(struct pf_counter) == 16);
 static_assert(sizeof(struct pf_mac_slot) == 40 && offsetof(struct pf_mac_slot, dir) == 8);
 static_assert(sizeof(struct pf_flow_key) == 56, "hashed as 7 64-bit words");
 static_assert(sizeof(struct pf_flow_slot) == 112 && offsetof(struct pf_flow_slot, key) == 8 &&
-              offsetof(struct pf_flow_slot, gen_tail) == 104);
+	      offsetof(struct pf_flow_slot, gen_tail) == 104);
 static_assert(sizeof(struct pf_flow_ack) == 40);
 static_assert(sizeof(struct pf_conf) == 24);
 #endif

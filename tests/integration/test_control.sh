@@ -257,6 +257,13 @@ print("hour 16 at the customer: v0..v11 =", [b["v%d" % i] for i in range(12)])
 EOF
 assert_eq "the customer hour 15 stays skipped" skipped \
     "$(hist_sql "SELECT status FROM push_history WHERE kind = 'hourly' AND period = '2026-11-21T15'")"
+pf_run "$PF_T/check" "$NS_A" config check "$CFG"
+assert_eq "config check: exit status ($(cat "$PF_T/check.err"))" 0 "$PF_RC"
+grep -qxF '# central keys (collector v3)' "$PF_T/check.out" || fail "config check: $(cat "$PF_T/check.out")"
+grep -qxF '#   adjustments = [{"direction":"tx","factor":2.0,"offset_bytes":100}]  (collector v3)' "$PF_T/check.out" ||
+    fail "config check does not show the offset with its source: $(tail -n 12 "$PF_T/check.out")"
+grep -qxF '#   push.enabled = true  (file)' "$PF_T/check.out" ||
+    fail "config check does not show the switch with its source: $(tail -n 12 "$PF_T/check.out")"
 pf_log "after a restart without the collector: v3 applied, hour 16 sent with the offset, raw rows unchanged"
 
 # 4. A new interface list: one that exists, one that does not.

@@ -13,9 +13,11 @@
 
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/app/central.hpp"
+#include "peakflow/common/http.hpp"
 #include "peakflow/fleet/central_config.hpp"
 #include "peakflow/fleet/central_store.hpp"
 #include "peakflow/fleet/collector_server.hpp"
+#include "peakflow/fleet/fleet_users.hpp"
 #include "peakflow/fleet/uplink.hpp"
 #include "report_test_support.hpp"
 
@@ -294,6 +296,135 @@ TEST_F(CentralStoreTest, UplinkReceivesStoresAndReportsBack) {
     up.reset();
     EXPECT_EQ(Uplink::open(uo).take()->central_version(), 2);
     server->stop();
+}
+
+// The JSON API over a real server: who may read and change what, the exact answers, the
+// audit log, and the requirements' compatibility endpoints.
+class CentralApiTest : public CentralStoreTest {
+  protected:
+    void SetUp() override {
+        CentralStoreTest::SetUp();
+        store_.reset();
+        CollectorOptions co;
+        co.port = 0;
+        co.database = dir_ + "/collector.db";
+        co.timezone = "UTC";
+        co.clock = [] { return kT0; };
+        co.queue = &queue_;
+        co.watch = false;
+        co.threads = 2;
+        co.password_hash = Argon2Params{1, 8, 1};  // cheap: the hash is not what is tested here
+        co.check_central = check_central_value;
+        server_ = CollectorServer::start(co).take();
+        agent_token_ = server_->store().create_token("nas-1", kT0).take();
+        (void)server_->store().create_token("nas-2", kT0).take();
+        auto users = FleetUsers::open(server_->store(), Argon2Params{1, 8, 1}).take();
+        for (const char* u : {"ann", "vic"}) {
+            auto st = users->add(u, u == std::string("ann") ? "admin" : "viewer", "correct horse battery", kT0);
+            ASSERT_TRUE(st) << st.error().message();
+        }
+        admin_ = users->create_token("ann", kT0, std::nullopt).take();
+        viewer_ = users->create_token("vic", kT0, std::nullopt).take();
+    }
+    void TearDown() override {
+        server_.reset();
+        CentralStoreTest::TearDown();
+    }
+    HttpResponse call(HttpMethod m, const std::string& path, const std::string& token, const std::string& body = "") {
+        HttpRequest rq;
+        rq.method = m;
+        rq.url = "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+        rq.body = body;
+        if (!token.empty()) rq.headers.push_back("Authorization: Bearer " + token);
+        rq.headers.push_back("Content-Type: application/json");
+        auto r = http_request(rq);
+        EXPECT_TRUE(r.ok()) << r.error().message();
+        return r.ok() ? *r : HttpResponse{};
+    }
+    testing::RecordingQueue queue_;
+    std::unique_ptr<CollectorServer> server_;
+    std::string agent_token_, admin_, viewer_;
+};
+
+TEST_F(CentralApiTest, AdminsChangeViewersAndAgentsRead) {
+    auto put = call(HttpMethod::Put, "/api/v1/config", admin_, R"({"key":"push.enabled","value":false})");
+    EXPECT_EQ(put.status, 200);
+    EXPECT_EQ(put.body, R"({"status":"ok","version":1})");
+    put = call(HttpMethod::Put, "/api/v1/config", admin_,
+               R"({"agent":"nas-1","key":"adjustments","value":[{"direction":"tx","factor":2}]})");
+    EXPECT_EQ(put.body, R"({"status":"ok","version":2})");
+
+    // Refusals: the reason, nothing stored.
+    auto viewer = call(HttpMethod::Put, "/api/v1/config", viewer_, R"({"key":"push.enabled","value":true})");
+    EXPECT_EQ(viewer.status, 403);
+    EXPECT_EQ(viewer.body, R"({"status":"error","message":"this needs the admin role"})");
+    auto agent = call(HttpMethod::Put, "/api/v1/config", agent_token_, R"({"key":"push.enabled","value":true})");
+    EXPECT_EQ(agent.status, 401);
+    auto none = call(HttpMethod::Put, "/api/v1/config", "", R"({"key":"push.enabled","value":true})");
+    EXPECT_EQ(none.status, 401);
+    auto bad = call(HttpMethod::Put, "/api/v1/config", admin_, R"({"key":"adjustments","value":[{"mac":"nope"}]})");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(bad.body, R"({"status":"error","message":"key 'adjustments.mac': 'nope' is not a MAC address"})");
+    auto key = call(HttpMethod::Put, "/api/v1/config", admin_, R"({"key":"database","value":"/tmp/x"})");
+    EXPECT_EQ(key.status, 400);
+    EXPECT_NE(key.body.find("'database' cannot be set centrally"), std::string::npos) << key.body;
+    auto who =
+        call(HttpMethod::Put, "/api/v1/config", admin_, R"({"agent":"nas-9","key":"push.enabled","value":true})");
+    EXPECT_EQ(who.status, 404);
+    EXPECT_EQ(who.body, R"({"status":"error","message":"no agent named 'nas-9'"})");
+    auto gone = call(HttpMethod::Delete, "/api/v1/config?key=interfaces", admin_);
+    EXPECT_EQ(gone.status, 404);
+    EXPECT_EQ(gone.body, R"({"status":"error","message":"'interfaces' is not set fleet-wide"})");
+    EXPECT_EQ(central_audit(server_->store(), 100, std::nullopt).take().size(), 2u);
+
+    const std::string fleet =
+        R"({"version":1,"config":{"push":{"enabled":false}},"entries":[{"key":"push.enabled","value":false,"source":"fleet v1"}]})";
+    EXPECT_EQ(call(HttpMethod::Get, "/api/v1/config", viewer_).body, fleet);
+    EXPECT_EQ(call(HttpMethod::Get, "/api/v1/config", agent_token_).status, 403);  // ?agent= its own only
+    EXPECT_EQ(
+        call(HttpMethod::Get, "/agent/get_global_config/", agent_token_).body,
+        R"({"status":"ok","version":1,"config":{"push":{"enabled":false}},"entries":[{"key":"push.enabled","value":false,"source":"fleet v1"}]})");
+
+    const std::string own =
+        R"({"agent":"nas-1","version":2,"config":{"adjustments":[{"direction":"tx","factor":2}],"push":{"enabled":false}},)"
+        R"("entries":[{"key":"adjustments","value":[{"direction":"tx","factor":2}],"source":"agent v2"},)"
+        R"({"key":"push.enabled","value":false,"source":"fleet v1"}],"applied":{"version":0,"problems":[]}})";
+    EXPECT_EQ(call(HttpMethod::Get, "/api/v1/config?agent=nas-1", agent_token_).body, own);
+    EXPECT_EQ(call(HttpMethod::Get, "/api/v1/config?agent=nas-1", admin_).body, own);
+    auto other = call(HttpMethod::Get, "/api/v1/config?agent=nas-2", agent_token_);
+    EXPECT_EQ(other.status, 403);
+    EXPECT_EQ(other.body,
+              R"j({"status":"error","message":"an agent token reads only its own config (?agent=nas-1)"})j");
+
+    auto machine = call(HttpMethod::Get, "/agent/config/?name=nas-1", viewer_);
+    EXPECT_EQ(machine.status, 200);
+    EXPECT_EQ(machine.body,
+              R"({"status":"ok","name":"nas-1","node":"","host":"","mac":"","iface":"","version":2,)"
+              R"("config":{"adjustments":[{"direction":"tx","factor":2}],"push":{"enabled":false}},)"
+              R"("entries":[{"key":"adjustments","value":[{"direction":"tx","factor":2}],"source":"agent v2"},)"
+              R"({"key":"push.enabled","value":false,"source":"fleet v1"}],"applied":{"version":0,"problems":[]}})");
+    EXPECT_EQ(call(HttpMethod::Get, "/agent/config/", viewer_).body,
+              R"({"status":"error","message":"give one of name= or mac="})");
+    EXPECT_EQ(call(HttpMethod::Get, "/agent/config/?mac=02:00:00:00:00:99", viewer_).status, 404);
+    EXPECT_EQ(call(HttpMethod::Get, "/agent/config/?name=nas-2", agent_token_).status, 403);
+
+    auto del = call(HttpMethod::Delete, "/api/v1/config?agent=nas-1&key=adjustments", admin_);
+    EXPECT_EQ(del.body, R"({"status":"ok","version":3})");
+
+    // The audit log: admins see where a change came from, viewers the placeholder.
+    json a = json::parse(call(HttpMethod::Get, "/api/v1/audit", admin_).body)["audit"];
+    ASSERT_EQ(a.size(), 3u);
+    EXPECT_EQ(a[0], json::parse(R"({"id":3,"time":"2026-11-30 00:53:20","time_epoch":1796000000,"version":3,)"
+                                R"("who":"ann","from":"127.0.0.1","scope":"agent","agent":"nas-1","key":"adjustments",)"
+                                R"("old":[{"direction":"tx","factor":2}],"new":null})"));
+    EXPECT_EQ(a[2]["key"], "push.enabled");
+    EXPECT_EQ(a[2]["scope"], "fleet");
+    EXPECT_EQ(a[2]["agent"], nullptr);
+    json v = json::parse(call(HttpMethod::Get, "/api/v1/audit?agent=nas-1&limit=1", viewer_).body)["audit"];
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0]["from"], "隐私保护");
+    EXPECT_EQ(call(HttpMethod::Get, "/api/v1/audit?limit=0", viewer_).status, 400);
+    EXPECT_EQ(call(HttpMethod::Get, "/api/v1/audit", agent_token_).status, 401);
 }
 
 }  // namespace

@@ -73,10 +73,12 @@ Result<HttpResponse> http_request(const HttpRequest& req) {
     CURL* h = c.get();
     curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-    if (req.method == HttpMethod::Post) {
+    if (req.method != HttpMethod::Get) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.c_str());
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     }
+    if (req.method == HttpMethod::Put) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+    if (req.method == HttpMethod::Delete) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
     // A redirect is an answer like any other: the caller sees the 3xx. Following it could
     // carry the body and headers (tokens) to another host.
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);

@@ -711,7 +711,7 @@ struct CollectorServer::Impl {
                            {"time_epoch", r.time},
                            {"version", r.version},
                            {"who", r.who},
-                           {"from", r.from},
+                           {"from", r.from == "cli" ? r.from : shown_ip(*c, r.from)},
                            {"scope", r.scope.empty() ? "fleet" : "agent"},
                            {"agent", r.scope.empty() ? Json(nullptr) : Json(r.scope)},
                            {"key", r.key},

@@ -73,7 +73,7 @@ class CurlSlist {
     curl_slist* l_ = nullptr;
 };
 
-enum class HttpMethod { Get, Post };
+enum class HttpMethod { Get, Post, Put, Delete };  // Put and Delete send the body as Post does
 
 // What to do with an answer body larger than HttpRequest::max_response_bytes.
 enum class OverCap {
