@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "fleet_test_support.hpp"
 #include "peakflow/accounting/report.hpp"
 #include "peakflow/collector/collector_cli.hpp"
 #include "peakflow/common/http.hpp"
@@ -32,27 +33,11 @@ using nlohmann::json;
 
 constexpr int64_t kT0 = 1796000000;  // 2026-11-30 00:53:20 UTC
 constexpr int64_t kTs = 1795999800;  // 2026-11-30 00:50:00 UTC
-const std::string kSpool = "0123456789abcdef0123456789abcdef";
 
 WireReport report_of(const std::string& agent, int64_t seq, std::vector<WireBucket> rows, int64_t time = kT0) {
-    WireReport r;
-    r.agent.name = agent;
-    r.agent.host = agent + ".lan";
-    r.agent.node = "beijing-1";
-    r.agent.version = "0.1.0";
-    r.agent.boot_id = "boot";
-    r.agent.interval = 60;
-    r.agent.time = time;
-    r.agent.interfaces = {{"eth0", "02:00:00:00:00:01", true}};
-    r.spool = kSpool;
+    WireReport r = testing::agent_report(agent, time);
     r.backlog_buckets = 42;
-    if (seq > 0) {
-        WireBatch b;
-        b.stream = "buckets";
-        b.seq = seq;
-        b.buckets = std::move(rows);
-        r.batches.push_back(std::move(b));
-    }
+    if (seq > 0) r.batches.push_back(testing::bucket_batch(seq, std::move(rows)));
     return r;
 }
 

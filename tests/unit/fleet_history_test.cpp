@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "fleet_test_support.hpp"
 #include "peakflow/app/cli.hpp"
 #include "peakflow/collector/collector_cli.hpp"
 #include "peakflow/collector/collector_config.hpp"
@@ -32,7 +33,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kNow = 1796000000;  // 2026-11-30 00:53:20 UTC, 08:53:20 in Shanghai
-const std::string kSpool = "0123456789abcdef0123456789abcdef";
 
 Calendar shanghai() {
     return Calendar::create("Asia/Shanghai", {PeakWindow{}}, 1).take();
@@ -135,20 +135,9 @@ WirePush push_row(int64_t id, int64_t time, const std::string& sink, const std::
 }
 
 WireReport push_report(const std::string& agent, int64_t seq, std::vector<WirePush> rows) {
-    WireReport r;
-    r.agent.name = agent;
-    r.agent.host = agent + ".lan";
-    r.agent.node = "beijing-1";
-    r.agent.version = "0.1.0";
-    r.agent.boot_id = "boot";
-    r.agent.interval = 60;
-    r.agent.time = kNow;
-    r.spool = kSpool;
-    WireBatch b;
-    b.stream = "push";
-    b.seq = seq;
-    b.push = std::move(rows);
-    r.batches.push_back(std::move(b));
+    WireReport r = testing::agent_report(agent, kNow);
+    r.agent.interfaces.clear();
+    r.batches.push_back(testing::push_batch(seq, std::move(rows)));
     return r;
 }
 

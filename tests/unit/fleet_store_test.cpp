@@ -14,6 +14,7 @@
 #include <regex>
 #include <sstream>
 
+#include "fleet_test_support.hpp"
 #include "peakflow/accounting/report.hpp"
 #include "report_test_support.hpp"
 
@@ -31,27 +32,13 @@ constexpr int64_t kTs = 1795999800;   // 2026-11-30 00:50:00 UTC
 const std::string kSpool = "0123456789abcdef0123456789abcdef";
 
 WireReport report_of(const std::string& agent, std::vector<WireBatch> batches, const std::string& spool = kSpool) {
-    WireReport r;
-    r.agent.name = agent;
-    r.agent.host = agent + ".lan";
-    r.agent.node = "beijing-1";
-    r.agent.version = "0.1.0";
-    r.agent.boot_id = "boot";
-    r.agent.interval = 60;
-    r.agent.time = kNow;
-    r.agent.interfaces = {{"eth0", "02:00:00:00:00:01", true}};
-    r.spool = spool;
+    WireReport r = testing::agent_report(agent, kNow, std::move(batches), spool);
     r.backlog_buckets = 4;
-    r.batches = std::move(batches);
     return r;
 }
 
 WireBatch buckets(int64_t seq, std::vector<WireBucket> rows) {
-    WireBatch b;
-    b.stream = "buckets";
-    b.seq = seq;
-    b.buckets = std::move(rows);
-    return b;
+    return testing::bucket_batch(seq, std::move(rows));
 }
 
 WireBucket bucket(int64_t ts, uint64_t rx, uint64_t tx, const std::string& mac = "",

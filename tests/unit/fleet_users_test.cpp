@@ -23,6 +23,7 @@
 #include "peakflow/collector/collector_cli.hpp"
 #include "peakflow/common/http.hpp"
 #include "peakflow/fleet/collector_server.hpp"
+#include "test_log_capture.hpp"
 
 namespace pf {
 namespace {
@@ -53,22 +54,7 @@ std::string make_tmpdir() {
     return tmpl;
 }
 
-// The log lines written while it lives, in place of the default logger's.
-class LogCapture {
-  public:
-    LogCapture() : saved_(spdlog::default_logger()) {
-        auto logger =
-            std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-        logger->set_pattern("%l %v");
-        spdlog::set_default_logger(logger);
-    }
-    ~LogCapture() { spdlog::set_default_logger(saved_); }
-    std::string text() const { return out_.str(); }
-
-  private:
-    std::ostringstream out_;
-    std::shared_ptr<spdlog::logger> saved_;
-};
+using pf::testing::LogCapture;
 
 TEST(PasswordHash, Argon2idRoundTrip) {
     auto h = hash_password("correct horse").take();  // the production cost

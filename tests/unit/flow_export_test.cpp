@@ -12,6 +12,7 @@
 #include "peakflow/app/config.hpp"
 #include "peakflow/export/export_service.hpp"
 #include "peakflow/export/flow_export.hpp"
+#include "test_log_capture.hpp"
 
 namespace pf {
 namespace {
@@ -216,22 +217,7 @@ TEST(FlowState, SavedAndLoadedExactly) {
     std::filesystem::remove_all(dir);
 }
 
-// The log lines (level and text) written while it lives, in place of the default logger's.
-class LogCapture {
-  public:
-    LogCapture() : saved_(spdlog::default_logger()) {
-        auto logger =
-            std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-        logger->set_pattern("%l %v");
-        spdlog::set_default_logger(logger);
-    }
-    ~LogCapture() { spdlog::set_default_logger(saved_); }
-    std::string text() const { return out_.str(); }
-
-  private:
-    std::ostringstream out_;
-    std::shared_ptr<spdlog::logger> saved_;
-};
+using pf::testing::LogCapture;
 
 std::string read_text(const std::string& path) {
     std::ifstream in(path);
