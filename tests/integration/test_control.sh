@@ -23,6 +23,8 @@ source "$PF_IT_DIR/history_lib.sh"
 
 COLL_BIN=$(dirname "$PF_BIN")/peakflow-collector
 [[ -x $COLL_BIN ]] || fail "peakflow-collector not found beside $PF_BIN"
+# shellcheck source-path=SCRIPTDIR source=fleet_lib.sh
+source "$PF_IT_DIR/fleet_lib.sh"
 TZNAME=Asia/Shanghai
 HIST_DB="$PF_T/a1.db"
 COLL_PORT=8999
@@ -32,7 +34,6 @@ IF_B2="pfy$PF_ID"
 IP_A2=198.18.2.1
 IP_B2=198.18.2.2
 PORT_A2=5011
-COLL_PID=""
 
 control_cleanup() {
     local rc=$?
@@ -86,22 +87,10 @@ database: $COLL_DB
 EOF
 chmod 600 "$PF_T/collector.yaml"
 coll() { "$COLL_BIN" "$@" -f "$PF_T/collector.yaml"; }
-start_collector() { # NAME
-    local log="$PF_T/$1.log" i
-    nsenter "--net=/run/netns/$NS_B" -- "$COLL_BIN" serve -f "$PF_T/collector.yaml" >"$log" 2>&1 &
-    COLL_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        nsenter "--net=/run/netns/$NS_B" -- curl -fsS "http://$IP_B:$COLL_PORT/api/v1/health" >/dev/null 2>&1 && return 0
-        kill -0 "$COLL_PID" 2>/dev/null || fail "collector '$1' exited: $(tail -n 20 "$log")"
-        sleep 0.1
-    done
-    fail "collector '$1' not answering after 10 s: $(tail -n 20 "$log")"
-}
+start_collector() { fleet_start_collector "$NS_B" "$IP_B:$COLL_PORT" "$1"; } # NAME
 stop_collector() {
-    kill -s TERM "$COLL_PID"
-    timeout 20 tail --pid="$COLL_PID" -f /dev/null || fail "collector did not stop on SIGTERM"
-    wait "$COLL_PID" 2>/dev/null || fail "collector exited non-zero after SIGTERM"
-    COLL_PID=""
+    fleet_stop_collector TERM
+    assert_eq "collector exit status after SIGTERM" 0 "$STOP_RC"
 }
 
 coll token create a1 >"$PF_T/a1.token" || fail "token create a1"

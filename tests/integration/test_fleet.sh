@@ -25,6 +25,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 COLL_BIN=$(dirname "$PF_BIN")/peakflow-collector
 [[ -x $COLL_BIN ]] || fail "peakflow-collector not found beside $PF_BIN"
+# shellcheck source-path=SCRIPTDIR source=fleet_lib.sh
+source "$PF_IT_DIR/fleet_lib.sh"
 command -v sqlite3 >/dev/null || fail "sqlite3 is needed"
 
 NS_C="pf-it-$PF_ID-c"
@@ -45,7 +47,6 @@ INTERVAL=5 # seconds between reports (the smallest the agent takes)
 OFFLINE_AFTER=3
 A1_PID=""
 A2_PID=""
-COLL_PID=""
 AGENT_PIDS=() # every agent started under libfaketime (their shm files go at cleanup)
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 [[ -r $FAKETIME_LIB ]] || fail "libfaketime not found at $FAKETIME_LIB (Debian package libfaketime)"
@@ -139,25 +140,8 @@ EOF
 chmod 600 "$PF_T/collector.yaml"
 coll() { "$COLL_BIN" "$@" -f "$PF_T/collector.yaml"; }
 
-start_collector() { # NAME
-    local log="$PF_T/$1.log" i
-    nsenter "--net=/run/netns/$NS_H" -- "$COLL_BIN" serve -f "$PF_T/collector.yaml" >"$log" 2>&1 &
-    COLL_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        nsenter "--net=/run/netns/$NS_H" -- curl -fsS "http://127.0.0.1:$COLL_PORT/api/v1/health" >/dev/null 2>&1 && return 0
-        kill -0 "$COLL_PID" 2>/dev/null || fail "collector '$1' exited: $(tail -n 20 "$log")"
-        sleep 0.1
-    done
-    fail "collector '$1' not answering on 127.0.0.1:$COLL_PORT after 10 s: $(tail -n 20 "$log")"
-}
-# stop_collector SIGNAL: sets STOP_RC to its exit status (not in $(...): wait needs this shell)
-stop_collector() {
-    kill -s "$1" "$COLL_PID"
-    STOP_RC=0
-    timeout 20 tail --pid="$COLL_PID" -f /dev/null || fail "collector did not stop on SIG$1"
-    wait "$COLL_PID" 2>/dev/null || STOP_RC=$?
-    COLL_PID=""
-}
+start_collector() { fleet_start_collector "$NS_H" "127.0.0.1:$COLL_PORT" "$1"; } # NAME
+stop_collector() { fleet_stop_collector "$1"; }                                     # SIGNAL
 
 coll token create a1 >"$PF_T/a1.token" || fail "token create a1"
 coll token create a2 >"$PF_T/a2.token" || fail "token create a2"

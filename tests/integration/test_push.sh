@@ -235,14 +235,15 @@ for r in h:
     assert r["node"] == "it-node" and r["host"] == sys.argv[2], r
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r["time"]), r
     assert r["bytes"] > 0, r
+    assert r["value"] is None, r  # messages and alerts report no traffic
 assert h[4]["period"] == "sink:ding", h[4]
 assert h[0]["last_error"] == "", h[0]
 EOF
 "$PF_BIN" history --failed --database "$PF_T/history.db" >"$PF_T/h1f.out"
-assert_eq "history --failed" "ID  TIME  NODE  HOST  SINK  KIND  PERIOD  BYTES  STATUS  ATTEMPTS  LAST ERROR
+assert_eq "history --failed" "ID  TIME  NODE  HOST  SINK  KIND  PERIOD  BYTES  VALUE  STATUS  ATTEMPTS  LAST ERROR
 (no messages yet)" "$(cat "$PF_T/h1f.out")"
 "$PF_BIN" history --database "$PF_T/history.db" >"$PF_T/h1.out"
-grep -Eq '^ *1  [0-9-]{10} [0-9:]{8}  it-node  .*  ding +message +- +[0-9]+  sent +5$' "$PF_T/h1.out" ||
+grep -Eq '^ *1  [0-9-]{10} [0-9:]{8}  it-node  .*  ding +message +- +[0-9]+ +-  sent +5$' "$PF_T/h1.out" ||
     fail "history table: $(cat "$PF_T/h1.out")"
 
 # ---------------------------------------------------------------------------------------
