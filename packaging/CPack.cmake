@@ -111,8 +111,9 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Shared libraries (libbpf1, libsqlite3-0, libargon2-1 for the collector's password hashes,
-# ...) come from dpkg-shlibdeps here and from rpm's automatic requires (AUTOREQ) below;
-# tests/packaging/check_packages.sh checks that they are there.
+# libpq5 for its heartbeat probe of PostgreSQL databases, ...) come from dpkg-shlibdeps here
+# and from rpm's automatic requires (AUTOREQ) below; tests/packaging/check_packages.sh
+# checks that they are there.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Not a shared library, so dpkg-shlibdeps cannot see it: local days, peak windows and
 # billing months need the IANA time zone database.

@@ -389,7 +389,7 @@ pf_wait_streams() {
 }
 
 # pf_check_stop_signals_blocked: every thread of the running daemon but the main one blocks
-# SIGHUP, SIGINT and SIGTERM (SigBlk bits 0, 1 and 14), so these signals always reach the
+# SIGHUP, SIGINT, SIGQUIT and SIGTERM (SigBlk bits 0, 1, 2 and 14), so these signals always reach the
 # main thread's sigtimedwait (the kernel unblocks them in its SigBlk while it waits, so the
 # main thread's own mask cannot be read here) and end in a clean stop or a reload, never in
 # the default action on another thread. A thread started before the signals were blocked
@@ -400,12 +400,12 @@ pf_check_stop_signals_blocked() {
         [[ ${task##*/} != "$DAEMON_PID" ]] || continue
         blk=$(awk '/^SigBlk:/ {print $2}' "$task/status" 2>/dev/null) || continue
         [[ -n $blk ]] || continue
-        (((0x$blk & 0x4003) == 0x4003)) ||
-            fail "daemon thread ${task##*/} ($(cat "$task/comm")) does not block SIGHUP/SIGINT/SIGTERM (SigBlk $blk)"
+        (((0x$blk & 0x4007) == 0x4007)) ||
+            fail "daemon thread ${task##*/} ($(cat "$task/comm")) does not block SIGHUP/SIGINT/SIGQUIT/SIGTERM (SigBlk $blk)"
         n=$((n + 1))
     done
     ((n > 0)) || fail "found no daemon thread besides the main one under /proc/$DAEMON_PID/task"
-    pf_log "all $n daemon threads besides the main one block SIGHUP, SIGINT and SIGTERM"
+    pf_log "all $n daemon threads besides the main one block SIGHUP, SIGINT, SIGQUIT and SIGTERM"
 }
 
 # pf_stop_daemon [SIGNAL]: signals the daemon (TERM by default), waits up to 20 s; sets

@@ -10,7 +10,8 @@
 #     sums of its buckets and its hourly rows the sums of each local hour;
 #   - after a kill -9 mid-traffic and a restart, the interface-total buckets (mac = -1)
 #     add up to the kernel's own interface counters since the first attach, and so do
-#     the peer's MAC rows (every frame on the pair is from or to the peer);
+#     the peer's MAC rows (every frame on the pair is from or to the peer); that run is
+#     stopped with SIGQUIT (PeakFlow_Tracker's old unit sends it): exit 0 and a last drain;
 #   - a database that is not a database, or one on a read-only file system: the daemon
 #     exits 1 with one error line naming the file, before attaching anything.
 # Generic XDP because with native XDP on veth the kernel's rx_bytes lacks the 14-byte
@@ -157,8 +158,11 @@ hist_start_daemon kill9-second $((t_k + 120)) "${DAEMON_ARGS[@]}"
 pf_wait_streams
 hist_udp "${PH_D[@]}"
 k=$(pf_quiesce "$NS_A" "$IF_A")
-pf_stop_daemon TERM # the last drain goes in with it
-assert_eq "kill -9 run: exit status after SIGTERM" 0 "$DAEMON_RC"
+# SIGQUIT, as PeakFlow_Tracker's unit sends (ExecStop=/bin/kill -s QUIT $MAINPID): a stop
+# like SIGTERM, exit 0, and its last drain goes in (the sums below equal the kernel's).
+pf_stop_daemon QUIT
+assert_eq "kill -9 run: exit status after SIGQUIT" 0 "$DAEMON_RC"
+grep -q 'Quit: stopping' "$DAEMON_LOG" || fail "no 'Quit: stopping' in the log after SIGQUIT: $(tail -n 5 "$DAEMON_LOG")"
 assert_eq "kill -9 run: kernel counters moved while the daemon stopped (the pair must be silent)" \
     "$k" "$(pf_kstats "$NS_A" "$IF_A")"
 

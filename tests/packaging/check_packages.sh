@@ -56,7 +56,7 @@ check "deb: conffiles" [ "$conffiles" = $'/etc/init.d/peakflow-bpf\n/etc/peakflo
 for field in Section:net Priority:optional Maintainer: Pre-Depends:init-system-helpers; do
     check "deb: control field $field" grep -q "^${field%%:*}: ${field#*:}" <(dpkg-deb -f "$deb")
 done
-for dep in libbpf1 libsqlite3-0 libyaml-cpp0.7 libargon2-1 tzdata libc6; do
+for dep in libbpf1 libsqlite3-0 libyaml-cpp0.7 libargon2-1 libpq5 tzdata libc6; do
     check "deb: Depends lacks $dep" grep -q "\b$dep\b" <(dpkg-deb -f "$deb" Depends)
 done
 tmp=$(mktemp -d)
@@ -96,7 +96,7 @@ if [[ -n $rpm ]]; then
         check "rpm: owns system directory $d" bash -c '! grep -q " $1\$" <<<"$2"' _ "$d" "$rlist"
     done
     reqs=$(rpm -qpR "$rpm")
-    for r in 'libbpf.so.1()(64bit)' 'libsqlite3.so.0()(64bit)' 'libyaml-cpp.so.0.7()(64bit)' 'libargon2.so.1()(64bit)' \
+    for r in 'libbpf.so.1()(64bit)' 'libsqlite3.so.0()(64bit)' 'libyaml-cpp.so.0.7()(64bit)' 'libargon2.so.1()(64bit)' 'libpq.so.5()(64bit)' \
             tzdata; do
         check "rpm: requires lacks $r" grep -qxF "$r" <<<"$reqs"
     done

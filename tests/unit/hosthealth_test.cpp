@@ -355,6 +355,21 @@ class RecordingSink : public AlertSink {
     std::vector<Alert> got;
 };
 
+// Host health alert texts, exactly, in both push.language values.
+TEST(HostWatchAlertText, EnglishAndChinese) {
+    EXPECT_EQ(health_title(true, health_what("memory", "", 95, 90, Language::En), Language::En),
+              "warning: memory used 95.0% (warning above 90%)");
+    EXPECT_EQ(health_title(false, health_what("disk", "/", 50.3, 90, Language::En), Language::En),
+              "back to normal: disk / used 50.3% (warning above 90%)");
+    EXPECT_EQ(health_what("cpu_temperature", "", 71.5, 70, Language::En),
+              "CPU temperature 71.5 °C (warning above 70 °C)");
+    EXPECT_EQ(health_title(true, health_what("memory", "", 95, 90, Language::Zh), Language::Zh),
+              "警告：内存已用 95.0%（告警线 90%）");
+    EXPECT_EQ(health_title(false, health_what("disk", "/", 50.3, 90, Language::Zh), Language::Zh),
+              "恢复正常：磁盘 / 已用 50.3%（告警线 90%）");
+    EXPECT_EQ(health_what("cpu_temperature", "", 71.5, 70, Language::Zh), "CPU 温度 71.5 °C（告警线 70 °C）");
+}
+
 // The service on its own thread against the fake tree: a process holding 60% of RAM is a
 // runaway on the second sample (alerted once, episode row), its exit ends the episode;
 // memory above mem_warning raises a host alert and its drop a recovery; stop() joins and
@@ -394,6 +409,9 @@ TEST(HostWatchServiceTest, AlertsEpisodesAndSamplesFromTheFakeTree) {
             EXPECT_EQ(a.source, "procwatch");
             EXPECT_EQ(a.title, "runaway process hog (pid 77): CPU 0.0% memory 60.0%");
             EXPECT_NE(a.text.find("- command: `hog --busy`\n"), std::string::npos);
+        } else if (a.key == "host:memory") {
+            EXPECT_EQ(a.title, a.kind == Alert::Kind::Raised ? "warning: memory used 95.0% (warning above 90%)"
+                                                             : "back to normal: memory used 10.0% (warning above 90%)");
         }
     EXPECT_EQ(raised, 1);
     std::string db = root.path("history.db");

@@ -14,6 +14,7 @@ namespace {
 struct Script {
     std::deque<bool> answers;  // empty: ok
     std::vector<std::string> sent;
+    std::vector<std::string> titles;
 };
 
 class ScriptedSink : public Sink {
@@ -21,6 +22,7 @@ class ScriptedSink : public Sink {
     explicit ScriptedSink(Script& s) : s_(s) {}
     SendResult send(const OutboundMessage& m, const MessageMeta&) override {
         s_.sent.push_back(m.text);
+        s_.titles.push_back(m.title);
         bool ok = true;
         if (!s_.answers.empty()) {
             ok = s_.answers.front();
@@ -171,6 +173,37 @@ TEST_F(OutboxTest, ThreeFailuresRaiseOneAlertElsewhereAndOneRecovery) {
     ASSERT_EQ(scripts_["b"].sent.size(), 2u);
     EXPECT_NE(scripts_["b"].sent[0].find("failed 3 times in a row"), std::string::npos);
     EXPECT_NE(scripts_["b"].sent[1].find("works again"), std::string::npos);
+}
+
+// The alert and recovery texts, exactly, in each push.language.
+TEST_F(OutboxTest, AlertAndRecoveryTextsInEnglishAndChinese) {
+    const std::pair<Language, std::vector<std::string>> cases[] = {
+        {Language::En,
+         {"Delivery to sink **a** failed 3 times in a row (node1 / host1). Last error: HTTP 500: down\n\n"
+          "Messages wait in the outbox and are sent when it works again.",
+          "Delivery to sink **a** works again (node1 / host1)."}},
+        {Language::Zh,
+         {"推送到 **a** 连续失败 3 次（node1 / host1）。最后的错误：HTTP 500: down\n\n"
+          "消息保留在发件箱中，恢复后即发送。",
+          "推送到 **a** 已恢复正常（node1 / host1）。"}},
+    };
+    for (const auto& [lang, texts] : cases) {
+        std::filesystem::remove_all(dir_);
+        scripts_.clear();
+        push_.language = lang;
+        auto ob = open();
+        ASSERT_TRUE(ob->enqueue(msg("a", "m1")));
+        scripts_["a"].answers = {false, false, false};
+        for (int i = 0; i < 4; ++i) now_ = ob->step("a").take();
+        while (ob->step("b").take() != 0) {
+        }
+        EXPECT_EQ(scripts_["b"].sent, texts) << language_name(lang);
+        const auto& titles = scripts_["b"].titles;
+        if (lang == Language::Zh)
+            EXPECT_EQ(titles, (std::vector<std::string>{"推送到 a 失败", "推送到 a 已恢复"}));
+        else
+            EXPECT_EQ(titles, (std::vector<std::string>{"push to a failing", "push to a works again"}));
+    }
 }
 
 TEST_F(OutboxTest, OneAlertPerOutageAlsoAcrossRestarts) {

@@ -265,5 +265,33 @@ TEST_F(ProcWatchTest, AlertTextNamesTheProcess) {
               std::string::npos);
 }
 
+TEST_F(ProcWatchTest, AlertTextInChinese) {
+    setenv("TZ", "UTC", 1);
+    tzset();
+    ProcEvent e;
+    e.proc.pid = 42;
+    e.proc.name = "burn";
+    e.proc.cmdline = "burn --busy";
+    e.proc.user = "alice";
+    e.proc.cgroup = "/user.slice";
+    e.proc.cpu = 99.5;
+    e.proc.mem = 1.26;
+    e.since = kWall;
+    e.time = kWall + 5;
+    EXPECT_EQ(proc_event_title(e, Language::Zh), "失控进程 burn（pid 42）：CPU 99.5% 内存 1.3%");
+    EXPECT_EQ(proc_event_text(e, Language::Zh),
+              "- pid：42\n- 名称：burn\n- 命令：`burn --busy`\n- 用户：alice\n- CPU：99.5%\n- 内存：1.3%\n"
+              "- 开始于：2026-11-21__15:00:28\n- cgroup：/user.slice\n");
+    e.kind = ProcEvent::Kind::Ended;
+    e.reason = "below the thresholds";
+    e.peak_cpu = 100;
+    e.peak_mem = 2;
+    EXPECT_EQ(proc_event_title(e, Language::Zh), "失控进程 burn（pid 42）已结束：已低于阈值");
+    EXPECT_EQ(proc_event_text(e, Language::Zh),
+              "- pid：42\n- 名称：burn\n- 命令：`burn --busy`\n- 用户：alice\n- CPU：99.5%\n- 内存：1.3%\n"
+              "- 开始于：2026-11-21__15:00:28\n- cgroup：/user.slice\n"
+              "- 结束：2026-11-21__15:00:33（已低于阈值），CPU 峰值 100.0% 内存峰值 2.0%\n");
+}
+
 }  // namespace
 }  // namespace pf

@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "report_test_support.hpp"
 
 namespace pf {
@@ -83,7 +86,7 @@ class PushReports : public HistoryFile {
 TEST_F(PushReports, DailyTextHasExactFiguresAdjustmentAndTopMacs) {
     const Calendar cal = calendar("Asia/Shanghai");
     fill_day(cal);
-    ReportContent c{"nas1", 1, {up_twice()}};
+    ReportContent c{"nas1", 1, {up_twice()}, Language::En, {}};
     auto r = build_day_report(*store_, cal, c, LocalDate{2026, 11, 21}).take();
     EXPECT_EQ(r.kind, "daily");
     EXPECT_EQ(r.period, "2026-11-21");
@@ -109,10 +112,37 @@ TEST_F(PushReports, DailyTextHasExactFiguresAdjustmentAndTopMacs) {
     EXPECT_EQ(r.value, std::optional<int64_t>(1054720));
 }
 
+// push.language: zh, the same day: every phrase Chinese, the figures and units as in English.
+TEST_F(PushReports, DailyTextInChinese) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    ReportContent c{"nas1", 1, {}, Language::Zh, {}};
+    auto r = build_day_report(*store_, cal, c, LocalDate{2026, 11, 21}).take();
+    EXPECT_EQ(r.title, "每日流量 2026-11-21");
+    EXPECT_LE(r.title.size(), 32u);  // bytes of UTF-8
+    EXPECT_EQ(r.text,
+              "#### 每日流量 2026-11-21\n"
+              "2026-11-21 00:00:00 至 2026-11-22 00:00:00\n"
+              "\n"
+              "主机 nas1，时区 Asia/Shanghai，晚高峰 18:00-24:00；上行 = 发送 (tx)，下行 = 接收 (rx)\n"
+              "\n"
+              "**eth0**\n"
+              "- 晚高峰：上行 512 B（512 字节），下行 1.00 MiB（1048576 字节）\n"
+              "- 平峰：上行 2.00 KiB（2048 字节），下行 1.00 KiB（1024 字节）\n"
+              "- 合计：上行 2.50 KiB（2560 字节），下行 1.00 MiB（1049600 字节），总计 1.00 MiB（1052160 字节）\n"
+              "- 流量最多的 MAC：\n"
+              "  - 02:00:00:00:00:02：上行 512 B（512 字节），下行 1.00 MiB（1048576 字节）\n"
+              "  - （另有 1 个 MAC）\n");
+    EXPECT_EQ(r.value, std::optional<int64_t>(1052160));
+    auto none = build_day_report(*store_, cal, c, LocalDate{2026, 11, 19}).take();
+    EXPECT_NE(none.text.find("\n无流量记录。\n"), std::string::npos) << none.text;
+}
+
 TEST_F(PushReports, DayWithoutTrafficSaysSo) {
     const Calendar cal = calendar("Asia/Shanghai");
     fill_day(cal);
-    auto r = build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 19}).take();
+    auto r =
+        build_day_report(*store_, cal, ReportContent{"nas1", 5, {}, Language::En, {}}, LocalDate{2026, 11, 19}).take();
     EXPECT_NE(r.text.find("\nNo traffic recorded.\n"), std::string::npos) << r.text;
     EXPECT_EQ(r.text.find("eth0"), std::string::npos);
     EXPECT_EQ(r.value, std::optional<int64_t>(0));
@@ -128,7 +158,8 @@ TEST_F(PushReports, MonthlyWithBillingDay15CoversItsOwnDaysOnly) {
                 });
     // Finished days are read from the roll-ups: roll them up as the daemon does.
     ASSERT_TRUE(store_->finalize(cal, kSh1115_0005).ok());
-    auto r = build_month_report(*store_, cal, ReportContent{"nas1", 5, {}}, BillingMonth{2026, 10}).take();
+    auto r =
+        build_month_report(*store_, cal, ReportContent{"nas1", 5, {}, Language::En, {}}, BillingMonth{2026, 10}).take();
     EXPECT_EQ(r.title, "Monthly traffic 2026-10");
     EXPECT_EQ(r.text,
               "#### Monthly traffic 2026-10\n"
@@ -141,6 +172,19 @@ TEST_F(PushReports, MonthlyWithBillingDay15CoversItsOwnDaysOnly) {
               "- off-peak: up 3.00 KiB (3072 B), down 1.00 KiB (1024 B)\n"
               "- total: up 4.00 KiB (4096 B), down 3.00 KiB (3072 B), sum 7.00 KiB (7168 B)\n");
     EXPECT_EQ(r.value, std::optional<int64_t>(7168));
+    auto zh =
+        build_month_report(*store_, cal, ReportContent{"nas1", 5, {}, Language::Zh, {}}, BillingMonth{2026, 10}).take();
+    EXPECT_EQ(zh.title, "每月流量 2026-10");
+    EXPECT_EQ(zh.text,
+              "#### 每月流量 2026-10\n"
+              "计费月 2026-10（计费日 15）：2026-10-15 00:00:00 至 2026-11-15 00:00:00\n"
+              "\n"
+              "主机 nas1，时区 Asia/Shanghai，晚高峰 18:00-24:00；上行 = 发送 (tx)，下行 = 接收 (rx)\n"
+              "\n"
+              "**eth0**\n"
+              "- 晚高峰：上行 1.00 KiB（1024 字节），下行 2.00 KiB（2048 字节）\n"
+              "- 平峰：上行 3.00 KiB（3072 字节），下行 1.00 KiB（1024 字节）\n"
+              "- 合计：上行 4.00 KiB（4096 字节），下行 3.00 KiB（3072 字节），总计 7.00 KiB（7168 字节）\n");
 }
 
 TEST_F(PushReports, MonthlyIsDueOnTheFirstDayOfTheBillingMonthAtDailyAt) {
@@ -167,7 +211,8 @@ TEST_F(PushReports, StartupReportCoversTodayAndTheMonthSoFar) {
     const Calendar cal = calendar("Asia/Shanghai");
     fill_day(cal);
     // At 21:00 on the 21st: today has both rows of the day; the month also the 20th 23:55 (peak).
-    auto r = build_startup_report(*store_, cal, ReportContent{"nas1", 0, {}}, kSh21_2000 + 3600).take();
+    auto r =
+        build_startup_report(*store_, cal, ReportContent{"nas1", 0, {}, Language::En, {}}, kSh21_2000 + 3600).take();
     EXPECT_EQ(r.kind, "startup");
     EXPECT_EQ(r.period, "2026-11-21 21:00:00");
     EXPECT_EQ(r.title, "Traffic so far 2026-11-21");
@@ -181,6 +226,71 @@ TEST_F(PushReports, StartupReportCoversTodayAndTheMonthSoFar) {
                           "- off-peak: up 2.00 KiB (2048 B), down 1.00 KiB (1024 B)\n"),
               std::string::npos)
         << r.text;
+}
+
+// The startup report of the very first start (no report_state yet) adds what the interface
+// counted since boot, read from sysfs and marked as not billed; a restart's does not.
+TEST_F(PushReports, FirstStartReportAddsTheInterfaceCountersSinceBoot) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    const std::string stats = dir_ + "/sys/class/net/eth0/statistics/";
+    std::filesystem::create_directories(stats);
+    for (auto [f, v] : {std::pair{"rx_bytes", "5368709120"}, std::pair{"rx_packets", "4000000"},
+                        std::pair{"tx_bytes", "1073741824"}, std::pair{"tx_packets", "900000"}})
+        std::ofstream(stats + f) << v << "\n";
+    EXPECT_EQ(read_since_boot(dir_ + "/sys", {"eth0", "gone0"}).size(), 1u);  // unreadable ones are left out
+
+    RecordingQueue q;
+    auto o = options();
+    o.reports.on_start = true;
+    o.reports.sinks = {"mail"};
+    o.ifaces = {"eth0"};
+    o.sysfs = dir_ + "/sys";
+    clock_ = kSh21_0900;
+    {
+        auto s = ReportService::create(o, q).take();
+        ASSERT_TRUE(s->tick(kSh21_0900).ok());
+    }
+    auto m = q.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].title, "Traffic so far 2026-11-21");
+    const std::string en =
+        "\nNo traffic recorded.\n"
+        "\n##### Since boot (not billed)\n"
+        "\n**eth0**: what the interface's own counters (/sys/class/net/eth0/statistics) say it carried since the "
+        "machine booted, before peakflow-bpf counted anything; not in the history or any bill\n"
+        "- up 1.00 GiB (1073741824 B), 900000 packets\n"
+        "- down 5.00 GiB (5368709120 B), 4000000 packets\n";
+    ASSERT_GE(m[0].text.size(), en.size());
+    EXPECT_EQ(m[0].text.substr(m[0].text.size() - en.size()), en) << m[0].text;
+
+    // Restarted (in Chinese): report_state has its first start, no since-boot section.
+    o.language = Language::Zh;
+    clock_ = kSh21_2000;
+    auto s = ReportService::create(o, q).take();
+    ASSERT_TRUE(s->tick(kSh21_2000).ok());
+    m = q.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].title, "目前流量 2026-11-21");
+    EXPECT_EQ(m[0].text.find("开机以来"), std::string::npos) << m[0].text;
+    EXPECT_NE(m[0].text.find("peakflow-bpf 于 2026-11-21 20:00:00 启动：目前已统计的流量\n"), std::string::npos);
+    EXPECT_NE(m[0].text.find("\n##### 今日：2026-11-21 00:00:00 至 2026-11-21 20:00:00\n\n无流量记录。\n"),
+              std::string::npos)
+        << m[0].text;
+    EXPECT_NE(m[0].text.find("\n##### 计费月 2026-11 截至目前：2026-11-01 00:00:00 至 2026-11-21 20:00:00\n"),
+              std::string::npos)
+        << m[0].text;
+
+    // The Chinese since-boot section, exactly.
+    ReportContent zh{"nas1", 5, {}, Language::Zh, read_since_boot(dir_ + "/sys", {"eth0"})};
+    auto r = build_startup_report(*store_, cal, zh, kSh21_2000).take();
+    const std::string section =
+        "\n##### 开机以来（不计费）\n"
+        "\n**eth0**: 网卡自身计数器（/sys/class/net/eth0/statistics）记录的开机以来流量，早于 peakflow-bpf "
+        "开始统计；不计入历史记录和任何账单\n"
+        "- 上行 1.00 GiB（1073741824 字节），900000 个包\n"
+        "- 下行 5.00 GiB（5368709120 字节），4000000 个包\n";
+    ASSERT_GE(r.text.size(), section.size());
+    EXPECT_EQ(r.text.substr(r.text.size() - section.size()), section) << r.text;
 }
 
 TEST_F(PushReports, DailyAt0005NotAt0004OnceAndNotAgainAfterARestart) {
@@ -201,13 +311,16 @@ TEST_F(PushReports, DailyAt0005NotAt0004OnceAndNotAgainAfterARestart) {
             EXPECT_EQ(x.period, "2026-11-20");
             EXPECT_EQ(x.title, "Daily traffic 2026-11-20");
             EXPECT_TRUE(x.body.empty());
-            EXPECT_EQ(
-                x.value,
-                build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 20}).take().value);
+            EXPECT_EQ(x.value, build_day_report(*store_, cal, ReportContent{"nas1", 5, {}, Language::En, {}},
+                                                LocalDate{2026, 11, 20})
+                                   .take()
+                                   .value);
             EXPECT_TRUE(x.value.has_value());
         }
-        EXPECT_EQ(m[0].text,
-                  build_day_report(*store_, cal, ReportContent{"nas1", 5, {}}, LocalDate{2026, 11, 20}).take().text);
+        EXPECT_EQ(m[0].text, build_day_report(*store_, cal, ReportContent{"nas1", 5, {}, Language::En, {}},
+                                              LocalDate{2026, 11, 20})
+                                 .take()
+                                 .text);
         ASSERT_TRUE(s->tick(kSh21_0005 + 10).ok());
         EXPECT_TRUE(q.take().empty());
         s->stop();
@@ -287,7 +400,9 @@ TEST_F(PushReports, StartupReportOncePerStartAndOnlyToTheChosenSinks) {
     EXPECT_EQ(m[0].period, "2026-11-21 21:00:00");
     EXPECT_FALSE(m[0].value.has_value());  // two periods: no one value
     EXPECT_EQ(m[0].text,
-              build_startup_report(*store_, cal, ReportContent{"nas1", 5, {}}, kSh21_2000 + 3600).take().text);
+              build_startup_report(*store_, cal, ReportContent{"nas1", 5, {}, Language::En, {}}, kSh21_2000 + 3600)
+                  .take()
+                  .text);
 
     o.reports.sinks = {"pager"};
     auto bad = ReportService::create(o, q);

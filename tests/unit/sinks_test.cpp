@@ -252,6 +252,35 @@ TEST(PushConfig, ErrorsNameFileLineColumnAndKey) {
     EXPECT_EQ(c.error().message(), "t.yaml:2:3: key 'push.retries': unknown key");
 }
 
+TEST(PushConfig, LanguageIsEnglishUnlessZhIsAsked) {
+    auto c = parse_config("push:\n  sinks: []\n", "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->push.language, Language::En);
+    c = parse_config("push:\n  language: zh\n", "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->push.language, Language::Zh);
+    EXPECT_NE(dump_config(*c).find("language: zh"), std::string::npos);
+    c = parse_config("push:\n  language: fr\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:2:13: key 'push.language': expected zh or en, got 'fr'");
+}
+
+// Chinese text is cut in bytes of UTF-8 (the services' limits), never inside a character.
+TEST(Sinks, ChineseTextIsCutInUtf8BytesForWeCom) {
+    SinkConfig s;
+    s.type = "wecom";
+    s.key = "k";
+    std::string text;
+    for (int i = 0; i < 2000; ++i) text += "流量";  // 12000 bytes
+    OutboundMessage m{"w", "daily", "2026-11-21", "每日流量 2026-11-21", text, ""};
+    auto r = render_request(s, m, MessageMeta{}, 0);
+    auto j = nlohmann::json::parse(r.body);
+    const std::string content = j["markdown"]["content"];
+    EXPECT_LE(content.size(), 4096u);
+    EXPECT_EQ(content.rfind("**每日流量 2026-11-21**\n流量", 0), 0u);
+    EXPECT_TRUE(nlohmann::json::parse(nlohmann::json(content).dump()).is_string());  // valid UTF-8
+}
+
 }  // namespace
 }  // namespace pf
 

@@ -278,12 +278,13 @@ TEST_F(StoreOpen, FreshOpenCreatesTheDirectoryAndSchemaVersion1InWalMode) {
     EXPECT_TRUE(fs::is_regular_file(path_));
 
     Sql sql(path_);
-    EXPECT_EQ(sql.rows("SELECT key, value FROM meta"),
-              (std::vector<std::string>{"schema_version|1", "schema_version.uplink_resend|1"}));
+    EXPECT_EQ(
+        sql.rows("SELECT key, value FROM meta"),
+        (std::vector<std::string>{"schema_version|1", "schema_version.imported|1", "schema_version.uplink_resend|1"}));
     EXPECT_EQ(sql.one("PRAGMA journal_mode"), "wal");
     EXPECT_EQ(sql.rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-              (std::vector<std::string>{"bucket5m", "daily", "finalized", "generation", "hourly", "iface", "key_last",
-                                        "meta", "monthly", "uplink_resend"}));
+              (std::vector<std::string>{"bucket5m", "daily", "finalized", "generation", "hourly", "iface", "imported",
+                                        "key_last", "meta", "monthly", "uplink_resend"}));
     auto ifaces = st->interfaces();
     ASSERT_TRUE(ifaces);
     EXPECT_TRUE(ifaces->empty());
@@ -314,8 +315,9 @@ TEST_F(StoreOpen, ReopenKeepsDataAndDoesNotMigrateAgain) {
     ASSERT_EQ(res->snapshots.size(), 2u);
     EXPECT_EQ(res->snapshots[kMacB][PF_DIR_RX], ctr(400, 4));
     Sql sql(path_);
-    EXPECT_EQ(sql.rows("SELECT key, value FROM meta"),
-              (std::vector<std::string>{"schema_version|1", "schema_version.uplink_resend|1"}));
+    EXPECT_EQ(
+        sql.rows("SELECT key, value FROM meta"),
+        (std::vector<std::string>{"schema_version|1", "schema_version.imported|1", "schema_version.uplink_resend|1"}));
     EXPECT_EQ(sql.one("SELECT COUNT(*) FROM bucket5m"), "2");
 }
 

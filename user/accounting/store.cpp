@@ -53,6 +53,12 @@ CREATE INDEX finalized_start ON finalized(kind, start);
 CREATE TABLE IF NOT EXISTS uplink_resend(iface_id INTEGER NOT NULL, ts INTEGER NOT NULL, mac INTEGER NOT NULL,
   PRIMARY KEY(iface_id, ts, mac)) WITHOUT ROWID;
 )sql"},
+    // Days imported from another tool's history (`peakflow-bpf import`): their daily rows
+    // are ordinary finalized rows; this table marks them, so a re-import adds nothing.
+    {"imported", 1, R"sql(
+CREATE TABLE IF NOT EXISTS imported(iface_id INTEGER NOT NULL, day TEXT NOT NULL, source TEXT NOT NULL,
+  imported_at INTEGER NOT NULL, PRIMARY KEY(iface_id, day)) WITHOUT ROWID;
+)sql"},
 };
 
 constexpr int store_schema_version() {
@@ -674,6 +680,102 @@ Status Store::mark_finalized(const char* kind, const std::string& period, int64_
     StmtGuard g{s};
     s.bind(1, kind).bind(2, period).bind(3, start).bind(4, end).bind(5, tz);
     return check(s.step(), (std::string("mark ") + kind).c_str());
+}
+
+Result<ImportOutcome> Store::import_days(const Calendar& cal, const std::string& iface, const std::string& source,
+                                         const std::vector<ImportedDay>& days, int64_t now) {
+    ImportOutcome out;
+    auto tx = SqliteTransaction::begin(db_);
+    if (!tx) return tx.error();
+    auto id = iface_id(iface, true);
+    if (!id) return id.error();
+    // Where peakflow's own counting begins: its first bucket on any interface.
+    int64_t own_from = INT64_MAX;
+    {
+        auto p = prepare("SELECT MIN(ts) FROM bucket5m");
+        if (!p) return p.error();
+        SqlStmt& s = **p;
+        StmtGuard g{s};
+        if (s.step() == SQLITE_ROW && !s.is_null(0)) own_from = s.i64(0);
+    }
+    std::set<std::string> months;
+    for (const auto& d : days) {
+        const std::string day = d.day.str();
+        const int64_t start = cal.day_start(d.day), end = cal.day_end(d.day);
+        {
+            auto p = prepare("SELECT 1 FROM imported WHERE iface_id = ?1 AND day = ?2");
+            if (!p) return p.error();
+            SqlStmt& s = **p;
+            StmtGuard g{s};
+            if (s.bind(1, *id).bind(2, day).step() == SQLITE_ROW) {
+                out.already.push_back(day);
+                continue;
+            }
+        }
+        if (end > now) {
+            out.skipped.emplace_back(day, "the day is not over yet");
+            continue;
+        }
+        bool own = end > own_from;
+        if (!own) {
+            // A day rolled up from our own buckets (retention may have deleted them since).
+            auto p = prepare(
+                "SELECT 1 FROM finalized WHERE kind = 'day' AND period = ?1 AND NOT EXISTS "
+                "(SELECT 1 FROM imported WHERE day = ?1)");
+            if (!p) return p.error();
+            SqlStmt& s = **p;
+            StmtGuard g{s};
+            own = s.bind(1, day).step() == SQLITE_ROW;
+        }
+        if (own) {
+            out.skipped.emplace_back(day, "peakflow-bpf counted this day itself; importing it would count it twice");
+            continue;
+        }
+        for (int peak = 0; peak < 2; ++peak) {
+            auto p = prepare("INSERT INTO daily VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, 0)");
+            if (!p) return p.error();
+            SqlStmt& s = **p;
+            StmtGuard g{s};
+            s.bind(1, *id).bind(2, day).bind(3, kIfaceTotal).bind(4, int64_t{peak});
+            s.bind(5, i64(peak ? d.peak_rx : d.offpeak_rx)).bind(6, i64(peak ? d.peak_tx : d.offpeak_tx));
+            if (auto c = check(s.step(), "import day"); !c) return c.error();
+        }
+        {
+            // Another interface's import may have finalized the day already.
+            auto p = prepare("INSERT OR IGNORE INTO finalized VALUES('day', ?1, ?2, ?3, ?4)");
+            if (!p) return p.error();
+            SqlStmt& s = **p;
+            StmtGuard g{s};
+            s.bind(1, day).bind(2, start).bind(3, end).bind(4, cal.tz_name());
+            if (auto c = check(s.step(), "import day"); !c) return c.error();
+        }
+        {
+            auto p = prepare("INSERT INTO imported VALUES(?1, ?2, ?3, ?4)");
+            if (!p) return p.error();
+            SqlStmt& s = **p;
+            StmtGuard g{s};
+            if (auto c = check(s.bind(1, *id).bind(2, day).bind(3, source).bind(4, now).step(), "import day"); !c)
+                return c.error();
+        }
+        months.insert(cal.billing_month(start).str());
+        out.imported.push_back(day);
+    }
+    // Months rolled up before these days were there are rolled up again below.
+    for (const auto& m : months) {
+        auto p = prepare("DELETE FROM finalized WHERE kind = 'month' AND period = ?1");
+        if (!p) return p.error();
+        SqlStmt& s = **p;
+        StmtGuard g{s};
+        if (auto c = check(s.bind(1, m).step(), "import day"); !c) return c.error();
+    }
+    if (auto st = tx->commit(); !st) {
+        iface_ids_.clear();  // the interface row may have been rolled back with it
+        return st.error();
+    }
+    // Our own finished days first (the daemon may be stopped), then every month over.
+    if (auto st = finalize(cal, now); !st) return st.error();
+    if (auto st = roll_up_months(cal, now); !st) return st.error();
+    return out;
 }
 
 Status Store::apply_retention(const Retention& r, int64_t now) {

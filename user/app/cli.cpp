@@ -18,6 +18,7 @@
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/app/central.hpp"
 #include "peakflow/app/config.hpp"
+#include "peakflow/app/import_tracker.hpp"
 #include "peakflow/common/config_parser.hpp"
 #include "peakflow/common/logging.hpp"
 #include "peakflow/common/privileges.hpp"
@@ -216,6 +217,21 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         "What the flow export has spooled (finished files waiting for upload, open files) and its last status");
     exp_status->add_option("-f,--config", c.config_path, "Config file with the export: section");
 
+    auto* imp = app.add_subcommand("import", "Carry over what another tool had");
+    imp->require_subcommand(1);
+    auto* imp_tracker = imp->add_subcommand(
+        "peakflow-tracker",
+        "PeakFlow_Tracker: print its config.yaml as peakflow config, import its history's daily totals");
+    imp_tracker->add_option("DIR", c.import_dir,
+                            "Its directory, with config.yaml and peakflow.db (default: /etc/Traffic)");
+    imp_tracker->add_option("--write", c.import_write, "Write the config to FILE instead of printing it");
+    imp_tracker->add_flag("--force", c.import_force, "With --write: replace an existing FILE");
+    imp_tracker->add_option("--interface", c.import_iface,
+                            "The interface the history was counted on (default: its config's)");
+    imp_tracker->add_option("-f,--config", c.config_path,
+                            "peakflow config: the history database and time zone to import into");
+    imp_tracker->add_option("--database", c.database, "History database to import into (default: the config's)");
+
     std::vector<const char*> argv;
     for (const auto& a : args) argv.push_back(a.c_str());
     std::ostringstream out, err;
@@ -254,6 +270,13 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         }
     } else if (*exp_status) {
         c.kind = CliCommand::ExportStatus;
+    } else if (*imp_tracker) {
+        c.kind = CliCommand::ImportTracker;
+        if (c.import_force && c.import_write.empty()) {
+            r.err = "import: --force needs --write FILE\nRun with --help for more information.\n";
+            r.exit_code = 2;
+            return r;
+        }
     } else if (*report) {
         c.kind = CliCommand::Report;
         finish_report(r, report_raw);
@@ -587,6 +610,18 @@ int run_cli(int argc, char** argv) {
             case CliCommand::ExportStatus: {
                 auto cfg = effective_config(p.cmd).take();
                 return run_export_status(cfg.export_, cfg.source, std::cout);
+            }
+            case CliCommand::ImportTracker: {
+                auto cfg = effective_config(p.cmd).take();
+                Calendar cal = cfg.accounting.calendar().take();
+                ImportTrackerOptions io;
+                io.dir = p.cmd.import_dir;
+                io.write = p.cmd.import_write;
+                io.force = p.cmd.import_force;
+                io.interface = p.cmd.import_iface;
+                io.database = cfg.accounting.database;
+                io.calendar = &cal;
+                return run_import_tracker(io, std::cout, std::cerr);
             }
             case CliCommand::None: break;
         }

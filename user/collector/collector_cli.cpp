@@ -34,6 +34,7 @@
 #include "peakflow/fleet/fleet_history.hpp"
 #include "peakflow/fleet/fleet_store.hpp"
 #include "peakflow/fleet/fleet_users.hpp"
+#include "peakflow/fleet/heartbeat.hpp"
 #include "peakflow/version.hpp"
 
 namespace pf {
@@ -148,6 +149,55 @@ int cmd_token_list(const Opts& o) {
     for (const auto& a : agents)
         rows.push_back({a.name, cal.format_local(a.token_created), a.revoked ? "yes" : "no",
                         a.last_seen ? cal.format_local(*a.last_seen) : "-"});
+    std::cout << table(rows);
+    return 0;
+}
+
+// ---- heartbeat tokens (docs/fleet.md, "Heartbeat service") ----------------------------
+
+int cmd_heartbeat_token_create(const Opts& o) {
+    CollectorConfig c = load_collector_config(o.config).take();
+    auto store = FleetStore::open(c.database).take();
+    std::cout << heartbeat_token_create(*store, o.name, now_seconds()).take() << "\n";
+    return 0;
+}
+
+int cmd_heartbeat_token_revoke(const Opts& o) {
+    CollectorConfig c = load_collector_config(o.config).take();
+    auto store = FleetStore::open(c.database).take();
+    if (auto st = heartbeat_token_revoke(*store, o.name); !st) throw FatalError(st.error());
+    std::cerr << "heartbeat token '" << o.name << "' revoked\n";
+    return 0;
+}
+
+int cmd_heartbeat_token_list(const Opts& o) {
+    CollectorConfig c = load_collector_config(o.config).take();
+    Calendar cal = calendar_of(c);
+    auto store = FleetStore::open(c.database, true).take();
+    // A store no collector of this version has served yet has no heartbeat tables.
+    const bool has =
+        store->with_db([](SqliteDb& db) { return read_schema_version(db, "heartbeat"); }).take().has_value();
+    const auto tokens = has ? heartbeat_tokens(*store).take() : std::vector<HeartbeatTokenRow>{};
+    auto last = [](const HeartbeatTokenRow& t) {
+        return t.last_report_ms ? std::optional<int64_t>(*t.last_report_ms / 1000) : std::nullopt;
+    };
+    if (o.json) {
+        Json j;
+        j["tokens"] = Json::array();
+        for (const auto& t : tokens)
+            j["tokens"].push_back({{"name", t.name},
+                                   {"created", cal.format_local(t.created)},
+                                   {"created_epoch", t.created},
+                                   {"revoked", t.revoked},
+                                   {"last_report", opt_time(cal, last(t))},
+                                   {"last_report_epoch", opt_epoch(last(t))}});
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows{{"NAME", "CREATED", "REVOKED", "LAST REPORT"}};
+    for (const auto& t : tokens)
+        rows.push_back({t.name, cal.format_local(t.created), t.revoked ? "yes" : "no",
+                        last(t) ? cal.format_local(*last(t)) : "-"});
     std::cout << table(rows);
     return 0;
 }
@@ -640,6 +690,20 @@ int run_collector_cli(int argc, char** argv) {
     t_revoke->add_option("NAME", o.name, "Agent name")->required();
     t_revoke->add_option("-f,--config", o.config, cfg_help);
 
+    auto* heartbeat = app.add_subcommand("heartbeat", "The heartbeat service: tokens of the services that report");
+    heartbeat->require_subcommand(1);
+    auto* hb_token = heartbeat->add_subcommand("token", "Heartbeat tokens (Authorization: Bearer pfh_...)");
+    hb_token->require_subcommand(1);
+    auto* hb_create = hb_token->add_subcommand("create", "Create heartbeat token NAME; prints it once, alone");
+    hb_create->add_option("NAME", o.name, "Token name: 1 to 64 of A-Z a-z 0-9 . _ -")->required();
+    hb_create->add_option("-f,--config", o.config, cfg_help);
+    auto* hb_list = hb_token->add_subcommand("list", "Heartbeat tokens: created, revoked, last report");
+    hb_list->add_flag("--json", o.json, "JSON: {\"tokens\":[...]}");
+    hb_list->add_option("-f,--config", o.config, cfg_help);
+    auto* hb_revoke = hb_token->add_subcommand("revoke", "Revoke heartbeat token NAME (401 from then on)");
+    hb_revoke->add_option("NAME", o.name, "Token name")->required();
+    hb_revoke->add_option("-f,--config", o.config, cfg_help);
+
     auto* agents = app.add_subcommand("agents", "One row per agent: identity, last report, state, backlog");
     agents->add_flag("--json", o.json, "JSON: {\"agents\":[...]}");
     agents->add_option("-f,--config", o.config, cfg_help);
@@ -752,6 +816,7 @@ int run_collector_cli(int argc, char** argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGQUIT);  // like SIGTERM: an old unit's `kill -s QUIT` stops it cleanly
     if (*serve) {
         pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
         signal(SIGPIPE, SIG_IGN);
@@ -766,6 +831,9 @@ int run_collector_cli(int argc, char** argv) {
         if (*t_create) return cmd_token_create(o);
         if (*t_list) return cmd_token_list(o);
         if (*t_revoke) return cmd_token_revoke(o);
+        if (*hb_create) return cmd_heartbeat_token_create(o);
+        if (*hb_list) return cmd_heartbeat_token_list(o);
+        if (*hb_revoke) return cmd_heartbeat_token_revoke(o);
         if (*agents) return cmd_agents(o);
         if (*report) return cmd_report(o, ro);
         if (*alerts) return cmd_alerts(o);

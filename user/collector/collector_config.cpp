@@ -2,8 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "peakflow/common/config_parser.hpp"
@@ -12,6 +15,100 @@
 namespace pf {
 
 namespace {
+
+// "90", "90s", "2m", "1h", "7d" as seconds; nullopt for anything else.
+std::optional<int64_t> parse_duration(const std::string& v) {
+    size_t digits = 0;
+    while (digits < v.size() && digits < 12 && std::isdigit(static_cast<unsigned char>(v[digits]))) digits++;
+    if (digits == 0 || v.size() > digits + 1) return std::nullopt;
+    const int64_t n = std::stoll(v.substr(0, digits));
+    const char unit = digits < v.size() ? v[digits] : 's';
+    if (unit == 's') return n;
+    if (unit == 'm') return n * 60;
+    if (unit == 'h') return n * 3600;
+    if (unit == 'd') return n * 86400;
+    return std::nullopt;
+}
+
+Status read_duration(const Parser& p, const YAML::Node& n, const std::string& key, int64_t lo, int64_t hi,
+                     int64_t& out) {
+    std::string v;
+    if (auto st = p.read(n, key, "a duration", v); !st) return st;
+    auto d = parse_duration(v);
+    if (!d)
+        return p.error_at(n.Mark(), key, "expected seconds, or a number with s, m, h or d (2m, 7d), got '" + v + "'");
+    if (*d < lo || *d > hi)
+        return p.error_at(
+            n.Mark(), key,
+            "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " seconds, got " + v);
+    out = *d;
+    return Ok{};
+}
+
+// Why `t` cannot name a type ("" when it can): it becomes a key of service_status.
+std::string type_key_problem(const std::string& t) {
+    const bool ok = !t.empty() && t.size() <= 64 && t != "other" && t != "database" &&
+                    std::all_of(t.begin(), t.end(),
+                                [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+    return ok ? "" : "'" + t + "': use 1 to 64 of a-z 0-9 _, not 'other' or 'database'";
+}
+
+Status parse_heartbeat_types(const Parser& p, const YAML::Node& n, const std::string& key, HeartbeatConfig& h) {
+    if (!n.IsSequence()) return p.error_at(n.Mark(), key, "expected a list of {prefix, type, timeout}");
+    h.types.clear();
+    for (const auto& item : n) {
+        if (auto st = check_keys(p, item, key, {"prefix", "type", "timeout"}); !st) return st;
+        for (const char* req : {"prefix", "type", "timeout"})
+            if (!item[req] || item[req].IsNull()) return p.error_at(item.Mark(), key + "." + req, "missing");
+        HeartbeatType t;
+        if (auto st = p.read_child_checked(item, key, "prefix", "a string", t.prefix,
+                                           [&](const std::string& v) -> std::string {
+                                               if (v.empty()) return "must not be empty";
+                                               for (const auto& o : h.types)
+                                                   if (o.prefix == v) return "'" + v + "' is listed twice";
+                                               return "";
+                                           });
+            !st)
+            return st;
+        if (auto st = p.read_child_checked(item, key, "type", "a string", t.type, type_key_problem); !st) return st;
+        if (auto st = read_duration(p, item["timeout"], key + ".timeout", 1, 86400, t.timeout); !st) return st;
+        h.types.push_back(std::move(t));
+    }
+    return Ok{};
+}
+
+Status parse_heartbeat(const Parser& p, const YAML::Node& n, const std::string& k, HeartbeatConfig& h) {
+    if (auto st = check_keys(
+            p, n, k,
+            {"types", "other_timeout", "retention", "allow_from", "databases", "probe_interval", "probe_timeout"});
+        !st)
+        return st;
+    if (n["types"])
+        if (auto st = parse_heartbeat_types(p, n["types"], k + ".types", h); !st) return st;
+    if (n["other_timeout"])
+        if (auto st = read_duration(p, n["other_timeout"], k + ".other_timeout", 1, 86400, h.other_timeout); !st)
+            return st;
+    if (n["retention"])
+        if (auto st = read_duration(p, n["retention"], k + ".retention", 3600, 3650 * 86400LL, h.retention); !st)
+            return st;
+    if (n["allow_from"])
+        if (auto st = p.read_list(n["allow_from"], k + ".allow_from", "a list of address blocks (10.0.0.0/8)",
+                                  "an address block", h.allow_from,
+                                  [](const std::string& v) {
+                                      auto c = Cidr::parse(v);
+                                      return c ? std::string() : c.error().message();
+                                  });
+            !st)
+            return st;
+    // The error never quotes the entry: it may hold a password.
+    if (n["databases"])
+        if (auto st = p.read_list(n["databases"], k + ".databases", "a list of PostgreSQL connection strings",
+                                  "a connection string", h.databases, conninfo_problem);
+            !st)
+            return st;
+    if (auto st = p.read_child_seconds(n, k, "probe_interval", 1, 3600, h.probe_interval); !st) return st;
+    return p.read_child_seconds(n, k, "probe_timeout", 0.1, 60, h.probe_timeout);
+}
 
 Status parse_key(const Parser& p, const YAML::Node& n, const std::string& k, CollectorConfig& c) {
     if (k == "listen")
@@ -48,6 +145,7 @@ Status parse_key(const Parser& p, const YAML::Node& n, const std::string& k, Col
             return cal ? std::string() : cal.error().message();
         });
     if (k == "push") return parse_push_config(p, n, k, c.push);
+    if (k == "heartbeat") return parse_heartbeat(p, n, k, c.heartbeat);
     return p.error_at(n.Mark(), k, "unknown key");
 }
 
@@ -74,6 +172,7 @@ CollectorOptions CollectorConfig::server_options() const {
     o.forward_alerts = forward_alerts;
     o.push = push;
     o.timezone = timezone;
+    o.heartbeat = heartbeat;
     return o;
 }
 
@@ -89,9 +188,9 @@ Result<CollectorConfig> parse_collector_config(const std::string& text, const st
     c.source = source;
     if (root.IsNull()) return c;
     if (!root.IsMap()) return p.error_at(root.Mark(), "", "expected a mapping of keys at the top level");
-    static const char* const kKeys[] = {"listen",           "database",   "offline_after",  "tls",
-                                        "allow_plain_http", "alert_file", "forward_alerts", "log_dir",
-                                        "log_level",        "timezone",   "push",           "push_failure_alert_after"};
+    static const char* const kKeys[] = {
+        "listen",  "database",  "offline_after", "tls",  "allow_plain_http",         "alert_file", "forward_alerts",
+        "log_dir", "log_level", "timezone",      "push", "push_failure_alert_after", "heartbeat"};
     YAML::Mark listen_mark = root.Mark();
     for (const auto& kv : root) {
         const std::string key = kv.first.Scalar();
@@ -151,6 +250,22 @@ std::string dump_collector_config(const CollectorConfig& c) {
         out << YAML::Key << "push" << YAML::Value;
         dump_push_config(out, c.push);
     }
+    const HeartbeatConfig& h = c.heartbeat;
+    out << YAML::Key << "heartbeat" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "types" << YAML::Value << YAML::BeginSeq;
+    for (const auto& t : h.types)
+        out << YAML::Flow << YAML::BeginMap << YAML::Key << "prefix" << YAML::Value << t.prefix << YAML::Key << "type"
+            << YAML::Value << t.type << YAML::Key << "timeout" << YAML::Value << t.timeout << YAML::EndMap;
+    out << YAML::EndSeq;
+    out << YAML::Key << "other_timeout" << YAML::Value << h.other_timeout;
+    out << YAML::Key << "retention" << YAML::Value << h.retention;
+    out << YAML::Key << "allow_from" << YAML::Value << YAML::Flow << h.allow_from;
+    out << YAML::Key << "databases" << YAML::Value << YAML::BeginSeq;
+    for (const auto& d : h.databases) out << mask_conninfo(d);  // never the password
+    out << YAML::EndSeq;
+    out << YAML::Key << "probe_interval" << YAML::Value << h.probe_interval;
+    out << YAML::Key << "probe_timeout" << YAML::Value << h.probe_timeout;
+    out << YAML::EndMap;
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
 }

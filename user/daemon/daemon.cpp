@@ -219,6 +219,8 @@ sigset_t block_stop_signals() {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    // PeakFlow_Tracker's unit stops it with `kill -s QUIT`: a clean stop, not a core dump.
+    sigaddset(&sigs, SIGQUIT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     signal(SIGPIPE, SIG_IGN);  // a scraper that hangs up must not end the daemon

@@ -21,6 +21,7 @@
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/common/http.hpp"
 #include "peakflow/common/redact.hpp"
+#include "peakflow/push/push_config.hpp"
 
 namespace pf {
 
@@ -37,8 +38,9 @@ std::string read_first_line(const std::string& path) {
 class ExportService : public Service {
   public:
     ExportService(const ExportConfig& cfg, const ExportConfig& original, std::vector<std::string> ifaces, Paths paths,
-                  std::function<int64_t()> clock, AlertSink* alerts)
-        : cfg_(cfg),
+                  std::function<int64_t()> clock, AlertSink* alerts, Language lang)
+        : lang_(lang),
+          cfg_(cfg),
           original_(original),
           ifaces_(std::move(ifaces)),
           paths_(std::move(paths)),
@@ -81,6 +83,7 @@ class ExportService : public Service {
     std::string name() const override { return "export"; }
 
     void reload(const ServiceContext& next) override {
+        lang_ = next.sections.get<PushConfig>().language;
         if (!(next.sections.get<ExportConfig>() == original_))
             spdlog::warn("reload: export settings take effect at the next start (the running export keeps its own)");
     }
@@ -236,6 +239,15 @@ class ExportService : public Service {
             a.source = "export";
             a.key = "spool";
             a.time = clock_();
+            if (lang_ == Language::Zh) {
+                a.title = full ? "流导出缓存区已满" : "流导出缓存区已低于上限";
+                a.text = full ? "导出缓存目录 " + cfg_.files.directory + " 已有 " + std::to_string(bytes) +
+                                    " 字节（上限 " + std::to_string(cfg_.upload.spool_limit) +
+                                    "）：在上传赶上之前不再写新文件，流记录将被丢弃。"
+                              : "上传已赶上：流记录恢复写入。";
+                alerts_->alert(a);
+                return full;
+            }
             a.title = full ? "flow export spool full" : "flow export spool below its limit";
             a.text = full ? "The export spool " + cfg_.files.directory + " holds " + std::to_string(bytes) +
                                 " bytes (limit " + std::to_string(cfg_.upload.spool_limit) +
@@ -333,6 +345,7 @@ class ExportService : public Service {
                          curl_easy_strerror(CURLE_HTTP_RETURNED_ERROR));
     }
 
+    std::atomic<Language> lang_;  // push.language, for the spool alerts
     ExportConfig cfg_;
     ExportConfig original_;  // as in the config file (reload compares against it)
     std::atomic<bool> abort_{false};
@@ -411,7 +424,8 @@ Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
     }
     std::function<int64_t()> clock = ctx.clock;
     if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };
-    auto s = std::make_unique<ExportService>(c, cfg, ctx.ifaces, ctx.paths, clock, ctx.alerts);
+    auto s = std::make_unique<ExportService>(c, cfg, ctx.ifaces, ctx.paths, clock, ctx.alerts,
+                                             ctx.sections.get<PushConfig>().language);
     if (auto st = s->start(); !st) return st.error();
     return std::unique_ptr<Service>(std::move(s));
 }

@@ -431,6 +431,27 @@ struct CollectorServer::Impl {
         answer_json(res, 200, Json{{"users", std::move(out)}});
     }
 
+    // ---- heartbeat service (heartbeat.hpp) ---------------------------------------------
+
+    std::unique_ptr<HeartbeatService> heartbeat;
+
+    // POST /heartbeat/report: a heartbeat token or an allowed address (checked by the
+    // service). POST /heartbeat/status: users, each IP address through shown_ip.
+    void handle_heartbeat(const httplib::Request& req, httplib::Response& res, bool report) {
+        const std::string what = req.method + " " + req.path;
+        HeartbeatReply r;
+        if (report) {
+            r = heartbeat->report(req.get_header_value("Authorization"), req.remote_addr, req.body);
+        } else {
+            auto c = caller(req, res, false);
+            if (!c) return;
+            r = heartbeat->status(req.body, {[&](const std::string& ip) { return shown_ip(*c, ip); }, c->admin()});
+        }
+        if (r.status != 200) return refuse(res, r.status, r.message, what, req, "");
+        res.status = 200;
+        res.set_content(r.body, "application/json");
+    }
+
     void refuse(httplib::Response& res, int status, const std::string& message, const std::string& what,
                 const httplib::Request& req, const std::string& agent) {
         spdlog::info("{} from {}{}: refused ({}): {}", what, req.remote_addr,
@@ -862,6 +883,10 @@ FleetStore& CollectorServer::store() {
     return *impl_->store;
 }
 
+HeartbeatService& CollectorServer::heartbeat() {
+    return *impl_->heartbeat;
+}
+
 Status CollectorServer::check_offline() {
     return impl_->check_offline();
 }
@@ -878,12 +903,21 @@ void CollectorServer::stop() {
     if (m.watcher.joinable()) m.watcher.join();
     if (m.http) m.http->stop();
     if (m.listener.joinable()) m.listener.join();
+    if (m.heartbeat) m.heartbeat->stop();
     if (m.outbox) m.outbox->stop();
 }
 
 Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions o) {
     auto impl = std::make_unique<Impl>();
     Impl& m = *impl;
+    if (!o.clock_ms && o.clock)
+        o.clock_ms = [c = o.clock] { return c() * 1000; };
+    else if (!o.clock_ms)
+        o.clock_ms = [] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        };
     if (!o.clock) o.clock = system_seconds;
     m.o = std::move(o);
     auto cal = Calendar::create(m.o.timezone, {PeakWindow{}}, 1);
@@ -897,6 +931,9 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
     if (!users) return users.error();
     m.users = std::move(*users);
     if (auto st = m.users->prepare_logins(); !st) return st.error();
+    auto hb = HeartbeatService::start(*m.store, m.o.heartbeat, m.o.clock_ms, m.o.probe);
+    if (!hb) return hb.error();
+    m.heartbeat = std::move(*hb);
     m.started = m.now();
     if (!m.o.alert_file.empty()) {
         // Best effort: a failure shows at the first alert, with the reason, in the log.
@@ -956,6 +993,10 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
     s.Post("/api/v1/logout", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_logout(rq, rs); });
     s.Get("/api/v1/me", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_me(rq, rs); });
     s.Get("/api/v1/users", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_users(rq, rs); });
+    s.Post("/heartbeat/report",
+           [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_heartbeat(rq, rs, true); });
+    s.Post("/heartbeat/status",
+           [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_heartbeat(rq, rs, false); });
     s.set_exception_handler([](const httplib::Request& rq, httplib::Response& rs, std::exception_ptr ep) {
         std::string what = "unknown";
         try {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "peakflow/fleet/heartbeat.hpp"
 #include "peakflow/kernel/maps.hpp"
 
 namespace pf {
@@ -248,6 +249,7 @@ Result<std::unique_ptr<FleetStore>> FleetStore::open(const std::string& path, bo
     st->db_ = std::move(*db);
     if (!read_only) {
         if (auto s = apply_schema(st->db_, kSchema); !s) return s.error();
+        if (auto s = apply_schema(st->db_, heartbeat_schema()); !s) return s.error();
         return st;
     }
     auto version = read_schema_version(st->db_, "fleet");

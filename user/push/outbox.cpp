@@ -259,6 +259,17 @@ Alert Outbox::make_alert(const std::string& sink, bool recovered, const std::str
     a.key = "sink:" + sink;
     a.time = now / 1000;
     std::string where = (o_.push.node_name.empty() ? "" : o_.push.node_name + " / ") + o_.host;
+    if (o_.push.language == Language::Zh) {
+        if (recovered) {
+            a.title = "推送到 " + sink + " 已恢复";
+            a.text = "推送到 **" + sink + "** 已恢复正常（" + where + "）。";
+        } else {
+            a.title = "推送到 " + sink + " 失败";
+            a.text = "推送到 **" + sink + "** 连续失败 " + std::to_string(o_.push.alert_after) + " 次（" + where +
+                     "）。最后的错误：" + error + "\n\n消息保留在发件箱中，恢复后即发送。";
+        }
+        return a;
+    }
     if (recovered) {
         a.title = "push to " + sink + " works again";
         a.text = "Delivery to sink **" + sink + "** works again (" + where + ").";

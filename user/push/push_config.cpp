@@ -106,13 +106,34 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
 
 }  // namespace
 
+Result<Language> parse_language(const std::string& v) {
+    if (v == "en") return Language::En;
+    if (v == "zh") return Language::Zh;
+    return Error("expected zh or en, got '" + v + "'");
+}
+
+const char* language_name(Language l) {
+    return l == Language::Zh ? "zh" : "en";
+}
+
 Status parse_push_config(const Parser& p, const YAML::Node& n, const std::string& key, PushConfig& c) {
-    if (auto st = check_keys(p, n, key, {"enabled", "node_name", "sinks", "retry", "timeout", "alert_after"}); !st)
+    if (auto st =
+            check_keys(p, n, key, {"enabled", "node_name", "language", "sinks", "retry", "timeout", "alert_after"});
+        !st)
         return st;
     c = PushConfig{};
     c.configured = true;
     if (auto st = p.read_child(n, key, "enabled", "true or false", c.enabled); !st) return st;
     if (auto st = p.read_child(n, key, "node_name", "a string", c.node_name); !st) return st;
+    if (n["language"]) {
+        std::string lang;
+        auto known = [](const std::string& v) -> std::string {
+            auto l = parse_language(v);
+            return l ? "" : l.error().message();
+        };
+        if (auto st = p.read_checked(n["language"], key + ".language", "a string", lang, known); !st) return st;
+        c.language = parse_language(lang).take();
+    }
     if (auto st = p.read_child_seconds(n, key, "timeout", 0.1, 300, c.timeout); !st) return st;
     if (auto st = p.read_child_bounded(n, key, "alert_after", 1, 1000, c.alert_after); !st) return st;
     if (const auto& r = n["retry"]) {
@@ -150,6 +171,7 @@ void dump_push_config(YAML::Emitter& out, const PushConfig& c) {
     out << YAML::BeginMap;
     out << YAML::Key << "enabled" << YAML::Value << c.enabled;
     out << YAML::Key << "node_name" << YAML::Value << c.node_name;
+    out << YAML::Key << "language" << YAML::Value << language_name(c.language);
     out << YAML::Key << "timeout" << YAML::Value << c.timeout;
     out << YAML::Key << "alert_after" << YAML::Value << c.alert_after;
     out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;

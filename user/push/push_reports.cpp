@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 
 #include "peakflow/common/units.hpp"
 
@@ -15,39 +16,142 @@ namespace pf {
 
 // ---- contents ----------------------------------------------------------------------------
 
-std::string bytes_both(uint64_t bytes) {
+std::string bytes_both(uint64_t bytes, Language lang) {
+    if (lang == Language::Zh) return human_bytes(bytes) + "（" + std::to_string(bytes) + " 字节）";
     return human_bytes(bytes) + " (" + std::to_string(bytes) + " B)";
+}
+
+std::vector<SinceBoot> read_since_boot(const std::string& sysfs, const std::vector<std::string>& ifaces) {
+    std::vector<SinceBoot> out;
+    for (const auto& name : ifaces) {
+        SinceBoot b{name};
+        bool ok = true;
+        for (auto [file, field] : {std::pair{"rx_bytes", &b.rx_bytes}, std::pair{"rx_packets", &b.rx_packets},
+                                   std::pair{"tx_bytes", &b.tx_bytes}, std::pair{"tx_packets", &b.tx_packets}}) {
+            std::ifstream in(sysfs + "/class/net/" + name + "/statistics/" + file);
+            ok = ok && static_cast<bool>(in >> *field);
+        }
+        if (ok) out.push_back(b);
+    }
+    return out;
 }
 
 namespace {
 
-std::string peak_text(const Calendar& cal) {
+// Every fixed phrase of the reports, in each language; figures are filled in around them.
+struct Words {
+    const char *daily, *monthly, *so_far, *peak, *offpeak, *total, *up, *down, *sum, *adjusted, *raw_sum, *top_macs,
+        *none, *no_traffic, *to, *host, *tz, *peak_is, *directions, *sep, *colon, *today, *month_to_date, *started,
+        *billing_month, *billing_day, *since_boot, *since_boot_note, *packets;
+};
+
+std::string more_macs(size_t n, Language lang) {
+    if (lang == Language::Zh) return "（另有 " + std::to_string(n) + " 个 MAC）";
+    return "(" + std::to_string(n) + " more MAC" + (n == 1 ? "" : "s") + ")";
+}
+
+constexpr Words kEn{"Daily traffic",
+                    "Monthly traffic",
+                    "Traffic so far",
+                    "peak",
+                    "off-peak",
+                    "total",
+                    "up ",
+                    "down ",
+                    "sum ",
+                    "adjusted",
+                    "raw sum ",
+                    "top MACs",
+                    "none",
+                    "No traffic recorded.",
+                    " to ",
+                    "host ",
+                    "time zone ",
+                    "peak ",
+                    "up = sent (tx), down = received (rx)",
+                    ", ",
+                    ": ",
+                    "Today",
+                    " to date",
+                    "peakflow-bpf started at %s: what it has counted so far",
+                    "billing month ",
+                    "billing day ",
+                    "Since boot (not billed)",
+                    "what the interface's own counters (/sys/class/net/%s/statistics) say it carried since the "
+                    "machine booted, before peakflow-bpf counted anything; not in the history or any bill",
+                    " packets"};
+constexpr Words kZh{"每日流量",
+                    "每月流量",
+                    "目前流量",
+                    "晚高峰",
+                    "平峰",
+                    "合计",
+                    "上行 ",
+                    "下行 ",
+                    "总计 ",
+                    "已调整",
+                    "原始总计 ",
+                    "流量最多的 MAC",
+                    "无",
+                    "无流量记录。",
+                    " 至 ",
+                    "主机 ",
+                    "时区 ",
+                    "晚高峰 ",
+                    "上行 = 发送 (tx)，下行 = 接收 (rx)",
+                    "，",
+                    "：",
+                    "今日",
+                    "截至目前",
+                    "peakflow-bpf 于 %s 启动：目前已统计的流量",
+                    "计费月 ",
+                    "计费日 ",
+                    "开机以来（不计费）",
+                    "网卡自身计数器（/sys/class/net/%s/statistics）记录的开机以来流量，早于 peakflow-bpf "
+                    "开始统计；不计入历史记录和任何账单",
+                    " 个包"};
+
+const Words& words(Language l) {
+    return l == Language::Zh ? kZh : kEn;
+}
+
+std::string fill(const char* pattern, const std::string& v) {
+    std::string s = pattern;
+    if (auto p = s.find("%s"); p != std::string::npos) s.replace(p, 2, v);
+    return s;
+}
+
+std::string peak_text(const Calendar& cal, const Words& w) {
     std::string peak;
-    for (const auto& w : cal.windows()) peak += (peak.empty() ? "" : ", ") + format_peak_window(w);
-    return peak.empty() ? "none" : peak;
+    for (const auto& win : cal.windows()) peak += (peak.empty() ? "" : ", ") + format_peak_window(win);
+    return peak.empty() ? w.none : peak;
 }
 
 // One interface's lines: peak, off-peak, totals, the adjustment, the top MACs.
-std::string iface_block(const PeriodTotals& b) {
+std::string iface_block(const PeriodTotals& b, Language lang) {
+    const Words& w = words(lang);
+    auto bb = [lang](uint64_t v) { return bytes_both(v, lang); };
+    const std::string sep = w.sep, colon = w.colon;
     const ReportFigures& f = b.total.shown;
     std::string s = "**" + b.name + "**\n";
-    s += "- peak: up " + bytes_both(f.peak_up) + ", down " + bytes_both(f.peak_down) + "\n";
-    s += "- off-peak: up " + bytes_both(f.offpeak_up) + ", down " + bytes_both(f.offpeak_down) + "\n";
-    s += "- total: up " + bytes_both(f.up) + ", down " + bytes_both(f.down) + ", sum " + bytes_both(f.total) + "\n";
+    s += "- " + std::string(w.peak) + colon + w.up + bb(f.peak_up) + sep + w.down + bb(f.peak_down) + "\n";
+    s += "- " + std::string(w.offpeak) + colon + w.up + bb(f.offpeak_up) + sep + w.down + bb(f.offpeak_down) + "\n";
+    s += "- " + std::string(w.total) + colon + w.up + bb(f.up) + sep + w.down + bb(f.down) + sep + w.sum + bb(f.total) +
+         "\n";
     if (b.total.adj.any())
-        s +=
-            "- adjusted: " + describe_row_adjustment(b.total.adj) + "; raw sum " + bytes_both(b.total.raw.total) + "\n";
+        s += "- " + std::string(w.adjusted) + colon + describe_row_adjustment(b.total.adj) + "; " + w.raw_sum +
+             bb(b.total.raw.total) + "\n";
     if (!b.macs.empty()) {
-        s += "- top MACs:\n";
+        s += "- " + std::string(w.top_macs) + colon.substr(0, colon.size() - (lang == Language::En ? 1 : 0)) + "\n";
         for (const auto& m : b.macs) {
-            s += "  - " + m.label + ": up " + bytes_both(m.shown.up) + ", down " + bytes_both(m.shown.down);
-            if (m.adj.any()) s += " (adjusted: " + describe_row_adjustment(m.adj) + ")";
+            s += "  - " + m.label + colon + w.up + bb(m.shown.up) + sep + w.down + bb(m.shown.down);
+            if (m.adj.any())
+                s += lang == Language::Zh
+                         ? "（" + std::string(w.adjusted) + colon + describe_row_adjustment(m.adj) + "）"
+                         : " (adjusted: " + describe_row_adjustment(m.adj) + ")";
             s += "\n";
         }
-        if (b.mac_count > b.macs.size()) {
-            const size_t more = b.mac_count - b.macs.size();
-            s += "  - (" + std::to_string(more) + " more MAC" + (more == 1 ? "" : "s") + ")\n";
-        }
+        if (b.mac_count > b.macs.size()) s += "  - " + more_macs(b.mac_count - b.macs.size(), lang) + "\n";
     }
     return s;
 }
@@ -64,63 +168,85 @@ Result<std::string> period_body(Store& store, const ReportContent& c, int64_t fr
     if (total) *total = 0;
     for (const auto& b : *per) {
         if (b.total.raw.total == 0 && b.mac_count == 0) continue;
-        s += "\n" + iface_block(b);
+        s += "\n" + iface_block(b, c.language);
         if (total) *total += static_cast<int64_t>(b.total.shown.total);
     }
-    return s.empty() ? "\nNo traffic recorded.\n" : s;
+    return s.empty() ? "\n" + std::string(words(c.language).no_traffic) + "\n" : s;
 }
 
 // Title, what it covers, then where and how it was counted.
 std::string header(const Calendar& cal, const ReportContent& c, const std::string& title, const std::string& covers) {
-    return "#### " + title + "\n" + covers + "\n\nhost " + c.host + ", time zone " + cal.tz_name() + ", peak " +
-           peak_text(cal) + "; up = sent (tx), down = received (rx)\n";
+    const Words& w = words(c.language);
+    return "#### " + title + "\n" + covers + "\n\n" + w.host + c.host + w.sep + w.tz + cal.tz_name() + w.sep +
+           w.peak_is + peak_text(cal, w) + (c.language == Language::Zh ? "；" : "; ") + w.directions + "\n";
 }
 
-std::string range(const Calendar& cal, int64_t from, int64_t to) {
-    return cal.format_local(from) + " to " + cal.format_local(to);
+std::string range(const Calendar& cal, int64_t from, int64_t to, Language lang) {
+    return cal.format_local(from) + words(lang).to + cal.format_local(to);
+}
+
+// The interface counters since boot, each marked as such (first start only).
+std::string since_boot_section(const std::vector<SinceBoot>& v, Language lang) {
+    const Words& w = words(lang);
+    std::string s = "\n##### " + std::string(w.since_boot) + "\n";
+    for (const auto& b : v) {
+        s += "\n**" + b.iface + "**: " + fill(w.since_boot_note, b.iface) + "\n";
+        s += "- " + std::string(w.up) + bytes_both(b.tx_bytes, lang) + w.sep + std::to_string(b.tx_packets) +
+             w.packets + "\n";
+        s += "- " + std::string(w.down) + bytes_both(b.rx_bytes, lang) + w.sep + std::to_string(b.rx_packets) +
+             w.packets + "\n";
+    }
+    return s;
 }
 
 }  // namespace
 
 Result<PushReport> build_day_report(Store& store, const Calendar& cal, const ReportContent& c, const LocalDate& day) {
-    PushReport r{"daily", day.str(), "Daily traffic " + day.str(), ""};
+    PushReport r{"daily", day.str(), std::string(words(c.language).daily) + " " + day.str(), ""};
     const int64_t from = cal.day_start(day), to = cal.day_end(day);
     int64_t total = 0;
     auto body = period_body(store, c, from, to, &total);
     if (!body) return body.error();
     r.value = total;
-    r.text = header(cal, c, r.title, range(cal, from, to)) + *body;
+    r.text = header(cal, c, r.title, range(cal, from, to, c.language)) + *body;
     return r;
 }
 
 Result<PushReport> build_month_report(Store& store, const Calendar& cal, const ReportContent& c,
                                       const BillingMonth& month) {
-    PushReport r{"monthly", month.str(), "Monthly traffic " + month.str(), ""};
+    const Words& w = words(c.language);
+    PushReport r{"monthly", month.str(), std::string(w.monthly) + " " + month.str(), ""};
     const int64_t from = cal.month_start(month), to = cal.month_end(month);
     int64_t total = 0;
     auto body = period_body(store, c, from, to, &total);
     if (!body) return body.error();
     r.value = total;
-    r.text = header(cal, c, r.title,
-                    "billing month " + month.str() + " (billing day " + std::to_string(cal.billing_day()) +
-                        "): " + range(cal, from, to)) +
-             *body;
+    const std::string day = std::to_string(cal.billing_day());
+    const std::string covers =
+        w.billing_month + month.str() +
+        (c.language == Language::Zh ? "（" + std::string(w.billing_day) + day + "）" : " (billing day " + day + ")") +
+        w.colon + range(cal, from, to, c.language);
+    r.text = header(cal, c, r.title, covers) + *body;
     return r;
 }
 
 Result<PushReport> build_startup_report(Store& store, const Calendar& cal, const ReportContent& c, int64_t now) {
+    const Words& w = words(c.language);
     const LocalDate today = cal.local_date(now);
     const BillingMonth month = cal.billing_month(now);
-    PushReport r{"startup", cal.format_local(now), "Traffic so far " + today.str(), ""};
+    PushReport r{"startup", cal.format_local(now), std::string(w.so_far) + " " + today.str(), ""};
     const int64_t day_from = cal.day_start(today), month_from = cal.month_start(month);
     auto day = period_body(store, c, day_from, now);
     if (!day) return day.error();
     auto mon = period_body(store, c, month_from, now);
     if (!mon) return mon.error();
-    r.text =
-        header(cal, c, r.title, "peakflow-bpf started at " + cal.format_local(now) + ": what it has counted so far") +
-        "\n##### Today: " + range(cal, day_from, now) + "\n" + *day + "\n##### Billing month " + month.str() +
-        " to date: " + range(cal, month_from, now) + "\n" + *mon;
+    const std::string month_head = c.language == Language::Zh
+                                       ? std::string(w.billing_month) + month.str() + " " + w.month_to_date
+                                       : "Billing month " + month.str() + w.month_to_date;
+    r.text = header(cal, c, r.title, fill(w.started, cal.format_local(now))) + "\n##### " + w.today + w.colon +
+             range(cal, day_from, now, c.language) + "\n" + *day + "\n##### " + month_head + w.colon +
+             range(cal, month_from, now, c.language) + "\n" + *mon;
+    if (!c.since_boot.empty()) r.text += since_boot_section(c.since_boot, c.language);
     return r;
 }
 
@@ -222,7 +348,15 @@ Result<std::unique_ptr<ReportService>> ReportService::create(Options o, MessageQ
     if (!db) return db.error();
     s->db_ = std::move(*db);
     if (auto st = apply_schema(s->db_, kSchema); !st) return st.error();
-    // The first start ever: periods that ended before it are not reported (nothing counted).
+    // The first start ever: periods that ended before it are not reported (nothing counted),
+    // and its startup report adds what the interfaces counted since boot.
+    {
+        auto q = s->db_.prepare("SELECT 1 FROM report_state WHERE key = 'first_start'");
+        if (!q) return q.error();
+        const int rc = q->step();
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sql_error(s->db_, "read first start");
+        s->first_ever_ = rc == SQLITE_DONE;
+    }
     auto first = first_start(s->db_, "report_state", s->o_.clock());
     if (!first) return first.error();
     s->first_start_ = *first;
@@ -242,6 +376,9 @@ Result<std::unique_ptr<Service>> make_report_service(ServiceContext& ctx) {
     ro.adjustments = ctx.accounting.adjustments;
     for (const auto& [name, type] : ctx.sinks) ro.sinks.push_back(name);
     ro.clock = ctx.clock;
+    ro.language = ctx.sections.get<PushConfig>().language;
+    ro.ifaces = ctx.ifaces;
+    ro.sysfs = ctx.paths.sysfs;
     ro.accepts = [push = ctx.sections.get<PushConfig>()](const std::string& sink, const std::string& kind) {
         const SinkConfig* s = push.find(sink);
         return !s || s->takes(kind);
@@ -257,6 +394,8 @@ ReportService::~ReportService() {
 
 void ReportService::reload_locked(const ServiceContext& next) {
     o_.adjustments = next.accounting.adjustments;
+    o_.language = next.sections.get<PushConfig>().language;
+    o_.ifaces = next.ifaces;
     const bool keep_start = startup_done_;
     o_.reports = next.sections.get<ReportsConfig>();
     startup_done_ = keep_start;
@@ -302,9 +441,11 @@ Status ReportService::tick(int64_t now) {
     std::lock_guard<std::mutex> w(work_mu_);
     if (!o_.reports.enabled || targets_.empty()) return Ok{};
     const Calendar& cal = *cal_;
-    ReportContent content{o_.host, o_.reports.top_macs, o_.adjustments};
+    ReportContent content{o_.host, o_.reports.top_macs, o_.adjustments, o_.language, {}};
     if (!startup_done_) {
-        auto r = build_startup_report(*store_, cal, content, now);
+        ReportContent first = content;
+        if (first_ever_) first.since_boot = read_since_boot(o_.sysfs, o_.ifaces);
+        auto r = build_startup_report(*store_, cal, first, now);
         if (!r) return r.error();
         if (auto st = send(*r); !st) return st;
         startup_done_ = true;

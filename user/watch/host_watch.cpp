@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
@@ -82,6 +83,23 @@ Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, 
     return Ok{};
 }
 
+std::string health_what(const std::string& item, const std::string& disk, double value, double warning, Language lang) {
+    const bool zh = lang == Language::Zh;
+    if (item == "cpu_temperature")
+        return zh ? fmt::format("CPU 温度 {:.1f} °C（告警线 {} °C）", value, warning)
+                  : fmt::format("CPU temperature {:.1f} °C (warning above {} °C)", value, warning);
+    if (item == "memory")
+        return zh ? fmt::format("内存已用 {:.1f}%（告警线 {}%）", value, warning)
+                  : fmt::format("memory used {:.1f}% (warning above {}%)", value, warning);
+    return zh ? fmt::format("磁盘 {} 已用 {:.1f}%（告警线 {}%）", disk, value, warning)
+              : fmt::format("disk {} used {:.1f}% (warning above {}%)", disk, value, warning);
+}
+
+std::string health_title(bool warning, const std::string& what, Language lang) {
+    if (lang == Language::Zh) return (warning ? "警告：" : "恢复正常：") + what;
+    return (warning ? "warning: " : "back to normal: ") + what;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -89,8 +107,9 @@ using Clock = std::chrono::steady_clock;
 class HostWatchService : public Service {
   public:
     HostWatchService(const HostWatchConfig& cfg, std::unique_ptr<HostHistory> hist, AlertSink* alerts,
-                     std::function<int64_t()> clock, std::string root)
-        : cfg_(cfg),
+                     std::function<int64_t()> clock, std::string root, Language lang)
+        : lang_(lang),
+          cfg_(cfg),
           hist_(std::move(hist)),
           alerts_(alerts),
           clock_(std::move(clock)),
@@ -110,6 +129,7 @@ class HostWatchService : public Service {
     void reload(const ServiceContext& next) override {
         std::lock_guard lk(mu_);
         pending_cfg_ = next.sections.get<HostWatchConfig>();
+        lang_ = next.sections.get<PushConfig>().language;
         cv_.notify_all();
     }
 
@@ -168,8 +188,8 @@ class HostWatchService : public Service {
         bool& on = health_alerts_[key];
         if (warning == on) return;
         on = warning;
-        raise(warning ? Alert::Kind::Raised : Alert::Kind::Recovered, "host", key,
-              (warning ? "warning: " : "back to normal: ") + what, what + "\n", now);
+        raise(warning ? Alert::Kind::Raised : Alert::Kind::Recovered, "host", key, health_title(warning, what, lang_),
+              what + "\n", now);
     }
 
     void procs(int64_t now) {
@@ -178,14 +198,16 @@ class HostWatchService : public Service {
             std::string key = e.key();
             if (e.kind == ProcEvent::Kind::Runaway) {
                 runaway_.insert(key);
-                raise(Alert::Kind::Raised, "procwatch", key, proc_event_title(e), proc_event_text(e), now);
+                raise(Alert::Kind::Raised, "procwatch", key, proc_event_title(e, lang_), proc_event_text(e, lang_),
+                      now);
                 if (auto id = hist_->episode_start(e); id)
                     episodes_[key] = *id;
                 else
                     spdlog::warn("host watch: {}", id.error().message());
             } else {
                 runaway_.erase(key);
-                raise(Alert::Kind::Recovered, "procwatch", key, proc_event_title(e), proc_event_text(e), now);
+                raise(Alert::Kind::Recovered, "procwatch", key, proc_event_title(e, lang_), proc_event_text(e, lang_),
+                      now);
                 auto it = episodes_.find(key);
                 if (it != episodes_.end()) {
                     if (auto s = hist_->episode_end(it->second, e); !s)
@@ -223,9 +245,9 @@ class HostWatchService : public Service {
         const auto& lv = cfg_.levels;
         if (cpu.temp)
             check("host:cpu_temperature", *cpu.temp > lv.temp_warning,
-                  fmt::format("CPU temperature {:.1f} °C (warning above {} °C)", *cpu.temp, lv.temp_warning), now);
-        check("host:memory", mem.used > lv.mem_warning,
-              fmt::format("memory used {:.1f}% (warning above {}%)", mem.used, lv.mem_warning), now);
+                  health_what("cpu_temperature", "", *cpu.temp, lv.temp_warning, lang_), now);
+        check("host:memory", mem.used > lv.mem_warning, health_what("memory", "", mem.used, lv.mem_warning, lang_),
+              now);
     }
 
     void slow(int64_t now) {
@@ -233,8 +255,7 @@ class HostWatchService : public Service {
         for (const auto& x : d)
             if (x.kind == 1)
                 check("host:disk:" + x.name, x.used > cfg_.levels.disk_warning,
-                      fmt::format("disk {} used {:.1f}% (warning above {}%)", x.name, x.used, cfg_.levels.disk_warning),
-                      now);
+                      health_what("disk", x.name, x.used, cfg_.levels.disk_warning, lang_), now);
         note(hist_->add(d));
         note(hist_->add(health_.sys(now)));
         note(hist_->add(health_.users(now)));
@@ -270,6 +291,7 @@ class HostWatchService : public Service {
         note(hist_->flush());
     }
 
+    std::atomic<Language> lang_;  // push.language; a reload changes it between alerts
     HostWatchConfig cfg_;
     std::unique_ptr<HostHistory> hist_;
     AlertSink* alerts_;
@@ -298,8 +320,8 @@ Result<std::unique_ptr<Service>> make_host_watch_service(ServiceContext& ctx) {
     auto hist = HostHistory::open(ctx.accounting.database);
     if (!hist) return hist.error();
     auto clock = ctx.clock ? ctx.clock : [] { return static_cast<int64_t>(::time(nullptr)); };
-    return std::unique_ptr<Service>(
-        new HostWatchService(cfg, std::move(*hist), ctx.alerts, clock, ctx.paths.host_root));
+    return std::unique_ptr<Service>(new HostWatchService(cfg, std::move(*hist), ctx.alerts, clock, ctx.paths.host_root,
+                                                         ctx.sections.get<PushConfig>().language));
 }
 
 }  // namespace pf

@@ -276,14 +276,40 @@ std::vector<ProcEvent> ProcWatch::sample(double mono, int64_t wall) {
     return events;
 }
 
-std::string proc_event_title(const ProcEvent& e) {
+namespace {
+
+std::string reason_zh(const std::string& r) {
+    if (r == "exited") return "已退出";
+    if (r == "below the thresholds") return "已低于阈值";
+    return r;
+}
+
+}  // namespace
+
+std::string proc_event_title(const ProcEvent& e, Language lang) {
+    if (lang == Language::Zh) {
+        if (e.kind == ProcEvent::Kind::Runaway)
+            return fmt::format("失控进程 {}（pid {}）：CPU {:.1f}% 内存 {:.1f}%", e.proc.name, e.proc.pid, e.proc.cpu,
+                               e.proc.mem);
+        return fmt::format("失控进程 {}（pid {}）已结束：{}", e.proc.name, e.proc.pid, reason_zh(e.reason));
+    }
     if (e.kind == ProcEvent::Kind::Runaway)
         return fmt::format("runaway process {} (pid {}): CPU {:.1f}% memory {:.1f}%", e.proc.name, e.proc.pid,
                            e.proc.cpu, e.proc.mem);
     return fmt::format("runaway process {} (pid {}) ended: {}", e.proc.name, e.proc.pid, e.reason);
 }
 
-std::string proc_event_text(const ProcEvent& e) {
+std::string proc_event_text(const ProcEvent& e, Language lang) {
+    if (lang == Language::Zh) {
+        std::string s = fmt::format(
+            "- pid：{}\n- 名称：{}\n- 命令：`{}`\n- 用户：{}\n- CPU：{:.1f}%\n- 内存：{:.1f}%\n- 开始于：{}\n",
+            e.proc.pid, e.proc.name, e.proc.cmdline, e.proc.user, e.proc.cpu, e.proc.mem, host_stamp(e.since));
+        if (!e.proc.cgroup.empty()) s += "- cgroup：" + e.proc.cgroup + "\n";
+        if (e.kind == ProcEvent::Kind::Ended)
+            s += fmt::format("- 结束：{}（{}），CPU 峰值 {:.1f}% 内存峰值 {:.1f}%\n", host_stamp(e.time),
+                             reason_zh(e.reason), e.peak_cpu, e.peak_mem);
+        return s;
+    }
     std::string s = fmt::format(
         "- pid: {}\n- name: {}\n- command: `{}`\n- user: {}\n- CPU: {:.1f}%\n- memory: {:.1f}%\n- since: {}\n",
         e.proc.pid, e.proc.name, e.proc.cmdline, e.proc.user, e.proc.cpu, e.proc.mem, host_stamp(e.since));

@@ -51,6 +51,18 @@ struct DrainRows {
 // Adds b into a (same iface): deltas add up, the later snapshot wins.
 void merge_drain_rows(DrainRows& a, const DrainRows& b);
 
+// One local day's totals from another tool's history (`peakflow-bpf import`): interface
+// totals only, peak and off-peak, no packet counts.
+struct ImportedDay {
+    LocalDate day;
+    uint64_t peak_rx = 0, peak_tx = 0, offpeak_rx = 0, offpeak_tx = 0;
+};
+struct ImportOutcome {
+    std::vector<std::string> imported;                         // days written now
+    std::vector<std::string> already;                          // imported before: left as they are
+    std::vector<std::pair<std::string, std::string>> skipped;  // day, why
+};
+
 // UsageRow, Filter and kIfaceTotal are in usage_source.hpp.
 class Store : public UsageSource {
   public:
@@ -83,6 +95,13 @@ class Store : public UsageSource {
     Status finalize(const Calendar& cal, int64_t now);
     Status apply_retention(const Retention& r, int64_t now);
 
+    // Imported days become finalized daily rows (mac = kIfaceTotal, 0 packets), each listed
+    // in the table `imported` with its source, and the billing months they touch are rolled
+    // up again. Nothing is counted twice: a day already imported is left as it is, and a
+    // day that is not over at `now` or that peakflow counted itself (it ends after the
+    // first bucket) is skipped. One transaction.
+    Result<ImportOutcome> import_days(const Calendar& cal, const std::string& iface, const std::string& source,
+                                      const std::vector<ImportedDay>& days, int64_t now);
     Result<std::vector<std::string>> interfaces() override;
     // Raw 5-minute rows with ts in [from, to).
     Result<std::vector<UsageRow>> buckets(const Filter& f, int64_t from, int64_t to) override;

@@ -11,7 +11,19 @@
 namespace pf {
 
 struct CliCommand {
-    enum Kind { None, Attach, Detach, Dump, ConfigCheck, Report, Host, History, Push, ExportStatus } kind = None;
+    enum Kind {
+        None,
+        Attach,
+        Detach,
+        Dump,
+        ConfigCheck,
+        Report,
+        Host,
+        History,
+        Push,
+        ExportStatus,
+        ImportTracker
+    } kind = None;
     std::vector<std::string> ifaces;
     std::string config_path;
     std::string database;  // overrides the config's database path
@@ -35,6 +47,10 @@ struct CliCommand {
     std::string push_sink;     // push: one sink (default: all)
     std::string push_message;  // push --message TEXT: queue it in the outbox
     std::string push_title;
+    std::string import_dir = "/etc/Traffic";  // import peakflow-tracker [DIR]
+    std::string import_write;                 // --write FILE
+    bool import_force = false;
+    std::string import_iface;  // --interface
 };
 
 struct CliParse {

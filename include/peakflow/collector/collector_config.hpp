@@ -32,6 +32,7 @@ struct CollectorConfig {
     std::string log_level = "info";
     std::string timezone;  // "" the system's
     PushConfig push;
+    HeartbeatConfig heartbeat;  // `heartbeat:` (docs/fleet.md, "Heartbeat service")
 
     bool tls() const { return !tls_cert.empty(); }
     // Plain HTTP on an address other hosts reach: allowed only with allow_plain_http.

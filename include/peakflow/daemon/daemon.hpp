@@ -1,6 +1,6 @@
 #pragma once
 // `peakflow-bpf attach`: attach to the interfaces, then drain the maps on a timer (see
-// accounting/drain.hpp), run the background services beside it, until SIGINT/SIGTERM.
+// accounting/drain.hpp), run the background services beside it, until SIGINT/SIGTERM/SIGQUIT.
 
 #include <signal.h>
 
@@ -44,7 +44,7 @@ struct DaemonOptions {
     std::function<void(const std::vector<ConfigProblem>&)> applied;
 };
 
-// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and ignores SIGPIPE; returns the
+// Blocks SIGINT, SIGTERM, SIGQUIT and SIGHUP in the calling thread and ignores SIGPIPE; returns the
 // blocked set, which run_daemon waits on with sigtimedwait. Call it before anything starts
 // a thread (spdlog's flusher for log_dir, the store's checkpointer, the services): threads
 // inherit the mask they are created with, and one that does not block these signals takes

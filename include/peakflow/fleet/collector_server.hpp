@@ -1,9 +1,10 @@
 #pragma once
 // The collector's server: POST /api/v1/agents/report and /api/v1/agents/alert as
 // docs/fleet.md says, GET /api/v1/health, the users' login, logout, me and users (the JSON
-// API takes a user's session cookie or API token), and the offline watch that raises one
-// alert when an agent goes quiet and one recovery notice when it reports again. Notices go
-// to the store, the alert file, the log and the collector's own push sinks (the outbox).
+// API takes a user's session cookie or API token), the heartbeat service (heartbeat.hpp),
+// and the offline watch that raises one alert when an agent goes quiet and one recovery
+// notice when it reports again. Notices go to the store, the alert file, the log and the
+// collector's own push sinks (the outbox).
 
 #include <chrono>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "peakflow/common/error.hpp"
 #include "peakflow/fleet/fleet_store.hpp"
 #include "peakflow/fleet/fleet_users.hpp"
+#include "peakflow/fleet/heartbeat.hpp"
 #include "peakflow/push/push_config.hpp"
 #include "peakflow/service/message_queue.hpp"
 
@@ -45,6 +47,14 @@ struct CollectorOptions {
     // Default central_value_problem (shape only); the collector's CLI gives it the agent's
     // own config parser.
     std::function<std::string(const std::string& key, const std::string& json)> check_central;
+    // The heartbeat service (POST /heartbeat/report and /heartbeat/status) and its database
+    // probe, which runs on its own thread unless `probe` is false (tests call
+    // CollectorServer::heartbeat().probe_now()).
+    HeartbeatConfig heartbeat;
+    bool probe = true;
+    // UTC milliseconds, for the heartbeats' report times; default: `clock` x 1000 when a
+    // clock is given, else the system clock.
+    std::function<int64_t()> clock_ms;
 };
 
 class CollectorServer {
@@ -59,6 +69,7 @@ class CollectorServer {
     void stop();  // idempotent
     int port() const;
     FleetStore& store();
+    HeartbeatService& heartbeat();
 
     // One pass of the offline watch at the clock's now; the watch thread calls it.
     Status check_offline();

@@ -43,10 +43,16 @@ struct SinkConfig {
     int effective_rate() const;
 };
 
+// The language of every report, alert and recovery notice the agent sends (push.language).
+enum class Language { En, Zh };
+Result<Language> parse_language(const std::string& v);  // "en" | "zh"
+const char* language_name(Language l);
+
 struct PushConfig {
     bool configured = false;  // a push: section exists
     bool enabled = true;
     std::string node_name;
+    Language language = Language::En;
     double initial_backoff = 5.0;  // seconds, doubles per failed attempt, with jitter
     double max_backoff = 600.0;
     double timeout = 15.0;  // seconds per request

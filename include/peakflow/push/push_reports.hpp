@@ -20,6 +20,7 @@
 #include "peakflow/accounting/report.hpp"
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/common/sqlite.hpp"
+#include "peakflow/push/push_config.hpp"
 #include "peakflow/push/reports_config.hpp"
 #include "peakflow/push/sinks.hpp"
 #include "peakflow/service/message_queue.hpp"
@@ -37,10 +38,22 @@ struct PushReport {
     std::optional<int64_t> value{};
 };
 
+// What an interface's own counters (/sys/class/net/IF/statistics) say it carried since
+// the machine booted: shown once, in the startup report of the very first start, so a new
+// user sees figures at once. Not history: billing starts at the first attach.
+struct SinceBoot {
+    std::string iface;
+    uint64_t rx_bytes = 0, rx_packets = 0, tx_bytes = 0, tx_packets = 0;
+};
+// The interfaces whose four statistics files can be read under <sysfs>/class/net/.
+std::vector<SinceBoot> read_since_boot(const std::string& sysfs, const std::vector<std::string>& ifaces);
+
 struct ReportContent {
     std::string host;  // shown in the text
     int top_macs = 5;
     std::vector<Adjustment> adjustments;
+    Language language = Language::En;   // push.language
+    std::vector<SinceBoot> since_boot;  // startup report only; empty: no such section
 };
 
 // The previous local day / billing month (`from`..`to`), or the startup report (today and
@@ -50,8 +63,8 @@ Result<PushReport> build_month_report(Store& store, const Calendar& cal, const R
                                       const BillingMonth& month);
 Result<PushReport> build_startup_report(Store& store, const Calendar& cal, const ReportContent& c, int64_t now);
 
-// "1.50 MiB (1572864 B)"
-std::string bytes_both(uint64_t bytes);
+// "1.50 MiB (1572864 B)"; in Chinese "1.50 MiB（1572864 字节）"
+std::string bytes_both(uint64_t bytes, Language lang = Language::En);
 
 // The UTC instant the local wall clock reads `minutes` after midnight on `day`; when
 // daylight saving time skips that wall time, the instant as many minutes after midnight.
@@ -77,6 +90,11 @@ class ReportService : public TickedService {
         std::vector<Adjustment> adjustments;
         std::vector<std::string> sinks;  // the push sinks' names (reports.sinks picks among them)
         std::string host;                // default: gethostname()
+        Language language = Language::En;
+        // The very first start's startup report adds what these interfaces counted since
+        // boot, read under <sysfs>/class/net/.
+        std::vector<std::string> ifaces;
+        std::string sysfs = "/sys";
         std::function<int64_t()> clock;  // first start, startup report time
         // Whether a sink takes a report kind (its `reports` list); unset: every kind.
         std::function<bool(const std::string& sink, const std::string& kind)> accepts;
@@ -105,6 +123,7 @@ class ReportService : public TickedService {
     SqliteDb db_;
     std::vector<std::string> targets_;
     int64_t first_start_ = 0;
+    bool first_ever_ = false;  // no start was recorded before this one
     bool startup_done_ = false;
 };
 

@@ -23,6 +23,12 @@ Status run_host(const std::string& item, bool json, const HostWatchConfig& cfg, 
 
 ProcWatchOptions proc_options(const HostWatchConfig& c);
 
+// A host health alert in push.language: what is measured ("cpu_temperature", "memory" or
+// "disk" with the disk's name), its value and warning level; the title adds whether it is
+// raised or back to normal.
+std::string health_what(const std::string& item, const std::string& disk, double value, double warning, Language lang);
+std::string health_title(bool warning, const std::string& what, Language lang);
+
 // The host watch service (its own thread), with host_watch.enabled; it reads the host
 // under ctx.paths.host_root ("/" except in tests).
 Result<std::unique_ptr<Service>> make_host_watch_service(ServiceContext& ctx);

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "peakflow/push/push_config.hpp"
+
 namespace pf {
 
 // Reads the files of one /proc tree (root "/" on a live host).
@@ -123,8 +125,8 @@ class ProcWatch {
 // "2026-11-21__15:00:28": local time as the monitoring requirements print it.
 std::string host_stamp(int64_t utc);
 
-// Alert text of an event (markdown body) and its title.
-std::string proc_event_title(const ProcEvent& e);
-std::string proc_event_text(const ProcEvent& e);
+// Alert text of an event (markdown body) and its title, in push.language.
+std::string proc_event_title(const ProcEvent& e, Language lang = Language::En);
+std::string proc_event_text(const ProcEvent& e, Language lang = Language::En);
 
 }  // namespace pf

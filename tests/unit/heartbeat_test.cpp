@@ -1,0 +1,685 @@
+// The heartbeat service against a real collector on 127.0.0.1: the requirements' requests
+// and answers field by field, an admin's and a viewer's view, every refusal with its exact
+// answer and nothing stored, who may report (heartbeat tokens, allow_from), the types'
+// timeouts on an injected clock, the `heartbeat:` config section, the token commands, and
+// the database probe: the collector's SQLite, a socket that never answers (the timeout), a
+// closed port, and (as root) a real PostgreSQL started and stopped by the test.
+
+#include "peakflow/fleet/heartbeat.hpp"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "peakflow/collector/collector_cli.hpp"
+#include "peakflow/collector/collector_config.hpp"
+#include "peakflow/common/http.hpp"
+#include "peakflow/fleet/collector_server.hpp"
+#include "peakflow/fleet/fleet_users.hpp"
+#include "report_test_support.hpp"
+
+namespace pf {
+namespace {
+
+using nlohmann::json;
+
+// The requirements' status request: 2023-11-21 16:00:00 to 17:00:00 UTC.
+constexpr int64_t kStart = 1700582400;
+constexpr int64_t kEnd = 1700586000;
+const std::string kHidden = kHiddenIp;
+
+// The log lines written while it lives (to check that no password reaches the log).
+class LogCapture {
+  public:
+    LogCapture() : saved_(spdlog::default_logger()) {
+        auto l = std::make_shared<spdlog::logger>("hb", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
+        l->set_level(spdlog::level::debug);
+        spdlog::set_default_logger(l);
+    }
+    ~LogCapture() { spdlog::set_default_logger(saved_); }
+    std::string text() const { return out_.str(); }
+
+  private:
+    std::ostringstream out_;
+    std::shared_ptr<spdlog::logger> saved_;
+};
+
+// A TCP port on 127.0.0.1: listening but never accepting (a database that does not answer),
+// or closed (nothing listens).
+struct Port {
+    int fd = -1;
+    int port = 0;
+    explicit Port(bool listen_on) {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        socklen_t n = sizeof a;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+        port = ntohs(a.sin_port);
+        if (listen_on) {
+            EXPECT_EQ(::listen(fd, 4), 0);
+        } else {
+            ::close(fd);
+            fd = -1;
+        }
+    }
+    ~Port() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+class HeartbeatTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/pf_heartbeat_XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        now_ms_ = kEnd * 1000;
+        start_server({});
+    }
+    void TearDown() override {
+        server_.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    void start_server(HeartbeatConfig hb) {
+        server_.reset();
+        CollectorOptions o;
+        o.port = 0;
+        o.database = dir_ + "/collector.db";
+        o.timezone = "UTC";
+        o.clock_ms = [this] { return now_ms_.load(); };
+        o.clock = [this] { return now_ms_.load() / 1000; };
+        o.queue = &queue_;
+        o.watch = false;
+        o.probe = false;
+        o.threads = 2;
+        o.password_hash = Argon2Params{1, 8, 1};  // cheap: not what is tested here
+        o.heartbeat = std::move(hb);
+        server_ = CollectorServer::start(o).take();
+        if (!admin_.empty()) return;  // users and tokens are in the database already
+        auto users = FleetUsers::open(server_->store(), Argon2Params{1, 8, 1}).take();
+        ASSERT_TRUE(users->add("ann", "admin", "correct horse battery", kStart));
+        ASSERT_TRUE(users->add("vic", "viewer", "correct horse battery", kStart));
+        admin_ = users->create_token("ann", kStart, std::nullopt).take();
+        viewer_ = users->create_token("vic", kStart, std::nullopt).take();
+        hb_token_ = heartbeat_token_create(server_->store(), "probe-1", kStart).take();
+        agent_token_ = server_->store().create_token("nas-1", kStart).take();
+    }
+    HttpResponse post(const std::string& path, const std::string& body, const std::string& token) {
+        HttpRequest rq;
+        rq.method = HttpMethod::Post;
+        rq.url = "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+        rq.body = body;
+        if (!token.empty()) rq.headers.push_back("Authorization: Bearer " + token);
+        rq.headers.push_back("Content-Type: application/json");
+        auto r = http_request(rq);
+        EXPECT_TRUE(r.ok()) << r.error().message();
+        return r.ok() ? *r : HttpResponse{};
+    }
+    HttpResponse report(const std::string& ip, const std::string& name, const std::string& token) {
+        return post("/heartbeat/report", json{{"ip_address", ip}, {"service_name", name}}.dump(), token);
+    }
+    // The status answer, each database's duration_ms (a measurement) checked and removed.
+    json status(const std::string& token, int64_t start = kStart, int64_t end = kEnd) {
+        auto r = post("/heartbeat/status", json{{"start_time", start}, {"end_time", end}}.dump(), token);
+        EXPECT_EQ(r.status, 200) << r.body;
+        json j = json::parse(r.body, nullptr, false);
+        if (j.is_discarded()) return j;
+        for (auto& d : j["service_status"]["database"]["databases"]) {
+            EXPECT_TRUE(d["duration_ms"].is_null() || d["duration_ms"].is_number_integer()) << d;
+            d.erase("duration_ms");
+        }
+        return j;
+    }
+    int64_t reports() { return server_->store().count("heartbeat_reports").take(); }
+    static std::string error(const std::string& m) {
+        return nlohmann::ordered_json{{"status", "error"}, {"message", m}}.dump();
+    }
+
+    std::string dir_;
+    std::atomic<int64_t> now_ms_{0};
+    testing::RecordingQueue queue_;
+    std::unique_ptr<CollectorServer> server_;
+    std::string admin_, viewer_, hb_token_, agent_token_;
+};
+
+const json kNoTraffic = json::parse(R"({"data_collection_to_kafka":[],"kafka_to_database":[],
+    "database_to_backend":[],"redis_to_backend":[],"backend_to_frontend":[]})");
+
+TEST_F(HeartbeatTest, TheRequirementsRequestsAndAnswers) {
+    now_ms_ = 1700585970250;  // 2023-11-21T16:59:30.250Z
+    auto r = post("/heartbeat/report", R"({"ip_address": "192.168.1.10", "service_name": "数据采集服务1"})", hb_token_);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"status":"success","message":"探活报告已记录","data":{"id":1,"ip_address":"192.168.1.10",)"
+                      R"("service_name":"数据采集服务1","report_time":"2023-11-21T16:59:30.250Z"}})");
+    EXPECT_EQ(json::parse(report("10.0.0.7", "kafka进程", hb_token_).body)["data"]["id"], 2);
+    EXPECT_EQ(reports(), 2);
+
+    now_ms_ = kEnd * 1000;
+    server_->heartbeat().probe_now();
+    const std::string db = dir_ + "/collector.db";
+    json admin = status(admin_);
+    EXPECT_EQ(admin, json::parse(R"({"service_status":{
+        "data_collection":[{"service_name":"数据采集服务1","ip_address":"192.168.1.10","is_online":true,
+                            "last_report_time":"2023-11-21T16:59:30.250Z"}],
+        "kafka_process":[{"service_name":"kafka进程","ip_address":"10.0.0.7","is_online":true,
+                          "last_report_time":"2023-11-21T16:59:30.250Z"}],
+        "redis":[],"frontend":[],"backend":[],"other":[],
+        "database":{"is_connected":true,"connection_time":"2023-11-21T17:00:00.000Z","error_message":null,
+                    "databases":[{"name":"collector","target":")" +
+                                 db +
+                                 R"(","is_connected":true,
+                                  "connection_time":"2023-11-21T17:00:00.000Z","error_message":null}]}},
+        "traffic_status":{"data_collection_to_kafka":[],"kafka_to_database":[],"database_to_backend":[],
+                          "redis_to_backend":[],"backend_to_frontend":[]}})"));
+    // The keys in the requirements' order.
+    std::vector<std::string> keys;
+    auto raw = nlohmann::ordered_json::parse(
+        post("/heartbeat/status", json{{"start_time", kStart}, {"end_time", kEnd}}.dump(), admin_).body);
+    for (auto& [k, v] : raw["service_status"].items()) keys.push_back(k);
+    EXPECT_EQ(keys, (std::vector<std::string>{"data_collection", "kafka_process", "redis", "frontend", "backend",
+                                              "other", "database"}));
+
+    // A viewer: every address as the placeholder, the same states, no traffic.
+    json viewer = status(viewer_);
+    EXPECT_EQ(viewer["service_status"]["data_collection"][0]["ip_address"], kHidden);
+    EXPECT_EQ(viewer["service_status"]["kafka_process"][0]["ip_address"], kHidden);
+    EXPECT_EQ(viewer["service_status"]["database"]["databases"][0]["target"], kHidden);
+    json same = admin;
+    same["service_status"]["data_collection"][0]["ip_address"] = kHidden;
+    same["service_status"]["kafka_process"][0]["ip_address"] = kHidden;
+    same["service_status"]["database"]["databases"][0]["target"] = kHidden;
+    EXPECT_EQ(viewer, same);
+    EXPECT_EQ(viewer["traffic_status"], kNoTraffic);
+}
+
+TEST_F(HeartbeatTest, TypesByPrefixAndTimeouts) {
+    const int64_t t0 = kEnd - 600;
+    now_ms_ = t0 * 1000;
+    for (const char* n : {"redis-main", "Kafka-1", "后端api", "前端web", "数据采集2", "nginx"})
+        EXPECT_EQ(report("10.1.0.1", n, hb_token_).status, 200) << n;
+    auto online = [&](const json& s, const char* type) { return s["service_status"][type][0]["is_online"]; };
+
+    now_ms_ = (t0 + 60) * 1000;  // exactly the 1 min timeout: still online
+    json s = status(admin_, t0 - 10, t0 + 60);
+    EXPECT_EQ(online(s, "redis"), true);
+    EXPECT_EQ(s["service_status"]["other"][0]["service_name"], "nginx");
+
+    now_ms_ = (t0 + 61) * 1000;  // silent for 61 s: redis (1 min) offline, kafka (2 min) online
+    s = status(admin_, t0 - 10, t0 + 61);
+    EXPECT_EQ(online(s, "redis"), false);
+    EXPECT_EQ(online(s, "kafka_process"), true);
+    EXPECT_EQ(online(s, "backend"), false);
+    EXPECT_EQ(online(s, "frontend"), false);
+    EXPECT_EQ(online(s, "data_collection"), true);
+    EXPECT_EQ(online(s, "other"), true);  // other_timeout 2 min
+
+    now_ms_ = (t0 + 121) * 1000;
+    s = status(admin_, t0 - 10, t0 + 121);
+    EXPECT_EQ(online(s, "kafka_process"), false);
+    EXPECT_EQ(online(s, "data_collection"), false);
+    EXPECT_EQ(online(s, "other"), false);
+    // The last report of the range counts, the state at its end: a report after it is not seen.
+    EXPECT_EQ(report("10.1.0.1", "redis-main", hb_token_).status, 200);
+    s = status(admin_, t0 - 10, t0 + 30);
+    EXPECT_EQ(s["service_status"]["redis"][0]["last_report_time"], iso8601_ms(t0 * 1000));
+    EXPECT_EQ(online(s, "redis"), true);
+    // Outside the range: not listed.
+    EXPECT_EQ(status(admin_, t0 - 300, t0 - 100)["service_status"]["redis"], json::array());
+
+    // Configured types: one of our own, the document's keys stay.
+    HeartbeatConfig hb;
+    hb.types = {{"redis", "cache", 300}};
+    hb.other_timeout = 10;
+    start_server(hb);
+    s = status(admin_, t0 - 10, t0 + 121);
+    EXPECT_EQ(online(s, "cache"), true);
+    EXPECT_EQ(s["service_status"]["redis"], json::array());
+    EXPECT_EQ(s["service_status"]["kafka_process"], json::array());
+    EXPECT_EQ(s["service_status"]["other"].size(), 5u);
+}
+
+TEST_F(HeartbeatTest, ReportRefusalsStoreNothing) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"not json", "the body must be a JSON object {\"ip_address\", \"service_name\"}"},
+        {"[1]", "the body must be a JSON object {\"ip_address\", \"service_name\"}"},
+        {R"({"service_name":"redis"})", "missing field 'ip_address'"},
+        {R"({"ip_address":"10.0.0.1"})", "missing field 'service_name'"},
+        {R"({"ip_address":167772161,"service_name":"redis"})", "field 'ip_address' must be a string"},
+        {R"({"ip_address":"10.0.0.1","service_name":7})", "field 'service_name' must be a string"},
+        {R"({"ip_address":"999.0.0.1","service_name":"redis"})",
+         "field 'ip_address' must be an IPv4 or IPv6 address, got '999.0.0.1'"},
+        {R"({"ip_address":"10.0.0.1","service_name":""})", "field 'service_name' must not be empty"},
+        {R"({"ip_address":"10.0.0.1","service_name":"a\nb"})",
+         "field 'service_name' must not contain control characters"},
+        {json{{"ip_address", "10.0.0.1"}, {"service_name", std::string(257, 'x')}}.dump(),
+         "field 'service_name' is over 256 bytes"},
+    };
+    for (const auto& [body, message] : cases) {
+        auto r = post("/heartbeat/report", body, hb_token_);
+        EXPECT_EQ(r.status, 400) << body;
+        EXPECT_EQ(r.body, error(message)) << body;
+    }
+    auto big = post("/heartbeat/report", std::string(20000, ' '), hb_token_);
+    EXPECT_EQ(big.status, 413);
+    EXPECT_EQ(reports(), 0);
+    EXPECT_EQ(report("fd00::7", "redis", hb_token_).status, 200);  // IPv6 is an address too
+    EXPECT_EQ(reports(), 1);
+}
+
+TEST_F(HeartbeatTest, StatusRefusals) {
+    const std::string retention = "longer than the retention of 604800 s (heartbeat.retention)";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"[]", "the body must be a JSON object {\"start_time\", \"end_time\"} (unix seconds)"},
+        {R"({"end_time":1700586000})", "missing field 'start_time'"},
+        {R"({"start_time":1700582400})", "missing field 'end_time'"},
+        {R"({"start_time":"1700582400","end_time":1700586000})",
+         "field 'start_time' must be unix seconds (an integer from 0)"},
+        {R"({"start_time":1700582400,"end_time":1700586000.5})",
+         "field 'end_time' must be unix seconds (an integer from 0)"},
+        {R"({"start_time":-1,"end_time":1700586000})", "field 'start_time' must be unix seconds (an integer from 0)"},
+        {R"({"start_time":1700586000,"end_time":1700582400})",
+         "the time range is reversed: start_time 1700586000 must be before end_time 1700582400"},
+        {R"({"start_time":1700586000,"end_time":1700586000})",
+         "the time range is reversed: start_time 1700586000 must be before end_time 1700586000"},
+        {R"({"start_time":1700586001,"end_time":1700586100})",
+         "the time range is in the future: start_time 1700586001 is after the collector's clock (1700586000)"},
+        {R"({"start_time":1700582400,"end_time":1700586301})",
+         "the time range is in the future: end_time 1700586301 is after the collector's clock (1700586000)"},
+        {R"({"start_time":1699981199,"end_time":1700586000})", "the time range is 604801 s, " + retention},
+    };
+    for (const auto& [body, message] : cases) {
+        auto r = post("/heartbeat/status", body, admin_);
+        EXPECT_EQ(r.status, 400) << body;
+        EXPECT_EQ(r.body, error(message)) << body;
+    }
+    // 300 s ahead is a browser's clock, accepted; exactly the retention too.
+    EXPECT_EQ(post("/heartbeat/status", R"({"start_time":1700582400,"end_time":1700586300})", admin_).status, 200);
+    EXPECT_EQ(post("/heartbeat/status", R"({"start_time":1699981200,"end_time":1700586000})", admin_).status, 200);
+
+    // Users only: no credentials, an agent's token, a heartbeat token.
+    const std::string body = R"({"start_time":1700582400,"end_time":1700586000})";
+    auto none = post("/heartbeat/status", body, "");
+    EXPECT_EQ(none.status, 401);
+    EXPECT_EQ(none.body, error("missing credentials: log in, or send Authorization: Bearer with a user's API token"));
+    EXPECT_EQ(post("/heartbeat/status", body, agent_token_).status, 401);
+    EXPECT_EQ(post("/heartbeat/status", body, hb_token_).status, 401);
+    EXPECT_EQ(post("/heartbeat/status", body, "pfu_" + std::string(64, '0')).body, error("unknown or revoked token"));
+}
+
+TEST_F(HeartbeatTest, WhoMayReport) {
+    const std::string missing =
+        "missing credentials: send Authorization: Bearer with a heartbeat token, or report from an address in "
+        "heartbeat.allow_from";
+    const std::string wrong =
+        "not a heartbeat token: send Authorization: Bearer pfh_... (peakflow-collector heartbeat token create)";
+    auto none = report("10.0.0.1", "redis", "");
+    EXPECT_EQ(none.status, 401);
+    EXPECT_EQ(none.body, error(missing));
+    EXPECT_EQ(report("10.0.0.1", "redis", admin_).body, error(wrong));        // a user's token
+    EXPECT_EQ(report("10.0.0.1", "redis", agent_token_).body, error(wrong));  // an agent's
+    EXPECT_EQ(report("10.0.0.1", "redis", "pfh_" + std::string(64, 'a')).body,
+              error("unknown or revoked heartbeat token"));
+    EXPECT_EQ(reports(), 0);
+
+    // Revoked: 401 at once; a new token for the name works.
+    ASSERT_TRUE(heartbeat_token_revoke(server_->store(), "probe-1"));
+    EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).body, error("unknown or revoked heartbeat token"));
+    EXPECT_FALSE(heartbeat_token_create(server_->store(), "bad name", kStart).ok());
+    const std::string again = heartbeat_token_create(server_->store(), "probe-1", kStart).take();
+    EXPECT_FALSE(heartbeat_token_create(server_->store(), "probe-1", kStart).ok());  // not revoked
+    EXPECT_EQ(report("10.0.0.1", "redis", again).status, 200);
+    EXPECT_EQ(heartbeat_token_revoke(server_->store(), "nobody").error().message(),
+              "no heartbeat token named 'nobody' (peakflow-collector heartbeat token list shows them)");
+    auto tokens = heartbeat_tokens(server_->store()).take();
+    ASSERT_EQ(tokens.size(), 1u);
+    EXPECT_EQ(tokens[0].name, "probe-1");
+    EXPECT_EQ(tokens[0].last_report_ms, kEnd * 1000);
+    // Stored hashed: neither token is in the database file.
+    std::ifstream in(dir_ + "/collector.db", std::ios::binary);
+    const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(file.find(again), std::string::npos);
+    EXPECT_EQ(file.find(hb_token_), std::string::npos);
+
+    // From an allowed address: no token needed; a token given is still checked.
+    HeartbeatConfig hb;
+    hb.allow_from = {"10.0.0.0/8", "127.0.0.0/8"};
+    start_server(hb);
+    EXPECT_EQ(report("10.0.0.1", "redis", "").status, 200);
+    EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).status, 401);
+    hb.allow_from = {"127.0.0.2/32", "::1"};
+    start_server(hb);
+    EXPECT_EQ(report("10.0.0.1", "redis", "").status, 401);
+    EXPECT_EQ(reports(), 2);
+}
+
+TEST(HeartbeatUnit, AddressBlocks) {
+    auto c = Cidr::parse("10.1.0.0/16").take();
+    EXPECT_TRUE(c.contains("10.1.200.3"));
+    EXPECT_TRUE(c.contains("::ffff:10.1.0.9"));  // a dual-stack listener's view
+    EXPECT_FALSE(c.contains("10.2.0.1"));
+    EXPECT_FALSE(c.contains("not an address"));
+    auto odd = Cidr::parse("192.168.1.128/25").take();
+    EXPECT_TRUE(odd.contains("192.168.1.200"));
+    EXPECT_FALSE(odd.contains("192.168.1.127"));
+    auto v6 = Cidr::parse("fd00::/8").take();
+    EXPECT_TRUE(v6.contains("fd12::1"));
+    EXPECT_FALSE(v6.contains("fe80::1"));
+    EXPECT_FALSE(v6.contains("10.0.0.1"));
+    EXPECT_TRUE(Cidr::parse("0.0.0.0/0").take().contains("203.0.113.9"));
+    EXPECT_TRUE(Cidr::parse("192.0.2.7").take().contains("192.0.2.7"));
+    EXPECT_FALSE(Cidr::parse("192.0.2.7").take().contains("192.0.2.8"));
+    EXPECT_EQ(Cidr::parse("10.0.0.0/33").error().message(), "'10.0.0.0/33': the prefix length must be 0 to 32");
+    EXPECT_FALSE(Cidr::parse("10.0.0.0/").ok());
+    EXPECT_FALSE(Cidr::parse("example.com/8").ok());
+}
+
+TEST(HeartbeatUnit, FormatsAndMasks) {
+    EXPECT_EQ(iso8601_ms(1763721000000), "2025-11-21T10:30:00.000Z");
+    EXPECT_EQ(iso8601_ms(1763721000007), "2025-11-21T10:30:00.007Z");
+    EXPECT_EQ(mask_conninfo("host=db1 port=5432 dbname=app user=probe password=s3cret"),
+              "user=probe password=*** dbname=app host=db1 port=5432");
+    const std::string uri = mask_conninfo("postgresql://probe:s3cret@db1:5433/app?sslmode=require");
+    EXPECT_EQ(uri.find("s3cret"), std::string::npos) << uri;
+    EXPECT_NE(uri.find("password=***"), std::string::npos) << uri;
+    EXPECT_EQ(mask_conninfo("host='a b' password='x y'"), "password=*** host='a b'");
+    EXPECT_EQ(conninfo_problem("host=db1 dbname=app"), "");
+    EXPECT_NE(conninfo_problem("password=s3cret bogus=1"), "");
+    EXPECT_EQ(conninfo_problem("password=s3cret bogus=1").find("s3cret"), std::string::npos);
+    EXPECT_EQ(mask_conninfo("password=s3cret bogus"), "(not a connection string)");
+    auto hide = [](const std::string&) { return std::string("X"); };
+    EXPECT_EQ(replace_addresses("connection to server at \"10.0.0.5\", port 5432 failed; also fd00::1.", hide),
+              "connection to server at \"X\", port 5432 failed; also X.");
+    EXPECT_EQ(replace_addresses("at 10:30:00 on abc1.2.3.4 failed", hide), "at 10:30:00 on abc1.2.3.4 failed");
+}
+
+TEST_F(HeartbeatTest, RetentionPrunesOldReports) {
+    now_ms_ = (kEnd - 604800 - 10) * 1000;
+    EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).status, 200);
+    now_ms_ = (kEnd - 10) * 1000;
+    EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).status, 200);
+    now_ms_ = kEnd * 1000;
+    EXPECT_EQ(server_->heartbeat().prune_now().take(), 1);
+    EXPECT_EQ(reports(), 1);
+    // ids are not reused after a prune
+    EXPECT_EQ(json::parse(report("10.0.0.1", "redis", hb_token_).body)["data"]["id"], 3);
+}
+
+TEST_F(HeartbeatTest, ProbeTimeoutRefusedAndMaskedPasswords) {
+    Port silent(true), closed(false);
+    HeartbeatConfig hb;
+    hb.probe_timeout = 0.3;
+    hb.databases = {
+        "hostaddr=127.0.0.1 port=" + std::to_string(silent.port) +
+            " dbname=app user=probe password=hunter2-secret sslmode=disable",
+        "host=127.0.0.1 port=" + std::to_string(closed.port) + " dbname=app user=probe password=hunter2-secret"};
+    LogCapture log;
+    start_server(hb);
+    server_->heartbeat().probe_now();
+    auto p = server_->heartbeat().probes();
+    ASSERT_EQ(p.size(), 3u);
+    EXPECT_TRUE(p[0].connected) << p[0].error;
+    EXPECT_FALSE(p[1].connected);
+    EXPECT_EQ(p[1].error, "no connection within 300 ms (heartbeat.probe_timeout)");
+    EXPECT_GE(p[1].duration_ms, 290);
+    EXPECT_LT(p[1].duration_ms, 2000);
+    EXPECT_FALSE(p[2].connected);
+    EXPECT_NE(p[2].error.find("Connection refused"), std::string::npos) << p[2].error;
+
+    json admin = status(admin_);
+    const json& d = admin["service_status"]["database"];
+    EXPECT_EQ(d["is_connected"], false);
+    EXPECT_EQ(d["databases"][1]["target"], "user=probe password=*** dbname=app hostaddr=127.0.0.1 port=" +
+                                               std::to_string(silent.port) + " sslmode=disable");
+    EXPECT_EQ(d["databases"][1]["error_message"], "no connection within 300 ms (heartbeat.probe_timeout)");
+    EXPECT_EQ(d["error_message"], "postgresql 1: " + p[1].error + "; postgresql 2: " + p[2].error);
+    // A viewer: the server's address in the error text hidden too.
+    json viewer = status(viewer_);
+    const std::string verr = viewer["service_status"]["database"]["databases"][2]["error_message"];
+    EXPECT_EQ(verr.find("127.0.0.1"), std::string::npos) << verr;
+    EXPECT_NE(verr.find(kHidden), std::string::npos) << verr;
+    EXPECT_EQ(viewer.dump().find("127.0.0.1"), std::string::npos);
+
+    const std::string all = admin.dump() + viewer.dump() + log.text();
+    EXPECT_EQ(all.find("hunter2"), std::string::npos);
+    EXPECT_NE(log.text().find("heartbeat: database postgresql 2"), std::string::npos) << log.text();
+}
+
+TEST_F(HeartbeatTest, ProbeThreadNeverHoldsARequest) {
+    Port silent(true);
+    HeartbeatConfig hb;
+    hb.probe_timeout = 1;
+    hb.probe_interval = 1;
+    hb.databases = {"hostaddr=127.0.0.1 port=" + std::to_string(silent.port) + " dbname=a user=b sslmode=disable"};
+    server_.reset();
+    CollectorOptions o;
+    o.port = 0;
+    o.database = dir_ + "/collector.db";
+    o.clock = [] { return kEnd; };
+    o.watch = false;
+    o.threads = 2;
+    o.password_hash = Argon2Params{1, 8, 1};
+    o.heartbeat = hb;  // the probe thread runs
+    server_ = CollectorServer::start(o).take();
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).status, 200);  // while the probe waits for the silent one
+    auto s = post("/heartbeat/status", json{{"start_time", kStart}, {"end_time", kEnd}}.dump(), admin_);
+    EXPECT_EQ(s.status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(800));
+    server_->stop();  // waits for the probe under way, at most its timeout
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
+}
+
+TEST(HeartbeatConfigSection, ParsedCheckedAndMasked) {
+    auto c = parse_collector_config(R"(heartbeat:
+  types:
+    - {prefix: "数据采集", type: data_collection, timeout: 2m}
+    - {prefix: nginx, type: proxy, timeout: 90}
+  other_timeout: 5m
+  retention: 30d
+  allow_from: [10.0.0.0/8, "fd00::/8"]
+  databases: ["host=db1 dbname=app user=probe password=s3cret"]
+  probe_interval: 15
+  probe_timeout: 2.5
+)",
+                                    "c.yaml")
+                 .take();
+    const HeartbeatConfig& h = c.heartbeat;
+    ASSERT_EQ(h.types.size(), 2u);
+    EXPECT_EQ(h.types[0].prefix, "数据采集");
+    EXPECT_EQ(h.types[0].timeout, 120);
+    EXPECT_EQ(h.types[1].type, "proxy");
+    EXPECT_EQ(h.types[1].timeout, 90);
+    EXPECT_EQ(h.other_timeout, 300);
+    EXPECT_EQ(h.retention, 30 * 86400);
+    EXPECT_EQ(h.allow_from, (std::vector<std::string>{"10.0.0.0/8", "fd00::/8"}));
+    EXPECT_EQ(h.probe_interval, 15);
+    EXPECT_EQ(h.probe_timeout, 2.5);
+    EXPECT_EQ(c.server_options().heartbeat.databases.size(), 1u);
+    const std::string dumped = dump_collector_config(c);
+    EXPECT_EQ(dumped.find("s3cret"), std::string::npos) << dumped;
+    EXPECT_NE(dumped.find("password=***"), std::string::npos) << dumped;
+    // The dump reads back.
+    EXPECT_TRUE(parse_collector_config(dumped, "dump").ok()) << dumped;
+
+    // Defaults: the requirements' table.
+    auto d = parse_collector_config("", "c.yaml").take().heartbeat;
+    ASSERT_EQ(d.types.size(), 5u);
+    EXPECT_EQ(d.types[2].prefix, "redis");
+    EXPECT_EQ(d.types[2].timeout, 60);
+    EXPECT_EQ(d.retention, 7 * 86400);
+    EXPECT_EQ(d.probe_interval, 30);
+
+    auto err = [](const std::string& text) {
+        auto r = parse_collector_config(text, "c.yaml");
+        return r ? std::string("(accepted)") : r.error().message();
+    };
+    EXPECT_EQ(err("heartbeat:\n  retention: 10\n"),
+              "c.yaml:2:14: key 'heartbeat.retention': must be between 3600 and 315360000 seconds, got 10");
+    EXPECT_EQ(err("heartbeat:\n  retention: 1w\n"),
+              "c.yaml:2:14: key 'heartbeat.retention': expected seconds, or a number with s, m, h or d (2m, 7d), got "
+              "'1w'");
+    EXPECT_EQ(err("heartbeat:\n  allow_from: [10.0.0.0/40]\n"),
+              "c.yaml:2:16: key 'heartbeat.allow_from': '10.0.0.0/40': the prefix length must be 0 to 32");
+    EXPECT_EQ(err("heartbeat:\n  databases: [\"password=s3cret nonsense\"]\n"),
+              "c.yaml:2:15: key 'heartbeat.databases': is not a PostgreSQL connection string: use key=value pairs "
+              "(host=db1 dbname=app user=probe) or a postgresql:// URI");
+    EXPECT_EQ(err("heartbeat:\n  types:\n    - {prefix: redis, type: other, timeout: 60}\n"),
+              "c.yaml:3:29: key 'heartbeat.types.type': 'other': use 1 to 64 of a-z 0-9 _, not 'other' or 'database'");
+    EXPECT_EQ(err("heartbeat:\n  types:\n    - {prefix: redis, type: cache}\n"),
+              "c.yaml:3:7: key 'heartbeat.types.timeout': missing");
+    EXPECT_EQ(
+        err("heartbeat:\n  types:\n    - {prefix: a, type: x, timeout: 1}\n    - {prefix: a, type: y, timeout: 1}\n"),
+        "c.yaml:4:16: key 'heartbeat.types.prefix': 'a' is listed twice");
+    EXPECT_EQ(err("heartbeat:\n  probe_timeout: 0\n"),
+              "c.yaml:2:18: key 'heartbeat.probe_timeout': must be between 0.100000 and 60.000000");
+    EXPECT_EQ(err("heartbeat:\n  colour: red\n"), "c.yaml:2:3: key 'heartbeat.colour': unknown key");
+}
+
+TEST_F(HeartbeatTest, TokenCommands) {
+    server_.reset();
+    const std::string cfg = dir_ + "/collector.yaml";
+    std::ofstream(cfg) << "database: " << dir_ << "/collector.db\ntimezone: UTC\n";
+    auto run = [&](std::vector<std::string> args, int want_rc) {
+        args.insert(args.begin(), "peakflow-collector");
+        args.push_back("-f");
+        args.push_back(cfg);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        ::testing::internal::CaptureStdout();
+        const int rc = run_collector_cli(static_cast<int>(argv.size()), argv.data());
+        std::string out = ::testing::internal::GetCapturedStdout();
+        EXPECT_EQ(rc, want_rc) << args[1];
+        return out;
+    };
+    const std::string token = run({"heartbeat", "token", "create", "cron-checks"}, 0);
+    ASSERT_EQ(token.size(), 4u + 64 + 1) << token;
+    EXPECT_EQ(token.substr(0, 4), "pfh_");
+    EXPECT_EQ(run({"heartbeat", "token", "create", "cron-checks"}, 1), "");  // exists
+    json list = json::parse(run({"heartbeat", "token", "list", "--json"}, 0));
+    ASSERT_EQ(list["tokens"].size(), 2u);
+    EXPECT_EQ(list["tokens"][0]["name"], "cron-checks");
+    EXPECT_EQ(list["tokens"][0]["revoked"], false);
+    EXPECT_EQ(list["tokens"][0]["last_report"], nullptr);
+    EXPECT_EQ(list["tokens"][1], json::parse(R"({"name":"probe-1","created":"2023-11-21 16:00:00",
+        "created_epoch":1700582400,"revoked":false,"last_report":null,"last_report_epoch":null})"));
+    EXPECT_EQ(list.dump().find(token.substr(0, 68)), std::string::npos);
+    run({"heartbeat", "token", "revoke", "cron-checks"}, 0);
+    EXPECT_EQ(json::parse(run({"heartbeat", "token", "list", "--json"}, 0))["tokens"][0]["revoked"], true);
+    EXPECT_NE(run({"heartbeat", "token", "list"}, 0).find("NAME         CREATED"), std::string::npos);
+    run({"heartbeat", "token", "revoke", "nobody"}, 1);
+}
+
+// ---- a real PostgreSQL ----------------------------------------------------------------
+
+constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
+
+// initdb and pg_ctl as `nobody` in a temporary directory, the server on a unix socket in it
+// only; stopped and removed when the test ends, whatever happened.
+class RealPostgres : public HeartbeatTest {
+  protected:
+    void SetUp() override {
+        if (::geteuid() != 0)
+            GTEST_SKIP() << "needs root: runs PostgreSQL's initdb and pg_ctl as user nobody (CI runs as root)";
+        ASSERT_TRUE(std::filesystem::exists(std::string(kPgBin) + "/initdb"))
+            << kPgBin << "/initdb missing: apt-get install postgresql (scripts/install-deps.sh)";
+        HeartbeatTest::SetUp();
+        char tmpl[] = "/tmp/pf_pg_XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        pg_ = tmpl;
+        ASSERT_EQ(std::system(("chown nobody:nogroup " + pg_).c_str()), 0);
+        Port free_port(false);
+        port_ = free_port.port;
+    }
+    void TearDown() override {
+        if (pg_.empty()) return;
+        if (running_) stop("immediate");
+        // A server pg_ctl could not stop: its postmaster, by the pid it wrote.
+        std::ifstream pid(pg_ + "/data/postmaster.pid");
+        if (long p = 0; pid >> p && p > 0 && ::kill(static_cast<pid_t>(p), 0) == 0)
+            ::kill(static_cast<pid_t>(p), SIGKILL);
+        std::error_code ec;
+        std::filesystem::remove_all(pg_, ec);
+        HeartbeatTest::TearDown();
+    }
+    // A command as nobody in the directory, its output appended to pg.log.
+    int as_nobody(const std::string& cmd) {
+        return std::system(("cd " + pg_ + " && setpriv --reuid=nobody --regid=nogroup --clear-groups -- " + kPgBin +
+                            "/" + cmd + " >>" + pg_ + "/pg.log 2>&1")
+                               .c_str());
+    }
+    void start() {
+        ASSERT_EQ(as_nobody("initdb -D " + pg_ + "/data -U pf -A trust -N -E UTF8 --locale=C"), 0) << log();
+        ASSERT_EQ(as_nobody("pg_ctl -D " + pg_ + "/data -w -t 30 -l " + pg_ + "/server.log -o \"-k " + pg_ + " -p " +
+                            std::to_string(port_) + " -c listen_addresses= -c fsync=off\" start"),
+                  0)
+            << log();
+        running_ = true;
+    }
+    void stop(const char* mode) {
+        as_nobody("pg_ctl -D " + pg_ + "/data -w -m " + mode + " stop");
+        running_ = false;
+    }
+    std::string log() const {
+        std::ifstream in(pg_ + "/pg.log");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+    std::string pg_;
+    int port_ = 0;
+    bool running_ = false;
+};
+
+TEST_F(RealPostgres, ProbeConnectsThenReportsTheErrorWhenStopped) {
+    start();
+    HeartbeatConfig hb;
+    hb.databases = {"host=" + pg_ + " port=" + std::to_string(port_) +
+                    " dbname=postgres user=pf password=pg-secret-9271"};
+    LogCapture log;
+    start_server(hb);
+    server_->heartbeat().probe_now();
+    json s = status(admin_);
+    const json& d = s["service_status"]["database"];
+    EXPECT_EQ(d["is_connected"], true) << d;
+    EXPECT_EQ(d["error_message"], nullptr) << d;
+    EXPECT_EQ(d["connection_time"], "2023-11-21T17:00:00.000Z");
+    EXPECT_EQ(d["databases"][1]["name"], "postgresql 1");
+    EXPECT_EQ(d["databases"][1]["is_connected"], true);
+    EXPECT_EQ(d["databases"][1]["target"],
+              "user=pf password=*** dbname=postgres host=" + pg_ + " port=" + std::to_string(port_));
+
+    stop("fast");
+    now_ms_ = now_ms_ + 30000;
+    server_->heartbeat().probe_now();
+    s = status(admin_);
+    const json& e = s["service_status"]["database"];
+    EXPECT_EQ(e["is_connected"], false);
+    EXPECT_EQ(e["connection_time"], "2023-11-21T17:00:30.000Z");
+    const std::string why = e["databases"][1]["error_message"];
+    EXPECT_NE(why.find("connection to server on socket \"" + pg_ + "/.s.PGSQL." + std::to_string(port_) + "\" failed"),
+              std::string::npos)
+        << why;
+    EXPECT_NE(why.find("No such file or directory"), std::string::npos) << why;
+    EXPECT_EQ(e["error_message"], "postgresql 1: " + why);
+    EXPECT_EQ(e["databases"][0]["is_connected"], true);  // the collector's own is fine
+    EXPECT_EQ((s.dump() + log.text()).find("pg-secret"), std::string::npos);
+    EXPECT_NE(log.text().find("answered in"), std::string::npos) << log.text();
+}
+
+}  // namespace
+}  // namespace pf
