@@ -33,7 +33,7 @@ expect() { # expected -- words...
 }
 ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
 
-expect "attach config detach dump export history host push report" -- peakflow-bpf ""
+expect "attach config detach dump export history host import push report" -- peakflow-bpf ""
 expect "attach" -- peakflow-bpf at
 expect "--help --log-level --version" -- peakflow-bpf --
 expect "$ifaces" -- peakflow-bpf attach ""
@@ -58,6 +58,9 @@ expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
 expect "" -- peakflow-bpf attach --interval ""
 expect "status" -- peakflow-bpf export ""
 expect "--config" -- peakflow-bpf export status --con
+expect "peakflow-tracker" -- peakflow-bpf import ""
+expect "--force" -- peakflow-bpf import peakflow-tracker --fo
+expect "$ifaces" -- peakflow-bpf import peakflow-tracker --interface ""
 expect "$tmp/site.yaml" -- peakflow-bpf export status -f "$tmp/"
 expect "--failed" -- peakflow-bpf history --fa
 expect "--test --title" -- peakflow-bpf push --t

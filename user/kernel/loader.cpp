@@ -109,15 +109,19 @@ pf_conf new_conf(const LoadOptions& o) {
     return c;
 }
 
-// The configuration of maps pinned by an earlier attach; nullopt if there are none.
-std::optional<pf_conf> pinned_conf(const std::string& pin_dir) {
-    if (pin_dir.empty()) return std::nullopt;
+// The configuration of maps pinned by an earlier attach; nullopt if there are none. Every
+// pin is checked first: the lookup copies a value of the pin's size into `c`.
+Result<std::optional<pf_conf>> pinned_conf(const std::string& pin_dir) {
+    if (pin_dir.empty()) return std::optional<pf_conf>();
     Fd fd(bpf_obj_get((pin_dir + "/" PF_MAP_CONF).c_str()));
-    if (!fd.valid()) return std::nullopt;
+    if (!fd.valid()) return std::optional<pf_conf>();
+    if (auto st = check_pinned_maps(pin_dir); !st) return st.error();
     pf_conf c{};
     uint32_t key = 0;
-    if (bpf_map_lookup_elem(fd.get(), &key, &c) != 0) return std::nullopt;
-    return c;
+    if (bpf_map_lookup_elem(fd.get(), &key, &c) != 0) return std::optional<pf_conf>();
+    if (c.flow_slots != 0)
+        if (auto st = check_pinned_maps(pin_dir, &c); !st) return st.error();
+    return std::optional<pf_conf>(c);
 }
 
 }  // namespace
@@ -138,7 +142,9 @@ Result<SkeletonPtr> open_and_load(const LoadOptions& o) {
 
     // Maps that exist keep the sizes and hash seed they were made with: counting goes on
     // in them (detach to change the capacities).
-    const auto pinned = pinned_conf(o.pin_dir);
+    auto pinned_or_error = pinned_conf(o.pin_dir);
+    if (!pinned_or_error) return pinned_or_error.error();
+    const std::optional<pf_conf> pinned = *pinned_or_error;
     const pf_conf c = pinned ? *pinned : new_conf(o);
     if (pinned && c.flow_slots == 0)
         return Error{"the maps pinned in " + o.pin_dir + " were never configured", "", 0,
@@ -440,7 +446,7 @@ Result<AttachedInterface> attach_interface(const std::string& ifname, const Atta
     auto skel = open_and_load(lo);
     if (!skel) {
         Error e = skel.error();
-        e.object = "for " + ifname;
+        if (e.object.rfind(dir + "/", 0) != 0) e.object = "for " + ifname;  // a pin's path names it already
         return e;
     }
     ai.skel = std::move(skel.value());

@@ -12,9 +12,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <unordered_map>
 #include <utility>
 
+#include "peakflow.skel.h"
 #include "peakflow/hash_kern_user.h"
 #include "peakflow/kernel/jiffies.hpp"
 
@@ -139,6 +141,97 @@ uint64_t mac_word(const uint8_t* mac) {
 
 }  // namespace
 
+namespace {
+
+struct MapLayout {
+    uint32_t type = 0, key_size = 0, value_size = 0, max_entries = 0, flags = 0;
+};
+
+// This build's layout of each map, read once from the object the binary embeds, so the
+// map definitions stay written in one place (bpf/peakflow.bpf.c).
+const std::unordered_map<std::string, MapLayout>& object_layouts() {
+    static const auto layouts = [] {
+        std::unordered_map<std::string, MapLayout> m;
+        peakflow_bpf* skel = peakflow_bpf__open();
+        if (!skel) return m;
+        const bpf_map* map;
+        bpf_object__for_each_map(map, skel->obj) {
+            m[bpf_map__name(map)] = {static_cast<uint32_t>(bpf_map__type(map)), bpf_map__key_size(map),
+                                     bpf_map__value_size(map), bpf_map__max_entries(map), bpf_map__map_flags(map)};
+        }
+        peakflow_bpf__destroy(skel);
+        return m;
+    }();
+    return layouts;
+}
+
+// Entries of the maps the loader sizes from pf_conf; nullopt for the others, which keep
+// the object's.
+std::optional<uint64_t> sized_entries(const std::string& name, const pf_conf& c) {
+    if (name == PF_MAP_MAC) return c.mac_slots;
+    if (name == PF_MAP_FLOW || name == PF_MAP_FLOW_ACK) return uint64_t{c.ncpus} * c.flow_slots;
+    return std::nullopt;
+}
+
+std::string map_type_name(uint32_t type) {
+    const char* s = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(type));
+    return s ? s : std::to_string(type);
+}
+
+std::string hex(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%x", v);
+    return buf;
+}
+
+// The pin `name` of pin_dir, open as fd, against this build's layout; conf null: the
+// entries of the tables the loader sizes are not checked.
+Status check_layout(int fd, const std::string& pin_dir, const std::string& name, const pf_conf* conf) {
+    const std::string path = pin_dir + "/" + name;
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return Error{"read map info", path, errno};
+    const auto& layouts = object_layouts();
+    auto it = layouts.find(name);
+    if (it == layouts.end()) return Error{"open the BPF object to read the layout of", name, 0};
+    const MapLayout& want = it->second;
+    const bool sized = sized_entries(name, pf_conf{}).has_value();
+    const bool check_entries = !sized || conf;
+    const uint64_t entries = sized ? (conf ? *sized_entries(name, *conf) : 0) : want.max_entries;
+    std::string diff;
+    auto differs = [&](const char* what, const std::string& got, const std::string& expected) {
+        diff += (diff.empty() ? "" : ", ") + std::string(what) + " " + got + ", expected " + expected;
+    };
+    if (info.type != want.type) differs("type", map_type_name(info.type), map_type_name(want.type));
+    if (info.key_size != want.key_size)
+        differs("key size", std::to_string(info.key_size), std::to_string(want.key_size));
+    if (info.value_size != want.value_size)
+        differs("value size", std::to_string(info.value_size), std::to_string(want.value_size));
+    if (check_entries && info.max_entries != entries)
+        differs("max_entries", std::to_string(info.max_entries), std::to_string(entries));
+    if (info.map_flags != want.flags) differs("flags", hex(info.map_flags), hex(want.flags));
+    if (diff.empty()) return Ok{};
+    const std::string ifname = std::filesystem::path(pin_dir).filename().string();
+    return Error{
+        "unexpected layout of pinned map", path, 0,
+        diff + "; left by another version or program? run 'peakflow-bpf detach " + ifname + "' and attach again"};
+}
+
+}  // namespace
+
+Status check_pinned_maps(const std::string& pin_dir, const pf_conf* conf) {
+    for (const char* name : kPinnedMaps) {
+        const std::string path = pin_dir + "/" + name;
+        Fd fd(bpf_obj_get(path.c_str()));
+        if (!fd.valid()) {
+            if (errno == ENOENT) continue;
+            return Error{"open pinned map", path, errno};
+        }
+        if (auto st = check_layout(fd.get(), pin_dir, name, conf); !st) return st;
+    }
+    return Ok{};
+}
+
 MapMemory& MapMemory::operator=(MapMemory&& o) noexcept {
     if (this != &o) {
         if (p_) munmap(p_, len_);
@@ -174,9 +267,14 @@ bool FlowKeyEq::operator()(const pf_flow_key& a, const pf_flow_key& b) const noe
     return std::memcmp(&a, &b, sizeof a) == 0;
 }
 
-Status MapSet::load_conf() {
+Status MapSet::load_conf(const std::string& pin_dir) {
     uint32_t key = 0;
     if (bpf_map_lookup_elem(conf_map_.get(), &key, &conf_) != 0) return Error{"read map", PF_MAP_CONF, errno};
+    // Pins: the tables must have the entries the conf says before they are mapped.
+    if (!pin_dir.empty())
+        for (const auto& [fd, name] :
+             {std::pair{&mac_, PF_MAP_MAC}, {&flow_, PF_MAP_FLOW}, {&flow_ack_, PF_MAP_FLOW_ACK}})
+            if (auto st = check_layout(fd->get(), pin_dir, name, &conf_); !st) return st;
     bpf_map_info fi{}, mi{};
     uint32_t len = sizeof fi;
     if (bpf_obj_get_info_by_fd(flow_.get(), &fi, &len) != 0) return Error{"read map info", PF_MAP_FLOW, errno};
@@ -210,7 +308,10 @@ Result<MapSet> MapSet::open_pinned(const std::string& pin_dir) {
                                            "attach again"
                                          : ""};
     }
-    if (auto st = s.load_conf(); !st) return st.error();
+    // Before the first read: the kernel copies a value of the pin's size into our buffer.
+    for (auto& [fd, name] : fds)
+        if (auto st = check_layout(fd->get(), pin_dir, name, nullptr); !st) return st.error();
+    if (auto st = s.load_conf(pin_dir); !st) return st.error();
     s.iface_id_ = map_id(s.iface_.get());
     s.mac_id_ = map_id(s.mac_.get());
     s.flow_id_ = map_id(s.flow_.get());
@@ -230,7 +331,7 @@ Result<MapSet> MapSet::from_fds(const MapFds& f) {
         fd->reset(fcntl(from, F_DUPFD_CLOEXEC, 0));
         if (!fd->valid()) return Error{"duplicate map fds", "", errno};
     }
-    if (auto st = s.load_conf(); !st) return st.error();
+    if (auto st = s.load_conf({}); !st) return st.error();
     s.iface_id_ = map_id(s.iface_.get());
     s.mac_id_ = map_id(s.mac_.get());
     s.flow_id_ = map_id(s.flow_.get());

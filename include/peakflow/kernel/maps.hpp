@@ -76,6 +76,12 @@ struct MapFds {
 inline constexpr const char* kPinnedMaps[] = {PF_MAP_IFACE, PF_MAP_MAC,  PF_MAP_FLOW,  PF_MAP_FLOW_ACK,
                                               PF_MAP_USED,  PF_MAP_CONF, PF_MAP_EVENTS};
 
+// Refuses pins in pin_dir that are not laid out as this build's maps (type, key and value
+// size, flags, entries; absent pins are skipped): reading one would let the kernel write
+// past our buffers. Without `conf` the MAC and flow tables' entries (sized by the loader)
+// are not checked; with it they must be what it says.
+Status check_pinned_maps(const std::string& pin_dir, const pf_conf* conf = nullptr);
+
 using EventCounts = std::array<uint64_t, PF_EV_COUNT>;
 const char* event_name(int ev);  // "mac_map_full", ...
 
@@ -123,7 +129,7 @@ class MapSet {
     uint32_t flow_map_id() const { return flow_id_; }
 
   private:
-    Status load_conf();  // and maps the flow tables
+    Status load_conf(const std::string& pin_dir);  // and maps the flow tables; pin_dir empty: not pinned
     Status to_ns(std::vector<FlowRow>& rows) const;
     pf_flow_slot* flow_slots() const { return reinterpret_cast<pf_flow_slot*>(flow_mem_.data()); }
     pf_flow_ack* flow_acks() const { return reinterpret_cast<pf_flow_ack*>(flow_ack_mem_.data()); }
