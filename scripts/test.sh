@@ -8,24 +8,58 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
-echo "== clang-format"
+# Wall-clock seconds of each stage: printed when it ends, and all of them with the total at
+# the end (also when a stage fails), so that CI logs show where the time goes.
+T0=$SECONDS
+STAGE=""
+STAGE_T0=$SECONDS
+TIMES=()
+stage() { # NAME [WHAT]: ends the running stage and starts NAME ("== NAME[: WHAT]"); "" ends only
+    local now=$SECONDS
+    if [[ -n $STAGE ]]; then
+        TIMES+=("$(printf '%6d s  %s' $((now - STAGE_T0)) "$STAGE")")
+        echo "== $STAGE: $((now - STAGE_T0)) s"
+    fi
+    STAGE=$1
+    STAGE_T0=$now
+    [[ -z $1 ]] || echo "== $1${2:+: $2}"
+}
+stage_times() {
+    local rc=$?
+    if [[ -n $STAGE ]]; then
+        if ((rc == 0)); then
+            TIMES+=("$(printf '%6d s  %s' $((SECONDS - STAGE_T0)) "$STAGE")")
+        else
+            TIMES+=("$(printf '%6d s  %s (failed, exit %d)' $((SECONDS - STAGE_T0)) "$STAGE" "$rc")")
+        fi
+    fi
+    echo "== stage times (wall clock, $jobs CPUs: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
+    printf '%s\n' "${TIMES[@]}"
+    printf '%6d s  total\n' $((SECONDS - T0))
+}
+trap stage_times EXIT
+
+stage clang-format
 git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
 
-echo "== build"
+stage build
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 
-echo "== tests: unit, bpf, integration"
+stage "tests: unit, bpf"
 # The agent pins its maps in the bpffs; a machine booted without systemd may not have it.
 if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
   mount -t bpf bpf /sys/fs/bpf
 fi
-ctest --test-dir build --output-on-failure -L 'unit|bpf|integration'
+ctest --test-dir build --output-on-failure -L 'unit|bpf'
 
-echo "== fuzzing: the collector's report parser and gzip (libFuzzer, 60 s per target)"
+stage "tests: integration"
+ctest --test-dir build --output-on-failure -L integration
+
+stage fuzzing "every libFuzzer target for 60 s (tests/fuzz/run.sh), up to $jobs at once"
 tests/fuzz/run.sh 60
 
-echo "== packages: .deb and .rpm, their contents, init scripts, completion, install test"
+stage packages ".deb and .rpm, their contents, init scripts, completion"
 (cd build && cpack -G "DEB;RPM")
 deb=$(ls build/peakflow-bpf_*.deb)
 rpm=$(ls build/peakflow-bpf-*.rpm)
@@ -33,12 +67,17 @@ tests/packaging/check_packages.sh "$deb" "$rpm"
 tests/packaging/test_unit.sh build/user/peakflow-bpf
 tests/packaging/test_completion.sh
 tests/packaging/test_initscripts.sh
+
+stage "packages: install test" "in a clean Debian 12 root"
 tests/packaging/test_install.sh "$deb"
 
-echo "== tests under ASan + UBSan: unit, bpf"
+stage "ASan + UBSan: build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPEAKFLOW_SANITIZE=ON
 cmake --build build-asan -j"$jobs" --target pf_unit_tests pf_bpf_tests
+
+stage "ASan + UBSan: tests: unit, bpf"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -L 'unit|bpf'
 
+stage ""
 echo "== all tests passed"
