@@ -171,10 +171,14 @@ t_1600=$((t_1500 + 3600))
 t_1700=$((t_1600 + 3600))
 
 # 1. Switched off centrally before the first report.
-start_agent first $((t_1600 - 25))
+# 15 s before 16:00: the agent reports (and takes v1) as it starts; the switch and the
+# traffic took 1 s on a 2-CPU machine at load 12 (hist_before stops the test with "test
+# timing" on a slower one).
+start_agent first $((t_1600 - 15))
 wait_log 'central config v1 from the collector: 1 key\(s\) applied' "the central switch" 10
 wait_log 'push: switched off' "the push switch applied without a restart"
 hist_udp 20 "100,1200"
+hist_before "$t_1600" "switching push off centrally and the traffic of hour 15"
 hist_sleep_until $((t_1600 + 2))
 hist_wait_sql "SELECT status FROM push_history WHERE kind = 'hourly' AND period = '2026-11-21T15'" skipped \
     "the customer hour 15 while switched off"

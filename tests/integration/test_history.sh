@@ -53,8 +53,11 @@ pf_setup_pair
 pf_start_servers
 base=$(pf_quiesce "$NS_A" "$IF_A") # the kernel's counters before anything is attached
 
-# ---- run 1: 17:59:40 -> 18:00 local --------------------------------------------------
-t_evening=$(hist_epoch $TZNAME "2026-11-21 17:59:40")
+# Each crossing run starts 12 s before its boundary: what must happen before it (the start,
+# the traffic, its drain) took 3 s on a 2-CPU machine at load 10, and hist_before stops
+# the test with "test timing" rather than let a slower machine count into the wrong bucket.
+# ---- run 1: 17:59:48 -> 18:00 local --------------------------------------------------
+t_evening=$(hist_epoch $TZNAME "2026-11-21 17:59:48")
 t_peak=$(hist_epoch $TZNAME "2026-11-21 18:00:00") # 10:00:00 UTC, a bucket boundary
 hist_start_daemon evening "$t_evening" "${DAEMON_ARGS[@]}"
 pf_assert_ours_attached "evening run" generic
@@ -81,8 +84,8 @@ assert_eq "evening run: bucket rows 'ts mac peak rx_bytes rx_packets tx_bytes tx
 assert_eq "evening run: days rolled up (none is over)" "0" "$(hist_sql "SELECT COUNT(*) FROM finalized")"
 pf_log "evening run: 17:55 bucket off-peak, 18:00 bucket peak, exact"
 
-# ---- run 2: 23:59:40 -> 00:00 local --------------------------------------------------
-t_late=$(hist_epoch $TZNAME "2026-11-21 23:59:40")
+# ---- run 2: 23:59:48 -> 00:00 local --------------------------------------------------
+t_late=$(hist_epoch $TZNAME "2026-11-21 23:59:48")
 t_midnight=$(hist_epoch $TZNAME "2026-11-22 00:00:00") # 16:00:00 UTC
 t_day=$(hist_epoch $TZNAME "2026-11-21 00:00:00")      # 2026-11-20 16:00:00 UTC
 hist_start_daemon midnight "$t_late" "${DAEMON_ARGS[@]}"
