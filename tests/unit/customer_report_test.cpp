@@ -5,6 +5,7 @@
 
 #include "peakflow/push/customer_report.hpp"
 #include "peakflow/app/config.hpp"
+#include "peakflow/push/outbox.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -230,6 +231,43 @@ TEST_F(CustomerReport, ListedPeerMacsAreReportedFromTheirOwnRows) {
     std::vector<uint64_t> v;
     for (uint64_t i = 0; i < 12; i++) v.push_back(100 * (i + 1));
     EXPECT_EQ(m[1].body, expected_body("02:00:00:00:00:07", "15", v, 1));
+}
+
+// The real outbox on the same file: an hour (two MACs) is queued, then recording it fails
+// (a trigger stands in for a full disk or a lock); the next tick queues nothing new.
+TEST_F(CustomerReport, QueuedButNotRecordedIsNotQueuedAgain) {
+    fill_hour();
+    OutboxOptions oo;
+    oo.database = db_;
+    oo.push.configured = true;
+    SinkConfig sc;
+    sc.name = "customer";
+    sc.type = "http";
+    sc.url = "http://127.0.0.1:9/";
+    sc.reports = {"hourly"};
+    oo.push.sinks = {sc};
+    auto ob = Outbox::open(oo).take();
+    auto o = options();
+    o.cfg.macs = {kPeer, MacAddr{0x02, 0, 0, 0, 0, 0x08}};
+    auto s = CustomerReportService::create(o, *ob).take();
+    SqliteOptions so;
+    auto db = SqliteDb::open(db_, so).take();
+    ASSERT_TRUE(
+        db.exec("CREATE TRIGGER no_room BEFORE INSERT ON customer_report BEGIN SELECT RAISE(ABORT, 'no room'); END"));
+    auto failed = s->tick(kSh1600 + 10);  // hour 14 of the first MAC is queued, its record fails
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.error().message(), "record customer report: no room");
+    EXPECT_EQ(ob->queued_ids("customer").take().size(), 1u);
+    ASSERT_TRUE(db.exec("DROP TRIGGER no_room"));
+    ASSERT_TRUE(s->tick(kSh1600 + 20).ok());
+    ASSERT_TRUE(s->tick(kSh1600 + 30).ok());
+    auto h = ob->history(false).take();
+    std::vector<std::string> rows;
+    for (const auto& r : h) rows.push_back(r.period + " " + std::to_string(*r.value));
+    // Hours 14 and 15 of both MACs, once each (kPeer sends 100 * (i + 1) in bucket i of 15).
+    EXPECT_EQ(rows, (std::vector<std::string>{"2026-11-21T14 0", "2026-11-21T14 0", "2026-11-21T15 7800",
+                                              "2026-11-21T15 0"}));
+    EXPECT_EQ(s->sent().take().size(), 4u);
 }
 
 TEST_F(CustomerReport, AcceptanceSwitchOffReportsNothing) {

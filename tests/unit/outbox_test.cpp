@@ -1,10 +1,20 @@
 #include "peakflow/push/outbox.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "local_http_server.hpp"
 
 namespace pf {
 namespace {
@@ -400,7 +410,151 @@ TEST_F(OutboxTest, SchemaOneHistoryIsReadAndMigrated) {
     SqliteOptions ro;
     ro.mode = SqliteMode::ReadOnly;
     auto db = SqliteDb::open(path, ro).take();
-    EXPECT_EQ(read_schema_version(db, "outbox").take(), std::optional<int>(2));
+    EXPECT_EQ(read_schema_version(db, "outbox").take(), std::optional<int>(3));
+}
+
+// A stand-in for the customer's API (sink type http): answers 200 and keeps every body it
+// received, in order.
+class CountingServer {
+  public:
+    CountingServer()
+        : srv_([this](const httplib::Request& rq, httplib::Response& rs) {
+              std::lock_guard lk(mu_);
+              bodies_.push_back(rq.body);
+              rs.set_content("{}", "application/json");
+          }) {}
+    std::vector<std::string> bodies() {
+        std::lock_guard lk(mu_);
+        return bodies_;
+    }
+    std::string url() const { return srv_.url("/api"); }
+
+  private:
+    std::mutex mu_;
+    std::vector<std::string> bodies_;
+    testing::LocalServer srv_;
+};
+
+class OutboxStorageTest : public OutboxTest {
+  protected:
+    // One http sink "a" to the stand-in, real sinks (no script), three messages queued.
+    std::unique_ptr<Outbox> open_real(const std::string& db, const std::string& url) {
+        SinkConfig a;
+        a.name = "a";
+        a.type = "http";
+        a.url = url;
+        push_.sinks = {a};
+        OutboxOptions o;
+        o.database = db;
+        o.push = push_;
+        o.host = "host1";
+        o.seed = 42;
+        o.idle_poll = 0.1;
+        auto ob = Outbox::open(o).take();
+        for (const char* b : {"m1", "m2", "m3"})
+            EXPECT_TRUE(ob->enqueue(OutboundMessage{"a", "hourly", b, "T", "", b}));
+        return ob;
+    }
+    static std::string statuses(Outbox& ob) {
+        std::string s;
+        for (const auto& r : ob.history(false).take())
+            s += r.period + ":" + r.status + "/" + std::to_string(r.attempts) + " ";
+        return s;
+    }
+};
+
+// Another connection holds the write lock for 10 s (longer than the outbox's 5 s busy
+// timeout): the confirmed first message is recorded when the lock goes, never sent again.
+TEST_F(OutboxStorageTest, DatabaseLockedForTenSecondsSendsEachMessageOnce) {
+    std::filesystem::create_directories(dir_);
+    const std::string db = (dir_ / "h.db").string();
+    CountingServer server;
+    auto ob = open_real(db, server.url());
+    SqliteOptions so;
+    so.mode = SqliteMode::ReadWrite;
+    auto other = SqliteDb::open(db, so).take();
+    ASSERT_TRUE(other.exec("BEGIN IMMEDIATE"));
+    ob->start();
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+    ASSERT_TRUE(other.exec("COMMIT"));
+    for (int i = 0; i < 300 && ob->depth() > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ob->stop();  // the workers are idle and joined: nothing can arrive after this
+    EXPECT_EQ(ob->depth(), 0u);
+    EXPECT_EQ(server.bodies(), (std::vector<std::string>{"m1", "m2", "m3"}));
+    EXPECT_EQ(statuses(*ob), "m1:sent/1 m2:sent/1 m3:sent/1 ");
+}
+
+// What a child process reports back through a pipe: "SKIP <reason>" or the result.
+std::string run_in_child(const std::function<std::string()>& f) {
+    int fd[2];
+    if (pipe(fd) != 0) return std::string("FAIL pipe: ") + std::strerror(errno);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        std::string out = f();
+        (void)!write(fd[1], out.data(), out.size());
+        _exit(0);
+    }
+    close(fd[1]);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out = "FAIL child ended with status " + std::to_string(status);
+    return out;
+}
+
+// The disk under the history database is full (a 1 MiB tmpfs, mounted in the child's own
+// mount namespace, so nothing outside the test sees it): the send of the first message
+// is confirmed but cannot be recorded. It is not sent again; once there is room, the
+// record is made and the others follow, each exactly once.
+TEST_F(OutboxStorageTest, DiskFullSendsEachMessageOnce) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: mounts a small tmpfs in a private mount namespace";
+    const std::filesystem::path mnt = dir_ / "full";
+    std::filesystem::create_directories(mnt);
+    std::string out = run_in_child([&]() -> std::string {
+        if (unshare(CLONE_NEWNS) != 0) return std::string("SKIP unshare(CLONE_NEWNS): ") + std::strerror(errno);
+        if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+            return std::string("SKIP make / private: ") + std::strerror(errno);
+        if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0)
+            return std::string("SKIP mount tmpfs: ") + std::strerror(errno);
+        std::string result;
+        {
+            CountingServer server;
+            auto ob = open_real((mnt / "h.db").string(), server.url());
+            const std::string filler = (mnt / "filler").string();
+            int f = ::open(filler.c_str(), O_WRONLY | O_CREAT, 0600);
+            std::string block(4096, 'x');
+            while (::write(f, block.data(), block.size()) > 0) {
+            }
+            while (::write(f, "x", 1) > 0) {
+            }
+            ::close(f);
+            auto first = ob->step("a");
+            result += first ? "recorded " : "error: " + first.error().message() + "\n";
+            auto again = ob->step("a");  // still full
+            result += again ? "recorded " : "error again\n";
+            result += "while full: " + std::to_string(server.bodies().size()) + "\n";
+            std::filesystem::remove(filler);
+            for (int i = 0; i < 10; i++)
+                if (auto r = ob->step("a"); !r || *r == 0) break;
+            for (const auto& b : server.bodies()) result += b + " ";
+            result += "\n" + statuses(*ob);
+        }
+        umount2(mnt.c_str(), 0);
+        return result;
+    });
+    if (out.rfind("SKIP ", 0) == 0) GTEST_SKIP() << out.substr(5);
+    EXPECT_EQ(out,
+              "error: record delivery of message 1 (delivered; it is not sent again, the record is retried): "
+              "database or disk is full\n"
+              "error again\n"
+              "while full: 1\n"
+              "m1 m2 m3 \n"
+              "m1:sent/1 m2:sent/1 m3:sent/1 ");
 }
 
 }  // namespace

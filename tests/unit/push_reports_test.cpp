@@ -3,6 +3,7 @@
 // injected clock. Epochs carry their local wall time (checked with Python's zoneinfo).
 
 #include "peakflow/push/push_reports.hpp"
+#include "peakflow/push/outbox.hpp"
 
 #include <gtest/gtest.h>
 
@@ -380,6 +381,41 @@ TEST_F(PushReports, AFailedEnqueueIsTriedAgainAndNothingIsSentTwice) {
     q.fail = false;
     ASSERT_TRUE(s->tick(kSh21_0005 + 10).ok());
     EXPECT_EQ(q.take().size(), 2u);
+}
+
+// The real outbox on the same file: the report is queued, then recording it as sent fails
+// (a trigger stands in for a full disk or a lock); the next tick queues nothing new.
+TEST_F(PushReports, QueuedButNotRecordedAsSentIsNotQueuedAgain) {
+    const Calendar cal = calendar("Asia/Shanghai");
+    fill_day(cal);
+    OutboxOptions oo;
+    oo.database = db_;
+    oo.push.configured = true;
+    for (const char* n : {"ding", "mail"}) {
+        SinkConfig sc;
+        sc.name = n;
+        sc.type = "http";
+        sc.url = "http://127.0.0.1:9/";
+        sc.reports = {"daily", "monthly", "startup"};
+        oo.push.sinks.push_back(sc);
+    }
+    auto ob = Outbox::open(oo).take();
+    auto s = ReportService::create(options(), *ob).take();
+    SqliteOptions so;
+    auto db = SqliteDb::open(db_, so).take();
+    ASSERT_TRUE(
+        db.exec("CREATE TRIGGER no_room BEFORE INSERT ON report_sent BEGIN SELECT RAISE(ABORT, 'no room'); END"));
+    auto failed = s->tick(kSh21_0005);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.error().message(), "record report_sent: no room");
+    EXPECT_EQ(ob->queued_ids("ding").take().size(), 1u);
+    ASSERT_TRUE(db.exec("DROP TRIGGER no_room"));
+    ASSERT_TRUE(s->tick(kSh21_0005 + 10).ok());
+    ASSERT_TRUE(s->tick(kSh21_0005 + 20).ok());
+    EXPECT_EQ(ob->queued_ids("ding").take().size(), 1u);
+    EXPECT_EQ(ob->queued_ids("mail").take().size(), 1u);
+    EXPECT_EQ(s->sent().take().size(), 2u);
+    EXPECT_EQ(ob->history(false).take().size(), 2u);
 }
 
 TEST_F(PushReports, StartupReportOncePerStartAndOnlyToTheChosenSinks) {

@@ -350,6 +350,9 @@ Status CustomerReportService::queue_hour(const std::string& mac, std::optional<i
     int64_t sum = 0;
     for (auto x : *v) sum += static_cast<int64_t>(x);
     m.value = sum;
+    // Once per (MAC, hour, version): when the record below fails, the next tick does not
+    // queue the hour again.
+    m.once = "customer " + mac + " " + std::to_string(hour) + " v" + std::to_string(version);
     if (auto st = queue_.enqueue(m); !st) return st;
     auto p = db_.prepare(
         "INSERT OR REPLACE INTO customer_report(mac, hour, version, flux_hour, points, body, queued_at, outcome) "

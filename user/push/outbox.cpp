@@ -42,7 +42,12 @@ CREATE TABLE IF NOT EXISTS push_sink_state(
   sink TEXT PRIMARY KEY, failures INTEGER NOT NULL, alerted INTEGER NOT NULL) WITHOUT ROWID;
 )"},
                                   // The traffic the message reports (OutboundMessage::value); NULL: none.
-                                  {"outbox", 2, "ALTER TABLE push_history ADD COLUMN value INTEGER;"}};
+                                  {"outbox", 2, "ALTER TABLE push_history ADD COLUMN value INTEGER;"},
+                                  // OutboundMessage::once: the keys queued, with the message id.
+                                  {"outbox", 3, R"(
+CREATE TABLE IF NOT EXISTS outbox_once(
+  sink TEXT NOT NULL, key TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY(sink, key)) WITHOUT ROWID;
+)"}};
 
 int64_t system_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -140,6 +145,17 @@ Status Outbox::enqueue(const OutboundMessage& m) {
 Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
     const SinkConfig* s = o_.push.find(m.sink);
     MessageMeta meta{o_.push.node_name, o_.host};
+    if (!m.once.empty()) {
+        auto q = db_.prepare("SELECT id FROM outbox_once WHERE sink=? AND key=?");
+        if (!q) return q.error();
+        int rc = q->bind(1, m.sink).bind(2, m.once).step();
+        if (rc == SQLITE_ROW) {
+            spdlog::info("push: {} '{}' for sink {} is message {}, queued before: not again", m.kind, m.title, m.sink,
+                         q->i64(0));
+            return Ok{};
+        }
+        if (rc != SQLITE_DONE) return sql_error(db_, "read outbox_once");
+    }
     int64_t now = now_ms();
     int64_t bytes = s->type == "email" ? static_cast<int64_t>(render_email(*s, m, meta, now / 1000).size())
                                        : static_cast<int64_t>(render_request(*s, m, meta, now).body.size());
@@ -154,11 +170,17 @@ Status Outbox::enqueue_locked(const OutboundMessage& m, bool skip) {
     else
         sqlite3_bind_null(h->get(), 10);
     if (h->step() != SQLITE_DONE) return sql_error(db_, "record push history");
+    int64_t id = db_.last_insert_rowid();
+    if (!m.once.empty()) {
+        auto o = db_.prepare("INSERT INTO outbox_once(sink, key, id) VALUES(?,?,?)");
+        if (!o) return o.error();
+        if (o->bind(1, m.sink).bind(2, m.once).bind(3, id).step() != SQLITE_DONE)
+            return sql_error(db_, "record outbox_once");
+    }
     if (skip) {
         spdlog::info("push: {} '{}' for sink {} skipped (push switched off)", m.kind, m.title, m.sink);
         return Ok{};
     }
-    int64_t id = db_.last_insert_rowid();
     auto q = db_.prepare(
         "INSERT INTO outbox(id, sink, kind, period, title, text, body, node, host) VALUES(?,?,?,?,?,?,?,?,?)");
     if (!q) return q.error();
@@ -172,6 +194,8 @@ Result<int64_t> Outbox::step(const std::string& name) {
     auto it = sinks_.find(name);
     if (it == sinks_.end()) return Error("no push sink named '" + name + "'");
     SinkState& st = it->second;
+    // A send whose outcome is not on disk yet: record it, never send it again.
+    if (st.unrecorded) return record(name, st);
     if (!o_.push.enabled || !st.cfg->enabled) return int64_t{0};  // queued rows wait for the switch
     int64_t now = now_ms();
     if (now < st.not_before) return st.not_before;
@@ -197,6 +221,17 @@ Result<int64_t> Outbox::step(const std::string& name) {
     SendResult r = st.sink->send(m, meta);
     int64_t done = now_ms();
     st.sent.push_back(done);
+    st.unrecorded = SinkState::Outcome{id, m.kind, m.title, std::move(r), done};
+    return record(name, st);
+}
+
+// Records st.unrecorded. On failure it stays, and the next step() tries the record again
+// instead of a send: a message the service confirmed is not sent twice while the database
+// is busy, locked or full (only a crash before the record makes it, as after any send).
+Result<int64_t> Outbox::record(const std::string& name, SinkState& st) {
+    const SinkState::Outcome& o = *st.unrecorded;
+    const SendResult& r = o.r;
+    const int64_t id = o.id, done = o.done;
     // The sink's failure streak and whether its outage was announced are stored with the
     // outcome, and the alert or recovery notice is queued in the same transaction: one
     // alert per outage, also across restarts.
@@ -207,8 +242,10 @@ Result<int64_t> Outbox::step(const std::string& name) {
     if (!r.ok && alerted && !st.alerted) notice = make_alert(name, false, r.error, done);
     {
         std::lock_guard lk(db_mu_);
+        const std::string what = "record delivery of message " + std::to_string(id) +
+                                 (r.ok ? " (delivered; it is not sent again, the record is retried)" : "");
         auto tx = SqliteTransaction::begin(db_);
-        if (!tx) return tx.error();
+        if (!tx) return Error(what + ": " + sqlite3_errmsg(db_.get()));
         auto d = db_.prepare("DELETE FROM outbox WHERE id=?");
         auto h = db_.prepare("UPDATE push_history SET status=?, attempts=attempts+1, last_error=?, time=? WHERE id=?");
         auto ss = db_.prepare("INSERT OR REPLACE INTO push_sink_state(sink, failures, alerted) VALUES(?,?,?)");
@@ -229,17 +266,19 @@ Result<int64_t> Outbox::step(const std::string& name) {
                 ok = ok && enqueue_locked(a, !o_.push.enabled || !s.enabled).ok();
             }
         // The message is sqlite's, taken before the transaction is rolled back.
-        if (!ok || !tx->commit())
-            return Error("record delivery of message " + std::to_string(id) + ": " + sqlite3_errmsg(db_.get()));
+        if (!ok || !tx->commit()) return Error(what + ": " + sqlite3_errmsg(db_.get()));
     }
+    const std::string kind = o.kind, title = o.title, error = r.error;
+    const bool delivered = r.ok;
+    st.unrecorded.reset();
     st.failures = failures;
     st.alerted = alerted;
     if (notice) {
         if (log_alerts_) log_alerts_->alert(*notice);
         wake();
     }
-    if (r.ok) {
-        spdlog::info("push: {} '{}' delivered to {} (message {})", m.kind, m.title, name, id);
+    if (delivered) {
+        spdlog::info("push: {} '{}' delivered to {} (message {})", kind, title, name, id);
         st.not_before = 0;
         return done;
     }
@@ -248,7 +287,7 @@ Result<int64_t> Outbox::step(const std::string& name) {
     delay *= 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(st.rng);
     st.not_before = done + static_cast<int64_t>(delay * 1000);
     spdlog::warn("push: delivery of message {} to {} failed (attempt {} in a row): {}; next try in {:.1f} s", id, name,
-                 st.failures, r.error, delay);
+                 st.failures, error, delay);
     return st.not_before;
 }
 
@@ -312,6 +351,12 @@ void Outbox::worker(const std::string& name) {
         wake_cv_.wait_for(lk, std::chrono::milliseconds(next - now),
                           [&] { return stopping_.load() || wake_gen_ != gen; });
     }
+    // Stopping with a delivery not recorded yet: one more try (bounded by the busy
+    // timeout); what is still not recorded is sent again after the restart.
+    SinkState& st = sinks_.at(name);
+    if (st.unrecorded && st.unrecorded->r.ok)
+        if (auto r = record(name, st); !r)
+            spdlog::error("push: {}: {}; it will be sent again after the restart", name, r.error().message());
 }
 
 void Outbox::start() {

@@ -414,7 +414,8 @@ Result<bool> ReportService::was_sent(const std::string& kind, const std::string&
 }
 
 // One message per target sink not recorded yet; each recorded once the outbox holds it,
-// so a failure part-way sends the rest later and nothing twice.
+// so a failure part-way sends the rest later. The outbox queues (kind, period) once per
+// sink: when the record fails after the enqueue, the next try does not queue it again.
 Status ReportService::send(const PushReport& r) {
     for (const auto& sink : targets_) {
         if (o_.accepts && !o_.accepts(sink, r.kind)) continue;
@@ -422,6 +423,7 @@ Status ReportService::send(const PushReport& r) {
         if (!done) return done.error();
         if (*done) continue;
         OutboundMessage m{sink, r.kind, r.period, r.title, r.text, "", r.value};
+        m.once = "report " + r.kind + " " + r.period;
         if (auto st = queue_.enqueue(m); !st) return st;
         auto ins = db_.prepare(
             "INSERT OR IGNORE INTO report_sent(kind, period, sink, queued_at, title) VALUES(?1,?2,?3,?4,?5)");

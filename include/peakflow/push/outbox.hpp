@@ -90,7 +90,18 @@ class Outbox : public MessageQueue {
         int64_t not_before = 0;    // ms: backoff
         std::deque<int64_t> sent;  // ms of recent sends (rate limit)
         std::mt19937_64 rng;       // jitter; one per sink, as each sink has its own thread
+        // The outcome of the last send while it is not recorded yet (the database was busy,
+        // locked or full): recording it is retried before anything else, and the message
+        // is never sent again for it.
+        struct Outcome {
+            int64_t id = 0;
+            std::string kind, title;
+            SendResult r;
+            int64_t done = 0;  // ms
+        };
+        std::optional<Outcome> unrecorded;
     };
+    Result<int64_t> record(const std::string& name, SinkState& st);
     Status enqueue_locked(const OutboundMessage& m, bool skip);
     Alert make_alert(const std::string& failed_sink, bool recovered, const std::string& error, int64_t now_ms) const;
     void worker(const std::string& sink);

@@ -22,6 +22,11 @@ struct OutboundMessage {
     // v0..v11 of a customer hour, a daily or monthly report's total; none for alerts,
     // tests and free messages. Kept in the push history beside the request size.
     std::optional<int64_t> value{};
+    // Non-empty: queued at most once per (sink, once), ever; a second enqueue with the same
+    // key is Ok and adds nothing. Producers that record "queued" in a transaction of their
+    // own (reports: kind and period) use it, so a failed record is retried without a
+    // second message.
+    std::string once{};
 };
 
 class MessageQueue {
