@@ -25,6 +25,7 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 # target -> the sources it needs besides itself
 declare -A sources=(
     [report_fuzz]="user/fleet/wire.cpp user/common/error.cpp"
+    [nfacctd_csv_fuzz]="user/export/nfacctd_csv.cpp user/common/error.cpp"
 )
 mapfile -t targets < <(printf '%s\n' "${!sources[@]}" | sort)
 

@@ -56,7 +56,10 @@ expect "--json" -- peakflow-bpf host mem --js
 expect "$tmp/site.yaml" -- peakflow-bpf host -f "$tmp/"
 expect "$tmp/site.yaml" -- peakflow-bpf config check "$tmp/"
 expect "" -- peakflow-bpf attach --interval ""
-expect "status" -- peakflow-bpf export ""
+expect "pipe status" -- peakflow-bpf export ""
+expect "--pmacct-conf" -- peakflow-bpf export pipe --pm
+expect "--data-dir" -- peakflow-bpf export pipe --pmacct-conf "$tmp/other.txt" --da
+expect "$tmp/other.txt $tmp/site.yaml" -- peakflow-bpf export pipe --pmacct-conf "$tmp/"
 expect "--config" -- peakflow-bpf export status --con
 expect "peakflow-tracker" -- peakflow-bpf import ""
 expect "--force" -- peakflow-bpf import peakflow-tracker --fo

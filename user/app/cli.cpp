@@ -3,9 +3,13 @@
 #include <bpf/libbpf.h>
 #include <spdlog/sinks/daily_file_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <csignal>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -20,10 +24,13 @@
 #include "peakflow/app/config.hpp"
 #include "peakflow/app/import_tracker.hpp"
 #include "peakflow/common/config_parser.hpp"
+#include "peakflow/common/fd.hpp"
 #include "peakflow/common/logging.hpp"
 #include "peakflow/common/privileges.hpp"
 #include "peakflow/daemon/daemon.hpp"
+#include "peakflow/export/export_pipe.hpp"
 #include "peakflow/export/export_service.hpp"
+#include "peakflow/export/pmacct_conf.hpp"
 #include "peakflow/fleet/central_config.hpp"
 #include "peakflow/kernel/ifaces.hpp"
 #include "peakflow/push/customer_report.hpp"
@@ -216,6 +223,18 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         "status",
         "What the flow export has spooled (finished files waiting for upload, open files) and its last status");
     exp_status->add_option("-f,--config", c.config_path, "Config file with the export: section");
+    auto* exp_pipe = exp->add_subcommand(
+        "pipe",
+        "Read nfacctd's CSV (print plugin, print_output: csv) on stdin and write it through the export's rolling gzip "
+        "files, upload and status, as the pmacct processor did: nfacctd -f pmacct.conf | peakflow-bpf export pipe "
+        "--pmacct-conf pmacct.conf");
+    exp_pipe->add_option("-f,--config", c.config_path,
+                         "Config file: its export: section (files, upload, status) is the starting point");
+    exp_pipe->add_option("--pmacct-conf", c.pmacct_conf,
+                         "pmacct.conf whose processor_* keys (FTP, rotation, prefix, time zone, status report) "
+                         "override the config's");
+    exp_pipe->add_option("--data-dir", c.data_dir,
+                         "Directory of the files (the processor's -data-dir; default: export.files.directory)");
 
     auto* imp = app.add_subcommand("import", "Carry over what another tool had");
     imp->require_subcommand(1);
@@ -270,6 +289,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         }
     } else if (*exp_status) {
         c.kind = CliCommand::ExportStatus;
+    } else if (*exp_pipe) {
+        c.kind = CliCommand::ExportPipe;
     } else if (*imp_tracker) {
         c.kind = CliCommand::ImportTracker;
         if (c.import_force && c.import_write.empty()) {
@@ -582,6 +603,40 @@ int run_config_check(const CliCommand& c) {
     return 0;
 }
 
+// `export pipe`: the config's export: section, then pmacct.conf's processor_* keys, then
+// --data-dir; stops on SIGTERM, SIGINT and SIGQUIT (blocked in run_cli, read from a signalfd).
+int run_export_pipe_cmd(const CliCommand& c) {
+    Config cfg = effective_config(c).take();
+    ExportPipeOptions o;
+    o.cfg = cfg.export_;
+    if (!c.pmacct_conf.empty()) load_pmacct_conf(c.pmacct_conf, o.cfg).take();
+    if (!c.data_dir.empty()) {
+        if (c.data_dir[0] != '/') throw FatalError("--data-dir: must be an absolute path, got '" + c.data_dir + "'");
+        o.cfg.files.directory = c.data_dir;
+    }
+    o.cfg.files.enabled = true;
+    prepare_export_upload(o.cfg).take();
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    for (int s : {SIGTERM, SIGINT, SIGQUIT, SIGHUP}) sigaddset(&sigs, s);
+    Fd sfd(signalfd(-1, &sigs, SFD_CLOEXEC));
+    if (!sfd.valid()) throw FatalError(Error("signalfd", "", errno));
+    o.stop_fd = sfd.get();
+    o.read_stop = [fd = sfd.get()]() -> std::string {
+        signalfd_siginfo si{};
+        if (::read(fd, &si, sizeof si) != static_cast<ssize_t>(sizeof si)) return "";
+        if (si.ssi_signo == SIGHUP) {
+            spdlog::info("export pipe: SIGHUP ignored (settings are read at start)");
+            return "";
+        }
+        return std::string("SIG") + sigabbrev_np(static_cast<int>(si.ssi_signo));
+    };
+    o.language = cfg.push.language;
+    if (auto st = run_export_pipe(o); !st) throw FatalError(st.error());
+    return 0;
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -593,8 +648,8 @@ int run_cli(int argc, char** argv) {
 
     // The daemon's stop and reload signals are blocked before the first thread (spdlog's
     // flusher when log_dir is set) so that every thread inherits the mask. Only for
-    // `attach`: the other commands keep Ctrl-C.
-    if (p.cmd.kind == CliCommand::Attach) block_stop_signals();
+    // `attach` and `export pipe` (which read them from a signalfd): the others keep Ctrl-C.
+    if (p.cmd.kind == CliCommand::Attach || p.cmd.kind == CliCommand::ExportPipe) block_stop_signals();
     setup_logging("peakflow", p.cmd.log_level.value_or("info"));
     install_libbpf_logger();
     try {
@@ -611,6 +666,7 @@ int run_cli(int argc, char** argv) {
                 auto cfg = effective_config(p.cmd).take();
                 return run_export_status(cfg.export_, cfg.source, std::cout);
             }
+            case CliCommand::ExportPipe: return run_export_pipe_cmd(p.cmd);
             case CliCommand::ImportTracker: {
                 auto cfg = effective_config(p.cmd).take();
                 Calendar cal = cfg.accounting.calendar().take();

@@ -113,10 +113,13 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
 }
 
 Status parse_status(const Parser& p, const YAML::Node& n, const std::string& k, ExportStatusConfig& c) {
-    if (auto st = check_keys(p, n, k, {"url", "interval", "file", "instance_id"}); !st) return st;
+    if (auto st = check_keys(p, n, k, {"url", "interval", "file", "file_max_size", "file_backups", "instance_id"}); !st)
+        return st;
     if (auto st = p.read_child_checked(n, k, "url", "an http(s):// URL", c.url, http_url); !st) return st;
     if (auto st = p.read_child_bounded(n, k, "interval", 1, 86400, c.interval); !st) return st;
     if (auto st = p.read_child(n, k, "file", "a file path", c.file); !st) return st;
+    if (auto st = read_child_size(p, n, k, "file_max_size", 1024, c.file_max_size); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "file_backups", 0, 100, c.file_backups); !st) return st;
     if (auto st = p.read_child(n, k, "instance_id", "a string", c.instance_id); !st) return st;
     return Ok{};
 }
@@ -193,6 +196,8 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
         out << YAML::Key << "url" << YAML::Value << mask_url_secrets(c.status.url);
         out << YAML::Key << "interval" << YAML::Value << c.status.interval.count();
         out << YAML::Key << "file" << YAML::Value << c.status.file;
+        out << YAML::Key << "file_max_size" << YAML::Value << c.status.file_max_size;
+        out << YAML::Key << "file_backups" << YAML::Value << c.status.file_backups;
         out << YAML::Key << "instance_id" << YAML::Value << c.status.instance_id;
         out << YAML::EndMap;
     }

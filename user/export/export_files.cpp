@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -19,7 +20,7 @@
 namespace pf {
 
 RollingCsvWriter::RollingCsvWriter(ExportFilesConfig cfg, Clock clock)
-    : cfg_(std::move(cfg)), clock_(std::move(clock)) {
+    : cfg_(std::move(cfg)), clock_(std::move(clock)), header_(kFlowCsvHeader) {
     auto cal = Calendar::create(cfg_.timezone, {}, 1);
     if (cal) {
         auto c = std::make_shared<Calendar>(std::move(*cal));
@@ -32,6 +33,7 @@ RollingCsvWriter::RollingCsvWriter(ExportFilesConfig cfg, Clock clock)
 
 RollingCsvWriter::~RollingCsvWriter() {
     if (gz_) (void)close();
+    if (dir_lock_ >= 0) ::close(dir_lock_);
 }
 
 std::string RollingCsvWriter::file_name(const std::string& prefix, const std::string& stamp, uint32_t index,
@@ -46,6 +48,20 @@ Status RollingCsvWriter::open_dir() {
     std::filesystem::create_directories(cfg_.directory, ec);
     if (ec) return Error("create export directory", cfg_.directory, ec.value());
     if (access(cfg_.directory.c_str(), W_OK) != 0) return Error("write to export directory", cfg_.directory, errno);
+    if (dir_lock_ < 0) {
+        int fd = ::open(cfg_.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return Error("open export directory", cfg_.directory, errno);
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            ::close(fd);
+            if (e == EWOULDBLOCK)
+                return Error("export directory " + cfg_.directory +
+                             " is in use by another peakflow-bpf (the daemon's export or an export pipe); give each "
+                             "its own directory");
+            return Error("lock export directory", cfg_.directory, e);
+        }
+        dir_lock_ = fd;
+    }
     // .part files left by a crash: finish them as far as they got (gzip readers stop at the
     // truncated end; zcat reports "unexpected end of file" after printing the rows).
     for (const auto& e : std::filesystem::directory_iterator(cfg_.directory, ec)) {
@@ -88,20 +104,31 @@ Status RollingCsvWriter::open_new() {
     gz_ = gz;
     opened_at_ = now;
     raw_size_ = 0;
-    buf_ = kFlowCsvHeader;
+    buf_ = header_;
     return Ok{};
 }
 
 Status RollingCsvWriter::write(const std::vector<FlowRecord>& recs) {
-    if (recs.empty()) return Ok{};
+    return write_rows(recs.size(), [&recs](std::string& out, size_t i) { append_csv_row(out, recs[i]); });
+}
+
+Status RollingCsvWriter::write_lines(const std::vector<std::string>& rows) {
+    return write_rows(rows.size(), [&rows](std::string& out, size_t i) {
+        out += rows[i];
+        out += '\n';
+    });
+}
+
+Status RollingCsvWriter::write_rows(size_t n, const std::function<void(std::string&, size_t)>& append) {
+    if (n == 0) return Ok{};
     if (auto st = tick(); !st) return st;
     size_t i = 0;
-    while (i < recs.size()) {
+    while (i < n) {
         if (!gz_)
             if (auto st = open_new(); !st) return st;
         // Rows go out in chunks; a file rotates once its uncompressed size passes the limit.
-        for (; i < recs.size() && raw_size_ + buf_.size() <= cfg_.rotate_size && buf_.size() < 1 << 20; i++)
-            append_csv_row(buf_, recs[i]), records_written_++;
+        for (; i < n && raw_size_ + buf_.size() <= cfg_.rotate_size && buf_.size() < 1 << 20; i++)
+            append(buf_, i), records_written_++;
         if (!buf_.empty()) {
             if (gzwrite(static_cast<gzFile>(gz_), buf_.data(), static_cast<unsigned>(buf_.size())) !=
                 static_cast<int>(buf_.size())) {

@@ -39,22 +39,18 @@ class ExportService : public Service {
   public:
     ExportService(const ExportConfig& cfg, const ExportConfig& original, std::vector<std::string> ifaces, Paths paths,
                   std::function<int64_t()> clock, AlertSink* alerts, Language lang)
-        : lang_(lang),
-          cfg_(cfg),
+        : cfg_(cfg),
           original_(original),
           ifaces_(std::move(ifaces)),
           paths_(std::move(paths)),
           clock_(std::move(clock)),
-          alerts_(alerts),
-          uploader_(cfg.upload) {
-        uploader_.set_abort_flag(&abort_);
+          outlet_(cfg, clock_, alerts, lang) {
         for (const auto& i : ifaces_)
             trackers_.emplace_back(i, if_nametoindex(i.c_str()), cfg_.active_timeout, cfg_.idle_timeout);
         flow_full_.assign(ifaces_.size(), 0);
         flow_map_ids_.assign(ifaces_.size(), 0);
         maps_.resize(ifaces_.size());
         boot_id_ = read_boot_id(paths_.procfs);
-        if (cfg_.status.instance_id.empty()) cfg_.status.instance_id = read_first_line("/etc/machine-id");
     }
 
     Status start() {
@@ -74,8 +70,7 @@ class ExportService : public Service {
             ipfix_ = std::make_unique<IpfixSender>(std::move(*s));
         }
         scan_thread_ = std::thread([this] { run_guarded("export scan", [this] { scan_loop(); }); });
-        if (!cfg_.upload.url.empty() || !cfg_.status.url.empty() || !cfg_.status.file.empty())
-            bg_thread_ = std::thread([this] { run_guarded("export upload", [this] { background_loop(); }); });
+        outlet_.start();
         spdlog::info("{}", export_start_line(cfg_, ifaces_));
         return Ok{};
     }
@@ -83,12 +78,12 @@ class ExportService : public Service {
     std::string name() const override { return "export"; }
 
     void reload(const ServiceContext& next) override {
-        lang_ = next.sections.get<PushConfig>().language;
+        outlet_.set_language(next.sections.get<PushConfig>().language);
         if (!(next.sections.get<ExportConfig>() == original_))
             spdlog::warn("reload: export settings take effect at the next start (the running export keeps its own)");
     }
 
-    void stats(DaemonStats& s) const override { s.export_queue += queue_files_.load(); }
+    void stats(DaemonStats& s) const override { s.export_queue += outlet_.queue_files(); }
 
     void stop() override {
         {
@@ -96,15 +91,15 @@ class ExportService : public Service {
             if (stopping_) return;
             stopping_ = true;
         }
-        abort_ = true;  // an upload in flight ends now; the file stays spooled
+        outlet_.abort_uploads();  // an upload in flight ends now; the file stays spooled
         cv_.notify_all();
         if (scan_thread_.joinable()) scan_thread_.join();
         // The pending deltas of every flow, then the open file is finished.
         scan_once(true);
         if (writer_)
             if (auto st = writer_->close(); !st) spdlog::error("export: {}", st.error().message());
-        if (bg_thread_.joinable()) bg_thread_.join();
-        write_status();
+        if (writer_) outlet_.counters().files_written = writer_->files_written();
+        outlet_.stop(false);
     }
 
   private:
@@ -143,6 +138,7 @@ class ExportService : public Service {
     }
 
     void scan_once(bool flush) {
+        auto& counters = outlet_.counters();
         std::vector<FlowRecord> all;
         for (size_t i = 0; i < ifaces_.size(); i++) {
             // The open maps (and their mapped flow tables) are kept while the pins are the same.
@@ -173,17 +169,17 @@ class ExportService : public Service {
                         "export: {}: the flow map was full for {} new flows (flow_capacity); their packets "
                         "are in the interface totals but in no flow record",
                         ifaces_[i], full - flow_full_[i]);
-                flow_full_total_ += full - std::min(full, flow_full_[i]);
+                counters.flow_map_full += full - std::min(full, flow_full_[i]);
                 flow_full_[i] = full;
             }
             for (auto& r : res->records) all.push_back(std::move(r));
         }
-        records_ += all.size();
+        counters.records += all.size();
         int64_t now = clock_();
-        if (ipfix_) ipfix_errors_ += ipfix_->send(all, now);
+        if (ipfix_) counters.ipfix_errors += ipfix_->send(all, now);
         if (!writer_) return;
-        if (spool_full()) {
-            dropped_ += all.size();
+        if (outlet_.spool_full()) {
+            counters.dropped += all.size();
             if (auto st = writer_->close(); !st) spdlog::error("export: {}", st.error().message());
             save_state();
             return;
@@ -193,17 +189,17 @@ class ExportService : public Service {
         if (st && all.empty()) {
             // Nothing exported since the last save: the state on disk is current, and a
             // quiet host does not rewrite it (and fsync) every scan.
-            files_written_ = writer_->files_written();
+            counters.files_written = writer_->files_written();
             return;
         }
         // The rows on disk before the state that says they were exported.
         if (st) st = writer_->sync();
         if (!st) {
-            dropped_ += all.size();
-            set_error(st.error().message());
+            counters.dropped += all.size();
+            outlet_.set_error(st.error().message());
             spdlog::error("export: {}", st.error().message());
         }
-        files_written_ = writer_->files_written();
+        counters.files_written = writer_->files_written();
         save_state();
     }
 
@@ -215,7 +211,7 @@ class ExportService : public Service {
             f.ifaces.push_back({ifaces_[i], flow_map_ids_[i], trackers_[i].snapshot()});
         }
         if (auto st = save_flow_state(state_path_, f); !st) {
-            set_error(st.error().message());
+            outlet_.set_error(st.error().message());
             if (!state_failing_)  // once per failure streak, not every scan
                 spdlog::error("export: {} (until it works again, a restart after a crash may export flows twice)",
                               st.error().message());
@@ -226,134 +222,12 @@ class ExportService : public Service {
         }
     }
 
-    // Spool limit: finished files waiting for upload. Alert once when reached, recover once below.
-    bool spool_full() {
-        if (cfg_.upload.spool_limit == 0) return false;
-        uint64_t bytes = 0;
-        for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix)) bytes += f.size;
-        const bool full = bytes >= cfg_.upload.spool_limit;
-        if (full != spool_alerted_) {
-            spool_alerted_ = full;
-            Alert a;
-            a.kind = full ? Alert::Kind::Raised : Alert::Kind::Recovered;
-            a.source = "export";
-            a.key = "spool";
-            a.time = clock_();
-            if (lang_ == Language::Zh) {
-                a.title = full ? "流导出缓存区已满" : "流导出缓存区已低于上限";
-                a.text = full ? "导出缓存目录 " + cfg_.files.directory + " 已有 " + std::to_string(bytes) +
-                                    " 字节（上限 " + std::to_string(cfg_.upload.spool_limit) +
-                                    "）：在上传赶上之前不再写新文件，流记录将被丢弃。"
-                              : "上传已赶上：流记录恢复写入。";
-                alerts_->alert(a);
-                return full;
-            }
-            a.title = full ? "flow export spool full" : "flow export spool below its limit";
-            a.text = full ? "The export spool " + cfg_.files.directory + " holds " + std::to_string(bytes) +
-                                " bytes (limit " + std::to_string(cfg_.upload.spool_limit) +
-                                "): no new files are written and flow records are dropped until uploads catch up."
-                          : "Uploads caught up: flow records are written again.";
-            alerts_->alert(a);
-        }
-        return full;
-    }
-
-    void set_error(const std::string& e) {
-        std::lock_guard l(err_mu_);
-        last_error_ = mask_url_in(e, cfg_.upload.url);  // it goes into the status line
-    }
-
-    void background_loop() {
-        const int64_t up = cfg_.upload.url.empty() ? 0 : cfg_.upload.interval.count();
-        const int64_t st = cfg_.status.url.empty() && cfg_.status.file.empty() ? 0 : cfg_.status.interval.count();
-        int64_t t = 0;
-        do {
-            if (up && t % up == 0) upload_cycle();
-            if (st && t % st == 0 && t > 0) {
-                write_status();
-                post_status();
-            }
-            t++;
-        } while (wait_for(std::chrono::seconds(1)));
-    }
-
-    void upload_cycle() {
-        auto r = uploader_.run_cycle(cfg_.files.directory, cfg_.files.prefix);
-        uploaded_ += r.uploaded;
-        bytes_uploaded_ += r.bytes;
-        failures_ += r.failed;
-        if (r.uploaded) last_upload_ = clock_();
-        if (!r.last_error.empty()) set_error(r.last_error);
-        queue_files_ = list_spool(cfg_.files.directory, cfg_.files.prefix).size();
-    }
-
-    std::string status_json() {
-        ExportStatus s;
-        if (writer_)
-            for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix))
-                s.queue_bytes += f.size, s.queue_files++;
-        s.instance_id = cfg_.status.instance_id;
-        s.time = clock_();
-        s.files_written = files_written_.load();
-        s.files_uploaded = uploaded_.load();
-        s.upload_failures = failures_.load();
-        s.bytes_uploaded = bytes_uploaded_.load();
-        s.records_exported = records_.load();
-        s.records_dropped = dropped_.load();
-        s.flow_map_full = flow_full_total_.load();
-        s.last_upload = last_upload_.load();
-        s.ipfix_send_errors = ipfix_errors_.load();
-        {
-            std::lock_guard l(err_mu_);
-            s.last_error = last_error_;
-        }
-        return export_status_json(s);
-    }
-
-    void write_status() {
-        if (cfg_.status.file.empty()) return;
-        std::error_code ec;
-        if (std::filesystem::file_size(cfg_.status.file, ec) > 1024 * 1024 && !ec)
-            std::filesystem::rename(cfg_.status.file, cfg_.status.file + ".1", ec);
-        std::ofstream out(cfg_.status.file, std::ios::app);
-        out << status_json() << "\n";
-        if (!out) spdlog::warn("export: cannot write status file {}", cfg_.status.file);
-    }
-
-    void post_status() {
-        if (cfg_.status.url.empty()) return;
-        HttpRequest req;
-        req.method = HttpMethod::Post;
-        req.url = cfg_.status.url;
-        req.headers = {"Content-Type: application/json"};
-        req.body = status_json();
-        req.timeout = std::chrono::seconds(10);
-        req.connect_timeout = std::chrono::seconds(5);
-        // The answer is only logged: kept short, not an error when longer.
-        req.max_response_bytes = 4096;
-        req.over_cap = OverCap::Truncate;
-        auto r = http_request(req);
-        if (!r) {
-            spdlog::warn("export: status report to {} failed: {}", mask_url_secrets(cfg_.status.url),
-                         mask_url_in(r.error().message(), cfg_.status.url));
-            return;
-        }
-        spdlog::debug("export: status report to {}: HTTP {} {}", mask_url_secrets(cfg_.status.url), r->status, r->body);
-        // 4xx and 5xx are failures, in the words of curl's fail-on-error used here before.
-        if (r->status >= 400)
-            spdlog::warn("export: status report to {} failed: {}", mask_url_secrets(cfg_.status.url),
-                         curl_easy_strerror(CURLE_HTTP_RETURNED_ERROR));
-    }
-
-    std::atomic<Language> lang_;  // push.language, for the spool alerts
     ExportConfig cfg_;
     ExportConfig original_;  // as in the config file (reload compares against it)
-    std::atomic<bool> abort_{false};
     std::vector<std::string> ifaces_;
     Paths paths_;
     std::function<int64_t()> clock_;
-    AlertSink* alerts_;
-    Uploader uploader_;
+    ExportOutlet outlet_;
     std::vector<FlowTracker> trackers_;
     std::vector<uint64_t> flow_full_;
     std::vector<uint32_t> flow_map_ids_;  // per interface, the flow map the tracker follows
@@ -363,19 +237,180 @@ class ExportService : public Service {
     bool state_failing_ = false;
     std::unique_ptr<RollingCsvWriter> writer_;
     std::unique_ptr<IpfixSender> ipfix_;
-    std::thread scan_thread_, bg_thread_;
+    std::thread scan_thread_;
     std::mutex mu_;
     std::condition_variable cv_;
     bool stopping_ = false;
-    bool spool_alerted_ = false;
-    std::atomic<uint64_t> records_{0}, dropped_{0}, files_written_{0}, uploaded_{0}, bytes_uploaded_{0}, failures_{0},
-        queue_files_{0}, ipfix_errors_{0}, flow_full_total_{0};
-    std::atomic<int64_t> last_upload_{0};
-    std::mutex err_mu_;
-    std::string last_error_;
 };
 
 }  // namespace
+
+ExportOutlet::ExportOutlet(const ExportConfig& cfg, std::function<int64_t()> clock, AlertSink* alerts, Language lang)
+    : cfg_(cfg), clock_(std::move(clock)), alerts_(alerts), lang_(lang), uploader_(cfg.upload) {
+    uploader_.set_abort_flag(&abort_);
+    if (cfg_.status.instance_id.empty()) cfg_.status.instance_id = read_first_line("/etc/machine-id");
+}
+
+ExportOutlet::~ExportOutlet() {
+    abort_ = true;
+    {
+        std::lock_guard l(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void ExportOutlet::start() {
+    if (!cfg_.upload.url.empty() || !cfg_.status.url.empty() || !cfg_.status.file.empty())
+        thread_ = std::thread([this] { run_guarded("export upload", [this] { background_loop(); }); });
+}
+
+void ExportOutlet::stop(bool final_upload) {
+    {
+        std::lock_guard l(mu_);
+        if (stopped_) return;
+        stopped_ = stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (final_upload && !cfg_.upload.url.empty() && !abort_) upload_cycle();
+    write_status();
+}
+
+bool ExportOutlet::wait_for(std::chrono::seconds d) {
+    std::unique_lock l(mu_);
+    return !cv_.wait_for(l, d, [this] { return stopping_; });
+}
+
+bool ExportOutlet::spool_full() {
+    if (cfg_.upload.spool_limit == 0) return false;
+    uint64_t bytes = 0;
+    for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix)) bytes += f.size;
+    const bool full = bytes >= cfg_.upload.spool_limit;
+    if (full != spool_alerted_) {
+        spool_alerted_ = full;
+        Alert a;
+        a.kind = full ? Alert::Kind::Raised : Alert::Kind::Recovered;
+        a.source = "export";
+        a.key = "spool";
+        a.time = clock_();
+        if (lang_ == Language::Zh) {
+            a.title = full ? "流导出缓存区已满" : "流导出缓存区已低于上限";
+            a.text = full ? "导出缓存目录 " + cfg_.files.directory + " 已有 " + std::to_string(bytes) + " 字节（上限 " +
+                                std::to_string(cfg_.upload.spool_limit) +
+                                "）：在上传赶上之前不再写新文件，流记录将被丢弃。"
+                          : "上传已赶上：流记录恢复写入。";
+            alerts_->alert(a);
+            return full;
+        }
+        a.title = full ? "flow export spool full" : "flow export spool below its limit";
+        a.text = full ? "The export spool " + cfg_.files.directory + " holds " + std::to_string(bytes) +
+                            " bytes (limit " + std::to_string(cfg_.upload.spool_limit) +
+                            "): no new files are written and flow records are dropped until uploads catch up."
+                      : "Uploads caught up: flow records are written again.";
+        alerts_->alert(a);
+    }
+    return full;
+}
+
+void ExportOutlet::set_error(const std::string& e) {
+    std::lock_guard l(err_mu_);
+    last_error_ = mask_url_in(e, cfg_.upload.url);  // it goes into the status line
+}
+
+void ExportOutlet::background_loop() {
+    const int64_t up = cfg_.upload.url.empty() ? 0 : cfg_.upload.interval.count();
+    const int64_t st = cfg_.status.url.empty() && cfg_.status.file.empty() ? 0 : cfg_.status.interval.count();
+    int64_t t = 0;
+    do {
+        if (up && t % up == 0) upload_cycle();
+        if (st && t % st == 0 && t > 0) {
+            write_status();
+            post_status();
+        }
+        t++;
+    } while (wait_for(std::chrono::seconds(1)));
+}
+
+void ExportOutlet::upload_cycle() {
+    auto r = uploader_.run_cycle(cfg_.files.directory, cfg_.files.prefix);
+    uploaded_ += r.uploaded;
+    bytes_uploaded_ += r.bytes;
+    failures_ += r.failed;
+    if (r.uploaded) last_upload_ = clock_();
+    if (!r.last_error.empty()) set_error(r.last_error);
+    queue_files_ = list_spool(cfg_.files.directory, cfg_.files.prefix).size();
+}
+
+std::string ExportOutlet::status_json() {
+    ExportStatus s;
+    if (cfg_.files.enabled)
+        for (const auto& f : list_spool(cfg_.files.directory, cfg_.files.prefix))
+            s.queue_bytes += f.size, s.queue_files++;
+    s.instance_id = cfg_.status.instance_id;
+    s.time = clock_();
+    s.files_written = counters_.files_written.load();
+    s.files_uploaded = uploaded_.load();
+    s.upload_failures = failures_.load();
+    s.bytes_uploaded = bytes_uploaded_.load();
+    s.records_exported = counters_.records.load();
+    s.records_dropped = counters_.dropped.load();
+    s.flow_map_full = counters_.flow_map_full.load();
+    s.last_upload = last_upload_.load();
+    s.ipfix_send_errors = counters_.ipfix_errors.load();
+    {
+        std::lock_guard l(err_mu_);
+        s.last_error = last_error_;
+    }
+    return export_status_json(s);
+}
+
+void ExportOutlet::write_status() {
+    if (cfg_.status.file.empty()) return;
+    const std::string& f = cfg_.status.file;
+    std::error_code ec;
+    if (std::filesystem::file_size(f, ec) > cfg_.status.file_max_size && !ec) {
+        // FILE.(n-1) -> FILE.n, ..., FILE -> FILE.1; the oldest goes.
+        const uint32_t n = cfg_.status.file_backups;
+        if (n == 0) {
+            std::filesystem::remove(f, ec);
+        } else {
+            std::filesystem::remove(f + "." + std::to_string(n), ec);
+            for (uint32_t i = n - 1; i >= 1; i--)
+                std::filesystem::rename(f + "." + std::to_string(i), f + "." + std::to_string(i + 1), ec);
+            std::filesystem::rename(f, f + ".1", ec);
+        }
+    }
+    std::ofstream out(f, std::ios::app);
+    out << status_json() << "\n";
+    if (!out) spdlog::warn("export: cannot write status file {}", f);
+}
+
+void ExportOutlet::post_status() {
+    if (cfg_.status.url.empty()) return;
+    HttpRequest req;
+    req.method = HttpMethod::Post;
+    req.url = cfg_.status.url;
+    req.headers = {"Content-Type: application/json"};
+    req.body = status_json();
+    req.timeout = std::chrono::seconds(10);
+    req.connect_timeout = std::chrono::seconds(5);
+    // The answer is only logged: kept short, not an error when longer.
+    req.max_response_bytes = 4096;
+    req.over_cap = OverCap::Truncate;
+    auto r = http_request(req);
+    if (!r) {
+        spdlog::warn("export: status report to {} failed: {}", mask_url_secrets(cfg_.status.url),
+                     mask_url_in(r.error().message(), cfg_.status.url));
+        return;
+    }
+    spdlog::debug("export: status report to {}: HTTP {} {}", mask_url_secrets(cfg_.status.url), r->status, r->body);
+    // 4xx and 5xx are failures, in the words of curl's fail-on-error used here before.
+    if (r->status >= 400)
+        spdlog::warn("export: status report to {} failed: {}", mask_url_secrets(cfg_.status.url),
+                     curl_easy_strerror(CURLE_HTTP_RETURNED_ERROR));
+}
 
 std::string export_start_line(const ExportConfig& c, const std::vector<std::string>& ifaces) {
     return fmt::format(
@@ -405,10 +440,7 @@ std::string export_status_json(const ExportStatus& s) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
-    const ExportConfig& cfg = ctx.sections.get<ExportConfig>();
-    if (!cfg.enabled) return std::unique_ptr<Service>();
-    ExportConfig c = cfg;
+Status prepare_export_upload(ExportConfig& c) {
     if (!c.upload.password_file.empty()) {
         std::ifstream in(c.upload.password_file);
         if (!in) return Error("read export.upload.password_file", c.upload.password_file, errno);
@@ -422,6 +454,14 @@ Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
                 "export: the SFTP server's host key is not checked; set export.upload.host_key_sha256 or "
                 "known_hosts");
     }
+    return Ok{};
+}
+
+Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
+    const ExportConfig& cfg = ctx.sections.get<ExportConfig>();
+    if (!cfg.enabled) return std::unique_ptr<Service>();
+    ExportConfig c = cfg;
+    if (auto st = prepare_export_upload(c); !st) return st.error();
     std::function<int64_t()> clock = ctx.clock;
     if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };
     auto s = std::make_unique<ExportService>(c, cfg, ctx.ifaces, ctx.paths, clock, ctx.alerts,

@@ -22,6 +22,7 @@ struct CliCommand {
         History,
         Push,
         ExportStatus,
+        ExportPipe,
         ImportTracker
     } kind = None;
     std::vector<std::string> ifaces;
@@ -51,6 +52,8 @@ struct CliCommand {
     std::string import_write;                 // --write FILE
     bool import_force = false;
     std::string import_iface;  // --interface
+    std::string pmacct_conf;   // export pipe --pmacct-conf FILE: its processor_* keys
+    std::string data_dir;      // export pipe --data-dir DIR: export.files.directory
 };
 
 struct CliParse {

@@ -43,7 +43,11 @@ struct ExportUploadConfig {
 struct ExportStatusConfig {
     std::string url;  // HTTP POST target; empty: none
     std::chrono::seconds interval{60};
-    std::string file;         // local status file (JSON lines, rotated at 1 MB, one backup); empty: none
+    std::string file;  // local status file (JSON lines); empty: none
+    // The file is rotated once it passes file_max_size bytes: FILE -> FILE.1 -> ... ->
+    // FILE.<file_backups>, the oldest dropped; 0 backups: it starts anew.
+    uint64_t file_max_size = 1024 * 1024;
+    uint32_t file_backups = 1;
     std::string instance_id;  // empty: /etc/machine-id
     bool operator==(const ExportStatusConfig&) const = default;
 };

@@ -127,7 +127,7 @@ extern const char* const kFlowCsvHeader;
 void append_csv_row(std::string& out, const FlowRecord& r);
 
 // Rolling gzip CSV files: {prefix}{YYYYMMDD_HHMMSS}_{index}.part while open, renamed to
-// .csv.gz after flush + fsync on rotation and close.
+// .csv.gz after flush + fsync on rotation and close. Each file starts with the header line.
 class RollingCsvWriter {
   public:
     using Clock = std::function<int64_t()>;  // UTC seconds
@@ -136,8 +136,15 @@ class RollingCsvWriter {
     RollingCsvWriter(const RollingCsvWriter&) = delete;
     RollingCsvWriter& operator=(const RollingCsvWriter&) = delete;
 
-    Status open_dir();  // creates the directory; startup check
+    // Creates the directory and takes it for this writer (an flock on the directory, held
+    // until the writer is gone: two writers, say the daemon and `export pipe`, would rename
+    // each other's .part files and upload the same files). Startup check.
+    Status open_dir();
+    // The header of the files opened from now on (default kFlowCsvHeader); ends in '\n'.
+    void set_header(std::string header) { header_ = std::move(header); }
     Status write(const std::vector<FlowRecord>& recs);
+    // Rows already in CSV (`export pipe`), each without its '\n'.
+    Status write_lines(const std::vector<std::string>& rows);
     // Rotates when the open file is older than the interval (call periodically).
     Status tick();
     Status close();  // finish the open file (flush, fsync, rename)
@@ -153,10 +160,14 @@ class RollingCsvWriter {
 
   private:
     Status open_new();
+    // n rows, row i appended to the buffer by append(buf, i); rotates by size between rows.
+    Status write_rows(size_t n, const std::function<void(std::string&, size_t)>& append);
     ExportFilesConfig cfg_;
     Clock clock_;
+    std::string header_;
     void* gz_ = nullptr;  // gzFile
     int fd_ = -1;
+    int dir_lock_ = -1;
     std::string part_path_, final_path_;
     int64_t opened_at_ = 0;
     uint64_t raw_size_ = 0;
