@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "local_http_server.hpp"
@@ -346,6 +347,38 @@ TEST_F(OutboxTest, HistoryTableIsAligned) {
               R"("sink":"dingtalk","kind":"daily","period":"2026-11-21","bytes":120,"status":"sent","attempts":1,)"
               R"("last_error":"","value":1054720}]})"
               "\n");
+}
+
+// What a service answered (and names from other machines in the collector's view) reach a
+// terminal: control characters show as escapes, never act (clear screen, set the title).
+TEST_F(OutboxTest, HistoryTableAndPushTestShowControlCharactersAsEscapes) {
+    std::vector<HistoryRow> rows = {
+        {1, 0, "n\x1b[2J", "h", "s", "alert", "sink:x", 9, "failed", 1, "HTTP 500: \x1b]0;pwn\x07\r\nnext"}};
+    auto fmt = [](int64_t) { return std::string("2026-11-21 00:05:00"); };
+    EXPECT_EQ(render_history(rows, false, fmt),
+              "ID  TIME                 NODE      HOST  SINK  KIND   PERIOD  BYTES  VALUE  STATUS  ATTEMPTS  "
+              "LAST ERROR\n"
+              " 1  2026-11-21 00:05:00  n\\x1b[2J  h     s     alert  sink:x      9      -  failed         1  "
+              "HTTP 500: \\x1b]0;pwn\\x07\\r\\nnext\n");
+    testing::LocalServer srv([](const httplib::Request&, httplib::Response& rs) {
+        rs.status = 500;
+        rs.set_content(
+            "\x1b[31mred\x1b[0m\r\n\xc2\x9b"
+            "2J",
+            "text/plain");
+    });
+    PushConfig c;
+    c.configured = true;
+    SinkConfig h;
+    h.name = "h";
+    h.type = "http";
+    h.url = srv.url("/x");
+    c.sinks = {h};
+    std::ostringstream out;
+    EXPECT_EQ(run_push_test(c, "", out), 1);
+    EXPECT_EQ(out.str(),
+              "h (http): FAILED: HTTP 500: \\x1b[31mred\\x1b[0m\\r\\n\\u009b2J\n"
+              "  answer: HTTP 500 \\x1b[31mred\\x1b[0m\\r\\n\\u009b2J\n");
 }
 
 TEST_F(OutboxTest, ValueIsRecordedBesideTheRequestSizeAndKeptThroughDelivery) {

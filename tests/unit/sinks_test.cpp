@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "peakflow/app/config.hpp"
+#include "peakflow/watch/procwatch.hpp"
 
 namespace pf {
 namespace {
@@ -186,6 +187,119 @@ TEST(Sinks, EmailMessageHeadersAndBody) {
               "Content-Transfer-Encoding: 8bit\r\n"
               "\r\n"
               "line 1\r\nline 2\r\n");
+}
+
+// A process name and command line any local user chooses, through the process watch's
+// alert into an email and chat messages: no header line, no markup of theirs.
+TEST(Sinks, HostileProcessNameAndCommandLineAreEscapedForEachTarget) {
+    setenv("TZ", "UTC", 1);
+    tzset();
+    ProcEvent e;
+    e.proc.pid = 42;
+    e.proc.name = "x\r\nBcc: y";
+    e.proc.cmdline = "sh -c `rm -rf ~` **b** [x](http://e)\n# H";
+    e.proc.user = "alice";
+    e.proc.cgroup = "/user.slice/a_b";
+    e.proc.cpu = 99.5;
+    e.proc.mem = 1.26;
+    e.since = 1795273228;  // 2026-11-21 15:00:28 UTC
+    OutboundMessage m{"", "alert", e.key(), proc_event_title(e), proc_event_text(e), ""};
+    const std::string title = R"(runaway process x\r\nBcc: y (pid 42): CPU 99.5% memory 1.3%)";
+    const std::string text = R"(- pid: 42
+- name: x\\r\\nBcc: y
+- command: ``sh -c `rm -rf ~` **b** [x](http://e)\n# H``
+- user: alice
+- CPU: 99.5%
+- memory: 1.3%
+- since: 2026-11-21__15:00:28
+- cgroup: /user.slice/a\_b
+)";
+    EXPECT_EQ(m.title, title);
+    EXPECT_EQ(m.text, text);
+
+    SinkConfig mail;
+    mail.type = "email";
+    mail.from = "peakflow@example.org";
+    mail.to = {"ops@example.org"};
+    std::string crlf_text;
+    for (char c : text) crlf_text += c == '\n' ? std::string("\r\n") : std::string(1, c);
+    EXPECT_EQ(render_email(mail, m, MessageMeta{"n", "h1"}, 1700000000),
+              "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"
+              "From: peakflow@example.org\r\n"
+              "To: ops@example.org\r\n"
+              "Subject: " +
+                  title +
+                  "\r\n"
+                  "Message-ID: <peakflow-1700000000-alert@h1>\r\n"
+                  "MIME-Version: 1.0\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Transfer-Encoding: 8bit\r\n"
+                  "\r\n" +
+                  crlf_text + "\r\n");
+
+    SinkConfig ding;
+    ding.type = "dingtalk";
+    ding.token = "t";
+    ding.msgtype = "markdown";
+    EXPECT_EQ(render_request(ding, m, MessageMeta{}, 0).body,
+              R"({"markdown":{"text":"- pid: 42\n- name: x\\\\r\\\\nBcc: y\n- command: ``sh -c `rm -rf ~` **b** )"
+              R"([x](http://e)\\n# H``\n- user: alice\n- CPU: 99.5%\n- memory: 1.3%\n- since: 2026-11-21__15:00:28\n)"
+              R"(- cgroup: /user.slice/a\\_b\n","title":"runaway process x\\r\\nBcc: y (pid 42): CPU 99.5% memory )"
+              R"(1.3%"},"msgtype":"markdown"})");
+    // WeCom puts the title into the markdown: escaped there.
+    SinkConfig wecom;
+    wecom.type = "wecom";
+    wecom.key = "k";
+    auto j = nlohmann::json::parse(render_request(wecom, m, MessageMeta{}, 0).body);
+    EXPECT_EQ(j["markdown"]["content"], R"(**runaway process x\\r\\nBcc: y (pid 42): CPU 99.5% memory 1.3%**
+)" + text);
+}
+
+// A title with a line break or other control characters (from any producer) never goes
+// into the Subject raw: RFC 2047, folded into encoded words of at most 75 characters.
+TEST(Sinks, EmailSubjectIsEncodedUnlessPrintableAscii) {
+    SinkConfig s;
+    s.type = "email";
+    s.from = "a@b";
+    s.to = {"c@d"};
+    auto subject = [&](const std::string& title) {
+        std::string e = render_email(s, OutboundMessage{"e", "alert", "", title, "x", ""}, MessageMeta{}, 0);
+        size_t at = e.find("\r\nSubject: ") + 11;
+        return e.substr(at, e.find("\r\nMessage-ID:") - at);
+    };
+    EXPECT_EQ(subject("plain ascii title"), "plain ascii title");
+    // base64 of "x\r\nBcc: y" and of "tab\there"
+    EXPECT_EQ(subject("x\r\nBcc: y"), "=?UTF-8?B?eA0KQmNjOiB5?=");
+    EXPECT_EQ(subject("tab\there"), "=?UTF-8?B?dGFiCWhlcmU=?=");
+    // 60 Chinese characters (180 bytes): words of 15 characters (45 bytes), each 72 long.
+    std::string zh;
+    for (int i = 0; i < 60; i++) zh += "流";
+    const std::string word = "=?UTF-8?B?" + base64(zh.substr(0, 45)) + "?=";
+    EXPECT_EQ(word.size(), 72u);
+    EXPECT_EQ(subject(zh), word + "\r\n " + word + "\r\n " + word + "\r\n " + word);
+}
+
+// Configured header values go into requests as they are: a line break in one would add
+// header lines of its own. Refused at load, with the place.
+TEST(PushConfig, HeaderValuesWithLineBreaksAreRefused) {
+    auto c = parse_config(
+        "push:\n  sinks:\n    - name: h\n      type: http\n      url: http://x/\n      headers:\n"
+        "        Authorization: \"Bearer t\\r\\nX-Evil: 1\"\n",
+        "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:7:24: key 'push.sinks[0].headers.Authorization': a header value must not contain CR, LF or "
+              "other control characters");
+    c = parse_config("push:\n  sinks:\n    - {name: h, type: http, url: 'http://x/', headers: {'X:Y': v}}\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:3:57: key 'push.sinks[0].headers.X:Y': not a valid header name (letters, digits and "
+              "!#$%&'*+-.^_`|~)");
+    c = parse_config("customer_report:\n  query_headers:\n    Authorization: \"a\\nb\"\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:3:20: key 'customer_report.query_headers.Authorization': a header value must not contain CR, "
+              "LF or other control characters");
 }
 
 TEST(PushConfig, ParsesSinksAndMasksSecrets) {

@@ -1,4 +1,5 @@
 #include "peakflow/push/outbox.hpp"
+#include "peakflow/common/escape.hpp"
 #include "peakflow/common/guarded.hpp"
 
 #include <spdlog/spdlog.h>
@@ -291,8 +292,10 @@ Result<int64_t> Outbox::record(const std::string& name, SinkState& st) {
     return st.not_before;
 }
 
-Alert Outbox::make_alert(const std::string& sink, bool recovered, const std::string& error, int64_t now) const {
+Alert Outbox::make_alert(const std::string& sink, bool recovered, const std::string& raw_error, int64_t now) const {
     Alert a;
+    // The error quotes the service's answer: literal text in the markdown.
+    const std::string error = md_text(raw_error);
     a.kind = recovered ? Alert::Kind::Recovered : Alert::Kind::Raised;
     a.source = "push";
     a.key = "sink:" + sink;
@@ -490,15 +493,19 @@ std::string render_history(const std::vector<HistoryRow>& rows, bool json,
     std::vector<std::vector<std::string>> t;
     t.push_back(
         {"ID", "TIME", "NODE", "HOST", "SINK", "KIND", "PERIOD", "BYTES", "VALUE", "STATUS", "ATTEMPTS", "LAST ERROR"});
+    // For a terminal: the error quotes a service's answer, and the collector's rows come from
+    // other machines; control characters show as escapes.
     for (const auto& r : rows)
-        t.push_back({std::to_string(r.id), fmt(r.time), r.node.empty() ? "-" : r.node, r.host, r.sink, r.kind,
-                     r.period.empty() ? "-" : r.period, std::to_string(r.bytes),
-                     r.value ? std::to_string(*r.value) : "-", r.status, std::to_string(r.attempts), r.last_error});
+        t.push_back({std::to_string(r.id), fmt(r.time), r.node.empty() ? "-" : visible_controls(r.node),
+                     visible_controls(r.host), visible_controls(r.sink), visible_controls(r.kind),
+                     r.period.empty() ? "-" : visible_controls(r.period), std::to_string(r.bytes),
+                     r.value ? std::to_string(*r.value) : "-", visible_controls(r.status), std::to_string(r.attempts),
+                     visible_controls(r.last_error)});
     // Right-aligned: the numbers.
     std::vector<bool> right = {true, false, false, false, false, false, false, true, true, false, true, false};
     if (with_agent) {
         t[0].insert(t[0].begin(), "AGENT");
-        for (size_t i = 1; i < t.size(); i++) t[i].insert(t[i].begin(), rows[i - 1].agent);
+        for (size_t i = 1; i < t.size(); i++) t[i].insert(t[i].begin(), visible_controls(rows[i - 1].agent));
         right.insert(right.begin(), false);
     }
     std::vector<size_t> w(t[0].size(), 0);
@@ -552,8 +559,10 @@ int run_push_test(const PushConfig& c, const std::string& only, std::ostream& ou
                               "**: this sink works.",
                           ""};
         SendResult r = make_sink(s, c.timeout)->send(m, meta);
-        out << s.name << " (" << s.type << "): " << (r.ok ? "ok" : "FAILED: " + r.error) << "\n";
-        out << "  answer: " << (s.type == "email" ? "" : "HTTP ") << r.http_status << " " << r.answer << "\n";
+        // The answer is the service's: shown with its control characters as escapes.
+        out << s.name << " (" << s.type << "): " << (r.ok ? "ok" : "FAILED: " + visible_controls(r.error)) << "\n";
+        out << "  answer: " << (s.type == "email" ? "" : "HTTP ") << r.http_status << " " << visible_controls(r.answer)
+            << "\n";
         if (!r.ok) rc = 1;
     }
     return rc;

@@ -45,6 +45,7 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
         if (auto st = p.read_map(n["headers"], key + ".headers", "a mapping of header: value", "a string", s.headers);
             !st)
             return st;
+    if (auto st = check_http_headers(p, n["headers"], key + ".headers"); !st) return st;
     // A single address or report kind may be given without the brackets.
     auto list = [&](const char* name, std::vector<std::string>& out) -> Status {
         const auto& l = n[name];

@@ -146,6 +146,7 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
                                  out.query_headers);
             !st)
             return st;
+    if (auto st = check_http_headers(p, n["query_headers"], key + ".query_headers"); !st) return st;
     if (auto st = p.read_child_bounded(n, key, "verify_hours", 1, 24 * 31, out.verify_hours); !st) return st;
     if (auto st = p.read_child_bounded(n, key, "catch_up_hours", 1, 24 * 31, out.catch_up_hours); !st) return st;
     if (out.enabled && out.sink.empty())

@@ -1,4 +1,5 @@
 #include "peakflow/push/sinks.hpp"
+#include "peakflow/common/escape.hpp"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -144,6 +145,11 @@ std::string chat_text(const OutboundMessage& m) {
     return m.text.empty() ? m.title : m.text;
 }
 
+// The title is plain text; where a sink puts it into markdown, it is escaped there.
+std::string markdown_text(const OutboundMessage& m) {
+    return m.text.empty() ? md_text(m.title) : m.text;
+}
+
 std::string with_keyword(const SinkConfig& s, std::string text) {
     if (!s.keyword.empty() && text.find(s.keyword) == std::string::npos) text += "\n\n" + s.keyword;
     return text;
@@ -177,7 +183,7 @@ HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const 
             content = cut_text(content, kDingTalkTextLimit - (has_kw ? 0 : kw.size()));
             j = {{"msgtype", "text"}, {"text", {{"content", with_keyword(s, content)}}}};
         } else {
-            std::string text = chat_text(m);
+            std::string text = markdown_text(m);
             bool has_kw = s.keyword.empty() || text.find(s.keyword) != std::string::npos ||
                           m.title.find(s.keyword) != std::string::npos;
             text = cut_text(text, kDingTalkTextLimit - (has_kw ? 0 : kw.size()));
@@ -188,12 +194,13 @@ HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const 
         r.url = base + "/" + s.sendkey + ".send";
         r.form = true;
         r.body = "title=" + url_encode(cut_chars(m.title.empty() ? m.kind : m.title, kServerChanTitleChars)) +
-                 "&desp=" + url_encode(cut_text(chat_text(m), kServerChanDespLimit));
+                 "&desp=" + url_encode(cut_text(markdown_text(m), kServerChanDespLimit));
         return r;
     } else if (s.type == "wecom") {
         r.url = base + "?key=" + url_encode(s.key);
-        std::string head = "**" + m.title + "**\n";
-        j = {{"msgtype", "markdown"}, {"markdown", {{"content", cut_text(head + chat_text(m), kWeComMarkdownLimit)}}}};
+        std::string head = "**" + md_text(m.title) + "**\n";
+        j = {{"msgtype", "markdown"},
+             {"markdown", {{"content", cut_text(head + markdown_text(m), kWeComMarkdownLimit)}}}};
     } else if (s.type == "feishu") {
         r.url = base + "/" + s.token;
         j = {{"msg_type", "text"},
@@ -279,11 +286,21 @@ SendResult judge_answer(const SinkConfig& s, long status, const std::string& bod
 
 namespace {
 
-// RFC 2047 for a header with non-ASCII characters.
+// A header value as is when it is printable ASCII; otherwise RFC 2047 encoded words (so
+// a line break, from whatever produced the title, never starts a header line of its own),
+// each at most 75 characters (45 bytes of UTF-8, never split inside a character), folded.
 std::string mime_header(const std::string& v) {
-    for (unsigned char c : v)
-        if (c >= 0x80) return "=?UTF-8?B?" + base64(v) + "?=";
-    return v;
+    bool printable = true;
+    for (unsigned char c : v) printable = printable && c >= 0x20 && c <= 0x7E;
+    if (printable) return v;
+    std::string out;
+    for (size_t at = 0; at < v.size();) {
+        size_t n = utf8_floor(v.substr(at), 45);
+        if (n == 0) n = std::min<size_t>(45, v.size() - at);  // not UTF-8: bytes as they come
+        out += (out.empty() ? "" : "\r\n ") + std::string("=?UTF-8?B?") + base64(v.substr(at, n)) + "?=";
+        at += n;
+    }
+    return out;
 }
 
 }  // namespace

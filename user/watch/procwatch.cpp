@@ -1,5 +1,6 @@
 #include "peakflow/watch/procwatch.hpp"
 
+#include "peakflow/common/escape.hpp"
 #include "peakflow/common/fd.hpp"
 
 #include <dirent.h>
@@ -286,34 +287,40 @@ std::string reason_zh(const std::string& r) {
 
 }  // namespace
 
+// The name, command line, user and cgroup are the process owner's choice: the title (plain
+// text everywhere: chat titles, the email Subject, the log) shows control characters as
+// escapes, the text (markdown) has them as literal text.
 std::string proc_event_title(const ProcEvent& e, Language lang) {
+    const std::string name = visible_controls(e.proc.name);
     if (lang == Language::Zh) {
         if (e.kind == ProcEvent::Kind::Runaway)
-            return fmt::format("失控进程 {}（pid {}）：CPU {:.1f}% 内存 {:.1f}%", e.proc.name, e.proc.pid, e.proc.cpu,
+            return fmt::format("失控进程 {}（pid {}）：CPU {:.1f}% 内存 {:.1f}%", name, e.proc.pid, e.proc.cpu,
                                e.proc.mem);
-        return fmt::format("失控进程 {}（pid {}）已结束：{}", e.proc.name, e.proc.pid, reason_zh(e.reason));
+        return fmt::format("失控进程 {}（pid {}）已结束：{}", name, e.proc.pid, reason_zh(e.reason));
     }
     if (e.kind == ProcEvent::Kind::Runaway)
-        return fmt::format("runaway process {} (pid {}): CPU {:.1f}% memory {:.1f}%", e.proc.name, e.proc.pid,
-                           e.proc.cpu, e.proc.mem);
-    return fmt::format("runaway process {} (pid {}) ended: {}", e.proc.name, e.proc.pid, e.reason);
+        return fmt::format("runaway process {} (pid {}): CPU {:.1f}% memory {:.1f}%", name, e.proc.pid, e.proc.cpu,
+                           e.proc.mem);
+    return fmt::format("runaway process {} (pid {}) ended: {}", name, e.proc.pid, e.reason);
 }
 
 std::string proc_event_text(const ProcEvent& e, Language lang) {
+    const std::string name = md_text(e.proc.name), cmd = md_code(e.proc.cmdline), user = md_text(e.proc.user),
+                      cgroup = md_text(e.proc.cgroup);
     if (lang == Language::Zh) {
         std::string s = fmt::format(
-            "- pid：{}\n- 名称：{}\n- 命令：`{}`\n- 用户：{}\n- CPU：{:.1f}%\n- 内存：{:.1f}%\n- 开始于：{}\n",
-            e.proc.pid, e.proc.name, e.proc.cmdline, e.proc.user, e.proc.cpu, e.proc.mem, host_stamp(e.since));
-        if (!e.proc.cgroup.empty()) s += "- cgroup：" + e.proc.cgroup + "\n";
+            "- pid：{}\n- 名称：{}\n- 命令：{}\n- 用户：{}\n- CPU：{:.1f}%\n- 内存：{:.1f}%\n- 开始于：{}\n",
+            e.proc.pid, name, cmd, user, e.proc.cpu, e.proc.mem, host_stamp(e.since));
+        if (!e.proc.cgroup.empty()) s += "- cgroup：" + cgroup + "\n";
         if (e.kind == ProcEvent::Kind::Ended)
             s += fmt::format("- 结束：{}（{}），CPU 峰值 {:.1f}% 内存峰值 {:.1f}%\n", host_stamp(e.time),
                              reason_zh(e.reason), e.peak_cpu, e.peak_mem);
         return s;
     }
     std::string s = fmt::format(
-        "- pid: {}\n- name: {}\n- command: `{}`\n- user: {}\n- CPU: {:.1f}%\n- memory: {:.1f}%\n- since: {}\n",
-        e.proc.pid, e.proc.name, e.proc.cmdline, e.proc.user, e.proc.cpu, e.proc.mem, host_stamp(e.since));
-    if (!e.proc.cgroup.empty()) s += "- cgroup: " + e.proc.cgroup + "\n";
+        "- pid: {}\n- name: {}\n- command: {}\n- user: {}\n- CPU: {:.1f}%\n- memory: {:.1f}%\n- since: {}\n",
+        e.proc.pid, name, cmd, user, e.proc.cpu, e.proc.mem, host_stamp(e.since));
+    if (!e.proc.cgroup.empty()) s += "- cgroup: " + cgroup + "\n";
     if (e.kind == ProcEvent::Kind::Ended)
         s += fmt::format("- ended: {} ({}), peak CPU {:.1f}% memory {:.1f}%\n", host_stamp(e.time), e.reason,
                          e.peak_cpu, e.peak_mem);

@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <initializer_list>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -159,6 +161,28 @@ inline Result<std::string> read_config_text(const std::string& path) {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+// HTTP headers from the config (a mapping read with read_map) go into requests as they
+// are: a name must be an RFC 9110 token, a value must hold no CR, LF or other control
+// character (a line break would add header lines of its own). Errors at the entry.
+inline Status check_http_headers(const Parser& p, const YAML::Node& n, const std::string& key) {
+    if (!n || !n.IsMap()) return Ok{};
+    for (const auto& kv : n) {
+        const std::string name = kv.first.Scalar();
+        const std::string k = key + "." + name;
+        bool token = !name.empty();
+        for (unsigned char c : name)
+            token = token && (std::isalnum(c) ||
+                              std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos);
+        if (!token)
+            return p.error_at(kv.first.Mark(), k, "not a valid header name (letters, digits and !#$%&'*+-.^_`|~)");
+        for (unsigned char c : kv.second.Scalar())
+            if ((c < 0x20 && c != '\t') || c == 0x7F)
+                return p.error_at(kv.second.Mark(), k,
+                                  "a header value must not contain CR, LF or other control characters");
+    }
+    return Ok{};
 }
 
 // Keys allowed in a nested mapping; anything else is an error at its own position.
