@@ -86,12 +86,23 @@ push:
       template: '{"event":"{{kind}}","title":"{{title}}","node":"{{node}}"}'
     - {name: api, type: http, url: "$BASE/webhook/api", headers: {Authorization: "Bearer abc"}}
     - {name: mail, type: email, url: "smtp://127.0.0.1:$SMTP_PORT", from: "peakflow@example.org", to: ["ops@example.org"]}
-    - {name: mailauth, type: email, url: "smtp://127.0.0.1:$SMTP_AUTH_PORT", from: "peakflow@example.org", to: ["a@example.org", "b@example.org"], username: peakflow, password: m4il}
-    - {name: mailbadpw, type: email, url: "smtp://127.0.0.1:$SMTP_AUTH_PORT", from: "peakflow@example.org", to: ["a@example.org"], username: peakflow, password: wrong, enabled: false}
+    - {name: mailauth, type: email, url: "smtp://127.0.0.1:$SMTP_AUTH_PORT", from: "peakflow@example.org", to: ["a@example.org", "b@example.org"], username: peakflow, password: m4il, allow_plaintext_auth: true}
+    - {name: mailbadpw, type: email, url: "smtp://127.0.0.1:$SMTP_AUTH_PORT", from: "peakflow@example.org", to: ["a@example.org"], username: peakflow, password: wrong, allow_plaintext_auth: true, enabled: false}
     - {name: wrongsign, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECwrong, enabled: false}
     - {name: burst, type: dingtalk, url: "$BASE/robot/send", token: dtok2, enabled: false}
     - {name: nokeyword, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECstandin, keyword: "not-there", enabled: false}
 EOF
+# The SMTP password over smtp:// without starttls: refused at load unless allowed by name.
+sed 's/, allow_plaintext_auth: true}/}/' "$TESTCONF" >"$PF_T/clear.yaml"
+line=$(grep -n 'name: mailauth' "$PF_T/clear.yaml" | cut -d: -f1)
+pf_run "$PF_T/clear" "$NS_A" push --test -f "$PF_T/clear.yaml"
+assert_eq "push --test with a clear-text SMTP password: exit" 1 "$PF_RC"
+grep -qF "$PF_T/clear.yaml:$line:" "$PF_T/clear.err" &&
+    grep -qF "key 'push.sinks[" "$PF_T/clear.err" &&
+    grep -qF "].password': smtp:// without starttls would send the SMTP password in clear: set starttls: true, use smtps://, or set allow_plaintext_auth: true" "$PF_T/clear.err" ||
+    fail "no load error naming the file, line and key: $(cat "$PF_T/clear.err")"
+grep -q m4il "$PF_T/clear.err" "$PF_T/clear.out" && fail "the password is in the error output"
+
 pf_run "$PF_T/ptest" "$NS_A" push --test -f "$TESTCONF"
 assert_eq "push --test exit" 0 "$PF_RC"
 for s in ding dingtext sc wc fs wh api mail mailauth; do

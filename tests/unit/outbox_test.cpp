@@ -77,6 +77,7 @@ class OutboxTest : public ::testing::Test {
         o.push = push_;
         o.host = "host1";
         o.now_ms = [this] { return now_; };
+        o.mono_ms = [this] { return split_clocks_ ? mono_ : now_; };
         o.seed = 42;
         o.make_sink = [this](const SinkConfig& s) { return std::make_unique<ScriptedSink>(scripts_[s.name]); };
         return Outbox::open(o).take();
@@ -88,6 +89,8 @@ class OutboxTest : public ::testing::Test {
     std::filesystem::path dir_;
     PushConfig push_;
     int64_t now_ = 1'700'000'000'000;
+    bool split_clocks_ = false;  // true: durations from mono_, not from the wall clock now_
+    int64_t mono_ = 5'000'000;
     std::map<std::string, Script> scripts_;
 };
 
@@ -252,6 +255,33 @@ TEST_F(OutboxTest, RateLimitTwentyPerMinute) {
     ob->step("a").take();
     EXPECT_EQ(scripts_["a"].sent.size(), 21u);
     EXPECT_EQ(scripts_["a"].sent.back(), "m20");
+}
+
+// The wall clock stepped back an hour (NTP, an operator) stalls neither the backoff nor
+// the rate limit: both count on the monotonic clock. The history keeps wall times.
+TEST_F(OutboxTest, WallClockSteppedBackStallsNeitherBackoffNorRateLimit) {
+    split_clocks_ = true;
+    auto ob = open();
+    for (int i = 0; i < 21; ++i) ASSERT_TRUE(ob->enqueue(msg("a", "m" + std::to_string(i))));
+    scripts_["a"].answers = {false};
+    int64_t next = ob->step("a").take();
+    EXPECT_GE(next - mono_, 500);
+    EXPECT_LE(next - mono_, 1000);
+    now_ -= 3'600'000;
+    mono_ = next;
+    ob->step("a").take();  // the retry, on time
+    EXPECT_EQ(scripts_["a"].sent, (std::vector<std::string>{"m0", "m0"}));
+    auto h = ob->history(false).take();
+    EXPECT_EQ(h[0].time, now_ / 1000);  // the record has the wall time
+    for (int i = 1; i < 19; ++i) ob->step("a").take();
+    EXPECT_EQ(scripts_["a"].sent.size(), 20u);  // 20 in the minute, counting the failed one
+    now_ -= 3'600'000;
+    mono_ += 1;
+    EXPECT_GT(ob->step("a").take(), mono_);  // the 21st waits
+    EXPECT_EQ(scripts_["a"].sent.size(), 20u);
+    mono_ += 60'000;
+    ob->step("a").take();
+    EXPECT_EQ(scripts_["a"].sent.size(), 21u);
 }
 
 TEST_F(OutboxTest, RestartResumesAndUpdatesTheSameHistoryRow) {

@@ -42,7 +42,7 @@ TEST(ConfigCheck, CustomerQueryEmailAndUploadCredentialsAreMasked) {
 push:
   sinks:
     - {name: cust, type: http, url: "http://127.0.0.1/api"}
-    - {name: mail, type: email, url: "smtp://alice:s3cr3t@mail.example:587", from: a@b, to: [c@d]}
+    - {name: mail, type: email, url: "smtp://alice:s3cr3t@mail.example:587", starttls: true, from: a@b, to: [c@d]}
 customer_report:
   enabled: true
   sink: cust

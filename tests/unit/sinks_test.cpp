@@ -302,6 +302,40 @@ TEST(PushConfig, HeaderValuesWithLineBreaksAreRefused) {
               "LF or other control characters");
 }
 
+// SMTP credentials never cross the network in clear unless the config says so, by name.
+TEST(PushConfig, SmtpAuthWithoutTlsIsRefusedUnlessAllowed) {
+    auto c = parse_config(
+        "push:\n  sinks:\n    - {name: m, type: email, url: 'smtp://mx:25', from: a@b, to: c@d, username: u, "
+        "password: p}\n",
+        "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:3:94: key 'push.sinks[0].password': smtp:// without starttls would send the SMTP password in "
+              "clear: set starttls: true, use smtps://, or set allow_plaintext_auth: true");
+    c = parse_config("push:\n  sinks:\n    - {name: m, type: email, url: 'smtp://u:p@mx:25', from: a@b, to: c@d}\n",
+                     "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:3:35: key 'push.sinks[0].url': smtp:// without starttls would send the SMTP password in clear: "
+              "set starttls: true, use smtps://, or set allow_plaintext_auth: true");
+    for (const char* ok : {"url: 'smtp://mx:25', starttls: true, password: p", "url: 'smtps://mx:465', password: p",
+                           "url: 'smtp://mx:25', password: p, allow_plaintext_auth: true", "url: 'smtp://mx:25'"}) {
+        c = parse_config(std::string("push:\n  sinks:\n    - {name: m, type: email, from: a@b, to: c@d, ") + ok + "}\n",
+                         "t.yaml");
+        EXPECT_TRUE(c) << ok << ": " << c.error().message();
+    }
+    // A config built otherwise meets the same rule at the send, before any connection.
+    SinkConfig s;
+    s.type = "email";
+    s.url = "smtp://127.0.0.1:9";
+    s.from = "a@b";
+    s.to = {"c@d"};
+    s.password = "p";
+    auto r = make_sink(s, 1)->send(OutboundMessage{"m", "test", "", "t", "x", ""}, MessageMeta{});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, kPlaintextAuth);
+}
+
 TEST(PushConfig, ParsesSinksAndMasksSecrets) {
     auto c = parse_config(R"(
 push:
@@ -309,7 +343,7 @@ push:
   retry: {initial_backoff: 0.5, max_backoff: 30}
   sinks:
     - {name: d, type: dingtalk, token: T0KEN, secret: S3CRET, keyword: kw}
-    - {name: m, type: email, url: "smtp://127.0.0.1:25", from: a@b, to: [c@d], password: P4SS, reports: [daily]}
+    - {name: m, type: email, url: "smtp://127.0.0.1:25", starttls: true, from: a@b, to: [c@d], password: P4SS, reports: [daily]}
 )",
                           "t.yaml");
     ASSERT_TRUE(c) << c.error().message();

@@ -55,6 +55,11 @@ int64_t system_ms() {
         .count();
 }
 
+int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 std::string hostname() {
     char buf[256] = {};
     if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
@@ -66,6 +71,7 @@ std::string hostname() {
 Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions o) {
     if (o.host.empty()) o.host = hostname();
     if (!o.now_ms) o.now_ms = system_ms;
+    if (!o.mono_ms) o.mono_ms = steady_ms;
     if (!o.make_sink) {
         double t = o.push.timeout;
         o.make_sink = [t](const SinkConfig& s) { return pf::make_sink(s, t); };
@@ -117,6 +123,10 @@ Outbox::~Outbox() {
 
 int64_t Outbox::now_ms() const {
     return o_.now_ms();
+}
+
+int64_t Outbox::mono_ms() const {
+    return o_.mono_ms();
 }
 
 Status Outbox::enqueue(const OutboundMessage& m) {
@@ -198,7 +208,7 @@ Result<int64_t> Outbox::step(const std::string& name) {
     // A send whose outcome is not on disk yet: record it, never send it again.
     if (st.unrecorded) return record(name, st);
     if (!o_.push.enabled || !st.cfg->enabled) return int64_t{0};  // queued rows wait for the switch
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     if (now < st.not_before) return st.not_before;
     while (!st.sent.empty() && st.sent.front() <= now - 60000) st.sent.pop_front();
     int rate = st.cfg->effective_rate();
@@ -220,9 +230,9 @@ Result<int64_t> Outbox::step(const std::string& name) {
         meta = MessageMeta{q->text(6), q->text(7)};
     }
     SendResult r = st.sink->send(m, meta);
-    int64_t done = now_ms();
-    st.sent.push_back(done);
-    st.unrecorded = SinkState::Outcome{id, m.kind, m.title, std::move(r), done};
+    const int64_t done_mono = mono_ms();
+    st.sent.push_back(done_mono);
+    st.unrecorded = SinkState::Outcome{id, m.kind, m.title, std::move(r), now_ms(), done_mono};
     return record(name, st);
 }
 
@@ -232,7 +242,7 @@ Result<int64_t> Outbox::step(const std::string& name) {
 Result<int64_t> Outbox::record(const std::string& name, SinkState& st) {
     const SinkState::Outcome& o = *st.unrecorded;
     const SendResult& r = o.r;
-    const int64_t id = o.id, done = o.done;
+    const int64_t id = o.id, done = o.done, done_mono = o.done_mono;
     // The sink's failure streak and whether its outage was announced are stored with the
     // outcome, and the alert or recovery notice is queued in the same transaction: one
     // alert per outage, also across restarts.
@@ -281,12 +291,12 @@ Result<int64_t> Outbox::record(const std::string& name, SinkState& st) {
     if (delivered) {
         spdlog::info("push: {} '{}' delivered to {} (message {})", kind, title, name, id);
         st.not_before = 0;
-        return done;
+        return done_mono;
     }
     double delay = std::min(o_.push.max_backoff, o_.push.initial_backoff * std::pow(2.0, st.failures - 1));
     // Jitter in [delay/2, delay]: sinks that failed together do not all retry together.
     delay *= 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(st.rng);
-    st.not_before = done + static_cast<int64_t>(delay * 1000);
+    st.not_before = done_mono + static_cast<int64_t>(delay * 1000);
     spdlog::warn("push: delivery of message {} to {} failed (attempt {} in a row): {}; next try in {:.1f} s", id, name,
                  st.failures, error, delay);
     return st.not_before;
@@ -340,7 +350,7 @@ void Outbox::worker(const std::string& name) {
             gen = wake_gen_;
         }
         auto r = step(name);
-        int64_t now = now_ms();
+        int64_t now = mono_ms();
         int64_t next;
         if (!r) {
             spdlog::error("push: {}: {}", name, r.error().message());

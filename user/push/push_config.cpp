@@ -6,14 +6,29 @@
 #include "peakflow/common/redact.hpp"
 
 namespace pf {
+
+bool smtp_auth_in_clear(const SinkConfig& s) {
+    if (s.type != "email" || s.starttls || s.allow_plaintext_auth || s.url.rfind("smtp://", 0) != 0) return false;
+    // Credentials as keys, or as user info in the URL (smtp://user:pass@host).
+    const std::string rest = s.url.substr(7);
+    const bool user_info = rest.find('@') != std::string::npos && rest.find('@') < rest.find('/');
+    return !s.username.empty() || !s.password.empty() || user_info;
+}
+
 namespace {
 
 Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, SinkConfig& s) {
-    if (auto st = check_keys(p, n, key, {"name",     "type",     "enabled", "url",     "token",
-                                         "sendkey",  "key",      "secret",  "keyword", "msgtype",
-                                         "headers",  "template", "from",    "to",      "username",
-                                         "password", "starttls", "alerts",  "reports", "rate_per_minute",
-                                         "ca_file"});
+    if (auto st = check_keys(p, n, key, {"name",     "type",
+                                         "enabled",  "url",
+                                         "token",    "sendkey",
+                                         "key",      "secret",
+                                         "keyword",  "msgtype",
+                                         "headers",  "template",
+                                         "from",     "to",
+                                         "username", "password",
+                                         "starttls", "alerts",
+                                         "reports",  "rate_per_minute",
+                                         "ca_file",  "allow_plaintext_auth"});
         !st)
         return st;
     if (!n["name"]) return p.error_at(n.Mark(), key + ".name", "every sink needs a name");
@@ -38,7 +53,8 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
     for (const auto& f : fields)
         if (auto st = p.read_child(n, key, f.name, "a string", *f.out); !st) return st;
     for (auto [name, field] :
-         {std::pair{"enabled", &s.enabled}, std::pair{"alerts", &s.alerts}, std::pair{"starttls", &s.starttls}})
+         {std::pair{"enabled", &s.enabled}, std::pair{"alerts", &s.alerts}, std::pair{"starttls", &s.starttls},
+          std::pair{"allow_plaintext_auth", &s.allow_plaintext_auth}})
         if (auto st = p.read_child(n, key, name, "true or false", *field); !st) return st;
     if (auto st = p.read_child_bounded(n, key, "rate_per_minute", 0, 100000, s.rate_per_minute); !st) return st;
     if (n["headers"])
@@ -96,6 +112,10 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
         if (st && s.to.empty()) st = need("to", "");
         if (st && s.url.rfind("smtp://", 0) != 0 && s.url.rfind("smtps://", 0) != 0)
             return p.error_at(n["url"].Mark(), key + ".url", "expected smtp://HOST[:PORT] or smtps://HOST[:PORT]");
+        if (st && smtp_auth_in_clear(s)) {
+            const char* where = n["password"] ? "password" : n["username"] ? "username" : "url";
+            return p.error_at(n[where].Mark(), key + "." + where, kPlaintextAuth);
+        }
     }
     if (!st) return st;
     if (!s.msgtype.empty() && s.type != "dingtalk")
@@ -212,6 +232,7 @@ void dump_push_config(YAML::Emitter& out, const PushConfig& c) {
         if (!s.to.empty()) out << YAML::Key << "to" << YAML::Value << YAML::Flow << s.to;
         if (!s.username.empty()) out << YAML::Key << "username" << YAML::Value << s.username;
         if (s.type == "email") out << YAML::Key << "starttls" << YAML::Value << s.starttls;
+        if (s.allow_plaintext_auth) out << YAML::Key << "allow_plaintext_auth" << YAML::Value << true;
         out << YAML::Key << "alerts" << YAML::Value << s.alerts;
         out << YAML::Key << "reports" << YAML::Value << YAML::Flow << s.reports;
         out << YAML::Key << "rate_per_minute" << YAML::Value << s.effective_rate();

@@ -379,6 +379,9 @@ class CurlSink : public Sink {
 
   private:
     SendResult send_email(const OutboundMessage& m, const MessageMeta& meta) {
+        // The config refuses it at load; a config built otherwise (the collector's, tests)
+        // meets the same rule here.
+        if (smtp_auth_in_clear(cfg_)) return SendResult{false, 0, "", kPlaintextAuth};
         std::string msg = render_email(cfg_, m, meta, now_ms_() / 1000);
         CurlEasy easy;
         if (!easy) return SendResult{false, 0, "", "curl_easy_init failed"};

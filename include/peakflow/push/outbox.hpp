@@ -42,8 +42,11 @@ struct HistoryRow {
 struct OutboxOptions {
     std::string database;
     PushConfig push;
-    std::string host;                                                   // default: gethostname()
-    std::function<int64_t()> now_ms;                                    // default: the system clock
+    std::string host;                 // default: gethostname()
+    std::function<int64_t()> now_ms;  // wall ms for the history and alerts; default: the system clock
+    // ms for durations (backoff, rate limit, the workers' waits): a wall clock stepped back
+    // stalls nothing. Default: std::chrono::steady_clock.
+    std::function<int64_t()> mono_ms;
     std::function<std::unique_ptr<Sink>(const SinkConfig&)> make_sink;  // default: make_sink()
     uint64_t seed = 0;                                                  // jitter; 0: random
     double idle_poll = 1.0;  // seconds between looks for rows other processes added
@@ -60,7 +63,7 @@ class Outbox : public MessageQueue {
     Status enqueue(const OutboundMessage& m) override;
 
     // One delivery step for a sink: if its head is due (backoff, rate limit), send it and
-    // record the outcome. Returns the time (ms) when the sink wants the next step, or 0
+    // record the outcome. Returns the time (mono_ms) when the sink wants the next step, or 0
     // when its queue is empty. The worker threads call this; tests call it directly.
     Result<int64_t> step(const std::string& sink);
 
@@ -87,8 +90,8 @@ class Outbox : public MessageQueue {
         std::unique_ptr<Sink> sink;
         int failures = 0;  // consecutive failed attempts
         bool alerted = false;
-        int64_t not_before = 0;    // ms: backoff
-        std::deque<int64_t> sent;  // ms of recent sends (rate limit)
+        int64_t not_before = 0;    // mono ms: backoff
+        std::deque<int64_t> sent;  // mono ms of recent sends (rate limit)
         std::mt19937_64 rng;       // jitter; one per sink, as each sink has its own thread
         // The outcome of the last send while it is not recorded yet (the database was busy,
         // locked or full): recording it is retried before anything else, and the message
@@ -97,7 +100,8 @@ class Outbox : public MessageQueue {
             int64_t id = 0;
             std::string kind, title;
             SendResult r;
-            int64_t done = 0;  // ms
+            int64_t done = 0;       // wall ms
+            int64_t done_mono = 0;  // mono ms
         };
         std::optional<Outcome> unrecorded;
     };
@@ -106,6 +110,7 @@ class Outbox : public MessageQueue {
     Alert make_alert(const std::string& failed_sink, bool recovered, const std::string& error, int64_t now_ms) const;
     void worker(const std::string& sink);
     int64_t now_ms() const;
+    int64_t mono_ms() const;
 
     OutboxOptions o_;
     mutable std::mutex db_mu_;

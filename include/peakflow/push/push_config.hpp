@@ -33,6 +33,8 @@ struct SinkConfig {
     std::string username;
     std::string password;
     bool starttls = false;
+    // smtp:// without starttls sends the password in clear: refused unless this is set.
+    bool allow_plaintext_auth = false;
     // routing
     bool alerts = true;
     std::vector<std::string> reports{"daily", "monthly", "startup"};
@@ -42,6 +44,14 @@ struct SinkConfig {
     bool takes(const std::string& kind) const;  // alert/recovery: alerts; test/message: all
     int effective_rate() const;
 };
+
+// An email sink that would send its SMTP credentials unencrypted: smtp:// without
+// starttls, a username or password (keys or the URL's user info), and no
+// allow_plaintext_auth. A config error at load; the sink refuses to send as well.
+bool smtp_auth_in_clear(const SinkConfig& s);
+inline constexpr const char* kPlaintextAuth =
+    "smtp:// without starttls would send the SMTP password in clear: set starttls: true, use smtps://, or set "
+    "allow_plaintext_auth: true";
 
 // The language of every report, alert and recovery notice the agent sends (push.language).
 enum class Language { En, Zh };
