@@ -398,3 +398,35 @@ TEST_F(PipeTest, AnotherWriterOnTheDirectoryIsRefused) {
                   " is in use by another peakflow-bpf (the daemon's export or an export pipe); give each its own "
                   "directory");
 }
+
+TEST_F(PipeTest, TheStatusFileRotatesPastItsSizeKeepingItsBackups) {
+    // processor_status_report_file_max_mb / _file_backups: FILE -> FILE.1 -> FILE.2, the oldest dropped.
+    o.cfg.status.file_max_size = 1024;
+    o.cfg.status.file_backups = 2;
+    std::filesystem::create_directories(dir);
+    const std::string big(2000, 'x');
+    std::ofstream(o.cfg.status.file) << big << "\n";
+    std::ofstream(o.cfg.status.file + ".1") << "older\n";
+    std::ofstream(o.cfg.status.file + ".2") << "oldest\n";
+    end_input();
+    ASSERT_TRUE(run_export_pipe(o));
+    auto content = [](const std::string& p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    EXPECT_EQ(content(o.cfg.status.file + ".2"), "older\n");
+    EXPECT_EQ(content(o.cfg.status.file + ".1"), big + "\n");
+    EXPECT_EQ(content(o.cfg.status.file).rfind("{\"bytes_uploaded\":0,", 0), 0u) << content(o.cfg.status.file);
+    EXPECT_FALSE(std::filesystem::exists(o.cfg.status.file + ".3"));
+    // No backups: the file starts anew.
+    o.cfg.status.file_backups = 0;
+    std::ofstream(o.cfg.status.file, std::ios::app) << big << "\n";
+    close(in[0]);
+    ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);  // a new, empty input
+    o.in_fd = in[0];
+    end_input();
+    ASSERT_TRUE(run_export_pipe(o));
+    EXPECT_EQ(content(o.cfg.status.file + ".1"), big + "\n");
+    const std::string now = content(o.cfg.status.file);
+    EXPECT_EQ(std::count(now.begin(), now.end(), '\n'), 1) << now;
+}
