@@ -124,12 +124,14 @@ TEST_F(CollectorServerTest, HealthAndAcceptedReport) {
 
     auto r = send(report_of("nas-1", 1, {{"eth0", "", kTs, false, 1000, 10, 500, 5}}), token_);
     EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, R"j({"status":"ok","acked":{"buckets":1,"push":0,"host":0},"time":1796000000})j");
+    EXPECT_EQ(r.body,
+              R"j({"status":"ok","acked":{"buckets":1,"push":0,"host":0,"heartbeat":0,"flows":0},"time":1796000000})j");
     // Identity is accepted too.
     auto id =
         post("/api/v1/agents/report", render_report(report_of("nas-1", 0, {})), {"Authorization: Bearer " + token_});
     EXPECT_EQ(id.status, 200);
-    EXPECT_EQ(id.body, R"j({"status":"ok","acked":{"buckets":1,"push":0,"host":0},"time":1796000000})j");
+    EXPECT_EQ(id.body,
+              R"j({"status":"ok","acked":{"buckets":1,"push":0,"host":0,"heartbeat":0,"flows":0},"time":1796000000})j");
     EXPECT_EQ(count("fleet_buckets"), 1);
     auto a = server_->store().agent("nas-1").take();
     EXPECT_EQ(a->last_seen, kT0);
@@ -144,7 +146,8 @@ TEST_F(CollectorServerTest, DuplicateBatchAcknowledgedNotStoredTwice) {
     clock_ = kT0 + 60;
     auto again = send(r, token_);
     EXPECT_EQ(again.status, 200);
-    EXPECT_EQ(again.body, R"j({"status":"ok","acked":{"buckets":1,"push":0,"host":0},"time":1796000060})j");
+    EXPECT_EQ(again.body,
+              R"j({"status":"ok","acked":{"buckets":1,"push":0,"host":0,"heartbeat":0,"flows":0},"time":1796000060})j");
     EXPECT_EQ(count("fleet_buckets"), 2);
     EXPECT_EQ(scalar("SELECT SUM(rx_bytes) FROM fleet_buckets"), 1700);
     EXPECT_EQ(scalar("SELECT SUM(tx_bytes) FROM fleet_buckets"), 800);
@@ -220,7 +223,7 @@ TEST_F(CollectorServerTest, Refuses409GapWithAcked) {
     EXPECT_EQ(g.status, 409);
     EXPECT_EQ(
         g.body,
-        R"j({"status":"error","message":"stream buckets: sequence gap: holds 1, got 3","acked":{"buckets":1,"push":0,"host":0}})j");
+        R"j({"status":"error","message":"stream buckets: sequence gap: holds 1, got 3","acked":{"buckets":1,"push":0,"host":0,"heartbeat":0,"flows":0}})j");
     auto ack = parse_ack(g.body);
     ASSERT_TRUE(ack.ok());
     EXPECT_EQ(ack->buckets, 1);

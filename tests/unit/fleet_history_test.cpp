@@ -275,7 +275,7 @@ TEST_F(FleetHistoryStore, SchemaOneIsReadAndMigrated) {
     EXPECT_EQ(p.rows[0].value, std::optional<int64_t>(6));
     EXPECT_FALSE(p.rows[1].value.has_value());
     auto db = SqliteDb::open(path_).take();
-    EXPECT_EQ(read_schema_version(db, "fleet").take(), std::optional<int>(2));
+    EXPECT_EQ(read_schema_version(db, "fleet").take(), std::optional<int>(3));
 }
 
 TEST_F(FleetHistoryStore, ThreeFailuresInARowRaiseOneAlertAndTheNextDeliveryOneRecovery) {
@@ -564,6 +564,7 @@ struct Agent {
         oo.push = push;
         oo.host = name + "-host";
         oo.now_ms = [this] { return clock->load() * 1000; };
+        oo.mono_ms = oo.now_ms;  // the test's clock also times the backoff
         oo.seed = 42;
         oo.make_sink = [this](const SinkConfig& s) { return std::make_unique<ScriptedSink>(scripts[s.name]); };
         outbox = Outbox::open(oo).take();

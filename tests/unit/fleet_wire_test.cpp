@@ -183,7 +183,7 @@ TEST(FleetWire, RenderedShapeMatchesTheDocs) {
     EXPECT_EQ(j["protocol"], 1);
     EXPECT_EQ(j["agent"]["interfaces"][0],
               json::parse(R"j({"name":"eth0","mac":"02:00:00:00:00:01","counted":true})j"));
-    EXPECT_EQ(j["backlog"], json::parse(R"j({"buckets":7,"push":1,"host":2})j"));
+    EXPECT_EQ(j["backlog"], json::parse(R"j({"buckets":7,"push":1,"host":2,"heartbeat":0,"flows":0})j"));
     EXPECT_EQ(j["batches"][0]["records"][0],
               json::parse(R"j({"iface":"eth0","mac":"","ts":1795999800,"peak":false,"rx_bytes":1234,"rx_packets":10,
                               "tx_bytes":567,"tx_packets":8})j"));
@@ -226,8 +226,10 @@ TEST(FleetWire, RefusesMalformedReportsWithTheReason) {
               "batches[0].records[0].mac must look like aa:bb:cc:dd:ee:ff or be \"\"");
     EXPECT_EQ(parse_error(edited([](json& j) { j["batches"][0]["seq"] = 0; })),
               "field 'batches[0].seq' must be between 1 and 9223372036854775807, got 0");
+    EXPECT_EQ(parse_error(edited([](json& j) { j["batches"][0]["stream"] = "pings"; })),
+              "batches[0].stream must be buckets, push, host, heartbeat or flows, got \"pings\"");
     EXPECT_EQ(parse_error(edited([](json& j) { j["batches"][0]["stream"] = "flows"; })),
-              "batches[0].stream must be buckets, push or host, got \"flows\"");
+              "missing field 'batches[0].records[0].other'");
     EXPECT_EQ(parse_error(edited([](json& j) { j["batches"][1] = j["batches"][0]; })),
               "more than one batch for stream buckets");
     EXPECT_EQ(parse_error(edited([](json& j) { j["batches"][1]["stream"] = "buckets"; })),
@@ -282,7 +284,10 @@ TEST(FleetWire, AckRoundTrip) {
     a.push = 3;
     a.host = 5;
     a.time = 1796000001;
-    EXPECT_EQ(render_ack(a), R"j({"status":"ok","acked":{"buckets":12,"push":3,"host":5},"time":1796000001})j");
+    a.heartbeat = 2;
+    EXPECT_EQ(
+        render_ack(a),
+        R"j({"status":"ok","acked":{"buckets":12,"push":3,"host":5,"heartbeat":2,"flows":0},"time":1796000001})j");
     auto b = parse_ack(render_ack(a));
     ASSERT_TRUE(b.ok()) << b.error().message();
     EXPECT_EQ(b->buckets, 12);
@@ -291,7 +296,13 @@ TEST(FleetWire, AckRoundTrip) {
     EXPECT_EQ(b->time, 1796000001);
     ASSERT_NE(b->of("push"), nullptr);
     EXPECT_EQ(*b->of("push"), 3);
-    EXPECT_EQ(b->of("flows"), nullptr);
+    EXPECT_EQ(*b->of("heartbeat"), 2);
+    EXPECT_EQ(b->of("pings"), nullptr);
+    // A collector from before heartbeats and flows: it holds none of them.
+    auto old = parse_ack(R"j({"status":"ok","acked":{"buckets":1,"push":2,"host":3},"time":4})j");
+    ASSERT_TRUE(old.ok()) << old.error().message();
+    EXPECT_EQ(old->heartbeat, 0);
+    EXPECT_EQ(old->flows, 0);
     // A 409's body carries acked without a time.
     auto c = parse_ack(
         R"j({"status":"error","message":"stream buckets: sequence gap: holds 2, got 4","acked":{"buckets":2,"push":0,"host":0}})j");

@@ -22,11 +22,16 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "fleet_test_support.hpp"
+#include "peakflow/accounting/store.hpp"
+#include "peakflow/app/config.hpp"
 #include "peakflow/collector/collector_cli.hpp"
 #include "peakflow/collector/collector_config.hpp"
 #include "peakflow/common/http.hpp"
 #include "peakflow/fleet/collector_server.hpp"
 #include "peakflow/fleet/fleet_users.hpp"
+#include "peakflow/fleet/heartbeat_checks.hpp"
+#include "peakflow/fleet/uplink.hpp"
 #include "report_test_support.hpp"
 
 namespace pf {
@@ -679,6 +684,312 @@ TEST_F(RealPostgres, ProbeConnectsThenReportsTheErrorWhenStopped) {
     EXPECT_EQ(e["databases"][0]["is_connected"], true);  // the collector's own is fine
     EXPECT_EQ((s.dump() + log.text()).find("pg-secret"), std::string::npos);
     EXPECT_NE(log.text().find("answered in"), std::string::npos) << log.text();
+}
+
+// ---- heartbeats from agents (the `heartbeats:` section, issue 16) -----------------------------
+
+const std::string kAgentToken = "pfc_" + std::string(64, 'b');
+
+std::string with_collector(const std::string& rest) {
+    return "collector:\n  url: http://198.18.0.2:8999\n  token: " + kAgentToken + "\n" + rest;
+}
+
+TEST(HeartbeatChecksSection, ParsedWithDefaultsAndDumped) {
+    auto c = parse_config(with_collector("heartbeats:\n"
+                                         "  - service_name: redis-main\n    check: tcp://127.0.0.1:6379\n"
+                                         "  - service_name: kafka-1\n    check: systemd:kafka\n    interval: 10\n"
+                                         "    ip: 198.18.0.9\n"
+                                         "  - service_name: 后端api\n    check: process:backend-server\n"
+                                         "    timeout: 2.5\n"
+                                         "  - service_name: pg\n    check: tcp://[::1]:5432\n"),
+                          "config.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    const auto& h = c->collector.heartbeats;
+    ASSERT_EQ(h.size(), 4u);
+    EXPECT_EQ(h[0].kind, HeartbeatCheck::Kind::Tcp);
+    EXPECT_EQ(h[0].target, "127.0.0.1");
+    EXPECT_EQ(h[0].port, 6379);
+    EXPECT_EQ(h[0].interval, 30);
+    EXPECT_EQ(h[0].timeout, 5);
+    EXPECT_EQ(h[1].kind, HeartbeatCheck::Kind::Systemd);
+    EXPECT_EQ(h[1].target, "kafka.service");
+    EXPECT_EQ(h[1].interval, 10);
+    EXPECT_EQ(h[1].ip, "198.18.0.9");
+    EXPECT_EQ(h[2].kind, HeartbeatCheck::Kind::Process);
+    EXPECT_EQ(h[2].target, "backend-server");
+    EXPECT_EQ(h[2].timeout, 2.5);
+    EXPECT_EQ(h[3].target, "::1");
+    EXPECT_EQ(h[3].port, 5432);
+    const std::string dump = dump_config(*c);
+    EXPECT_NE(dump.find("heartbeats:\n  - service_name: redis-main\n    check: tcp://127.0.0.1:6379\n    interval: 30\n"
+                        "    timeout: 5\n"),
+              std::string::npos)
+        << dump;
+    // The dump's section reads back as the same checks (its token is masked: the file's is used).
+    auto again = parse_config(with_collector(dump.substr(dump.find("heartbeats:"))), "dump");
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_EQ(again->collector.heartbeats, h);
+}
+
+TEST(HeartbeatChecksSection, ErrorsNameTheFileLineAndKey) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"heartbeats:\n  - service_name: r\n    check: tcp://127.0.0.1:6379\n",
+         "config.yaml:2:3: key 'heartbeats': heartbeats are sent through the collector link: add a collector: section"},
+        {with_collector("heartbeats:\n  - service_name: r\n    check: udp://1.2.3.4:5\n"),
+         "config.yaml:6:12: key 'heartbeats[0].check': expected tcp://HOST:PORT, systemd:UNIT or process:NAME, got "
+         "'udp://1.2.3.4:5'"},
+        {with_collector("heartbeats:\n  - service_name: r\n    check: tcp://127.0.0.1:70000\n"),
+         "config.yaml:6:12: key 'heartbeats[0].check': the port of tcp://127.0.0.1:70000 must be 1 to 65535"},
+        {with_collector("heartbeats:\n  - check: process:x\n"),
+         "config.yaml:5:5: key 'heartbeats[0].service_name': missing (the name the service reports as)"},
+        {with_collector("heartbeats:\n  - service_name: r\n    check: systemd:a;b\n"),
+         "config.yaml:6:12: key 'heartbeats[0].check': expected systemd:UNIT with a unit name of A-Z a-z 0-9 : - _ . "
+         "\\ @"},
+        {with_collector("heartbeats:\n  - service_name: r\n    check: process:x\n  - service_name: r\n"
+                        "    check: process:y\n"),
+         "config.yaml:7:19: key 'heartbeats[1].service_name': 'r' is checked twice"},
+        {with_collector("heartbeats:\n  - service_name: r\n    check: process:x\n    interval: 1\n"),
+         "config.yaml:7:15: key 'heartbeats[0].interval': must be between 5 and 3600, got 1"},
+        {with_collector("heartbeats:\n  - service_name: r\n    check: process:x\n    ip: box\n"),
+         "config.yaml:7:9: key 'heartbeats[0].ip': expected an IPv4 or IPv6 address"},
+        {with_collector("heartbeats:\n  - service_name: r\n    check: process:x\n    every: 5\n"),
+         "config.yaml:7:5: key 'heartbeats[0].every': unknown key"},
+    };
+    for (const auto& [text, want] : cases) {
+        auto c = parse_config(text, "config.yaml");
+        ASSERT_FALSE(c) << text;
+        EXPECT_EQ(c.error().message(), want) << text;
+    }
+}
+
+// A listening socket on 127.0.0.1 and an ephemeral port nobody listens on.
+TEST(HeartbeatChecks, TcpProcessAndSystemd) {
+    int l = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(l, 4), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+    const int open_port = ntohs(a.sin_port);
+    int c2 = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in b{};
+    b.sin_family = AF_INET;
+    b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(c2, reinterpret_cast<sockaddr*>(&b), sizeof b), 0);  // reserved, never listening
+    len = sizeof b;
+    ::getsockname(c2, reinterpret_cast<sockaddr*>(&b), &len);
+    const int closed_port = ntohs(b.sin_port);
+
+    HeartbeatCheck c;
+    ASSERT_EQ(parse_check_target("tcp://127.0.0.1:" + std::to_string(open_port), c), "");
+    CheckResult r = run_heartbeat_check(c, Paths{});
+    EXPECT_TRUE(r.ok) << r.why;
+    ASSERT_EQ(parse_check_target("tcp://127.0.0.1:" + std::to_string(closed_port), c), "");
+    r = run_heartbeat_check(c, Paths{});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.why, "connect to 127.0.0.1:" + std::to_string(closed_port) + ": Connection refused");
+    ::close(l);
+    ::close(c2);
+
+    // Processes from a /proc tree: comm holds 15 bytes of a name, argv[0] all of it.
+    char tmpl[] = "/tmp/pf_hbproc_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    const std::string root = tmpl;
+    auto proc = [&](const std::string& pid, const std::string& comm, const std::string& cmdline) {
+        std::filesystem::create_directories(root + "/" + pid);
+        std::ofstream(root + "/" + pid + "/comm") << comm << "\n";
+        std::ofstream(root + "/" + pid + "/cmdline", std::ios::binary) << cmdline;
+    };
+    proc("1", "init", std::string("/sbin/init\0", 11));
+    proc("4242", "redis-server", std::string("/usr/bin/redis-server\0*:6379\0", 29));
+    proc("4343", "kafka-server-st", std::string("/opt/kafka/bin/kafka-server-start\0cfg\0", 38));
+    std::filesystem::create_directories(root + "/self");
+    Paths paths;
+    paths.procfs = root;
+    for (const auto& [name, ok] : std::vector<std::pair<std::string, bool>>{
+             {"redis-server", true}, {"kafka-server-start", true}, {"kafka-server-stop", false}, {"redis", false}}) {
+        ASSERT_EQ(parse_check_target("process:" + name, c), "");
+        r = run_heartbeat_check(c, paths);
+        EXPECT_EQ(r.ok, ok) << name;
+        if (!ok) {
+            EXPECT_EQ(r.why, "no process named " + name);
+        }
+    }
+    std::filesystem::remove_all(root);
+
+    // Without a system bus (this machine's PID 1 is not systemd): the reason, not a pass.
+    if (!std::filesystem::exists("/run/systemd/system")) {
+        ASSERT_EQ(parse_check_target("systemd:redis", c), "");
+        r = run_heartbeat_check(c, Paths{});
+        EXPECT_FALSE(r.ok);
+        EXPECT_EQ(r.why.rfind("cannot reach systemd on the system bus: ", 0), 0u) << r.why;
+    }
+}
+
+TEST(HeartbeatChecks, TheAddressAHeartbeatCarries) {
+    HeartbeatCheck c;
+    ASSERT_EQ(parse_check_target("tcp://198.18.0.7:6379", c), "");
+    EXPECT_EQ(heartbeat_ip(c, "198.18.0.1"), "198.18.0.7");
+    ASSERT_EQ(parse_check_target("tcp://127.0.0.1:6379", c), "");
+    EXPECT_EQ(heartbeat_ip(c, "198.18.0.1"), "198.18.0.1");
+    c.ip = "198.18.0.3";
+    EXPECT_EQ(heartbeat_ip(c, "198.18.0.1"), "198.18.0.3");
+    HeartbeatCheck p;
+    ASSERT_EQ(parse_check_target("process:redis-server", p), "");
+    EXPECT_EQ(heartbeat_ip(p, "198.18.0.1"), "198.18.0.1");
+    EXPECT_EQ(source_address_for("http://127.0.0.1:8999"), "127.0.0.1");
+    EXPECT_EQ(source_address_for("https://user@127.0.0.1:8999/x"), "127.0.0.1");
+    EXPECT_EQ(source_address_for("http://[::1]:8999"), "::1");
+}
+
+// An agent's uplink to this collector: heartbeats recorded by its checks go through the
+// report's heartbeat stream, once; one that arrives late is listed but not online.
+TEST_F(HeartbeatTest, AgentHeartbeatsGoThroughTheLinkAndLateOnesAreNeverLive) {
+    const std::string agent_db = dir_ + "/agent.db";
+    ASSERT_TRUE(Store::open(agent_db));
+    UplinkOptions o;
+    o.database = agent_db;
+    o.cfg.configured = true;
+    o.cfg.url = "http://127.0.0.1:" + std::to_string(server_->port());
+    o.cfg.token = agent_token_;
+    o.cfg.name = "nas-1";
+    o.clock = [this] { return now_ms_.load() / 1000; };
+    o.host = "nas-1.lan";
+    o.boot_id = "6f1c0ad2-0000-4000-8000-000000000001";
+    auto u = Uplink::open(o).take();
+
+    const int64_t t = kEnd - 100;
+    now_ms_ = t * 1000;
+    // Live: checked now. Late: checked 40 s before the report reaches the collector.
+    ASSERT_TRUE(u->record_heartbeat("redis-main", "198.18.0.2", t * 1000 - 1500));
+    ASSERT_TRUE(u->record_heartbeat("后端api", "198.18.0.1", t * 1000 - 40000));
+    auto out = u->report_once().take();
+    ASSERT_TRUE(out.acked) << out.error;
+    EXPECT_EQ(out.sent, 2u);
+    EXPECT_EQ(out.backlog, 0);
+    auto rows = server_->store().with_db([](SqliteDb& db) -> Result<std::vector<std::string>> {
+        auto q =
+            db.prepare("SELECT time_ms, ip_address, service_name, reporter, late FROM heartbeat_reports ORDER BY id");
+        if (!q) return q.error();
+        std::vector<std::string> v;
+        while (q->step() == SQLITE_ROW)
+            v.push_back(std::to_string(q->i64(0)) + "|" + q->text(1) + "|" + q->text(2) + "|" + q->text(3) + "|" +
+                        std::to_string(q->i64(4)));
+        return v;
+    });
+    ASSERT_TRUE(rows) << rows.error().message();
+    EXPECT_EQ(*rows,
+              (std::vector<std::string>{std::to_string(t * 1000 - 1500) + "|198.18.0.2|redis-main|agent nas-1|0",
+                                        std::to_string(t * 1000 - 40000) + "|198.18.0.1|后端api|agent nas-1|1"}));
+    json s = status(admin_, kStart, kEnd);
+    EXPECT_EQ(s["service_status"]["redis"],
+              json::parse(R"([{"service_name":"redis-main","ip_address":"198.18.0.2","is_online":true,
+                               "last_report_time":")" +
+                          iso8601_ms(t * 1000 - 1500) + R"("}])"));
+    EXPECT_EQ(s["service_status"]["backend"],
+              json::parse(R"([{"service_name":"后端api","ip_address":"198.18.0.1","is_online":false,
+                               "last_report_time":")" +
+                          iso8601_ms(t * 1000 - 40000) + R"("}])"));
+
+    // Acknowledged heartbeats are gone from the agent; the next report carries none.
+    Store::open(agent_db).take();
+    auto left = u->report_once().take();
+    ASSERT_TRUE(left.acked);
+    EXPECT_EQ(left.sent, 0u);
+    EXPECT_EQ(reports(), 2);
+    EXPECT_EQ(left.body.find("\"heartbeat\",\"seq\""), std::string::npos) << left.body;
+}
+
+TEST_F(HeartbeatTest, HeartbeatSendByHand) {
+    now_ms_ = 1700585970250;
+    const std::string base = "http://127.0.0.1:" + std::to_string(server_->port());
+    std::ostringstream out, err;
+    HeartbeatSendOptions o{base, "redis-main", "198.18.0.2", hb_token_, ""};
+    EXPECT_EQ(send_heartbeat(o, out, err), 0) << err.str();
+    EXPECT_EQ(out.str(), "heartbeat recorded: redis-main at 198.18.0.2 (id 1, 2023-11-21T16:59:30.250Z)\n");
+    // The full URL, and the address towards the collector when none is given.
+    out.str("");
+    o.url = base + "/heartbeat/report";
+    o.ip = "";
+    EXPECT_EQ(send_heartbeat(o, out, err), 0) << err.str();
+    EXPECT_EQ(out.str(), "heartbeat recorded: redis-main at 127.0.0.1 (id 2, 2023-11-21T16:59:30.250Z)\n");
+    EXPECT_EQ(reports(), 2);
+    // Refused: the collector's reason, exit 1, nothing stored.
+    out.str("");
+    o.token = "pfh_" + std::string(64, '0');
+    EXPECT_EQ(send_heartbeat(o, out, err), 1);
+    EXPECT_EQ(out.str(), "");
+    EXPECT_EQ(err.str(), "peakflow-bpf: heartbeat send: " + base +
+                             "/heartbeat/report answered HTTP 401: unknown or revoked heartbeat token\n");
+    EXPECT_EQ(reports(), 2);
+}
+
+WireFlowPair pair(int64_t ts, const std::string& client, const std::string& server, int64_t proto, int64_t port,
+                  uint64_t bytes, uint64_t packets, uint64_t flows) {
+    WireFlowPair p;
+    p.ts = ts;
+    p.iface = "eth0";
+    p.src = client;
+    p.dst = server;
+    p.proto = proto;
+    p.port = port;
+    p.bytes = bytes;
+    p.packets = packets;
+    p.flows = flows;
+    return p;
+}
+
+// traffic_status from the agents' flow pairs joined with the services' addresses: both
+// directions and protocols of a pair summed, a pair two agents measured counted once, the
+// range's buckets only, a database's address from its connection string; a viewer gets none.
+TEST_F(HeartbeatTest, TrafficBetweenServicesIsTheAgentsMeasuredFlowPairs) {
+    HeartbeatConfig hb;
+    hb.databases = {"hostaddr=198.18.0.4 port=5432 dbname=app user=app password=s3cret connect_timeout=1"};
+    start_server(hb);
+    now_ms_ = (kEnd - 60) * 1000;
+    for (auto [ip, name] : std::vector<std::pair<const char*, const char*>>{
+             {"198.18.0.1", "后端api"}, {"198.18.0.2", "redis-main"}, {"198.18.0.3", "前端web"}})
+        ASSERT_EQ(report(ip, name, hb_token_).status, 200);
+    WireBatch flows;
+    flows.stream = "flows";
+    flows.seq = 1;
+    flows.flows = {pair(kStart + 300, "198.18.0.1", "198.18.0.2", 6, 6379, 1000, 10, 2),
+                   pair(kStart + 300, "198.18.0.1", "198.18.0.2", 17, 6379, 500, 5, 1),
+                   pair(kStart + 600, "198.18.0.3", "198.18.0.1", 6, 8080, 300, 3, 1),
+                   pair(kStart + 600, "198.18.0.1", "198.18.0.4", 6, 5432, 4200, 42, 4),
+                   pair(kEnd, "198.18.0.1", "198.18.0.2", 6, 6379, 7, 1, 1),            // after the range
+                   pair(kStart + 900, "198.18.0.9", "198.18.0.2", 6, 6379, 77, 1, 1)};  // no service
+    WireFlowPair other;
+    other.ts = kStart + 300;
+    other.iface = "eth0";
+    other.other = true;
+    other.bytes = 99;
+    flows.flows.push_back(other);
+    auto in = server_->store().ingest("nas-1", testing::agent_report("nas-1", kEnd - 60, {flows}), kEnd - 60, {});
+    ASSERT_TRUE(in) << in.error().message();
+    EXPECT_EQ(in->ack.flows, 1);
+    // The redis host's agent measured the same TCP pair in the same bucket.
+    ASSERT_TRUE(server_->store().create_token("nas-2", kStart));
+    WireBatch same = flows;
+    same.flows = {pair(kStart + 300, "198.18.0.1", "198.18.0.2", 6, 6379, 1000, 10, 2)};
+    ASSERT_TRUE(server_->store().ingest("nas-2", testing::agent_report("nas-2", kEnd - 60, {same}), kEnd - 60, {}));
+    // The same batch again (an answer lost): stored once.
+    auto again = server_->store().ingest("nas-1", testing::agent_report("nas-1", kEnd - 60, {flows}), kEnd - 60, {});
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->duplicates, 1u);
+
+    json s = status(admin_);
+    EXPECT_EQ(s["traffic_status"], json::parse(R"({
+        "data_collection_to_kafka":[],"kafka_to_database":[],
+        "database_to_backend":[{"source_ip":"198.18.0.4","target_ip":"198.18.0.1","data_count":4,"bytes":4200,
+                                "packets":42,"flows":4}],
+        "redis_to_backend":[{"source_ip":"198.18.0.2","target_ip":"198.18.0.1","data_count":3,"bytes":1500,
+                             "packets":15,"flows":3}],
+        "backend_to_frontend":[{"source_ip":"198.18.0.1","target_ip":"198.18.0.3","data_count":1,"bytes":300,
+                                "packets":3,"flows":1}]})"));
+    EXPECT_EQ(status(viewer_)["traffic_status"], kNoTraffic);
 }
 
 }  // namespace

@@ -493,7 +493,7 @@ TEST_F(UplinkTest, FirstReportCarriesTheSealedBucketsAsAbsoluteRowsInKeyOrder) {
     EXPECT_EQ(agent["interval"], 60);
     EXPECT_EQ(agent["time"], kT0 + 917);
     EXPECT_EQ(agent["interfaces"], json::parse(R"([{"name":"pf0","mac":"02:00:00:00:00:01","counted":true}])"));
-    EXPECT_EQ(r["backlog"], json::parse(R"({"buckets":0,"push":0,"host":0})"));
+    EXPECT_EQ(r["backlog"], json::parse(R"({"buckets":0,"push":0,"host":0,"heartbeat":0,"flows":0})"));
     ASSERT_EQ(r["batches"].size(), 1u);  // no push history, no host watch: no such batches
     json b = batch_of(r, "buckets");
     EXPECT_EQ(b["seq"], 1);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -32,6 +33,8 @@
 #include "peakflow/export/export_service.hpp"
 #include "peakflow/export/pmacct_conf.hpp"
 #include "peakflow/fleet/central_config.hpp"
+#include "peakflow/fleet/heartbeat.hpp"
+#include "peakflow/fleet/heartbeat_checks.hpp"
 #include "peakflow/kernel/ifaces.hpp"
 #include "peakflow/push/customer_report.hpp"
 #include "peakflow/push/outbox.hpp"
@@ -251,6 +254,23 @@ CliParse parse_cli(const std::vector<std::string>& args) {
                             "peakflow config: the history database and time zone to import into");
     imp_tracker->add_option("--database", c.database, "History database to import into (default: the config's)");
 
+    auto* hb = app.add_subcommand("heartbeat", "Heartbeats to a heartbeat service (the collector's)");
+    hb->require_subcommand(1);
+    auto* hb_send = hb->add_subcommand(
+        "send",
+        "Send one heartbeat now, as a service does (POST /heartbeat/report with ip_address and service_name); for "
+        "scripts and cron. The token is read from --token-file or the environment variable PEAKFLOW_HEARTBEAT_TOKEN, "
+        "never from the command line");
+    hb_send->add_option("--url", c.hb_url, "The collector (http(s)://HOST:PORT) or its .../heartbeat/report URL")
+        ->required();
+    hb_send
+        ->add_option("--name", c.hb_name,
+                     "service_name: its prefix decides the type (数据采集, kafka, redis, 后端, 前端)")
+        ->required();
+    hb_send->add_option("--ip", c.hb_ip, "ip_address (default: this host's address towards the collector)");
+    hb_send->add_option("--token-file", c.hb_token_file, "File whose first line is a heartbeat token (pfh_...)");
+    hb_send->add_option("--ca-file", c.hb_ca_file, "Trust this CA file for https:// instead of the system's");
+
     std::vector<const char*> argv;
     for (const auto& a : args) argv.push_back(a.c_str());
     std::ostringstream out, err;
@@ -291,6 +311,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         c.kind = CliCommand::ExportStatus;
     } else if (*exp_pipe) {
         c.kind = CliCommand::ExportPipe;
+    } else if (*hb_send) {
+        c.kind = CliCommand::HeartbeatSend;
     } else if (*imp_tracker) {
         c.kind = CliCommand::ImportTracker;
         if (c.import_force && c.import_write.empty()) {
@@ -408,7 +430,9 @@ DaemonOptions daemon_options(const Config& cfg, const CliCommand& c) {
     o.sections.set(cfg.reports);
     o.sections.set(cfg.customer_report);
     o.sections.set(cfg.host_watch);
-    o.sections.set(cfg.export_);
+    // The collector's flows stream needs the flow scan's pairs, with or without export:.
+    const bool pairs = cfg.collector.configured && cfg.flows && cfg.collector.flow_pairs > 0;
+    o.sections.set(pairs ? with_flow_pairs(cfg.export_, cfg.accounting.database) : cfg.export_);
     o.sections.set(cfg.collector);
     o.log_level = cfg.log_level;
     o.metrics_listen = cfg.metrics_listen;
@@ -637,6 +661,27 @@ int run_export_pipe_cmd(const CliCommand& c) {
     return 0;
 }
 
+// The token from --token-file (its first line) or PEAKFLOW_HEARTBEAT_TOKEN; never from the
+// command line, where every local user sees it in ps.
+int run_heartbeat_send(const CliCommand& c) {
+    HeartbeatSendOptions o;
+    o.url = c.hb_url;
+    o.service_name = c.hb_name;
+    o.ip = c.hb_ip;
+    o.ca_file = c.hb_ca_file;
+    if (!c.hb_token_file.empty()) {
+        std::ifstream in(c.hb_token_file);
+        if (!in) throw FatalError("heartbeat send: cannot read " + c.hb_token_file + ": " + std::strerror(errno));
+        std::getline(in, o.token);
+        while (!o.token.empty() && std::isspace(static_cast<unsigned char>(o.token.back()))) o.token.pop_back();
+    } else if (const char* t = std::getenv("PEAKFLOW_HEARTBEAT_TOKEN"); t && *t) {
+        o.token = t;
+    }
+    if (!o.ip.empty() && !valid_ip_address(o.ip))
+        throw FatalError("heartbeat send: --ip " + o.ip + " is not an IP address");
+    return send_heartbeat(o, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -679,6 +724,7 @@ int run_cli(int argc, char** argv) {
                 io.calendar = &cal;
                 return run_import_tracker(io, std::cout, std::cerr);
             }
+            case CliCommand::HeartbeatSend: return run_heartbeat_send(p.cmd);
             case CliCommand::None: break;
         }
     } catch (const FatalError& e) {

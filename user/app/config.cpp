@@ -89,6 +89,10 @@ const std::map<std::string, KeyHandler>& handlers() {
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              return parse_uplink_config(p, n, k, c.collector);
          }},
+        {"heartbeats",
+         [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
+             return parse_heartbeat_checks(p, n, k, c.heartbeats);
+         }},
         {"log_dir",
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              return p.read(n, k, "a directory path", c.log_dir);
@@ -138,6 +142,10 @@ Result<Config> parse_config_node(const YAML::Node& root, const std::string& sour
                                           : parse_accounting_key(p, kv.second, key, c.accounting);
         if (!st) return st.error();
     }
+    if (!c.heartbeats.empty() && !c.collector.configured)
+        return p.error_at(root["heartbeats"].Mark(), "heartbeats",
+                          "heartbeats are sent through the collector link: add a collector: section");
+    c.collector.heartbeats = c.heartbeats;
     if (auto st = add_collector_sink(p, root["push"], c.collector, c.push); !st) return st.error();
     return c;
 }
@@ -201,6 +209,10 @@ std::string dump_config(const Config& c) {
     if (c.collector.configured) {
         out << YAML::Key << "collector" << YAML::Value;
         dump_uplink_config(out, c.collector);
+    }
+    if (!c.heartbeats.empty()) {
+        out << YAML::Key << "heartbeats" << YAML::Value;
+        dump_heartbeat_checks(out, c.heartbeats);
     }
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";

@@ -140,6 +140,17 @@ Status parse_ipfix(const Parser& p, const YAML::Node& n, const std::string& k, E
 
 }  // namespace
 
+ExportConfig with_flow_pairs(ExportConfig e, const std::string& database) {
+    e.pairs_database = database;
+    if (e.enabled) return e;
+    e.enabled = true;
+    e.pairs_only = true;
+    e.files.enabled = false;
+    e.active_timeout = std::chrono::seconds(60);
+    e.idle_timeout = std::chrono::seconds(15);
+    return e;
+}
+
 Status parse_export_config(const Parser& p, const YAML::Node& n, const std::string& k, ExportConfig& c) {
     if (auto st = check_keys(p, n, k,
                              {"active_timeout", "idle_timeout", "scan_interval", "files", "upload", "status", "ipfix"});

@@ -21,6 +21,7 @@
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/common/http.hpp"
 #include "peakflow/common/redact.hpp"
+#include "peakflow/export/flow_pairs.hpp"
 #include "peakflow/push/push_config.hpp"
 
 namespace pf {
@@ -69,9 +70,22 @@ class ExportService : public Service {
             if (!s) return s.error();
             ipfix_ = std::make_unique<IpfixSender>(std::move(*s));
         }
+        if (!cfg_.pairs_database.empty()) {
+            auto log = FlowPairLog::open(cfg_.pairs_database);
+            if (!log) return log.error();
+            pairs_ = std::move(*log);
+        }
         scan_thread_ = std::thread([this] { run_guarded("export scan", [this] { scan_loop(); }); });
+        if (cfg_.pairs_only) {
+            spdlog::info(
+                "flows: traffic between address pairs for the collector, from the flow records of {} every {} s "
+                "(active timeout {} s, idle {} s)",
+                fmt::join(ifaces_, ","), cfg_.scan_interval.count(), cfg_.active_timeout.count(),
+                cfg_.idle_timeout.count());
+            return Ok{};
+        }
         outlet_.start();
-        spdlog::info("{}", export_start_line(cfg_, ifaces_));
+        spdlog::info("{}{}", export_start_line(cfg_, ifaces_), pairs_ ? "; address pairs for the collector too" : "");
         return Ok{};
     }
 
@@ -177,6 +191,8 @@ class ExportService : public Service {
         counters.records += all.size();
         int64_t now = clock_();
         if (ipfix_) counters.ipfix_errors += ipfix_->send(all, now);
+        if (pairs_)
+            if (auto st = pairs_->add(all); !st) spdlog::warn("flows: {}", st.error().message());
         if (!writer_) return;
         if (outlet_.spool_full()) {
             counters.dropped += all.size();
@@ -237,6 +253,7 @@ class ExportService : public Service {
     bool state_failing_ = false;
     std::unique_ptr<RollingCsvWriter> writer_;
     std::unique_ptr<IpfixSender> ipfix_;
+    std::unique_ptr<FlowPairLog> pairs_;
     std::thread scan_thread_;
     std::mutex mu_;
     std::condition_variable cv_;

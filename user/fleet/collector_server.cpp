@@ -507,7 +507,11 @@ struct CollectorServer::Impl {
         if (!in->gap.empty()) {
             refuse(res, 409, in->gap, "report", req, agent);
             Json j = Json::parse(error_body(in->gap));
-            j["acked"] = {{"buckets", in->ack.buckets}, {"push", in->ack.push}, {"host", in->ack.host}};
+            j["acked"] = {{"buckets", in->ack.buckets},
+                          {"push", in->ack.push},
+                          {"host", in->ack.host},
+                          {"heartbeat", in->ack.heartbeat},
+                          {"flows", in->ack.flows}};
             res.set_content(j.dump(), "application/json");
             return;
         }

@@ -70,6 +70,17 @@ CREATE TABLE IF NOT EXISTS fleet_push_sinks(
   agent TEXT NOT NULL, sink TEXT NOT NULL, alerted INTEGER NOT NULL, alert_row INTEGER,
   PRIMARY KEY(agent, sink)) WITHOUT ROWID;
 )"},
+                                  // Traffic between address pairs per 5-minute bucket, from the
+                                  // agents' flows stream (the heartbeat service's traffic_status):
+                                  // each batch adds to its rows, once, by the stream's seq.
+                                  {"fleet", 3, R"(
+CREATE TABLE IF NOT EXISTS fleet_flows(
+  agent TEXT NOT NULL, iface TEXT NOT NULL, ts INTEGER NOT NULL, other INTEGER NOT NULL,
+  src TEXT NOT NULL, dst TEXT NOT NULL, proto INTEGER NOT NULL, port INTEGER NOT NULL,
+  bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+  PRIMARY KEY(agent, iface, ts, other, src, dst, proto, port)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fleet_flows_ts ON fleet_flows(ts);
+)"},
                                   // Central configuration (central_store.hpp): values per scope ('' the
                                   // fleet, else an agent), each scope's version, the audit log, and what
                                   // each agent reported it runs.
@@ -545,6 +556,42 @@ Status FleetStore::write_host(const std::string& agent, const std::vector<WireHo
     return Ok{};
 }
 
+// Heartbeats from the agent's checks, as the heartbeat service stores its reports; one that
+// arrives more than kHeartbeatLateMs after its check (a backlog after an outage) is marked
+// late: listed, never counted as live.
+Status FleetStore::write_heartbeats(const std::string& agent, const std::vector<WireHeartbeat>& rows, int64_t now) {
+    auto q = kept(
+        "INSERT INTO heartbeat_reports(time_ms, ip_address, service_name, reporter, source_addr, late) "
+        "VALUES (?1, ?2, ?3, ?4, '', ?5)");
+    if (!q) return q.error();
+    for (const auto& h : rows) {
+        SqlStmt& s = **q;
+        StmtGuard g{s};
+        const bool late = now * 1000 - h.time_ms > kHeartbeatLateMs;
+        s.bind(1, h.time_ms).bind(2, h.ip_address).bind(3, h.service_name).bind(4, "agent " + agent);
+        s.bind(5, int64_t(late));
+        if (auto st = db_.check(s.step(), "store heartbeat"); !st) return st;
+    }
+    return Ok{};
+}
+
+Status FleetStore::write_flows(const std::string& agent, const std::vector<WireFlowPair>& rows) {
+    auto q = kept(
+        "INSERT INTO fleet_flows(agent, iface, ts, other, src, dst, proto, port, bytes, packets, flows) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+        "ON CONFLICT(agent, iface, ts, other, src, dst, proto, port) DO UPDATE SET bytes = bytes + excluded.bytes, "
+        "packets = packets + excluded.packets, flows = flows + excluded.flows");
+    if (!q) return q.error();
+    for (const auto& f : rows) {
+        SqlStmt& s = **q;
+        StmtGuard g{s};
+        s.bind(1, agent).bind(2, f.iface).bind(3, f.ts).bind(4, int64_t(f.other)).bind(5, f.src).bind(6, f.dst);
+        s.bind(7, f.proto).bind(8, f.port).bind(9, f.bytes).bind(10, f.packets).bind(11, f.flows);
+        if (auto st = db_.check(s.step(), "store flow pairs"); !st) return st;
+    }
+    return Ok{};
+}
+
 Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireReport& r, int64_t now,
                                         const NoticeFn& recovery) {
     std::lock_guard<std::mutex> l(mu_);
@@ -577,9 +624,11 @@ Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireRepo
             res.push_notices.clear();
             return res;
         }
-        Status st = b.stream == "buckets" ? write_buckets(agent, b.buckets)
-                    : b.stream == "push"  ? write_push(agent, b.push, now, res.push_notices)
-                                          : write_host(agent, b.host);
+        Status st = b.stream == "buckets"     ? write_buckets(agent, b.buckets)
+                    : b.stream == "push"      ? write_push(agent, b.push, now, res.push_notices)
+                    : b.stream == "heartbeat" ? write_heartbeats(agent, b.heartbeat, now)
+                    : b.stream == "flows"     ? write_flows(agent, b.flows)
+                                              : write_host(agent, b.host);
         if (!st) return st.error();
         auto q = db_.prepare(
             "INSERT INTO fleet_stream_seq(agent, spool, stream, seq) VALUES (?1, ?2, ?3, ?4) "

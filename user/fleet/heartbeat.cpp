@@ -15,6 +15,7 @@
 #include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "peakflow/fleet/fleet_store.hpp"
 
@@ -36,6 +37,11 @@ CREATE TABLE IF NOT EXISTS heartbeat_tokens(
   name TEXT PRIMARY KEY, token_hash TEXT NOT NULL, created INTEGER NOT NULL,
   revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS heartbeat_tokens_hash ON heartbeat_tokens(token_hash);
+)"},
+                                           // Heartbeats agents sent from their backlog after an
+                                           // outage (kHeartbeatLateMs): never counted as live.
+                                           {"heartbeat", 2, R"(
+ALTER TABLE heartbeat_reports ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
 )"}};
 
 // The requirements' answer to a stored report, verbatim: "heartbeat report recorded".
@@ -137,6 +143,33 @@ std::string scrub(std::string msg, const std::string& conninfo) {
         for (size_t at; (at = msg.find(s)) != std::string::npos;) msg.replace(at, s.size(), "***");
     return msg;
 }
+
+// The numeric address a connection string names (hostaddr, else a host that is an
+// address); "" for a socket directory or a host name.
+std::string conninfo_address(const std::string& conninfo) {
+    auto opts = parse_conninfo(conninfo);
+    if (!opts) return "";
+    std::string host, hostaddr;
+    for (auto* o = opts.get(); o->keyword; o++) {
+        if (!o->val) continue;
+        if (std::strcmp(o->keyword, "host") == 0) host = o->val;
+        if (std::strcmp(o->keyword, "hostaddr") == 0) hostaddr = o->val;
+    }
+    if (valid_ip_address(hostaddr)) return hostaddr;
+    return valid_ip_address(host) ? host : "";
+}
+
+// The requirements' edges between service types, each `from_to`.
+struct Edge {
+    const char* key;
+    const char* from;
+    const char* to;
+};
+constexpr Edge kEdges[] = {{"data_collection_to_kafka", "data_collection", "kafka_process"},
+                           {"kafka_to_database", "kafka_process", "database"},
+                           {"database_to_backend", "database", "backend"},
+                           {"redis_to_backend", "redis", "backend"},
+                           {"backend_to_frontend", "backend", "frontend"}};
 
 }  // namespace
 
@@ -640,16 +673,20 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
     struct Seen {
         std::string name, ip;
         int64_t last_ms;
+        std::optional<int64_t> live_ms;  // the newest report that was not late
     };
     auto rows = store_.with_db([&](SqliteDb& db) -> Result<std::vector<Seen>> {
         auto q = db.prepare(
-            "SELECT service_name, ip_address, MAX(time_ms) FROM heartbeat_reports WHERE time_ms >= ? AND time_ms <= ? "
+            "SELECT service_name, ip_address, MAX(time_ms), MAX(CASE WHEN late = 0 THEN time_ms END) "
+            "FROM heartbeat_reports WHERE time_ms >= ? AND time_ms <= ? "
             "GROUP BY service_name, ip_address ORDER BY service_name, ip_address");
         if (!q) return q.error();
         q->bind(1, start * 1000).bind(2, end * 1000 + 999);
         std::vector<Seen> out;
         int rc;
-        while ((rc = q->step()) == SQLITE_ROW) out.push_back({q->text(0), q->text(1), q->i64(2)});
+        while ((rc = q->step()) == SQLITE_ROW)
+            out.push_back(
+                {q->text(0), q->text(1), q->i64(2), q->is_null(3) ? std::nullopt : std::optional<int64_t>(q->i64(3))});
         if (auto st = db.check(rc, "read heartbeat reports"); !st) return st.error();
         return out;
     });
@@ -667,7 +704,7 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
         const int64_t timeout = t ? t->timeout : c_.other_timeout;
         services[t ? t->type : "other"].push_back({{"service_name", r.name},
                                                    {"ip_address", viewer.ip(r.ip)},
-                                                   {"is_online", at_ms - r.last_ms <= timeout * 1000},
+                                                   {"is_online", r.live_ms && at_ms - *r.live_ms <= timeout * 1000},
                                                    {"last_report_time", iso8601_ms(r.last_ms)}});
     }
 
@@ -696,11 +733,67 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
         {"error_message", errors.empty() ? Json(nullptr) : Json(replace_addresses(errors, viewer.ip))},
         {"databases", std::move(each)}};
 
-    // Not measured yet (issue 16's flows stream): the keys with nothing in them, never
-    // invented numbers. A viewer gets them empty in any case.
+    // Measured traffic between the services' addresses (docs/fleet.md, "Traffic between
+    // services"): the agents' flow pairs of the range's buckets. A pair both ends' agents
+    // measured counts once per bucket (the larger figure). A viewer gets the lists empty.
     Json traffic = Json::object();
     for (const char* k : kTrafficKeys) traffic[k] = Json::array();
-    (void)viewer.traffic;
+    if (viewer.traffic) {
+        std::map<std::string, std::set<std::string>> types;  // address -> service types
+        for (const auto& r : *rows) {
+            const HeartbeatType* t = type_of(r.name);
+            types[r.ip].insert(t ? t->type : "other");
+        }
+        for (const auto& d : c_.databases)
+            if (auto a = conninfo_address(d); !a.empty()) types[a].insert("database");
+        struct Measured {
+            int64_t bytes = 0, packets = 0, flows = 0;
+        };
+        auto pairs =
+            store_.with_db([&](SqliteDb& db) -> Result<std::map<std::pair<std::string, std::string>, Measured>> {
+                auto q = db.prepare(
+                    "SELECT src, dst, SUM(b), SUM(p), SUM(f) FROM (SELECT ts, src, dst, proto, port, MAX(bytes) AS b, "
+                    "MAX(packets) AS p, MAX(flows) AS f FROM fleet_flows WHERE other = 0 AND ts >= ?1 AND ts < ?2 "
+                    "GROUP BY ts, src, dst, proto, port) GROUP BY src, dst ORDER BY src, dst");
+                if (!q) return q.error();
+                q->bind(1, start).bind(2, end);
+                std::map<std::pair<std::string, std::string>, Measured> out;
+                int rc;
+                while ((rc = q->step()) == SQLITE_ROW)
+                    out[{q->text(0), q->text(1)}] = Measured{q->i64(2), q->i64(3), q->i64(4)};
+                if (auto st = db.check(rc, "read flow pairs"); !st) return st.error();
+                return out;
+            });
+        if (!pairs) return refused(500, "cannot read the flow pairs: " + pairs.error().message());
+        auto is = [&](const std::string& ip, const char* type) {
+            auto it = types.find(ip);
+            return it != types.end() && it->second.count(type) > 0;
+        };
+        for (const Edge& e : kEdges) {
+            // (source_ip, target_ip) -> sums over protocols, ports and both directions.
+            std::map<std::pair<std::string, std::string>, Measured> edge;
+            for (const auto& [pair, m] : *pairs) {
+                const auto& [client, server] = pair;
+                std::optional<std::pair<std::string, std::string>> at;
+                if (is(client, e.from) && is(server, e.to))
+                    at = std::pair{client, server};
+                else if (is(server, e.from) && is(client, e.to))
+                    at = std::pair{server, client};
+                if (!at) continue;
+                Measured& x = edge[*at];
+                x.bytes += m.bytes;
+                x.packets += m.packets;
+                x.flows += m.flows;
+            }
+            for (const auto& [ips, m] : edge)
+                traffic[e.key].push_back({{"source_ip", viewer.ip(ips.first)},
+                                          {"target_ip", viewer.ip(ips.second)},
+                                          {"data_count", m.flows},
+                                          {"bytes", m.bytes},
+                                          {"packets", m.packets},
+                                          {"flows", m.flows}});
+        }
+    }
 
     Json out;
     out["service_status"] = std::move(services);

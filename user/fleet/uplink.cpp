@@ -1,6 +1,7 @@
 #include "peakflow/fleet/uplink.hpp"
 
 #include "peakflow/fleet/central_config.hpp"
+#include "peakflow/fleet/heartbeat_checks.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
@@ -29,13 +30,25 @@ namespace {
 //   buckets  (ts, iface_id, mac)      of bucket5m, in that order
 //   push     (time, id)               of push_history (time moves when a row changes)
 //   host     (host_sys rowid, ended, id of proc_episodes)
+//   heartbeat (id of uplink_heartbeats); acknowledged rows are deleted
 constexpr SchemaPart kSchema[] = {{"uplink", 1, R"sql(
 CREATE TABLE IF NOT EXISTS uplink_cursor(stream TEXT PRIMARY KEY, seq INTEGER NOT NULL,
   c1 INTEGER NOT NULL, c2 INTEGER NOT NULL, c3 INTEGER NOT NULL) WITHOUT ROWID;
+)sql"},
+                                  // Heartbeats of the agent's checks, until the collector has them.
+                                  {"uplink", 2, R"sql(
+CREATE TABLE IF NOT EXISTS uplink_heartbeats(id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,
+  service_name TEXT NOT NULL, ip_address TEXT NOT NULL);
 )sql"}};
 
-enum Stream { kBuckets = 0, kPush = 1, kHost = 2 };
-constexpr const char* kStreams[] = {"buckets", "push", "host"};
+enum Stream { kBuckets = 0, kPush = 1, kHost = 2, kHeartbeat = 3, kFlows = 4 };
+constexpr const auto& kStreams = kWireStreams;
+
+int stream_index(const std::string& name) {
+    for (size_t i = 0; i < kWireStreamCount; i++)
+        if (name == kStreams[i]) return static_cast<int>(i);
+    return -1;
+}
 
 constexpr size_t kAnswerCap = 64u << 10;
 // Push history rows of the last seconds may still get a row with the same time and a lower
@@ -120,6 +133,9 @@ Result<std::unique_ptr<Uplink>> Uplink::open(UplinkOptions o) {
     if (!db) return db.error();
     u->db_ = std::move(*db);
     if (auto st = apply_schema(u->db_, kSchema); !st) return st.error();
+    auto hb = SqliteDb::open(u->o_.database, so);
+    if (!hb) return hb.error();
+    u->hb_db_ = std::move(*hb);
     // The spool is drawn once: a new one tells the collector every stream starts again.
     auto ins = u->db_.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES('uplink.spool', ?)");
     if (!ins) return ins.error();
@@ -143,6 +159,34 @@ void Uplink::set_config(const UplinkConfig& c) {
 void Uplink::set_ifaces(const std::vector<std::string>& ifaces) {
     std::lock_guard l(mu_);
     ifaces_ = ifaces;
+}
+
+UplinkConfig Uplink::config() const {
+    std::lock_guard l(mu_);
+    return cfg_;
+}
+
+Status Uplink::record_heartbeat(const std::string& service_name, const std::string& ip, int64_t time_ms) {
+    auto tx = SqliteTransaction::begin(hb_db_);
+    if (!tx) return tx.error();
+    auto ins =
+        hb_db_.prepare("INSERT INTO uplink_heartbeats(time_ms, service_name, ip_address) VALUES (?1, ?2, ?3)", true);
+    if (!ins) return ins.error();
+    {
+        Reset r{*ins};
+        ins->bind(1, time_ms).bind(2, service_name).bind(3, ip);
+        if (auto st = hb_db_.check(ins->step(), "store a heartbeat"); !st) return st;
+    }
+    // A collector away for long: the oldest go, the history does not grow without bound.
+    auto trim =
+        hb_db_.prepare("DELETE FROM uplink_heartbeats WHERE id <= (SELECT MAX(id) FROM uplink_heartbeats) - ?1", true);
+    if (!trim) return trim.error();
+    Reset r{*trim};
+    if (auto st = hb_db_.check(trim->bind(1, kHeartbeatBacklog).step(), "trim heartbeats"); !st) return st;
+    if (int n = sqlite3_changes(hb_db_.get()); n > 0)
+        spdlog::warn("collector uplink: {} heartbeat(s) dropped: more than {} wait for the collector", n,
+                     kHeartbeatBacklog);
+    return tx->commit();
 }
 
 int64_t Uplink::central_version() const {
@@ -489,6 +533,149 @@ Status Uplink::read_host(Pending& p) {
     return Ok{};
 }
 
+Status Uplink::read_heartbeat(Pending& p) {
+    auto cur = read_cursor(kStreams[kHeartbeat]);
+    if (!cur) return cur.error();
+    auto q = db_.prepare(
+        "SELECT id, time_ms, service_name, ip_address FROM uplink_heartbeats WHERE id > ?1 ORDER BY id LIMIT ?2");
+    if (!q) return q.error();
+    q->bind(1, cur->c[0] == INT64_MIN ? 0 : cur->c[0]).bind(2, static_cast<int64_t>(p.cfg.batch));
+    WireBatch batch;
+    batch.stream = kStreams[kHeartbeat];
+    batch.seq = cur->seq + 1;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) batch.heartbeat.push_back({q->i64(0), q->i64(1), q->text(2), q->text(3)});
+    if (rc != SQLITE_DONE) return db_.error(rc, "read uplink_heartbeats");
+    if (batch.heartbeat.empty()) return Ok{};
+    Cursor next = *cur;
+    next.c[0] = batch.heartbeat.back().id;
+    p.next[kHeartbeat] = next;
+    p.report.batches.push_back(std::move(batch));
+    return Ok{};
+}
+
+// The pairs of every bucket that ended kFlowSettle ago, bucket by bucket (never one split
+// over two reports): per bucket and interface the top flow_pairs by bytes, the rest in one
+// `other` row. What is read is taken off the table once acknowledged (apply_ack), so pairs
+// a later scan adds to a bucket already sent go in a later report.
+Status Uplink::read_flows(Pending& p, int64_t now) {
+    if (p.cfg.flow_pairs <= 0) return Ok{};
+    auto has = has_table("flow_pairs");
+    if (!has) return has.error();
+    if (!*has) return Ok{};
+    auto cur = read_cursor(kStreams[kFlows]);
+    if (!cur) return cur.error();
+    // A batch sent without an answer goes again as it was, with its seq: the collector may
+    // hold it, and then takes the same rows as a duplicate, never other ones.
+    {
+        auto q = db_.prepare("SELECT value FROM meta WHERE key = 'uplink.flows_inflight'");
+        if (!q) return q.error();
+        if (q->step() == SQLITE_ROW) {
+            auto j = nlohmann::json::parse(q->text(0), nullptr, false);
+            if (j.is_object() && j.value("seq", int64_t(0)) == cur->seq + 1 && j["sent"].is_array() &&
+                j["take"].is_array()) {
+                WireBatch batch;
+                batch.stream = kStreams[kFlows];
+                batch.seq = cur->seq + 1;
+                auto row = [](const nlohmann::json& r) {
+                    WireFlowPair w;
+                    w.ts = r.at(0);
+                    w.iface = r.at(1);
+                    w.other = r.at(2);
+                    w.src = r.at(3);
+                    w.dst = r.at(4);
+                    w.proto = r.at(5);
+                    w.port = r.at(6);
+                    w.bytes = r.at(7);
+                    w.packets = r.at(8);
+                    w.flows = r.at(9);
+                    return w;
+                };
+                for (const auto& r : j["sent"]) batch.flows.push_back(row(r));
+                for (const auto& r : j["take"]) p.flow_rows.push_back(row(r));
+                p.next[kFlows] = *cur;
+                p.report.batches.push_back(std::move(batch));
+                return Ok{};
+            }
+        }
+    }
+    auto q = db_.prepare(
+        "SELECT ts, iface, client, server, proto, port, bytes, packets, flows FROM flow_pairs WHERE ts <= ?1 "
+        "ORDER BY ts, iface, bytes DESC, client, server, proto, port");
+    if (!q) return q.error();
+    q->bind(1, now - kBucketSeconds - kFlowSettle);
+    WireBatch batch;
+    batch.stream = kStreams[kFlows];
+    batch.seq = cur->seq + 1;
+    std::vector<WireFlowPair> group;  // one bucket's rows of one interface
+    bool full = false;
+    auto flush = [&] {
+        if (group.empty()) return;
+        const size_t keep = static_cast<size_t>(p.cfg.flow_pairs);
+        const size_t rows = std::min(group.size(), keep) + (group.size() > keep ? 1 : 0);
+        if (batch.flows.size() + rows > static_cast<size_t>(p.cfg.batch)) {
+            full = true;
+            group.clear();
+            return;
+        }
+        for (const auto& g : group) p.flow_rows.push_back(g);
+        WireFlowPair other;
+        other.ts = group[0].ts;
+        other.iface = group[0].iface;
+        other.other = true;
+        for (size_t i = 0; i < group.size(); i++) {
+            if (i < keep) {
+                batch.flows.push_back(group[i]);
+                continue;
+            }
+            other.bytes += group[i].bytes;
+            other.packets += group[i].packets;
+            other.flows += group[i].flows;
+        }
+        if (group.size() > keep) batch.flows.push_back(other);
+        group.clear();
+    };
+    int rc;
+    while (!full && (rc = q->step()) == SQLITE_ROW) {
+        WireFlowPair w;
+        w.ts = q->i64(0);
+        w.iface = q->text(1);
+        w.src = q->text(2);
+        w.dst = q->text(3);
+        w.proto = q->i64(4);
+        w.port = q->i64(5);
+        w.bytes = static_cast<uint64_t>(q->i64(6));
+        w.packets = static_cast<uint64_t>(q->i64(7));
+        w.flows = static_cast<uint64_t>(q->i64(8));
+        if (!group.empty() && (group[0].ts != w.ts || group[0].iface != w.iface)) flush();
+        if (!full) group.push_back(std::move(w));
+    }
+    if (!full) {
+        if (rc != SQLITE_DONE) return db_.error(rc, "read flow_pairs");
+        flush();
+    }
+    if (batch.flows.empty()) return Ok{};
+    // Kept until acknowledged: what goes, and every row read (also those summed in `other`),
+    // taken off the table then.
+    auto rows = [](const std::vector<WireFlowPair>& v) {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& w : v)
+            a.push_back({w.ts, w.iface, w.other, w.src, w.dst, w.proto, w.port, w.bytes, w.packets, w.flows});
+        return a;
+    };
+    auto put = db_.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('uplink.flows_inflight', ?1)");
+    if (!put) return put.error();
+    const nlohmann::json inflight = {{"seq", batch.seq}, {"sent", rows(batch.flows)}, {"take", rows(p.flow_rows)}};
+    if (auto st =
+            db_.check(put->bind(1, inflight.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).step(),
+                      "keep the flows batch");
+        !st)
+        return st;
+    p.next[kFlows] = *cur;
+    p.report.batches.push_back(std::move(batch));
+    return Ok{};
+}
+
 // Records still waiting after this report's batches: what the same conditions match,
 // less what the batch took. Outside the write transaction, so a drain never waits for it.
 Status Uplink::count_backlog(Pending& p, int64_t now) {
@@ -556,6 +743,20 @@ Status Uplink::count_backlog(Pending& p, int64_t now) {
         host += *n;
     }
     p.report.backlog_host = std::max<int64_t>(0, host - sent(kHost));
+    auto hbc = read_cursor(kStreams[kHeartbeat]);
+    if (!hbc) return hbc.error();
+    auto hbn = count("SELECT COUNT(*) FROM uplink_heartbeats WHERE id > ?1",
+                     [&](SqlStmt& q) { q.bind(1, hbc->c[0] == INT64_MIN ? 0 : hbc->c[0]); });
+    if (!hbn) return hbn.error();
+    p.report.backlog_heartbeat = std::max<int64_t>(0, *hbn - sent(kHeartbeat));
+    auto fp = has_table("flow_pairs");
+    if (!fp) return fp.error();
+    if (*fp && p.cfg.flow_pairs > 0) {
+        auto n = count("SELECT COUNT(*) FROM flow_pairs WHERE ts <= ?1",
+                       [&](SqlStmt& q) { q.bind(1, now - kBucketSeconds - kFlowSettle); });
+        if (!n) return n.error();
+        p.report.backlog_flows = std::max<int64_t>(0, *n - static_cast<int64_t>(p.flow_rows.size()));
+    }
     return Ok{};
 }
 
@@ -590,13 +791,40 @@ Status Uplink::apply_ack(const Pending& p, WireAck ack) {
         "SET seq = excluded.seq, c1 = excluded.c1, c2 = excluded.c2, c3 = excluded.c3");
     if (!put) return put.error();
     for (const auto& b : p.report.batches) {
-        int s = b.stream == kStreams[kBuckets] ? kBuckets : b.stream == kStreams[kPush] ? kPush : kHost;
+        const int s = stream_index(b.stream);
         int64_t acked = *ack.of(b.stream);
-        if (acked < b.seq || !p.next[s]) continue;  // not held: the same batch goes again
+        if (s < 0 || acked < b.seq || !p.next[s]) continue;  // not held: the same batch goes again
         const Cursor& n = *p.next[s];
         Reset r{*put};
         put->bind(1, b.stream).bind(2, acked).bind(3, n.c[0]).bind(4, n.c[1]).bind(5, n.c[2]);
         if (auto st = db_.check(put->step(), "move the " + b.stream + " cursor"); !st) return st;
+        if (s == kFlows) {
+            // Exactly what was sent comes off: a scan may have added to a row since.
+            auto sub = db_.prepare(
+                "UPDATE flow_pairs SET bytes = bytes - ?7, packets = packets - ?8, flows = flows - ?9 WHERE ts = ?1 "
+                "AND iface = ?2 AND client = ?3 AND server = ?4 AND proto = ?5 AND port = ?6",
+                true);
+            if (!sub) return sub.error();
+            for (const auto& f : p.flow_rows) {
+                Reset rs{*sub};
+                sub->bind(1, f.ts).bind(2, f.iface).bind(3, f.src).bind(4, f.dst).bind(5, f.proto).bind(6, f.port);
+                sub->bind(7, f.bytes).bind(8, f.packets).bind(9, f.flows);
+                if (auto st = db_.check(sub->step(), "take sent flow pairs off"); !st) return st;
+            }
+            if (auto st = db_.exec(
+                    "DELETE FROM flow_pairs WHERE bytes <= 0 AND packets <= 0 AND flows <= 0; DELETE FROM meta WHERE "
+                    "key = 'uplink.flows_inflight'");
+                !st)
+                return st;
+            continue;
+        }
+        if (s == kHeartbeat) {
+            // The collector holds them: nothing here needs them any more.
+            auto del = db_.prepare("DELETE FROM uplink_heartbeats WHERE id <= ?1");
+            if (!del) return del.error();
+            if (auto st = db_.check(del->bind(1, n.c[0]).step(), "forget sent heartbeats"); !st) return st;
+            continue;
+        }
         if (s != kBuckets || p.resent.empty()) continue;
         // A drain since the read changed a row: it stays listed and goes again.
         auto del = db_.prepare(
@@ -657,6 +885,8 @@ Result<UplinkOutcome> Uplink::report_once() {
     Status st = read_buckets(p, now);
     if (st) st = read_push(p, now);
     if (st) st = read_host(p);
+    if (st) st = read_heartbeat(p);
+    if (st) st = read_flows(p, now);
     if (st) st = count_backlog(p, now);
     if (!st) {
         std::lock_guard l(mu_);
@@ -726,11 +956,13 @@ Result<UplinkOutcome> Uplink::report_once() {
 namespace {
 
 // Reports every interval on its own thread, and again at once while a backlog remains and
-// the collector keeps acknowledging: an outage drains as fast as the collector takes it.
+// the collector keeps acknowledging: an outage drains as fast as the collector takes it. A
+// second thread runs the heartbeat checks and has each passing one reported at once.
 class UplinkService : public Service {
   public:
-    explicit UplinkService(std::unique_ptr<Uplink> u) : u_(std::move(u)) {
+    UplinkService(std::unique_ptr<Uplink> u, Paths paths) : u_(std::move(u)), paths_(std::move(paths)) {
         th_ = std::thread([this] { run_guarded("collector uplink", [this] { run(); }); });
+        checks_th_ = std::thread([this] { run_guarded("heartbeat checks", [this] { run_checks(); }); });
     }
     ~UplinkService() override { stop(); }
     std::string name() const override { return "collector"; }
@@ -742,6 +974,7 @@ class UplinkService : public Service {
         }
         u_->set_config(c);
         u_->set_ifaces(next.ifaces);
+        cv_.notify_all();  // the checks thread picks up a changed list
     }
     void stats(DaemonStats& s) const override { s.collector = u_->figures(); }
     void stop() override {
@@ -751,12 +984,14 @@ class UplinkService : public Service {
         }
         cv_.notify_all();
         if (th_.joinable()) th_.join();
+        if (checks_th_.joinable()) checks_th_.join();
     }
 
   private:
     void run() {
         std::unique_lock l(mu_);
         while (!stopping_) {
+            nudged_ = false;
             l.unlock();
             bool more = false;
             run_once_guarded("collector uplink", [&] {
@@ -768,15 +1003,68 @@ class UplinkService : public Service {
                 more = o->acked && o->sent > 0 && o->backlog > 0;
             });
             l.lock();
-            if (!more) cv_.wait_for(l, std::chrono::seconds(u_->interval()), [this] { return stopping_; });
+            if (!more) cv_.wait_for(l, std::chrono::seconds(u_->interval()), [this] { return stopping_ || nudged_; });
+        }
+    }
+
+    // Each check on its own interval; a passing one is stored and reported now. A check's
+    // state changes are logged once (failing with why, passing again).
+    void run_checks() {
+        using SteadyClock = std::chrono::steady_clock;
+        std::map<std::string, SteadyClock::time_point> due;
+        std::map<std::string, bool> passing;
+        std::unique_lock l(mu_);
+        while (!stopping_) {
+            l.unlock();
+            const UplinkConfig cfg = u_->config();
+            auto next = SteadyClock::now() + std::chrono::seconds(60);
+            std::string fallback;
+            bool recorded = false;
+            for (const auto& c : cfg.heartbeats) {
+                auto now = SteadyClock::now();
+                auto [it, fresh] = due.try_emplace(c.service_name, now);
+                if (it->second <= now) {
+                    it->second = now + std::chrono::seconds(c.interval);
+                    CheckResult r = run_heartbeat_check(c, paths_);
+                    auto [was, first] = passing.try_emplace(c.service_name, !r.ok);
+                    if (r.ok != was->second || first) {
+                        if (r.ok)
+                            spdlog::info("heartbeat {}: {} passes", c.service_name, c.check);
+                        else
+                            spdlog::warn("heartbeat {}: {} fails: {}; no heartbeat is sent until it passes",
+                                         c.service_name, c.check, r.why);
+                        was->second = r.ok;
+                    }
+                    if (r.ok) {
+                        if (fallback.empty()) fallback = source_address_for(cfg.url);
+                        if (fallback.empty()) fallback = "127.0.0.1";
+                        const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count();
+                        if (auto st = u_->record_heartbeat(c.service_name, heartbeat_ip(c, fallback), ms); !st)
+                            spdlog::warn("heartbeat {}: {}", c.service_name, st.error().message());
+                        else
+                            recorded = true;
+                    }
+                }
+                next = std::min(next, it->second);
+            }
+            l.lock();
+            if (recorded) {
+                nudged_ = true;
+                cv_.notify_all();
+            }
+            cv_.wait_until(l, next, [&] { return stopping_ || u_->config().heartbeats != cfg.heartbeats; });
         }
     }
 
     std::unique_ptr<Uplink> u_;
+    Paths paths_;
     std::mutex mu_;
     std::condition_variable cv_;
     bool stopping_ = false;
-    std::thread th_;
+    bool nudged_ = false;
+    std::thread th_, checks_th_;
 };
 
 }  // namespace
@@ -795,7 +1083,9 @@ Result<std::unique_ptr<Service>> make_uplink_service(ServiceContext& ctx) {
     if (!u) return u.error();
     spdlog::info("collector: reporting to {} as {} every {} s (spool {})", cfg.url, cfg.name, cfg.interval,
                  (*u)->spool());
-    return std::unique_ptr<Service>(std::make_unique<UplinkService>(std::move(*u)));
+    if (!cfg.heartbeats.empty())
+        spdlog::info("collector: {} heartbeat check(s), sent through the collector link", cfg.heartbeats.size());
+    return std::unique_ptr<Service>(std::make_unique<UplinkService>(std::move(*u), ctx.paths));
 }
 
 }  // namespace pf

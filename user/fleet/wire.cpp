@@ -1,5 +1,6 @@
 #include "peakflow/fleet/wire.hpp"
 
+#include <arpa/inet.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -342,12 +343,53 @@ bool parse_host(const Json& e, const std::string& path, int64_t now, WireHost& h
     return f.fail(path + ".type must be \"sys\" or \"episode\", got \"" + h.type + "\"");
 }
 
+bool ip_shaped(const std::string& s) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool parse_heartbeat(const Json& e, const std::string& path, int64_t now, WireHeartbeat& h, std::string& err) {
+    Fields f(e, path, err);
+    f.i64("id", h.id, 0) && f.i64("time_ms", h.time_ms, 0) && f.str("service_name", h.service_name) &&
+        f.str("ip_address", h.ip_address);
+    if (!f.ok()) return false;
+    if (h.service_name.empty() || h.service_name.size() > 256)
+        return f.fail(path + ".service_name must be 1 to 256 bytes");
+    if (!ip_shaped(h.ip_address)) return f.fail(path + ".ip_address must be an IPv4 or IPv6 address");
+    if (h.time_ms / 1000 > now + kWireMaxClockAhead) return f.fail(ahead(path + ".time_ms", h.time_ms / 1000, now));
+    return true;
+}
+
+bool parse_flow_pair(const Json& e, const std::string& path, int64_t now, WireFlowPair& p, std::string& err) {
+    Fields f(e, path, err);
+    f.i64("ts", p.ts, 0) && f.str("iface", p.iface) && f.boolean("other", p.other) && f.str("src", p.src) &&
+        f.str("dst", p.dst) && f.i64("proto", p.proto, 0, 255) && f.i64("port", p.port, 0, 65535) &&
+        f.u64("bytes", p.bytes) && f.u64("packets", p.packets) && f.u64("flows", p.flows);
+    if (!f.ok()) return false;
+    if (!iface_name_ok(p.iface)) return f.fail(path + ".iface must be 1 to 64 bytes without '/'");
+    if (p.ts % 300 != 0) return f.fail(path + ".ts " + std::to_string(p.ts) + " is not a multiple of 300");
+    if (p.ts > now + kWireMaxClockAhead) return f.fail(ahead(path + ".ts", p.ts, now));
+    if (p.other) {
+        if (!p.src.empty() || !p.dst.empty() || p.proto != 0 || p.port != 0)
+            return f.fail(path + ": the other row has no addresses, proto or port");
+    } else if (!ip_shaped(p.src) || !ip_shaped(p.dst)) {
+        return f.fail(path + ".src and .dst must be IPv4 or IPv6 addresses");
+    }
+    return true;
+}
+
+bool known_stream(const std::string& s) {
+    for (const char* k : kWireStreams)
+        if (s == k) return true;
+    return false;
+}
+
 bool parse_batch(const Json& j, size_t index, int64_t now, WireBatch& b, std::string& err) {
     const std::string path = "batches[" + std::to_string(index) + "]";
     Fields f(j, path, err);
     if (!(f.str("stream", b.stream) && f.i64("seq", b.seq, 1))) return false;
-    if (b.stream != "buckets" && b.stream != "push" && b.stream != "host")
-        return f.fail(path + ".stream must be buckets, push or host, got \"" + b.stream + "\"");
+    if (!known_stream(b.stream))
+        return f.fail(path + ".stream must be buckets, push, host, heartbeat or flows, got \"" + b.stream + "\"");
     const Json* recs = f.array("records");
     if (!recs) return false;
     if (recs->size() > kWireMaxRecords)
@@ -361,6 +403,10 @@ bool parse_batch(const Json& j, size_t index, int64_t now, WireBatch& b, std::st
             if (!parse_bucket(e, rp, now, b.buckets.emplace_back(), err)) return false;
         } else if (b.stream == "push") {
             if (!parse_push(e, rp, now, b.push.emplace_back(), err)) return false;
+        } else if (b.stream == "heartbeat") {
+            if (!parse_heartbeat(e, rp, now, b.heartbeat.emplace_back(), err)) return false;
+        } else if (b.stream == "flows") {
+            if (!parse_flow_pair(e, rp, now, b.flows.emplace_back(), err)) return false;
         } else {
             if (!parse_host(e, rp, now, b.host.emplace_back(), err)) return false;
         }
@@ -398,6 +444,9 @@ Result<WireReport> parse_report_checked(const std::string& text, int64_t now) {
         if (!(g.i64("buckets", r.backlog_buckets, 0) && g.i64("push", r.backlog_push, 0) &&
               g.i64("host", r.backlog_host, 0)))
             return Error(err);
+        // Streams agents have sent since heartbeats and flows came: absent from older ones.
+        if (backlog->contains("heartbeat") && !g.i64("heartbeat", r.backlog_heartbeat, 0)) return Error(err);
+        if (backlog->contains("flows") && !g.i64("flows", r.backlog_flows, 0)) return Error(err);
     }
     // `live` is optional: an agent with nothing open sends none.
     if (j.contains("live")) {
@@ -415,7 +464,7 @@ Result<WireReport> parse_report_checked(const std::string& text, int64_t now) {
     }
     const Json* batches = f.array("batches");
     if (!batches) return Error(err);
-    if (batches->size() > 3) return Error("more than one batch for a stream");
+    if (batches->size() > kWireStreamCount) return Error("more than one batch for a stream");
     for (size_t i = 0; i < batches->size(); i++) {
         const Json& b = (*batches)[i];
         if (!b.is_object()) return Error("batches[" + std::to_string(i) + "] must be an object");
@@ -476,6 +525,8 @@ int64_t* WireAck::of(const std::string& stream) {
     if (stream == "buckets") return &buckets;
     if (stream == "push") return &push;
     if (stream == "host") return &host;
+    if (stream == "heartbeat") return &heartbeat;
+    if (stream == "flows") return &flows;
     return nullptr;
 }
 
@@ -498,7 +549,11 @@ std::string render_report(const WireReport& r) {
     a["config"] = {{"version", r.agent.config_version}, {"problems", std::move(probs)}};
     j["agent"] = std::move(a);
     j["spool"] = r.spool;
-    j["backlog"] = {{"buckets", r.backlog_buckets}, {"push", r.backlog_push}, {"host", r.backlog_host}};
+    j["backlog"] = {{"buckets", r.backlog_buckets},
+                    {"push", r.backlog_push},
+                    {"host", r.backlog_host},
+                    {"heartbeat", r.backlog_heartbeat},
+                    {"flows", r.backlog_flows}};
     auto bucket = [](const WireBucket& x) {
         return Json{{"iface", x.iface},
                     {"mac", x.mac},
@@ -529,6 +584,20 @@ std::string render_report(const WireReport& r) {
             recs.push_back(std::move(rec));
         }
         for (const auto& x : b.host) recs.push_back(render_host(x));
+        for (const auto& x : b.heartbeat)
+            recs.push_back(
+                {{"id", x.id}, {"time_ms", x.time_ms}, {"service_name", x.service_name}, {"ip_address", x.ip_address}});
+        for (const auto& x : b.flows)
+            recs.push_back({{"ts", x.ts},
+                            {"iface", x.iface},
+                            {"other", x.other},
+                            {"src", x.src},
+                            {"dst", x.dst},
+                            {"proto", x.proto},
+                            {"port", x.port},
+                            {"bytes", x.bytes},
+                            {"packets", x.packets},
+                            {"flows", x.flows}});
         jb["records"] = std::move(recs);
         j["batches"].push_back(std::move(jb));
     }
@@ -547,7 +616,8 @@ Result<WireReport> parse_report(const std::string& json, int64_t now) {
 std::string render_ack(const WireAck& a) {
     Json j;
     j["status"] = "ok";
-    j["acked"] = {{"buckets", a.buckets}, {"push", a.push}, {"host", a.host}};
+    j["acked"] = {
+        {"buckets", a.buckets}, {"push", a.push}, {"host", a.host}, {"heartbeat", a.heartbeat}, {"flows", a.flows}};
     j["time"] = a.time;
     if (a.config) j["config"] = Json::parse(render_central(*a.config));
     return dump(j);
@@ -591,6 +661,9 @@ Result<WireAck> parse_ack(const std::string& json) {
         Fields g(*acked, "acked", err);
         if (!(g.i64("buckets", a.buckets, 0) && g.i64("push", a.push, 0) && g.i64("host", a.host, 0)))
             return Error(err);
+        // Absent from a collector before heartbeats and flows: it holds none of them.
+        if (acked->contains("heartbeat") && !g.i64("heartbeat", a.heartbeat, 0)) return Error(err);
+        if (acked->contains("flows") && !g.i64("flows", a.flows, 0)) return Error(err);
         // An error answer (409) carries acked without a time.
         if (j.contains("time") && !f.i64("time", a.time, 0)) return Error(err);
         if (auto it = j.find("config"); it != j.end()) {

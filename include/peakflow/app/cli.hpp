@@ -23,7 +23,8 @@ struct CliCommand {
         Push,
         ExportStatus,
         ExportPipe,
-        ImportTracker
+        ImportTracker,
+        HeartbeatSend
     } kind = None;
     std::vector<std::string> ifaces;
     std::string config_path;
@@ -54,6 +55,8 @@ struct CliCommand {
     std::string import_iface;  // --interface
     std::string pmacct_conf;   // export pipe --pmacct-conf FILE: its processor_* keys
     std::string data_dir;      // export pipe --data-dir DIR: export.files.directory
+    // heartbeat send --url URL --name NAME [--ip IP] [--token-file FILE] [--ca-file FILE]
+    std::string hb_url, hb_name, hb_ip, hb_token_file, hb_ca_file;
 };
 
 struct CliParse {

@@ -42,12 +42,13 @@ struct Config {
     AccountingConfig accounting;                    // the history: where, which calendar, adjustments, retention
     // Process watch and host health (watch/host_watch_config.hpp).
     HostWatchConfig host_watch;
-    ReportsConfig reports;                 // scheduled daily / monthly / startup reports (push)
-    CustomerReportConfig customer_report;  // the customer's hourly 5-minute report (push, http sink)
-    PushConfig push;                       // push: the durable outbox and its sinks (push/sinks.hpp)
-    ExportConfig export_;                  // `export:` (flow export); export_.enabled when present
-    UplinkConfig collector;                // `collector:` (fleet uplink); adds the push sink "collector"
-    std::string source;                    // the file it came from; empty for built-in defaults
+    ReportsConfig reports;                   // scheduled daily / monthly / startup reports (push)
+    CustomerReportConfig customer_report;    // the customer's hourly 5-minute report (push, http sink)
+    PushConfig push;                         // push: the durable outbox and its sinks (push/sinks.hpp)
+    ExportConfig export_;                    // `export:` (flow export); export_.enabled when present
+    UplinkConfig collector;                  // `collector:` (fleet uplink); adds the push sink "collector"
+    std::vector<HeartbeatCheck> heartbeats;  // `heartbeats:` (sent through the collector link)
+    std::string source;                      // the file it came from; empty for built-in defaults
 };
 
 Result<Config> parse_config(const std::string& yaml_text, const std::string& source_name);

@@ -69,8 +69,18 @@ struct ExportConfig {
     ExportUploadConfig upload;
     ExportStatusConfig status;
     ExportIpfixConfig ipfix;
+    // Not in the file: the history database when the collector's flows stream wants the
+    // flow pairs (flow_pairs.hpp); pairs_only: the scan runs for them alone (no export:).
+    std::string pairs_database;
+    bool pairs_only = false;
     bool operator==(const ExportConfig&) const = default;
 };
+
+// The export section as the daemon runs it when the collector link sends flow pairs: the
+// scan also feeds `database`'s flow_pairs; without an export: section it runs for them
+// alone, with timeouts that bring a bucket's records soon after it ends (active 60 s,
+// idle 15 s), writing no files.
+ExportConfig with_flow_pairs(ExportConfig e, const std::string& database);
 
 // Section parser for the `export:` key (config.cpp calls it) and its dump.
 Status parse_export_config(const Parser& p, const YAML::Node& n, const std::string& key, ExportConfig& out);

@@ -170,6 +170,8 @@ class FleetStore {
                       std::vector<StoredAlert>& notices);
     Status watch_push_sink(const std::string& agent, const WirePush& r, int64_t now, std::vector<StoredAlert>& notices);
     Status write_host(const std::string& agent, const std::vector<WireHost>& rows);
+    Status write_heartbeats(const std::string& agent, const std::vector<WireHeartbeat>& rows, int64_t now);
+    Status write_flows(const std::string& agent, const std::vector<WireFlowPair>& rows);
     Result<SqlStmt*> kept(const std::string& sql);
 
     std::mutex mu_;  // one connection, used by the server's threads and the offline watch

@@ -33,6 +33,9 @@ inline constexpr size_t kHeartbeatMaxName = 256;  // bytes of a service_name
 // How far end_time may be ahead of the collector's clock (a browser's clock), as the wire
 // protocol allows for agents.
 inline constexpr int64_t kHeartbeatFutureSlack = 300;
+// An agent's heartbeat that reaches the collector more than this after its check (sent from
+// the agent's backlog after an outage) is stored as late: listed, never counted as live.
+inline constexpr int64_t kHeartbeatLateMs = 30000;
 
 // Service names starting with `prefix` (ASCII letters compared case-insensitively) are of
 // `type` (a key of service_status) and online while their last report is at most

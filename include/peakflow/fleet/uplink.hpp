@@ -62,8 +62,17 @@ class Uplink {
     // error is the history database failing.
     Result<UplinkOutcome> report_once();
 
+    // A heartbeat check passed (heartbeat_checks.hpp): the heartbeat is stored in the
+    // history and goes with the next report. On its own connection: call it from one
+    // thread. At most kHeartbeatBacklog wait; beyond, the oldest are dropped (logged).
+    Status record_heartbeat(const std::string& service_name, const std::string& ip, int64_t time_ms);
+    static constexpr int64_t kHeartbeatBacklog = 10000;
+    // Flow pairs of a bucket go once the bucket ended this long ago (a few flow scans).
+    static constexpr int64_t kFlowSettle = 15;
+
     // A reload: applies from the next report.
     void set_config(const UplinkConfig& c);
+    UplinkConfig config() const;
     void set_ifaces(const std::vector<std::string>& ifaces);
     // The central config version stored (what the collector sent last; 0: none).
     int64_t central_version() const;
@@ -87,8 +96,9 @@ class Uplink {
     struct Pending {
         UplinkConfig cfg;
         WireReport report;
-        std::vector<SentBucket> resent;  // buckets from uplink_resend
-        std::optional<Cursor> next[3];   // per stream (kStreams order), when it has a batch
+        std::vector<SentBucket> resent;                // buckets from uplink_resend
+        std::vector<WireFlowPair> flow_rows;           // flow_pairs rows read, taken off once acknowledged
+        std::optional<Cursor> next[kWireStreamCount];  // per stream (kWireStreams order), when it has a batch
     };
 
     explicit Uplink(UplinkOptions o) : o_(std::move(o)) {}
@@ -96,6 +106,8 @@ class Uplink {
     Status read_buckets(Pending& p, int64_t now);
     Status read_push(Pending& p, int64_t now);
     Status read_host(Pending& p);
+    Status read_heartbeat(Pending& p);
+    Status read_flows(Pending& p, int64_t now);
     Status count_backlog(Pending& p, int64_t now);
     Result<bool> has_table(const char* name);
     Status apply_ack(const Pending& p, WireAck ack);
@@ -107,6 +119,7 @@ class Uplink {
 
     UplinkOptions o_;
     SqliteDb db_;
+    SqliteDb hb_db_;  // record_heartbeat's own connection
     std::string spool_;
     std::map<int64_t, std::string> iface_names_;
     std::optional<bool> link_up_;  // unknown until the first report

@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <string>
+#include <vector>
 
 #include "peakflow/common/config_parser.hpp"
 #include "peakflow/common/error.hpp"
@@ -13,6 +14,22 @@
 namespace pf {
 
 inline constexpr const char* kCollectorSinkName = "collector";
+
+// One entry of the agent's `heartbeats:` section (docs/fleet.md, "Heartbeats from agents"):
+// the agent checks the service every `interval` seconds and, when the check passes, sends
+// a heartbeat for it through the collector link.
+struct HeartbeatCheck {
+    enum class Kind { Tcp, Systemd, Process };
+    std::string service_name;
+    std::string check;  // as written: tcp://HOST:PORT, systemd:UNIT, process:NAME
+    Kind kind = Kind::Tcp;
+    std::string target;  // tcp: the host; systemd: the unit; process: the name
+    int port = 0;        // tcp
+    int interval = 30;   // seconds
+    double timeout = 5;  // seconds a check may take
+    std::string ip;      // the service's address in its heartbeats; "": see heartbeat_ip()
+    bool operator==(const HeartbeatCheck&) const = default;
+};
 
 struct UplinkConfig {
     bool configured = false;  // a collector: section exists
@@ -24,6 +41,10 @@ struct UplinkConfig {
     std::string name;         // the agent's name at the collector (default: the host name)
     std::string node;         // the group the host belongs to
     int batch = 5000;         // records per stream per report
+    // Address pairs per 5-minute bucket in the flows stream (the top ones by bytes, the
+    // rest summed in one `other` row); 0: no flows stream.
+    int flow_pairs = 50;
+    std::vector<HeartbeatCheck> heartbeats;  // the top-level `heartbeats:` section
     bool operator==(const UplinkConfig&) const = default;
 };
 
@@ -33,6 +54,15 @@ bool is_collector_token(const std::string& t);
 // Reads the token file now (its first line, trimmed); warns when group or others may read it.
 Status parse_uplink_config(const Parser& p, const YAML::Node& n, const std::string& key, UplinkConfig& out);
 void dump_uplink_config(YAML::Emitter& out, const UplinkConfig& c);  // token masked
+
+// The top-level `heartbeats:` section: a list of {service_name, check, interval, timeout,
+// ip}. Needs a collector: section (the caller checks, once both are read).
+Status parse_heartbeat_checks(const Parser& p, const YAML::Node& n, const std::string& key,
+                              std::vector<HeartbeatCheck>& out);
+void dump_heartbeat_checks(YAML::Emitter& out, const std::vector<HeartbeatCheck>& checks);
+// "tcp://HOST:PORT" ([v6]:PORT too), "systemd:UNIT" (".service" added when the name has no
+// type), "process:NAME" into `out`; the reason when the text is none of them.
+std::string parse_check_target(const std::string& text, HeartbeatCheck& out);
 
 // With a collector: section, the push sinks get one named "collector" (type collector,
 // alerts only) and push counts as configured. A sink the user already named "collector"

@@ -91,32 +91,60 @@ struct WireHost {
     std::optional<double> peak_cpu, peak_mem;
 };
 
+// A heartbeat an agent's check sent (docs/fleet.md, "Heartbeats from agents"): the service
+// passed its check at time_ms.
+struct WireHeartbeat {
+    int64_t id = 0;       // the agent's row id, growing
+    int64_t time_ms = 0;  // UTC milliseconds of the check
+    std::string service_name, ip_address;
+};
+
+// The traffic between two addresses in one 5-minute bucket, from the agent's flow records
+// (docs/fleet.md, "Flows"): `src` is the client side, `dst` the server side (the lower
+// port), `port` the server port. The row with other=true sums the pairs beyond the
+// agent's top N of that bucket (addresses empty, proto and port 0).
+struct WireFlowPair {
+    int64_t ts = 0;  // multiple of 300
+    std::string iface, src, dst;
+    int64_t proto = 0, port = 0;
+    uint64_t bytes = 0, packets = 0, flows = 0;
+    bool other = false;
+};
+
+inline constexpr const char* kWireStreams[] = {"buckets", "push", "host", "heartbeat", "flows"};
+inline constexpr size_t kWireStreamCount = 5;
+
 struct WireBatch {
-    std::string stream;  // "buckets" | "push" | "host"
+    std::string stream;  // one of kWireStreams
     int64_t seq = 0;     // >= 1
     std::vector<WireBucket> buckets;
     std::vector<WirePush> push;
     std::vector<WireHost> host;
-    size_t size() const { return buckets.size() + push.size() + host.size(); }
+    std::vector<WireHeartbeat> heartbeat;
+    std::vector<WireFlowPair> flows;
+    size_t size() const { return buckets.size() + push.size() + host.size() + heartbeat.size() + flows.size(); }
 };
 
 struct WireReport {
     int protocol = kFleetProtocol;
     WireAgent agent;
     std::string spool;  // 32 lowercase hex digits
-    int64_t backlog_buckets = 0, backlog_push = 0, backlog_host = 0;
+    // Records waiting after this report; heartbeat and flows absent from older agents (0).
+    int64_t backlog_buckets = 0, backlog_push = 0, backlog_host = 0, backlog_heartbeat = 0, backlog_flows = 0;
     std::vector<WireBatch> batches;  // at most one per stream
     // The rows of the buckets still open at the agent (ts >= its sealed boundary), as they
     // are now: not part of any batch (no seq), sent with every report so the collector is
     // current to the last drain. Their closed values follow in the buckets stream.
     std::vector<WireBucket> live;
-    int64_t backlog() const { return backlog_buckets + backlog_push + backlog_host; }
+    int64_t backlog() const {
+        return backlog_buckets + backlog_push + backlog_host + backlog_heartbeat + backlog_flows;
+    }
 };
 
 // The collector's answer: the seq it holds for each stream of the spool, and the agent's
 // central configuration (absent in a 409's answer).
 struct WireAck {
-    int64_t buckets = 0, push = 0, host = 0;
+    int64_t buckets = 0, push = 0, host = 0, heartbeat = 0, flows = 0;
     int64_t time = 0;  // the collector's clock
     std::optional<CentralConfig> config;
     int64_t* of(const std::string& stream);
