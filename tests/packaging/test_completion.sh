@@ -33,7 +33,7 @@ expect() { # expected -- words...
 }
 ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
 
-expect "attach config detach dump export history host import push report" -- peakflow-bpf ""
+expect "attach config detach dump export heartbeat history host import push report" -- peakflow-bpf ""
 expect "attach" -- peakflow-bpf at
 expect "--help --log-level --version" -- peakflow-bpf --
 expect "$ifaces" -- peakflow-bpf attach ""
@@ -61,6 +61,8 @@ expect "--pmacct-conf" -- peakflow-bpf export pipe --pm
 expect "--data-dir" -- peakflow-bpf export pipe --pmacct-conf "$tmp/other.txt" --da
 expect "$tmp/other.txt $tmp/site.yaml" -- peakflow-bpf export pipe --pmacct-conf "$tmp/"
 expect "--config" -- peakflow-bpf export status --con
+expect "send" -- peakflow-bpf heartbeat ""
+expect "--token-file" -- peakflow-bpf heartbeat send --url http://198.18.0.2:8999 --tok
 expect "peakflow-tracker" -- peakflow-bpf import ""
 expect "--force" -- peakflow-bpf import peakflow-tracker --fo
 expect "$ifaces" -- peakflow-bpf import peakflow-tracker --interface ""
