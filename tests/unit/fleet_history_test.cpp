@@ -565,7 +565,6 @@ struct Agent {
         oo.host = name + "-host";
         oo.now_ms = [this] { return clock->load() * 1000; };
         oo.mono_ms = oo.now_ms;  // the backoff follows the test's clock too
-        oo.mono_ms = oo.now_ms;  // the test's clock also times the backoff
         oo.seed = 42;
         oo.make_sink = [this](const SinkConfig& s) { return std::make_unique<ScriptedSink>(scripts[s.name]); };
         outbox = Outbox::open(oo).take();
