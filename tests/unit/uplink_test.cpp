@@ -27,6 +27,7 @@
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/app/config.hpp"
 #include "peakflow/daemon/metrics.hpp"
+#include "peakflow/export/flow_pairs.hpp"
 #include "peakflow/fleet/uplink_config.hpp"
 #include "peakflow/fleet/wire.hpp"
 #include "peakflow/push/outbox.hpp"
@@ -365,7 +366,12 @@ struct FakeCollector {
             h = std::max(h, b["seq"].get<int64_t>());
         }
         rs.set_content(json{{"status", "ok"},
-                            {"acked", {{"buckets", held["buckets"]}, {"push", held["push"]}, {"host", held["host"]}}},
+                            {"acked",
+                             {{"buckets", held["buckets"]},
+                              {"push", held["push"]},
+                              {"host", held["host"]},
+                              {"heartbeat", held["heartbeat"]},
+                              {"flows", held["flows"]}}},
                             {"time", 1}}
                            .dump(),
                        "application/json");
@@ -691,6 +697,58 @@ TEST_F(UplinkTest, PushHistoryGoesOnceSettledAndAgainWhenARowChanges) {
     EXPECT_EQ(b["records"][0]["id"], 42);
     EXPECT_EQ(b["records"][0]["status"], "failed");
     EXPECT_EQ(b["records"][0]["error"], "HTTP 500");
+}
+
+// The flows stream: a settled bucket's top pairs and one `other` row; a batch without an
+// answer goes again unchanged (a scan's addition meanwhile is not in it), and once
+// acknowledged exactly what was sent comes off the table, the addition going next.
+TEST_F(UplinkTest, FlowPairsGoOnceTopNWithOtherAndAnUnansweredBatchGoesAgainUnchanged) {
+    open_uplink();
+    ASSERT_TRUE(FlowPairLog::open(db_));
+    Sql sql(db_);
+    sql.exec("INSERT INTO flow_pairs VALUES (" + std::to_string(kT0) +
+             ", 'pf0', '198.18.0.1', '198.18.0.2', 6, 6379, 5000, 50, 2), (" + std::to_string(kT0) +
+             ", 'pf0', '198.18.0.1', '198.18.0.3', 17, 53, 300, 3, 1), (" + std::to_string(kT0) +
+             ", 'pf0', '198.18.0.4', '198.18.0.2', 6, 6379, 200, 2, 1), (" + std::to_string(kT0 + 900) +
+             ", 'pf0', '198.18.0.1', '198.18.0.2', 6, 6379, 9, 1, 1)");  // the open bucket: not yet
+    UplinkConfig c = config();
+    c.flow_pairs = 2;
+    uplink_->set_config(c);
+    const json want = json::parse(R"([
+        {"ts":1767225600,"iface":"pf0","other":false,"src":"198.18.0.1","dst":"198.18.0.2","proto":6,"port":6379,
+         "bytes":5000,"packets":50,"flows":2},
+        {"ts":1767225600,"iface":"pf0","other":false,"src":"198.18.0.1","dst":"198.18.0.3","proto":17,"port":53,
+         "bytes":300,"packets":3,"flows":1},
+        {"ts":1767225600,"iface":"pf0","other":true,"src":"","dst":"","proto":0,"port":0,
+         "bytes":200,"packets":2,"flows":1}])");
+    fake_.status = 500;
+    UplinkOutcome o = report();
+    EXPECT_FALSE(o.acked);
+    json b = batch_of(json::parse(o.body), "flows");
+    EXPECT_EQ(b["seq"], 1);
+    EXPECT_EQ(b["records"], want);
+    // A scan adds to a row meanwhile: the batch goes again as it was.
+    sql.exec(
+        "UPDATE flow_pairs SET bytes = bytes + 100, packets = packets + 1 WHERE client = '198.18.0.1' AND "
+        "server = '198.18.0.2' AND ts = " +
+        std::to_string(kT0));
+    fake_.status = 200;
+    o = report();
+    ASSERT_TRUE(o.acked) << o.error;
+    b = batch_of(json::parse(o.body), "flows");
+    EXPECT_EQ(b["seq"], 1);
+    EXPECT_EQ(b["records"], want);
+    EXPECT_EQ(sql.rows("SELECT ts, client, server, bytes, packets, flows FROM flow_pairs ORDER BY ts"),
+              (std::vector<std::string>{std::to_string(kT0) + "|198.18.0.1|198.18.0.2|100|1|0",
+                                        std::to_string(kT0 + 900) + "|198.18.0.1|198.18.0.2|9|1|1"}));
+    EXPECT_TRUE(sql.rows("SELECT value FROM meta WHERE key = 'uplink.flows_inflight'").empty());
+    o = report();
+    ASSERT_TRUE(o.acked) << o.error;
+    b = batch_of(json::parse(o.body), "flows");
+    EXPECT_EQ(b["seq"], 2);
+    EXPECT_EQ(b["records"], json::parse(R"([{"ts":1767225600,"iface":"pf0","other":false,"src":"198.18.0.1",
+        "dst":"198.18.0.2","proto":6,"port":6379,"bytes":100,"packets":1,"flows":0}])"));
+    EXPECT_EQ(sql.rows("SELECT ts FROM flow_pairs"), (std::vector<std::string>{std::to_string(kT0 + 900)}));
 }
 
 TEST_F(UplinkTest, HostSamplesAndEndedEpisodesGoMergedByTime) {
