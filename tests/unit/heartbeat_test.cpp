@@ -589,6 +589,9 @@ TEST_F(HeartbeatTest, TokenCommands) {
     run({"heartbeat", "token", "revoke", "nobody"}, 1);
 }
 
+WireFlowPair pair(int64_t ts, const std::string& client, const std::string& server, int64_t proto, int64_t port,
+                  uint64_t bytes, uint64_t packets, uint64_t flows);
+
 // ---- a real PostgreSQL ----------------------------------------------------------------
 
 constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
@@ -684,6 +687,188 @@ TEST_F(RealPostgres, ProbeConnectsThenReportsTheErrorWhenStopped) {
     EXPECT_EQ(e["databases"][0]["is_connected"], true);  // the collector's own is fine
     EXPECT_EQ((s.dump() + log.text()).find("pg-secret"), std::string::npos);
     EXPECT_NE(log.text().find("answered in"), std::string::npos) << log.text();
+}
+
+// traffic_source: tables (the requirements' 流量统计说明) against a real PostgreSQL: rows
+// the test inserted, counted per edge in the range, the session's time zone applied to a
+// column without one, a table's columns and time type set by config, a missing table named
+// in traffic_errors while the other edges are counted, the agents' measured pairs listed
+// beside the counted ones; then the server stopped: every edge says why.
+TEST_F(RealPostgres, TrafficSourceTablesCountsTheRowsOfTheRange) {
+    start();
+    // The requirements' system stores CURRENT_TIMESTAMP in columns without a time zone:
+    // local time of the server's zone. kStart..kEnd is 2023-11-22 00:00..01:00 in Shanghai.
+    std::ofstream(pg_ + "/tables.sql") << R"(
+ALTER DATABASE postgres SET timezone = 'Asia/Shanghai';
+SET timezone = 'Asia/Shanghai';
+CREATE TABLE node_monitor_metrics (id SERIAL PRIMARY KEY, ip_address VARCHAR(45) NOT NULL,
+  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL);
+INSERT INTO node_monitor_metrics (ip_address, created_at) VALUES
+  ('198.18.0.10', '2023-11-22 00:10:00'), ('198.18.0.10', '2023-11-22 00:20:00'),
+  ('198.18.0.10', '2023-11-22 00:00:00'), ('198.18.0.11', '2023-11-22 00:59:59'),
+  ('198.18.0.11', '2023-11-22 00:30:00'),
+  ('198.18.0.10', '2023-11-22 01:00:00'),  -- the end: not in the range
+  ('198.18.0.10', '2023-11-21 23:59:59'),  -- before it
+  ('198.18.0.12', '2023-11-21 16:30:00');  -- in the range only if read as UTC
+CREATE TABLE database_access_log (id SERIAL PRIMARY KEY, backend VARCHAR(45), at_unix BIGINT NOT NULL);
+INSERT INTO database_access_log (backend, at_unix) VALUES ('198.18.0.1', 1700582500), ('198.18.0.1', 1700582501),
+  ('198.18.0.1', 1700585999), ('198.18.0.6', 1700583000), ('198.18.0.1', 1700586000);
+CREATE TABLE access_logs (id SERIAL PRIMARY KEY, client_ip VARCHAR(45) NOT NULL, server_ip VARCHAR(45) NOT NULL,
+  endpoint VARCHAR(255) NOT NULL, method VARCHAR(10) NOT NULL,
+  access_time TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL, response_time_ms INTEGER, status_code INTEGER,
+  user_agent TEXT, request_size INTEGER, response_size INTEGER);
+INSERT INTO access_logs (client_ip, server_ip, endpoint, method, access_time) VALUES
+  ('198.18.0.3', '198.18.0.1', '/api/status', 'GET', '2023-11-22 00:05:00'),
+  ('198.18.0.3', '198.18.0.1', '/api/status', 'GET', '2023-11-22 00:06:00'),
+  ('198.18.0.5', '198.18.0.1', '/api/login', 'POST', '2023-11-22 00:07:00');
+)";
+    ASSERT_EQ(as_nobody("psql -X -q -v ON_ERROR_STOP=1 -h " + pg_ + " -p " + std::to_string(port_) +
+                        " -U pf -d postgres -f " + pg_ + "/tables.sql"),
+              0)
+        << log();
+
+    HeartbeatConfig hb;
+    hb.traffic_source = "tables";
+    hb.traffic_database =
+        "host=" + pg_ + " port=" + std::to_string(port_) + " dbname=postgres user=pf password=pg-secret-9271";
+    for (auto& t : hb.traffic_tables)
+        if (t.edge == "database_to_backend") {
+            t.target = "backend";
+            t.time = "at_unix";
+            t.time_type = "unix";
+        }
+    LogCapture log;
+    start_server(hb);
+    now_ms_ = (kEnd - 60) * 1000;
+    for (auto [ip, name] : std::vector<std::pair<const char*, const char*>>{
+             {"198.18.0.1", "后端api"}, {"198.18.0.2", "redis-main"}, {"198.18.0.3", "前端web"}})
+        ASSERT_EQ(report(ip, name, hb_token_).status, 200);
+    WireBatch flows;
+    flows.stream = "flows";
+    flows.seq = 1;
+    flows.flows = {pair(kStart + 600, "198.18.0.3", "198.18.0.1", 6, 8080, 300, 3, 1),
+                   pair(kStart + 600, "198.18.0.1", "198.18.0.2", 6, 6379, 1000, 10, 2)};
+    ASSERT_TRUE(server_->store().ingest("nas-1", testing::agent_report("nas-1", kEnd - 60, {flows}), kEnd - 60, {}));
+
+    json s = status(admin_);
+    EXPECT_EQ(s["traffic_status"], json::parse(R"({
+        "data_collection_to_kafka":[
+            {"source_ip":"198.18.0.10","target_ip":"kafka_server","data_count":3,"bytes":0,"packets":0,"flows":0},
+            {"source_ip":"198.18.0.11","target_ip":"kafka_server","data_count":2,"bytes":0,"packets":0,"flows":0}],
+        "kafka_to_database":[
+            {"source_ip":"kafka_server","target_ip":"database","data_count":5,"bytes":0,"packets":0,"flows":0}],
+        "database_to_backend":[
+            {"source_ip":"database","target_ip":"198.18.0.1","data_count":3,"bytes":0,"packets":0,"flows":0},
+            {"source_ip":"database","target_ip":"198.18.0.6","data_count":1,"bytes":0,"packets":0,"flows":0}],
+        "redis_to_backend":[
+            {"source_ip":"198.18.0.2","target_ip":"198.18.0.1","data_count":0,"bytes":1000,"packets":10,"flows":2}],
+        "backend_to_frontend":[
+            {"source_ip":"198.18.0.1","target_ip":"198.18.0.3","data_count":2,"bytes":300,"packets":3,"flows":1},
+            {"source_ip":"198.18.0.1","target_ip":"198.18.0.5","data_count":1,"bytes":0,"packets":0,"flows":0}]})"))
+        << s["traffic_status"];
+    ASSERT_EQ(s["traffic_errors"].size(), 1u) << s;
+    const std::string missing = s["traffic_errors"]["redis_to_backend"];
+    EXPECT_EQ(missing.rfind("redis_access_log: ERROR: relation \"redis_access_log\" does not exist", 0), 0) << missing;
+    // A viewer: no lists, no errors.
+    json v = status(viewer_);
+    EXPECT_EQ(v["traffic_status"], kNoTraffic);
+    EXPECT_FALSE(v.contains("traffic_errors"));
+
+    stop("fast");
+    s = status(admin_);
+    ASSERT_EQ(s["traffic_errors"].size(), 5u) << s;
+    for (const auto& [edge, why] : s["traffic_errors"].items())
+        EXPECT_NE(why.get<std::string>().find("connection to server on socket"), std::string::npos) << edge << why;
+    EXPECT_EQ(s["traffic_status"]["backend_to_frontend"][0]["data_count"], 0);
+    EXPECT_EQ(s["traffic_status"]["backend_to_frontend"][0]["bytes"], 300);
+    EXPECT_EQ((s.dump() + log.text()).find("pg-secret"), std::string::npos);
+    EXPECT_NE(log.text().find("heartbeat: data_count from the tables in user=pf password=*** dbname=postgres"),
+              std::string::npos)
+        << log.text();
+}
+
+// A database that accepts the connection and never answers holds the status query for
+// traffic_timeout, not longer; every edge says so.
+TEST_F(HeartbeatTest, TrafficSourceTablesGivesUpAtTheTimeout) {
+    Port silent(true);
+    HeartbeatConfig hb;
+    hb.traffic_source = "tables";
+    hb.traffic_timeout = 0.3;
+    hb.databases = {"hostaddr=127.0.0.1 port=" + std::to_string(silent.port) +
+                    " dbname=app user=probe password=hunter2-secret sslmode=disable"};
+    start_server(hb);
+    const auto t0 = std::chrono::steady_clock::now();
+    json s = status(admin_);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(took, std::chrono::milliseconds(290));
+    EXPECT_LT(took, std::chrono::milliseconds(2000));
+    ASSERT_EQ(s["traffic_errors"].size(), 5u) << s;
+    for (const char* edge : {"data_collection_to_kafka", "kafka_to_database", "database_to_backend", "redis_to_backend",
+                             "backend_to_frontend"})
+        EXPECT_EQ(s["traffic_errors"][edge], "no connection within 300 ms (heartbeat.traffic_timeout)") << edge;
+    EXPECT_EQ(s["traffic_status"], kNoTraffic);
+    EXPECT_EQ(s.dump().find("hunter2"), std::string::npos);
+}
+
+TEST(HeartbeatConfigSection, TrafficTables) {
+    auto c = parse_collector_config(R"(heartbeat:
+  databases: ["host=db1 dbname=app user=probe password=s3cret"]
+  traffic_source: tables
+  traffic_timeout: 2
+  traffic_tables:
+    database_to_backend: {table: logs.db_access, time: ts, time_type: unix_ms, target: Backend_IP}
+    kafka_to_database: {source_label: kafka-1}
+)",
+                                    "c.yaml")
+                 .take();
+    const HeartbeatConfig& h = c.heartbeat;
+    EXPECT_EQ(h.traffic_source, "tables");
+    EXPECT_EQ(h.traffic_database, "host=db1 dbname=app user=probe password=s3cret");  // the first of databases
+    EXPECT_EQ(h.traffic_timeout, 2);
+    ASSERT_EQ(h.traffic_tables.size(), 5u);
+    const TrafficTable& d = h.traffic_tables[2];
+    EXPECT_EQ(d.edge, "database_to_backend");
+    EXPECT_EQ(d.table, "logs.db_access");
+    EXPECT_EQ(d.time, "ts");
+    EXPECT_EQ(d.time_type, "unix_ms");
+    EXPECT_EQ(d.target, "Backend_IP");
+    EXPECT_EQ(d.source_label, "database");  // the default kept
+    EXPECT_EQ(h.traffic_tables[1].source_label, "kafka-1");
+    EXPECT_EQ(h.traffic_tables[1].table, "node_monitor_metrics");
+    const std::string dumped = dump_collector_config(c);
+    EXPECT_EQ(dumped.find("s3cret"), std::string::npos) << dumped;
+    EXPECT_NE(dumped.find("database_to_backend: {table: logs.db_access, time: ts, time_type: unix_ms, "
+                          "source_label: database, target: Backend_IP}"),
+              std::string::npos)
+        << dumped;
+    auto back = parse_collector_config(dumped, "dump");
+    ASSERT_TRUE(back.ok()) << back.error().message() << "\n" << dumped;
+    EXPECT_EQ(back->heartbeat.traffic_tables[2].target, "Backend_IP");
+
+    auto err = [](const std::string& text) {
+        auto r = parse_collector_config(text, "c.yaml");
+        return r ? std::string("(accepted)") : r.error().message();
+    };
+    EXPECT_EQ(err("heartbeat:\n  traffic_source: tables\n"),
+              "c.yaml:2:19: key 'heartbeat.traffic_source': tables needs heartbeat.traffic_database (or a "
+              "heartbeat.databases entry): the PostgreSQL database that holds the tables");
+    EXPECT_EQ(err("heartbeat:\n  traffic_source: logs\n"),
+              "c.yaml:2:19: key 'heartbeat.traffic_source': expected flows or tables, got 'logs'");
+    EXPECT_EQ(err("heartbeat:\n  traffic_tables:\n    redis_to_cache: {table: x}\n"),
+              "c.yaml:3:5: key 'heartbeat.traffic_tables.redis_to_cache': not an edge of traffic_status: use "
+              "data_collection_to_kafka, kafka_to_database, database_to_backend, redis_to_backend or "
+              "backend_to_frontend");
+    EXPECT_EQ(err("heartbeat:\n  traffic_tables:\n    redis_to_backend: {table: \"x; DROP TABLE y\"}\n"),
+              "c.yaml:3:31: key 'heartbeat.traffic_tables.redis_to_backend.table': 'x; DROP TABLE y': use a name "
+              "of A-Z a-z 0-9 _ (up to 63, not starting with a digit), optionally schema.table");
+    EXPECT_EQ(err("heartbeat:\n  traffic_tables:\n    redis_to_backend: {time: a.b}\n"),
+              "c.yaml:3:30: key 'heartbeat.traffic_tables.redis_to_backend.time': 'a.b': use a name of A-Z a-z "
+              "0-9 _ (up to 63, not starting with a digit)");
+    EXPECT_EQ(err("heartbeat:\n  traffic_tables:\n    redis_to_backend: {time_type: epoch}\n"),
+              "c.yaml:3:35: key 'heartbeat.traffic_tables.redis_to_backend.time_type': expected timestamp, unix "
+              "or unix_ms, got 'epoch'");
+    EXPECT_EQ(err("heartbeat:\n  traffic_tables:\n    redis_to_backend: {colour: red}\n"),
+              "c.yaml:3:24: key 'heartbeat.traffic_tables.redis_to_backend.colour': unknown key");
 }
 
 // ---- heartbeats from agents (the `heartbeats:` section, issue 16) -----------------------------

@@ -77,10 +77,52 @@ Status parse_heartbeat_types(const Parser& p, const YAML::Node& n, const std::st
     return Ok{};
 }
 
+// heartbeat.traffic_tables: per edge, the keys given replace the requirements' default.
+Status parse_traffic_tables(const Parser& p, const YAML::Node& n, const std::string& key, HeartbeatConfig& h) {
+    if (!n.IsMap()) return p.error_at(n.Mark(), key, "expected a map of edge: {table, time, source, target}");
+    for (const auto& kv : n) {
+        const std::string edge = kv.first.as<std::string>();
+        const std::string at = key + "." + edge;
+        auto t = std::find_if(h.traffic_tables.begin(), h.traffic_tables.end(),
+                              [&](const TrafficTable& x) { return x.edge == edge; });
+        if (t == h.traffic_tables.end())
+            return p.error_at(kv.first.Mark(), at,
+                              "not an edge of traffic_status: use data_collection_to_kafka, kafka_to_database, "
+                              "database_to_backend, redis_to_backend or backend_to_frontend");
+        const YAML::Node& e = kv.second;
+        if (!e.IsMap()) return p.error_at(e.Mark(), at, "expected a map {table, time, time_type, source, target}");
+        if (auto st = check_keys(p, e, at,
+                                 {"table", "time", "time_type", "source", "target", "source_label", "target_label"});
+            !st)
+            return st;
+        auto name = [](bool with_schema, bool optional) {
+            return [=](const std::string& v) { return optional && v.empty() ? "" : sql_name_problem(v, with_schema); };
+        };
+        if (auto st = p.read_child_checked(e, at, "table", "a table name", t->table, name(true, false)); !st) return st;
+        if (auto st = p.read_child_checked(e, at, "time", "a column name", t->time, name(false, false)); !st) return st;
+        if (auto st = p.read_child_checked(e, at, "time_type", "timestamp, unix or unix_ms", t->time_type,
+                                           [](const std::string& v) {
+                                               return v == "timestamp" || v == "unix" || v == "unix_ms"
+                                                          ? ""
+                                                          : "expected timestamp, unix or unix_ms, got '" + v + "'";
+                                           });
+            !st)
+            return st;
+        if (auto st = p.read_child_checked(e, at, "source", "a column name", t->source, name(false, true)); !st)
+            return st;
+        if (auto st = p.read_child_checked(e, at, "target", "a column name", t->target, name(false, true)); !st)
+            return st;
+        if (auto st = p.read_child(e, at, "source_label", "a string", t->source_label); !st) return st;
+        if (auto st = p.read_child(e, at, "target_label", "a string", t->target_label); !st) return st;
+    }
+    return Ok{};
+}
+
 Status parse_heartbeat(const Parser& p, const YAML::Node& n, const std::string& k, HeartbeatConfig& h) {
-    if (auto st = check_keys(
-            p, n, k,
-            {"types", "other_timeout", "retention", "allow_from", "databases", "probe_interval", "probe_timeout"});
+    if (auto st =
+            check_keys(p, n, k,
+                       {"types", "other_timeout", "retention", "allow_from", "databases", "probe_interval",
+                        "probe_timeout", "traffic_source", "traffic_database", "traffic_tables", "traffic_timeout"});
         !st)
         return st;
     if (n["types"])
@@ -107,7 +149,30 @@ Status parse_heartbeat(const Parser& p, const YAML::Node& n, const std::string& 
             !st)
             return st;
     if (auto st = p.read_child_seconds(n, k, "probe_interval", 1, 3600, h.probe_interval); !st) return st;
-    return p.read_child_seconds(n, k, "probe_timeout", 0.1, 60, h.probe_timeout);
+    if (auto st = p.read_child_seconds(n, k, "probe_timeout", 0.1, 60, h.probe_timeout); !st) return st;
+    if (auto st = p.read_child_checked(n, k, "traffic_source", "flows or tables", h.traffic_source,
+                                       [](const std::string& v) {
+                                           return v == "flows" || v == "tables"
+                                                      ? ""
+                                                      : "expected flows or tables, got '" + v + "'";
+                                       });
+        !st)
+        return st;
+    if (auto st = p.read_child_checked(n, k, "traffic_database", "a connection string", h.traffic_database,
+                                       [](const std::string& v) { return v.empty() ? "" : conninfo_problem(v); });
+        !st)
+        return st;
+    if (n["traffic_tables"])
+        if (auto st = parse_traffic_tables(p, n["traffic_tables"], k + ".traffic_tables", h); !st) return st;
+    if (auto st = p.read_child_seconds(n, k, "traffic_timeout", 0.1, 60, h.traffic_timeout); !st) return st;
+    if (h.traffic_source == "tables" && h.traffic_database.empty()) {
+        if (h.databases.empty())
+            return p.error_at(n["traffic_source"].Mark(), k + ".traffic_source",
+                              "tables needs heartbeat.traffic_database (or a heartbeat.databases entry): the "
+                              "PostgreSQL database that holds the tables");
+        h.traffic_database = h.databases.front();
+    }
+    return Ok{};
 }
 
 Status parse_key(const Parser& p, const YAML::Node& n, const std::string& k, CollectorConfig& c) {
@@ -265,6 +330,26 @@ std::string dump_collector_config(const CollectorConfig& c) {
     out << YAML::EndSeq;
     out << YAML::Key << "probe_interval" << YAML::Value << h.probe_interval;
     out << YAML::Key << "probe_timeout" << YAML::Value << h.probe_timeout;
+    out << YAML::Key << "traffic_source" << YAML::Value << h.traffic_source;
+    out << YAML::Key << "traffic_database" << YAML::Value
+        << (h.traffic_database.empty() ? std::string() : mask_conninfo(h.traffic_database));
+    out << YAML::Key << "traffic_timeout" << YAML::Value << h.traffic_timeout;
+    out << YAML::Key << "traffic_tables" << YAML::Value << YAML::BeginMap;
+    for (const auto& t : h.traffic_tables) {
+        out << YAML::Key << t.edge << YAML::Value << YAML::Flow << YAML::BeginMap;
+        out << YAML::Key << "table" << YAML::Value << t.table << YAML::Key << "time" << YAML::Value << t.time;
+        out << YAML::Key << "time_type" << YAML::Value << t.time_type;
+        if (t.source.empty())
+            out << YAML::Key << "source_label" << YAML::Value << t.source_label;
+        else
+            out << YAML::Key << "source" << YAML::Value << t.source;
+        if (t.target.empty())
+            out << YAML::Key << "target_label" << YAML::Value << t.target_label;
+        else
+            out << YAML::Key << "target" << YAML::Value << t.target;
+        out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
     out << YAML::EndMap;
     out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";

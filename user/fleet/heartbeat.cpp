@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 
@@ -18,6 +17,7 @@
 #include <set>
 
 #include "peakflow/fleet/fleet_store.hpp"
+#include "pg_session.hpp"
 
 namespace pf {
 
@@ -77,44 +77,10 @@ bool valid_heartbeat_token_shape(const std::string& t) {
                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-// libpq's messages end in a newline and may span lines ("...failed: Connection refused\n\tIs
-// the server running...?"): one line for a JSON field and a log, its lines as sentences.
-std::string one_line(const char* msg) {
-    std::string out;
-    bool space = false, line_end = false;
-    for (const char* p = msg ? msg : ""; *p; p++) {
-        if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ') {
-            space = !out.empty();
-            line_end = line_end || *p == '\n';
-            continue;
-        }
-        if (space && line_end && std::isalnum(static_cast<unsigned char>(out.back()))) out += '.';
-        if (space) out += ' ';
-        space = line_end = false;
-        out += *p;
-    }
-    return out;
-}
-
 int64_t since_ms(Clock::time_point t0) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
 
-// Waits until libpq's socket can be read (or written); false at the deadline.
-bool wait_socket(PGconn* c, bool for_write, Clock::time_point deadline) {
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) return false;
-        pollfd p{PQsocket(c), static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-        const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
-        if (r > 0) return true;
-        if (r < 0 && errno != EINTR) return true;  // let libpq see the error
-    }
-}
-
-struct PgFinish {
-    void operator()(PGconn* c) const { PQfinish(c); }
-};
 struct PgFreeOptions {
     void operator()(PQconninfoOption* o) const { PQconninfoFree(o); }
 };
@@ -303,46 +269,19 @@ std::string replace_addresses(const std::string& text, const std::function<std::
 void probe_postgres(const std::string& conninfo, double timeout_s, DbProbe& out) {
     const auto t0 = Clock::now();
     const auto deadline = t0 + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-    auto finish = [&](bool ok, const std::string& why) {
-        out.probed = true;
-        out.connected = ok;
-        out.error = ok ? "" : scrub(why, conninfo);
-        out.duration_ms = since_ms(t0);
-    };
-    const std::string budget = std::to_string(static_cast<int64_t>(timeout_s * 1000)) + " ms";
-    std::unique_ptr<PGconn, PgFinish> c(PQconnectStart(conninfo.c_str()));
-    if (!c) return finish(false, "libpq could not allocate a connection");
-    if (PQstatus(c.get()) == CONNECTION_BAD) return finish(false, one_line(PQerrorMessage(c.get())));
-    // libpq's protocol: act as if the first poll had asked to write.
-    for (PostgresPollingStatusType st = PGRES_POLLING_WRITING; st != PGRES_POLLING_OK;) {
-        if (st == PGRES_POLLING_FAILED) return finish(false, one_line(PQerrorMessage(c.get())));
-        if (!wait_socket(c.get(), st == PGRES_POLLING_WRITING, deadline))
-            return finish(false, "no connection within " + budget + " (heartbeat.probe_timeout)");
-        st = PQconnectPoll(c.get());
-    }
-    if (PQsetnonblocking(c.get(), 1) != 0 || !PQsendQuery(c.get(), "SELECT 1"))
-        return finish(false, one_line(PQerrorMessage(c.get())));
-    for (int f; (f = PQflush(c.get())) != 0;) {
-        if (f < 0) return finish(false, one_line(PQerrorMessage(c.get())));
-        if (!wait_socket(c.get(), true, deadline))
-            return finish(false, "SELECT 1 not sent within " + budget + " (heartbeat.probe_timeout)");
-    }
-    while (PQisBusy(c.get())) {
-        if (!wait_socket(c.get(), false, deadline))
-            return finish(false, "no answer to SELECT 1 within " + budget + " (heartbeat.probe_timeout)");
-        if (!PQconsumeInput(c.get())) return finish(false, one_line(PQerrorMessage(c.get())));
-    }
+    const std::string budget = std::to_string(static_cast<int64_t>(timeout_s * 1000)) + " ms (heartbeat.probe_timeout)";
     std::string why;
-    bool ok = false;
-    while (PGresult* r = PQgetResult(c.get())) {
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && std::strcmp(PQgetvalue(r, 0, 0), "1") == 0)
-            ok = true;
-        else if (why.empty())
-            why =
-                PQresultStatus(r) == PGRES_TUPLES_OK ? "SELECT 1 did not answer 1" : one_line(PQresultErrorMessage(r));
-        PQclear(r);
+    if (auto c = PgSession::connect(conninfo, deadline, budget); !c) {
+        why = c.error().message();
+    } else if (auto rows = c->query("SELECT 1", {}, deadline, "SELECT 1", budget); !rows) {
+        why = rows.error().message();
+    } else if (rows->size() != 1 || rows->front().size() != 1 || rows->front()[0] != "1") {
+        why = "SELECT 1 did not answer 1";
     }
-    finish(ok && why.empty(), why.empty() && !ok ? "SELECT 1 gave no result" : why);
+    out.probed = true;
+    out.connected = why.empty();
+    out.error = scrub(why, conninfo);
+    out.duration_ms = since_ms(t0);
 }
 
 void probe_sqlite(const std::string& path, double timeout_s, DbProbe& out) {
@@ -371,6 +310,121 @@ void probe_sqlite(const std::string& path, double timeout_s, DbProbe& out) {
     out.connected = why.empty();
     out.error = why;
     out.duration_ms = since_ms(t0);
+}
+
+// ---- traffic_source: tables ----------------------------------------------------------
+
+std::vector<TrafficTable> default_traffic_tables() {
+    return {
+        {"data_collection_to_kafka", "node_monitor_metrics", "created_at", "timestamp", "ip_address", "", "",
+         "kafka_server"},
+        {"kafka_to_database", "node_monitor_metrics", "created_at", "timestamp", "", "", "kafka_server", "database"},
+        {"database_to_backend", "database_access_log", "access_time", "timestamp", "", "client_ip", "database", ""},
+        {"redis_to_backend", "redis_access_log", "access_time", "timestamp", "", "client_ip", "redis_server", ""},
+        {"backend_to_frontend", "access_logs", "access_time", "timestamp", "server_ip", "client_ip", "", ""}};
+}
+
+std::string sql_name_problem(const std::string& name, bool with_schema) {
+    auto ident = [](const std::string& p) {
+        return !p.empty() && p.size() <= 63 && !std::isdigit(static_cast<unsigned char>(p[0])) &&
+               std::all_of(p.begin(), p.end(),
+                           [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+    };
+    const size_t dot = with_schema ? name.find('.') : std::string::npos;
+    const bool ok = dot == std::string::npos ? ident(name) : ident(name.substr(0, dot)) && ident(name.substr(dot + 1));
+    if (ok) return "";
+    return "'" + name + "': use a name of A-Z a-z 0-9 _ (up to 63, not starting with a digit)" +
+           std::string(with_schema ? ", optionally schema.table" : "");
+}
+
+namespace {
+
+// A checked name quoted, folded to lower case as PostgreSQL folds an unquoted one.
+std::string sql_quote(const std::string& name) {
+    std::string out = "\"";
+    for (char c : name) {
+        if (c == '.') {
+            out += "\".\"";
+            continue;
+        }
+        out += ascii_lower(c);
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+std::vector<EdgeCount> count_traffic_tables(const std::string& conninfo, const std::vector<TrafficTable>& tables,
+                                            int64_t start, int64_t end, double timeout_s) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+    const std::string budget =
+        std::to_string(static_cast<int64_t>(timeout_s * 1000)) + " ms (heartbeat.traffic_timeout)";
+    std::vector<EdgeCount> out;
+    for (const auto& t : tables) out.push_back(EdgeCount{t.edge, {}, false, ""});
+    auto fail_rest = [&](size_t from, const std::string& why) {
+        for (size_t i = from; i < out.size(); i++) out[i].error = scrub(why, conninfo);
+    };
+    auto c = PgSession::connect(conninfo, deadline, budget);
+    if (!c) {
+        fail_rest(0, c.error().message());
+        return out;
+    }
+    // Only reads, and the server gives up on a query when we do.
+    const std::string ms = std::to_string(std::max<int64_t>(1, static_cast<int64_t>(timeout_s * 1000)));
+    if (auto r = c->query("SELECT set_config('statement_timeout', $1, false), "
+                          "set_config('default_transaction_read_only', 'on', false)",
+                          {ms}, deadline, "the session settings", budget);
+        !r) {
+        fail_rest(0, r.error().message());
+        return out;
+    }
+    for (size_t i = 0; i < tables.size(); i++) {
+        const TrafficTable& t = tables[i];
+        std::vector<std::string> cols;
+        if (!t.source.empty()) cols.push_back(t.source);
+        if (!t.target.empty()) cols.push_back(t.target);
+        std::string sql = "SELECT ";
+        for (const auto& col : cols) sql += "CAST(" + sql_quote(col) + " AS text), ";
+        const std::string at = sql_quote(t.time);
+        const int64_t scale = t.time_type == "unix_ms" ? 1000 : 1;
+        sql += "COUNT(*) FROM " + sql_quote(t.table) + " WHERE ";
+        sql += t.time_type == "timestamp"
+                   ? at + " >= to_timestamp($1::float8) AND " + at + " < to_timestamp($2::float8)"
+                   : at + " >= $1::int8 AND " + at + " < $2::int8";
+        if (!cols.empty()) {
+            sql += " GROUP BY 1";
+            if (cols.size() == 2) sql += ", 2";
+            sql += " ORDER BY " + std::to_string(cols.size() + 1) + " DESC, 1";
+            if (cols.size() == 2) sql += ", 2";
+            sql += " LIMIT " + std::to_string(kTrafficTableMaxPairs + 1);
+        }
+        auto rows = c->query(sql, {std::to_string(start * scale), std::to_string(end * scale)}, deadline,
+                             "the count of " + t.table, budget);
+        if (!rows) {
+            out[i].error = scrub(t.table + ": " + rows.error().message(), conninfo);
+            // A query the deadline cut off leaves the connection busy: the rest are not counted.
+            if (!c->idle()) {
+                fail_rest(i + 1, "not counted: " + rows.error().message());
+                break;
+            }
+            continue;
+        }
+        for (const auto& r : *rows) {
+            if (out[i].pairs.size() == kTrafficTableMaxPairs) {
+                out[i].truncated = true;
+                break;
+            }
+            // A NULL address is a row of its own, not lost: shown as "".
+            auto cell = [&](size_t k) { return r[k] ? r[k]->substr(0, kHeartbeatMaxName) : std::string(); };
+            TableCount tc;
+            size_t k = 0;
+            tc.source = t.source.empty() ? t.source_label : cell(k++);
+            tc.target = t.target.empty() ? t.target_label : cell(k++);
+            tc.rows = r[k] ? std::stoll(*r[k]) : 0;
+            if (tc.rows > 0) out[i].pairs.push_back(std::move(tc));
+        }
+    }
+    return out;
 }
 
 // ---- tokens -------------------------------------------------------------------------
@@ -464,6 +518,18 @@ Result<std::unique_ptr<HeartbeatService>> HeartbeatService::start(FleetStore& st
     }
     for (const auto& d : s->c_.databases)
         if (auto why = conninfo_problem(d); !why.empty()) return Error("heartbeat.databases: an entry " + why);
+    if (s->c_.traffic_source == "tables") {
+        std::string& db = s->c_.traffic_database;
+        if (db.empty() && !s->c_.databases.empty()) db = s->c_.databases.front();
+        if (db.empty())
+            return Error(
+                "heartbeat.traffic_source: tables needs heartbeat.traffic_database (or a heartbeat.databases "
+                "entry): the PostgreSQL database that holds the tables");
+        if (auto why = conninfo_problem(db); !why.empty()) return Error("heartbeat.traffic_database " + why);
+        spdlog::info("heartbeat: data_count from the tables in {}", mask_conninfo(db));
+    } else if (s->c_.traffic_source != "flows") {
+        return Error("heartbeat.traffic_source: expected flows or tables, got '" + s->c_.traffic_source + "'");
+    }
     auto named = [](std::string name, std::string target) {
         DbProbe p;
         p.name = std::move(name);
@@ -737,6 +803,7 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
     // services"): the agents' flow pairs of the range's buckets. A pair both ends' agents
     // measured counts once per bucket (the larger figure). A viewer gets the lists empty.
     Json traffic = Json::object();
+    Json traffic_errors;  // edge -> why its tables were not (all) counted
     for (const char* k : kTrafficKeys) traffic[k] = Json::array();
     if (viewer.traffic) {
         std::map<std::string, std::set<std::string>> types;  // address -> service types
@@ -769,6 +836,23 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
             auto it = types.find(ip);
             return it != types.end() && it->second.count(type) > 0;
         };
+        // With traffic_source: tables, data_count is the rows the tables hold per pair; a pair
+        // only one side knows is listed with zeros for the other.
+        std::map<std::string, std::map<std::pair<std::string, std::string>, int64_t>> counted;
+        Json errors = Json::object();
+        if (c_.traffic_source == "tables") {
+            for (auto& ec :
+                 count_traffic_tables(c_.traffic_database, c_.traffic_tables, start, end, c_.traffic_timeout)) {
+                if (!ec.error.empty()) {
+                    spdlog::warn("heartbeat: traffic_source tables: {}: {}", ec.edge, ec.error);
+                    errors[ec.edge] = ec.error;
+                } else if (ec.truncated) {
+                    errors[ec.edge] = "over " + std::to_string(kTrafficTableMaxPairs) + " pairs: the " +
+                                      std::to_string(kTrafficTableMaxPairs) + " largest are listed";
+                }
+                for (auto& p : ec.pairs) counted[ec.edge][{p.source, p.target}] += p.rows;
+            }
+        }
         for (const Edge& e : kEdges) {
             // (source_ip, target_ip) -> sums over protocols, ports and both directions.
             std::map<std::pair<std::string, std::string>, Measured> edge;
@@ -785,19 +869,26 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
                 x.packets += m.packets;
                 x.flows += m.flows;
             }
-            for (const auto& [ips, m] : edge)
+            const bool tables = c_.traffic_source == "tables";
+            auto& rows = counted[e.key];
+            for (const auto& [ips, n] : rows) edge.try_emplace(ips);
+            for (const auto& [ips, m] : edge) {
+                auto n = rows.find(ips);
                 traffic[e.key].push_back({{"source_ip", viewer.ip(ips.first)},
                                           {"target_ip", viewer.ip(ips.second)},
-                                          {"data_count", m.flows},
+                                          {"data_count", tables ? (n == rows.end() ? 0 : n->second) : m.flows},
                                           {"bytes", m.bytes},
                                           {"packets", m.packets},
                                           {"flows", m.flows}});
+            }
         }
+        if (!errors.empty()) traffic_errors = std::move(errors);
     }
 
     Json out;
     out["service_status"] = std::move(services);
     out["traffic_status"] = std::move(traffic);
+    if (!traffic_errors.is_null()) out["traffic_errors"] = std::move(traffic_errors);
     return HeartbeatReply{200, dump(out), ""};
 }
 

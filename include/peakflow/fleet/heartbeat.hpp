@@ -53,6 +53,42 @@ std::vector<HeartbeatType> default_heartbeat_types();
 // `database`).
 const std::vector<std::string>& heartbeat_document_types();
 
+// Where one edge of traffic_status counts rows with `traffic_source: tables` (the
+// requirements' 流量统计说明): COUNT(*) of `table` in the range by `time`, grouped by the
+// `source` and `target` columns; a side without a column is the fixed `*_label`.
+struct TrafficTable {
+    std::string edge;                     // a key of traffic_status
+    std::string table;                    // [schema.]table, as unquoted SQL names it
+    std::string time;                     // the column the range applies to
+    std::string time_type = "timestamp";  // timestamp (or timestamptz) | unix | unix_ms
+    std::string source, target;           // columns ("" : the label)
+    std::string source_label, target_label;
+};
+// The requirements' tables: node_monitor_metrics (by ip_address; its total for
+// kafka_to_database), database_access_log and redis_access_log (by client_ip) and access_logs
+// (by server_ip and client_ip). The requirements give access_logs' columns only; the time
+// columns of the others (created_at, access_time) are settable.
+std::vector<TrafficTable> default_traffic_tables();
+// Why `name` cannot be a table (with_schema) or column name in traffic_tables ("" when it can).
+std::string sql_name_problem(const std::string& name, bool with_schema);
+inline constexpr size_t kTrafficTableMaxPairs = 1000;  // per edge, the largest counts
+
+// The rows one edge counted, or why not.
+struct TableCount {
+    std::string source, target;
+    int64_t rows = 0;
+};
+struct EdgeCount {
+    std::string edge;
+    std::vector<TableCount> pairs;  // largest first, at most kTrafficTableMaxPairs
+    bool truncated = false;         // more pairs than that
+    std::string error;              // "" when counted
+};
+// Counts every table's rows with start <= time < end on one connection, read-only, the
+// whole of it within `timeout_s`. Errors never quote the connection string's secrets.
+std::vector<EdgeCount> count_traffic_tables(const std::string& conninfo, const std::vector<TrafficTable>& tables,
+                                            int64_t start, int64_t end, double timeout_s);
+
 // The collector config's `heartbeat:` section.
 struct HeartbeatConfig {
     std::vector<HeartbeatType> types = default_heartbeat_types();
@@ -62,6 +98,12 @@ struct HeartbeatConfig {
     std::vector<std::string> databases;   // PostgreSQL connection strings (libpq)
     double probe_interval = 30;           // seconds between probe rounds
     double probe_timeout = 5;             // per database, connecting and SELECT 1 together
+    // data_count of traffic_status: "flows" (the connections the agents measured) or
+    // "tables" (rows of traffic_tables in traffic_database, default the first of databases).
+    std::string traffic_source = "flows";
+    std::string traffic_database;
+    std::vector<TrafficTable> traffic_tables = default_traffic_tables();
+    double traffic_timeout = 5;  // counting all the tables of one status query
 };
 
 // An address block: "10.0.0.0/8", "fd00::/8", or one address ("192.0.2.7").
