@@ -112,7 +112,7 @@ pf_cleanup() {
             fi
         fi
         rm -rf "${PIN_ROOT:?}/$ifn"
-        rm -f "$RUN_DIR/$ifn.pid" "$RUN_DIR/$ifn.clsact"
+        rm -f "$RUN_DIR/$ifn.pid" "$RUN_DIR/$ifn.clsact" "$RUN_DIR/$ifn.export-state"
     done
     ((PF_PIN_ROOT_EXISTED)) || rmdir "$PIN_ROOT" 2>/dev/null
     ((PF_RUN_DIR_EXISTED)) || rmdir "$RUN_DIR" 2>/dev/null

@@ -6,6 +6,8 @@
 # packets and bytes sent, both directions, with traffic running while the daemon is
 # killed. Then a flow map re-created while no daemon runs (detach, attach): the saved state
 # is not applied to the new map and its flows are exported from zero, again exactly.
+# Last, without files (IPFIX and the collector's address pairs): the state in /run/peakflow
+# keeps the pairs exact across a kill -9, and a clean stop removes it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -106,3 +108,51 @@ pf_wait_for "20 packets of flow 41003 exported" 10 rx_packets 41003 20
 pf_stop_daemon TERM
 check_flow "after the map was re-created" 41003 20
 pf_log "step 3: a re-created flow map is exported from zero"
+
+# 4. No spool (IPFIX only, and the address pairs for a collector): the state lives in the
+# run directory. The pairs in the history (the collector link's spool; no collector
+# answers here) add up exactly across a kill -9, and a clean stop leaves no state behind.
+STATE="$RUN_DIR/$IF_A.export-state"
+printf 'pfc_%064d\n' 7 >"$PF_T/agent.token"
+chmod 600 "$PF_T/agent.token"
+PF_CONFIG="$PF_T/config-pairs.yaml"
+cat >"$PF_CONFIG" <<CONF
+database: $PF_T/pairs.db
+host_watch:
+  enabled: false
+reports:
+  enabled: false
+export:
+  scan_interval: 1
+  active_timeout: 1
+  idle_timeout: 3600
+  files:
+    enabled: false
+  ipfix:
+    collectors: ["$IP_B:4739"]
+collector:
+  url: http://$IP_B:9
+  token_file: $PF_T/agent.token
+CONF
+pairs() { # packets bytes of the UDP pair client IP_B, server IP_A:PORT_A, both directions
+    sqlite3 "$PF_T/pairs.db" "SELECT COALESCE(SUM(packets),0) || ' ' || COALESCE(SUM(bytes),0) FROM flow_pairs
+        WHERE client = '$IP_B' AND server = '$IP_A' AND proto = 17 AND port = $PORT_A" 2>/dev/null
+}
+pair_packets() { [[ $(pairs | cut -d' ' -f1) == "$1" ]]; }
+pf_start_daemon export-k5 --interval 3600
+udp_from_b 41004 20
+pf_wait_for "40 packets of flow 41004 in the pairs" 10 pair_packets 40
+[[ -s $STATE ]] || fail "no export state in $RUN_DIR: $(ls "$RUN_DIR")"
+udp_from_b 41005 3000
+pf_stop_daemon KILL
+assert_eq "exit status of the kill -9'd daemon" 137 "$DAEMON_RC"
+pf_start_daemon export-k6 --interval 3600
+pf_wait_for "the saved state continued (first scan)" 5 \
+    grep -q "export: $IF_A: continuing [0-9]* flows from the saved export state" "$DAEMON_LOG"
+udp_from_b 41004 5
+pf_wait_for "50 + 6000 packets in the pairs" 10 pair_packets 6050
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+assert_eq "the pairs after kill -9 and restart (packets bytes)" "6050 $((6050 * FRAME))" "$(pairs)"
+[[ ! -e $STATE ]] || fail "the export state was left in $RUN_DIR after SIGTERM"
+pf_log "step 4: IPFIX and address pairs counted exactly once across the kill"

@@ -412,14 +412,26 @@ TEST(HeartbeatUnit, FormatsAndMasks) {
     EXPECT_EQ(replace_addresses("at 10:30:00 on abc1.2.3.4 failed", hide), "at 10:30:00 on abc1.2.3.4 failed");
 }
 
+WireFlowPair pair(int64_t ts, const std::string& client, const std::string& server, int64_t proto, int64_t port,
+                  uint64_t bytes, uint64_t packets, uint64_t flows);
+
 TEST_F(HeartbeatTest, RetentionPrunesOldReports) {
     now_ms_ = (kEnd - 604800 - 10) * 1000;
     EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).status, 200);
     now_ms_ = (kEnd - 10) * 1000;
     EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).status, 200);
+    // Flow pairs: the bucket before the retention goes, the one at its start stays.
+    WireBatch flows;
+    flows.stream = "flows";
+    flows.seq = 1;
+    flows.flows = {pair(kEnd - 604800 - 300, "10.0.0.2", "10.0.0.1", 6, 6379, 100, 1, 1),
+                   pair(kEnd - 604800, "10.0.0.2", "10.0.0.1", 6, 6379, 200, 2, 1)};
+    ASSERT_TRUE(server_->store().ingest("nas-1", testing::agent_report("nas-1", kEnd - 10, {flows}), kEnd - 10, {}));
+    ASSERT_EQ(server_->store().count("fleet_flows").take(), 2);
     now_ms_ = kEnd * 1000;
-    EXPECT_EQ(server_->heartbeat().prune_now().take(), 1);
+    EXPECT_EQ(server_->heartbeat().prune_now().take(), 2);
     EXPECT_EQ(reports(), 1);
+    EXPECT_EQ(server_->store().count("fleet_flows").take(), 1);
     // ids are not reused after a prune
     EXPECT_EQ(json::parse(report("10.0.0.1", "redis", hb_token_).body)["data"]["id"], 3);
 }
@@ -588,9 +600,6 @@ TEST_F(HeartbeatTest, TokenCommands) {
     EXPECT_NE(run({"heartbeat", "token", "list"}, 0).find("NAME         CREATED"), std::string::npos);
     run({"heartbeat", "token", "revoke", "nobody"}, 1);
 }
-
-WireFlowPair pair(int64_t ts, const std::string& client, const std::string& server, int64_t proto, int64_t port,
-                  uint64_t bytes, uint64_t packets, uint64_t flows);
 
 // ---- a real PostgreSQL ----------------------------------------------------------------
 

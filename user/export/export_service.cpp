@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -59,12 +60,17 @@ class ExportService : public Service {
             writer_ = std::make_unique<RollingCsvWriter>(cfg_.files, clock_);
             if (auto st = writer_->open_dir(); !st) return st;
             state_path_ = cfg_.files.directory + "/.peakflow-export-state";
-            FlowStateFile saved = load_flow_state_at_start(state_path_);
-            if (!saved.ifaces.empty() && saved.boot_id != boot_id_)
-                spdlog::info("export: the saved export state is from another boot; flows are exported from zero");
-            else
-                saved_ = std::move(saved);
+        } else {
+            // IPFIX or flow pairs only: no spool, and the state is worth nothing after a
+            // reboot, so it lives in the run directory (gone with the boot).
+            state_path_ = paths_.run_dir + "/" + fmt::format("{}", fmt::join(ifaces_, "+")) + ".export-state";
+            run_state_ = true;
         }
+        FlowStateFile saved = load_flow_state_at_start(state_path_);
+        if (!saved.ifaces.empty() && saved.boot_id != boot_id_)
+            spdlog::info("export: the saved export state is from another boot; flows are exported from zero");
+        else
+            saved_ = std::move(saved);
         if (!cfg_.ipfix.collectors.empty()) {
             auto s = IpfixSender::create(cfg_.ipfix);
             if (!s) return s.error();
@@ -110,6 +116,10 @@ class ExportService : public Service {
         if (scan_thread_.joinable()) scan_thread_.join();
         // The pending deltas of every flow, then the open file is finished.
         scan_once(true);
+        // Every flow was taken out of the maps: a state in the run directory says nothing
+        // more, and is not left behind.
+        if (run_state_ && ::unlink(state_path_.c_str()) != 0 && errno != ENOENT)
+            spdlog::warn("export: cannot remove {}: {}", state_path_, std::strerror(errno));
         if (writer_)
             if (auto st = writer_->close(); !st) spdlog::error("export: {}", st.error().message());
         if (writer_) outlet_.counters().files_written = writer_->files_written();
@@ -193,7 +203,11 @@ class ExportService : public Service {
         if (ipfix_) counters.ipfix_errors += ipfix_->send(all, now);
         if (pairs_)
             if (auto st = pairs_->add(all); !st) spdlog::warn("flows: {}", st.error().message());
-        if (!writer_) return;
+        if (!writer_) {
+            // What was sent and counted, so that a kill -9 does not count it again.
+            if (!all.empty()) save_state();
+            return;
+        }
         if (outlet_.spool_full()) {
             counters.dropped += all.size();
             if (auto st = writer_->close(); !st) spdlog::error("export: {}", st.error().message());
@@ -249,6 +263,7 @@ class ExportService : public Service {
     std::vector<uint32_t> flow_map_ids_;  // per interface, the flow map the tracker follows
     std::vector<std::optional<MapSet>> maps_;
     std::string boot_id_, state_path_;
+    bool run_state_ = false;  // state_path_ is in the run directory
     FlowStateFile saved_;
     bool state_failing_ = false;
     std::unique_ptr<RollingCsvWriter> writer_;

@@ -607,11 +607,21 @@ std::vector<DbProbe> HeartbeatService::probes() const {
 Result<int64_t> HeartbeatService::prune_now() {
     const int64_t before = now_ms_() - c_.retention * 1000;
     return store_.with_db([&](SqliteDb& db) -> Result<int64_t> {
+        auto tx = SqliteTransaction::begin(db);
+        if (!tx) return tx.error();
         auto q = db.prepare("DELETE FROM heartbeat_reports WHERE time_ms < ?");
         if (!q) return q.error();
         q->bind(1, before);
         if (auto st = db.check(q->step(), "prune heartbeat reports"); !st) return st.error();
-        return static_cast<int64_t>(sqlite3_changes(db.get()));
+        int64_t n = sqlite3_changes(db.get());
+        // The agents' flow pairs serve traffic_status alone, whose range ends at the retention.
+        auto f = db.prepare("DELETE FROM fleet_flows WHERE ts < ?");
+        if (!f) return f.error();
+        f->bind(1, before / 1000);
+        if (auto st = db.check(f->step(), "prune flow pairs"); !st) return st.error();
+        n += sqlite3_changes(db.get());
+        if (auto st = tx->commit(); !st) return st.error();
+        return n;
     });
 }
 

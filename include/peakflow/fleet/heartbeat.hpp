@@ -207,7 +207,7 @@ class HeartbeatService {
     // One probe round now, on the calling thread.
     void probe_now();
     std::vector<DbProbe> probes() const;
-    // Deletes reports older than the retention; returns how many.
+    // Deletes reports and the agents' flow pairs older than the retention; returns how many.
     Result<int64_t> prune_now();
 
   private:
