@@ -182,6 +182,7 @@ class ExportService : public Service {
             int64_t off = 0;
             monotonic_pair(mono, off);
             auto res = scan_flow_map(*maps, trackers_[i], mono, off, flush);
+            maps->unmap_flows();  // not resident between scans
             if (!res) {
                 spdlog::warn("export: {}: {}", ifaces_[i], res.error().message());
                 continue;

@@ -285,6 +285,12 @@ Status MapSet::load_conf(const std::string& pin_dir) {
         conf_.ncpus != static_cast<uint32_t>(num_cpus()))
         return Error{"the maps' configuration (pf_conf) does not match the maps", "", 0,
                      "run 'peakflow-bpf detach' and attach again"};
+    return Ok{};
+}
+
+Status MapSet::map_flows() const {
+    if (flow_mem_.data()) return Ok{};
+    const uint64_t slots = uint64_t{conf_.ncpus} * conf_.flow_slots;
     auto flows = map_memory(flow_.get(), slots * sizeof(pf_flow_slot), PF_MAP_FLOW);
     if (!flows) return flows.error();
     auto acks = map_memory(flow_ack_.get(), slots * sizeof(pf_flow_ack), PF_MAP_FLOW_ACK);
@@ -292,6 +298,11 @@ Status MapSet::load_conf(const std::string& pin_dir) {
     flow_mem_ = std::move(*flows);
     flow_ack_mem_ = std::move(*acks);
     return Ok{};
+}
+
+void MapSet::unmap_flows() const {
+    flow_mem_ = MapMemory();
+    flow_ack_mem_ = MapMemory();
 }
 
 Result<MapSet> MapSet::open_pinned(const std::string& pin_dir) {
@@ -442,6 +453,7 @@ Status MapSet::to_ns(std::vector<FlowRow>& rows) const {
 }
 
 Result<std::vector<FlowRow>> MapSet::read_flows() const {
+    if (auto st = map_flows(); !st) return st.error();
     const size_t n = size_t{conf_.ncpus} * conf_.flow_slots;
     const pf_flow_slot* slots = flow_slots();
     const pf_flow_ack* acks = flow_acks();
@@ -470,6 +482,7 @@ Result<std::vector<FlowRow>> MapSet::read_flows() const {
 
 FlowTake MapSet::take_flows(const std::vector<pf_flow_key>& keys) const {
     FlowTake t;
+    if (!map_flows()) return t;  // mapped by the read_flows before, so not expected
     const uint32_t mask = conf_.flow_slots - 1;
     pf_flow_slot* slots = flow_slots();
     pf_flow_ack* acks = flow_acks();
