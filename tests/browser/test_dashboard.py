@@ -8,8 +8,9 @@ Checks: the login (a wrong password refused with the collector's reason), the to
 the overview's exact figures, the agents table (rows, search, sort), an agent page's
 5-minute chart (one bar per stored bucket) and daily bars (one per day of the month),
 the push history (filter, a failure highlighted, a host's <script> shown as text, CSV),
-the services as admin and as viewer (隐私保护, no traffic), light and dark, and no
-console errors. Always stops Chromium, chromedriver and the collector and removes its
+the services as admin and as viewer (隐私保护, no traffic), a central switch set on the
+configuration page after a confirmation (its entry, audit row and the agents table), the
+viewer's read-only configuration, light and dark, and no console errors. Always stops Chromium, chromedriver and the collector and removes its
 temporary directory. Usage: test_dashboard.py PATH/TO/peakflow-collector [SCREENSHOT_DIR]
 """
 
@@ -346,15 +347,37 @@ def run_test(binary, shots):
         check(not browser.els("#traffic-admins-only"), "admins see the traffic")
         browser.shot(shots, "services")
 
+        # Configuration: the admin switches nas-2's push off (asked to confirm first); the
+        # value, its source and the audit row show, and the agents table says off.
+        browser.go("#/config", "#config-table")
+        Select(browser.el("#config-scope")).select_by_value("nas-2")
+        browser.wait("nas-2's configuration", lambda _: "nas-2" in browser.text("#config-entries"))
+        browser.el("#config-key").send_keys("push.enabled")
+        browser.el("#config-value").send_keys("false")
+        browser.el("#config-set").click()
+        confirm = browser.wait("the confirmation", lambda dr: dr.switch_to.alert)
+        check("Reports stop" in confirm.text, f"confirmation {confirm.text!r}")
+        confirm.accept()
+        browser.wait("the saved change", lambda _: "Saved: version 1." in browser.text("#config-status"))
+        entries = browser.rows("#config-table")
+        check(entries == [["push.enabled", "false", "agent v1"]], f"nas-2's entries {entries}")
+        audit = browser.rows("#audit-table")
+        check(len(audit) == 1 and audit[0][1:] == ["1", "alice", "127.0.0.1", "nas-2", "push.enabled", "-", "false"],
+              f"audit {audit}")
+        browser.go("#/agents", "#agents-table")
+        switch = [r[9] for r in browser.rows("#agents-table")]
+        check(switch == ["file", "off", "file"], f"switches {switch}")
+        browser.shot(shots, "config")
+
         # Light and dark, kept across a reload.
         html = d.find_element(By.TAG_NAME, "html")
         bg = lambda: d.execute_script("return getComputedStyle(document.body).backgroundColor")  # noqa: E731
         check(html.get_attribute("data-theme") == "light" and bg() == "rgb(245, 245, 245)", f"light: {bg()}")
         browser.el("#theme-toggle").click()
         check(html.get_attribute("data-theme") == "dark" and bg() == "rgb(0, 0, 0)", f"dark: {bg()}")
-        browser.shot(shots, "services-dark")
+        browser.shot(shots, "agents-dark")
         d.refresh()
-        browser.wait("the page after a reload", lambda _: browser.els("#service-types table"))
+        browser.wait("the page after a reload", lambda _: len(browser.rows("#agents-table")) == 3)
         check(d.find_element(By.TAG_NAME, "html").get_attribute("data-theme") == "dark", "dark after a reload")
         browser.el("#theme-toggle").click()
         check(d.find_element(By.TAG_NAME, "html").get_attribute("data-theme") == "light", "light again")
@@ -373,6 +396,10 @@ def run_test(binary, shots):
         check(len(redis) == 1 and redis[0][:3] == ["redis-main", "隐私保护", "online"], f"redis as viewer {redis}")
         check(browser.els("#traffic-admins-only"), "the viewer's traffic note")
         browser.shot(shots, "services-viewer")
+        browser.go("#/config", "#audit-table")
+        check(browser.els("#config-readonly") and not browser.els("#config-editor"), "the viewer has no edit controls")
+        audit = browser.rows("#audit-table")
+        check(len(audit) == 1 and audit[0][3] == "隐私保护", f"the viewer's audit {audit}")
         errors = browser.console_errors()
         check(not errors, f"console errors: {errors}")
         print(f"dashboard: all checks passed in {time.monotonic() - t0:.1f} s "

@@ -450,9 +450,15 @@ struct CollectorServer::Impl {
         auto c = caller(req, res, false);
         if (!c) return;
         ApiAnswer a = make(DashboardContext{*store, *cal, now(), o.offline_after, o.fleet_name}, req);
-        if (a.status >= 400 && a.status < 500)
-            spdlog::info("{} {} from {}: refused ({}): {}", req.method, req.path, req.remote_addr, a.status, a.body);
-        if (a.status >= 500) spdlog::error("{} {}: {}", req.method, req.path, a.body);
+        if (a.status != 200) {
+            const Json e = Json::parse(a.body, nullptr, false);
+            const bool has = e.is_object() && e.contains("message") && e["message"].is_string();
+            const std::string why = has ? e["message"].get<std::string>() : a.body;
+            if (a.status < 500)
+                spdlog::info("{} {} from {}: refused ({}): {}", req.method, req.path, req.remote_addr, a.status, why);
+            else
+                spdlog::error("{} {}: {}", req.method, req.path, why);
+        }
         res.status = a.status;
         res.set_content(std::move(a.body), "application/json");
     }

@@ -1,5 +1,6 @@
 // The dashboard's entry: the login, the top bar (fleet name, user and role, light/dark,
-// log out) and the hash router (#/overview, #/agents, #/agents/NAME, #/history, #/services).
+// log out) and the hash router (#/overview, #/agents, #/agents/NAME, #/history, #/services,
+// #/config).
 
 import * as pages from "./pages.js";
 import { api, clear, errorBox, h, setUnauthorizedHandler, state } from "./util.js";
@@ -11,6 +12,7 @@ const ROUTES = [
     ["agents", "Agents", pages.agents],
     ["history", "Push history", pages.history],
     ["services", "Services", pages.services],
+    ["config", "Configuration", pages.config],
 ];
 
 // ---- light / dark --------------------------------------------------------------------------

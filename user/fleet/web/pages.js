@@ -335,3 +335,122 @@ export async function services(main) {
         card("Traffic between services", h("div", { id: "service-traffic" }, traffic)),
     );
 }
+
+// ---- Configuration -----------------------------------------------------------------------
+
+// Keys whose value false stops what the customer or the sinks receive: asked again first.
+const STOPS_REPORTING = new Set(["push.enabled", "customer_report.enabled"]);
+
+function entriesTable(entries, id) {
+    const t = dataTable(
+        [
+            { key: "key", label: "Key" },
+            { key: "value", label: "Value", value: (x) => JSON.stringify(x.value), render: (x) => h("code", {}, JSON.stringify(x.value)) },
+            { key: "source", label: "Source" },
+        ],
+        entries,
+        { empty: "Nothing set: the agents' own config files apply" },
+    );
+    t.table.id = id;
+    return t.table;
+}
+
+export async function config(main, selected = "") {
+    const admin = state.role === "admin";
+    const [fleet, list, audit] = await Promise.all([
+        api("/api/v1/config"),
+        api("/api/v1/agents"),
+        api("/api/v1/audit?limit=50"),
+    ]);
+    const scope = h(
+        "select",
+        { id: "config-scope" },
+        h("option", { value: "" }, "the fleet"),
+        list.agents.map((a) => h("option", { value: a.name }, a.name)),
+    );
+    const shown = h("div", { id: "config-entries" });
+    async function showScope() {
+        try {
+            if (!scope.value) {
+                clear(shown, h("p", { class: "muted" }, `Fleet-wide set, version ${fleet.version}.`), entriesTable(fleet.entries, "config-table"));
+                return;
+            }
+            const c = await api(`/api/v1/config?agent=${encodeURIComponent(scope.value)}`);
+            const problems = c.applied.problems.length
+                ? h("ul", { class: "error-text" }, c.applied.problems.map((p) => h("li", {}, `${p.key}: ${p.message}`)))
+                : null;
+            clear(
+                shown,
+                h("p", { class: "muted" }, `Effective for ${c.agent}: version ${c.version}; the agent runs version ${c.applied.version}.`),
+                problems,
+                entriesTable(c.entries, "config-table"),
+            );
+        } catch (e) {
+            clear(shown, errorBox(e));
+        }
+    }
+    scope.value = selected;
+    scope.addEventListener("change", showScope);
+
+    let editor = h("p", { class: "muted", id: "config-readonly" }, "Read only: changes need the admin role.");
+    if (admin) {
+        const key = h("input", { id: "config-key", placeholder: "push.enabled" });
+        const value = h("input", { id: "config-value", placeholder: "false (JSON)" });
+        const status = h("div", { id: "config-status" });
+        const change = async (method) => {
+            const agent = scope.value;
+            let body;
+            try {
+                if (method === "PUT") body = { key: key.value.trim(), value: JSON.parse(value.value), ...(agent ? { agent } : {}) };
+            } catch {
+                clear(status, errorBox("the value must be JSON: false, 1.05, \"0042\", [\"eth1\"], {\"factor\": 1.05}"));
+                return;
+            }
+            const where = agent ? `agent ${agent}` : "the whole fleet";
+            if (method === "PUT" && STOPS_REPORTING.has(body.key) && body.value === false &&
+                !window.confirm(`Set ${body.key} to false for ${where}? Reports stop until it is set back.`))
+                return;
+            try {
+                const q = new URLSearchParams({ key: key.value.trim(), ...(agent ? { agent } : {}) });
+                const r = method === "PUT"
+                    ? await api("/api/v1/config", { method: "PUT", body })
+                    : await api(`/api/v1/config?${q}`, { method: "DELETE" });
+                await config(main, agent);
+                clear(document.getElementById("config-status"), h("div", { class: "alert alert-ok" }, `Saved: version ${r.version}.`));
+            } catch (e) {
+                clear(status, errorBox(e));
+            }
+        };
+        editor = h(
+            "div",
+            { class: "filters", id: "config-editor" },
+            h("label", {}, "Key", key),
+            h("label", {}, "Value (JSON)", value),
+            h("button", { type: "button", class: "btn btn-primary", id: "config-set", on: { click: () => change("PUT") } }, "Set"),
+            h("button", { type: "button", class: "btn", id: "config-unset", on: { click: () => change("DELETE") } }, "Unset"),
+            status,
+        );
+    }
+    const auditTable = dataTable(
+        [
+            { key: "time_epoch", label: "Time", render: (x) => x.time },
+            { key: "version", label: "Version", num: true },
+            { key: "who", label: "Who" },
+            { key: "from", label: "From" },
+            { key: "agent", label: "Scope", value: (x) => x.agent ?? "fleet", render: (x) => x.agent ?? "fleet" },
+            { key: "key", label: "Key" },
+            { key: "old", label: "Old", value: (x) => JSON.stringify(x.old), render: (x) => (x.old === null ? "-" : h("code", {}, JSON.stringify(x.old))) },
+            { key: "new", label: "New", value: (x) => JSON.stringify(x.new), render: (x) => (x.new === null ? "-" : h("code", {}, JSON.stringify(x.new))) },
+        ],
+        audit.audit,
+        { empty: "No change yet", sortKey: "time_epoch", desc: true },
+    );
+    auditTable.table.id = "audit-table";
+    clear(
+        main,
+        h("h1", {}, "Configuration"),
+        card("Central configuration", h("div", { class: "toolbar" }, h("label", {}, "Scope ", scope)), shown, editor),
+        card("Audit log (last 50 changes)", auditTable.table),
+    );
+    await showScope();
+}
