@@ -13,5 +13,8 @@ apt-get install -y --no-install-recommends \
   dpkg-dev file lintian rpm debootstrap mandoc bash-completion lsb-base systemd
 # Tests only: a real PostgreSQL (initdb, pg_ctl) for the collector's heartbeat database probe.
 apt-get install -y --no-install-recommends postgresql
+# Tests only: the collector's dashboard driven in a real headless browser (tests/browser/).
+# /usr/bin/python3 is the interpreter Debian's selenium is installed for.
+apt-get install -y --no-install-recommends chromium chromium-driver python3-selenium
 # sshd for the SFTP export test, unpacked (not installed: that would start a system sshd).
 "$(dirname "$0")/fetch-sshd.sh" /usr/local/lib/peakflow-test/openssh

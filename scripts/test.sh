@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: format check, build, unit + bpf + integration tiers, fuzzing (each
+# The whole suite: format check, build, unit + bpf tiers, the dashboard in headless Chromium,
+# integration tier, fuzzing (each
 # libFuzzer target for a bounded time), packages (deb, rpm, install test in a clean
 # Debian 12 root), then the unit and
 # bpf tiers again under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
@@ -54,6 +55,18 @@ if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
   mount -t bpf bpf /sys/fs/bpf
 fi
 ctest --test-dir build --output-on-failure -L 'unit|bpf'
+
+# The dashboard in a real headless Chromium against a real collector (about 15 s). Skipped,
+# saying why, only outside CI when the browser is not installed; CI=true must run it.
+stage "tests: dashboard (headless Chromium)" "tests/browser/test_dashboard.py"
+if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] && /usr/bin/python3 -c 'import selenium' 2>/dev/null; then
+    /usr/bin/python3 tests/browser/test_dashboard.py build/user/peakflow-collector
+elif [[ ${CI:-} == true ]]; then
+    echo "== the dashboard test needs chromium, chromium-driver and python3-selenium: run scripts/install-deps.sh"
+    exit 1
+else
+    echo "== skipped: chromium, chromium-driver or python3-selenium is missing (scripts/install-deps.sh); CI runs it"
+fi
 
 # The ASan + UBSan build (CPU only) runs in the background from here on, while the
 # integration tier mostly waits (on fake clocks, timeouts, outages) and the later stages

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "collector_test_client.hpp"
 #include "fleet_test_support.hpp"
 #include "peakflow/app/cli.hpp"
 #include "peakflow/collector/collector_cli.hpp"
@@ -368,16 +369,9 @@ class FleetHistoryServer : public ::testing::Test {
         char tmpl[] = "/tmp/pf_fleet_history_srv_XXXXXX";
         ASSERT_NE(mkdtemp(tmpl), nullptr);
         dir_ = tmpl;
-        CollectorOptions o;
-        o.host = "127.0.0.1";
-        o.port = 0;
-        o.database = dir_ + "/collector.db";
+        CollectorOptions o = testing::local_collector(dir_, clock_, "Asia/Shanghai");
         o.alert_file = dir_ + "/alerts.log";
-        o.timezone = "Asia/Shanghai";
-        o.clock = [this] { return clock_.load(); };
         o.queue = &queue_;
-        o.watch = false;
-        o.threads = 2;
         o.password_hash = Argon2Params{1, 8, 1};
         server_ = CollectorServer::start(o).take();
         token_ = server_->store().create_token("nas-1", kNow).take();

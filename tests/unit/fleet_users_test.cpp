@@ -20,6 +20,7 @@
 #include <regex>
 #include <sstream>
 
+#include "collector_test_client.hpp"
 #include "peakflow/collector/collector_cli.hpp"
 #include "peakflow/common/http.hpp"
 #include "peakflow/fleet/collector_server.hpp"
@@ -31,15 +32,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kT0 = 1796000000;  // 2026-11-30 00:53:20 UTC
-
-// A cheaper argon2id for the server tests that hash many times; the hashing and CLI tests
-// use the production cost (Argon2Params{}).
-Argon2Params cheap() {
-    Argon2Params p;
-    p.t_cost = 1;
-    p.m_cost_kib = 1024;
-    return p;
-}
 
 std::string read_all(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -62,7 +54,8 @@ TEST(PasswordHash, Argon2idRoundTrip) {
     EXPECT_TRUE(verify_password(h, "correct horse"));
     EXPECT_FALSE(verify_password(h, "correct horsE"));
     EXPECT_FALSE(verify_password(h, ""));
-    EXPECT_NE(hash_password("correct horse", cheap()).take(), hash_password("correct horse", cheap()).take())
+    EXPECT_NE(hash_password("correct horse", testing::cheap_argon2()).take(),
+              hash_password("correct horse", testing::cheap_argon2()).take())
         << "a fresh salt each time";
     EXPECT_FALSE(verify_password("$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA", "x"));
     EXPECT_FALSE(verify_password("correct horse", "correct horse"));
@@ -277,17 +270,10 @@ class LoginTest : public ::testing::Test {
   protected:
     void SetUp() override {
         dir_ = make_tmpdir();
-        CollectorOptions o;
-        o.host = "127.0.0.1";
-        o.port = 0;
-        o.database = dir_ + "/collector.db";
-        o.timezone = "UTC";
-        o.clock = [this] { return clock_.load(); };
-        o.watch = false;
-        o.threads = 2;
-        o.password_hash = cheap();
+        CollectorOptions o = testing::local_collector(dir_, clock_);
+        o.password_hash = testing::cheap_argon2();
         server_ = CollectorServer::start(o).take();
-        users_ = FleetUsers::open(server_->store(), cheap()).take();
+        users_ = FleetUsers::open(server_->store(), testing::cheap_argon2()).take();
         ASSERT_TRUE(users_->add("alice", "admin", "alice-password", kT0).ok());
         ASSERT_TRUE(users_->add("victor", "viewer", "victor-password", kT0).ok());
     }
@@ -299,15 +285,7 @@ class LoginTest : public ::testing::Test {
     }
     HttpResponse request(HttpMethod m, const std::string& path, const std::string& body,
                          std::vector<std::string> headers) {
-        HttpRequest rq;
-        rq.method = m;
-        rq.url = "http://127.0.0.1:" + std::to_string(server_->port()) + path;
-        rq.body = body;
-        rq.headers = std::move(headers);
-        if (m == HttpMethod::Post) rq.headers.push_back("Content-Type: application/json");
-        auto r = http_request(rq);
-        EXPECT_TRUE(r.ok()) << r.error().message();
-        return r.ok() ? *r : HttpResponse{};
+        return testing::collector_request(server_->port(), m, path, body, std::move(headers));
     }
     HttpResponse login(const std::string& user, const std::string& password) {
         return request(HttpMethod::Post, "/api/v1/login", json{{"user", user}, {"password", password}}.dump(), {});
@@ -315,11 +293,7 @@ class LoginTest : public ::testing::Test {
     HttpResponse get(const std::string& path, std::vector<std::string> headers) {
         return request(HttpMethod::Get, path, "", std::move(headers));
     }
-    // "Cookie: pf_session=..." from a login's Set-Cookie.
-    static std::string cookie_of(const HttpResponse& r) {
-        const std::string c = r.header("Set-Cookie");
-        return "Cookie: " + c.substr(0, c.find(';'));
-    }
+    static std::string cookie_of(const HttpResponse& r) { return testing::session_cookie(r); }
 
     std::string dir_;
     std::atomic<int64_t> clock_{kT0};

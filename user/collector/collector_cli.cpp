@@ -31,6 +31,7 @@
 #include "peakflow/fleet/central_config.hpp"
 #include "peakflow/fleet/central_store.hpp"
 #include "peakflow/fleet/collector_server.hpp"
+#include "peakflow/fleet/dashboard.hpp"
 #include "peakflow/fleet/fleet_history.hpp"
 #include "peakflow/fleet/fleet_store.hpp"
 #include "peakflow/fleet/fleet_users.hpp"
@@ -211,17 +212,7 @@ int cmd_agents(const Opts& o) {
     if (o.json) {
         Json j;
         j["agents"] = Json::array();
-        for (const auto& a : agents)
-            j["agents"].push_back({{"name", a.name},
-                                   {"node", a.node},
-                                   {"host", a.host},
-                                   {"iface", a.iface},
-                                   {"mac", a.mac},
-                                   {"version", a.version},
-                                   {"last_seen", opt_time(cal, a.last_seen)},
-                                   {"last_seen_epoch", opt_epoch(a.last_seen)},
-                                   {"state", agent_state(a, now, c.offline_after)},
-                                   {"backlog", a.backlog}});
+        for (const auto& a : agents) j["agents"].push_back(agent_row_json(a, cal, now, c.offline_after));
         std::cout << j.dump(2) << "\n";
         return 0;
     }

@@ -209,6 +209,13 @@ Status parse_key(const Parser& p, const YAML::Node& n, const std::string& k, Col
             auto cal = Calendar::create(v, {PeakWindow{}}, 1);
             return cal ? std::string() : cal.error().message();
         });
+    if (k == "fleet_name")
+        return p.read_checked(n, k, "a name", c.fleet_name, [](const std::string& v) {
+            if (v.size() > 128) return std::string("at most 128 bytes");
+            for (unsigned char ch : v)
+                if (ch < 0x20 || ch == 0x7f) return std::string("no control characters");
+            return std::string();
+        });
     if (k == "push") return parse_push_config(p, n, k, c.push);
     if (k == "heartbeat") return parse_heartbeat(p, n, k, c.heartbeat);
     return p.error_at(n.Mark(), k, "unknown key");
@@ -237,6 +244,7 @@ CollectorOptions CollectorConfig::server_options() const {
     o.forward_alerts = forward_alerts;
     o.push = push;
     o.timezone = timezone;
+    o.fleet_name = fleet_name;
     o.heartbeat = heartbeat;
     return o;
 }
@@ -255,7 +263,7 @@ Result<CollectorConfig> parse_collector_config(const std::string& text, const st
     if (!root.IsMap()) return p.error_at(root.Mark(), "", "expected a mapping of keys at the top level");
     static const char* const kKeys[] = {
         "listen",  "database",  "offline_after", "tls",  "allow_plain_http",         "alert_file", "forward_alerts",
-        "log_dir", "log_level", "timezone",      "push", "push_failure_alert_after", "heartbeat"};
+        "log_dir", "log_level", "timezone",      "push", "push_failure_alert_after", "heartbeat",  "fleet_name"};
     YAML::Mark listen_mark = root.Mark();
     for (const auto& kv : root) {
         const std::string key = kv.first.Scalar();
@@ -311,6 +319,7 @@ std::string dump_collector_config(const CollectorConfig& c) {
     out << YAML::Key << "log_dir" << YAML::Value << c.log_dir;
     out << YAML::Key << "log_level" << YAML::Value << c.log_level;
     out << YAML::Key << "timezone" << YAML::Value << c.timezone;
+    out << YAML::Key << "fleet_name" << YAML::Value << c.fleet_name;
     if (c.push.configured) {
         out << YAML::Key << "push" << YAML::Value;
         dump_push_config(out, c.push);

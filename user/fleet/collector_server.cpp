@@ -17,6 +17,7 @@
 
 #include "peakflow/fleet/central_config.hpp"
 #include "peakflow/fleet/central_store.hpp"
+#include "peakflow/fleet/dashboard.hpp"
 #include "peakflow/fleet/fleet_history.hpp"
 #include "peakflow/push/outbox.hpp"
 
@@ -431,6 +432,37 @@ struct CollectorServer::Impl {
         answer_json(res, 200, Json{{"users", std::move(out)}});
     }
 
+    // ---- the dashboard (dashboard.hpp) --------------------------------------------------
+
+    std::unique_ptr<DashboardFiles> files;
+
+    // GET / and /ui/...: the embedded files; no credentials (the pages hold no data).
+    void handle_file(const httplib::Request& req, httplib::Response& res) {
+        WebAnswer a = files->get(req.path, req.get_header_value("If-None-Match"));
+        res.status = a.status;
+        for (const auto& [k, v] : a.headers) res.set_header(k, v);
+        if (!a.body.empty()) res.set_content(std::move(a.body), a.content_type);
+    }
+
+    // The dashboard's JSON (users, admin or viewer: it holds no address and changes nothing).
+    void handle_dashboard(const httplib::Request& req, httplib::Response& res,
+                          ApiAnswer (*make)(const DashboardContext&, const httplib::Request&)) {
+        auto c = caller(req, res, false);
+        if (!c) return;
+        ApiAnswer a = make(DashboardContext{*store, *cal, now(), o.offline_after, o.fleet_name}, req);
+        if (a.status != 200) {
+            const Json e = Json::parse(a.body, nullptr, false);
+            const bool has = e.is_object() && e.contains("message") && e["message"].is_string();
+            const std::string why = has ? e["message"].get<std::string>() : a.body;
+            if (a.status < 500)
+                spdlog::info("{} {} from {}: refused ({}): {}", req.method, req.path, req.remote_addr, a.status, why);
+            else
+                spdlog::error("{} {}: {}", req.method, req.path, why);
+        }
+        res.status = a.status;
+        res.set_content(std::move(a.body), "application/json");
+    }
+
     // ---- heartbeat service (heartbeat.hpp) ---------------------------------------------
 
     std::unique_ptr<HeartbeatService> heartbeat;
@@ -818,6 +850,21 @@ struct CollectorServer::Impl {
         res.set_content(render_history_page(*page, *q, *cal), "application/json");
     }
 
+    // GET /api/v1/history.csv: the same filters, every matching row (no pages), as CSV.
+    void handle_history_csv(const httplib::Request& req, httplib::Response& res) {
+        auto who = caller(req, res, false);
+        if (!who) return;
+        auto q = parse_history_params(*cal, req.params);
+        if (!q) return refuse(res, 400, q.error().message(), req.method + " " + req.path, req, "");
+        q->page = 1;
+        q->limit = 0;
+        auto page = store->push_history(*q);
+        if (!page) return fail_500(res, req, page.error());
+        res.status = 200;
+        res.set_header("Content-Disposition", "attachment; filename=\"push-history.csv\"");
+        res.set_content(history_csv(render_history_page(*page, *q, *cal)), "text/csv; charset=utf-8");
+    }
+
     void handle_alert(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
         std::string agent, body;
         if (!admit(req, res, reader, "alert", agent, body)) return;
@@ -938,6 +985,7 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
     auto hb = HeartbeatService::start(*m.store, m.o.heartbeat, m.o.clock_ms, m.o.probe);
     if (!hb) return hb.error();
     m.heartbeat = std::move(*hb);
+    m.files = std::make_unique<DashboardFiles>(embedded_dashboard_files());
     m.started = m.now();
     if (!m.o.alert_file.empty()) {
         // Best effort: a failure shows at the first alert, with the reason, in the log.
@@ -990,6 +1038,8 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
           [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_compat_global(rq, rs); });
     for (const char* path : {"/agent/history/", "/agent/history", "/api/v1/history"})
         s.Get(path, [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_history(rq, rs); });
+    s.Get("/api/v1/history.csv",
+          [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_history_csv(rq, rs); });
     s.Get("/api/v1/health", [](const httplib::Request&, httplib::Response& rs) {
         rs.set_content(R"({"status":"ok"})", "application/json");
     });
@@ -997,6 +1047,21 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
     s.Post("/api/v1/logout", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_logout(rq, rs); });
     s.Get("/api/v1/me", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_me(rq, rs); });
     s.Get("/api/v1/users", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_users(rq, rs); });
+    s.Get("/", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_file(rq, rs); });
+    s.Get("/ui/.*", [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_file(rq, rs); });
+    s.Get("/api/v1/agents", [ip](const httplib::Request& rq, httplib::Response& rs) {
+        ip->handle_dashboard(rq, rs,
+                             [](const DashboardContext& c, const httplib::Request&) { return dashboard_agents(c); });
+    });
+    s.Get("/api/v1/traffic", [ip](const httplib::Request& rq, httplib::Response& rs) {
+        ip->handle_dashboard(rq, rs, [](const DashboardContext& c, const httplib::Request& r) {
+            return dashboard_traffic(c, r.params);
+        });
+    });
+    s.Get("/api/v1/overview", [ip](const httplib::Request& rq, httplib::Response& rs) {
+        ip->handle_dashboard(rq, rs,
+                             [](const DashboardContext& c, const httplib::Request&) { return dashboard_overview(c); });
+    });
     s.Post("/heartbeat/report",
            [ip](const httplib::Request& rq, httplib::Response& rs) { ip->handle_heartbeat(rq, rs, true); });
     s.Post("/heartbeat/status",

@@ -30,7 +30,8 @@ struct CollectorConfig {
     bool forward_alerts = false;
     std::string log_dir;
     std::string log_level = "info";
-    std::string timezone;  // "" the system's
+    std::string timezone;    // "" the system's
+    std::string fleet_name;  // the dashboard's title, "" none
     PushConfig push;
     HeartbeatConfig heartbeat;  // `heartbeat:` (docs/fleet.md, "Heartbeat service")
 

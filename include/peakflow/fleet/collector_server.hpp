@@ -1,7 +1,8 @@
 #pragma once
 // The collector's server: POST /api/v1/agents/report and /api/v1/agents/alert as
 // docs/fleet.md says, GET /api/v1/health, the users' login, logout, me and users (the JSON
-// API takes a user's session cookie or API token), the heartbeat service (heartbeat.hpp),
+// API takes a user's session cookie or API token), the heartbeat service (heartbeat.hpp), the
+// web dashboard and its read-only JSON (dashboard.hpp),
 // and the offline watch that raises one alert when an agent goes quiet and one recovery
 // notice when it reports again. Notices go to the store, the alert file, the log and the
 // collector's own push sinks (the outbox).
@@ -35,6 +36,7 @@ struct CollectorOptions {
     bool forward_alerts = false;  // agents' alerts to our push sinks too
     PushConfig push;
     std::string timezone;            // local times in notices and the alert file; "" the system's
+    std::string fleet_name;          // the dashboard's title ("" none)
     std::function<int64_t()> clock;  // UTC seconds; default the system clock
     MessageQueue* queue = nullptr;   // instead of an outbox over `push` (tests)
     bool watch = true;               // run the offline watch thread (tests call check_offline)
