@@ -144,7 +144,7 @@ class MapSet {
     uint32_t iface_id_ = 0, mac_id_ = 0, flow_id_ = 0;
     pf_conf conf_{};
     mutable MapMemory flow_mem_, flow_ack_mem_;  // mapped by map_flows
-    mutable std::optional<JiffyClock> clock_;  // the last good one, should a new sample fail
+    mutable std::optional<JiffyClock> clock_;    // the last good one, should a new sample fail
 };
 
 }  // namespace pf
