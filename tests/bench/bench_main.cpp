@@ -10,6 +10,9 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <sys/utsname.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -33,7 +36,8 @@ namespace {
 constexpr int kRepeat = 10'000'000;
 constexpr int kWarmupRepeat = 100'000;
 constexpr int kRounds = 3;
-constexpr double kOverheadTargetNs = 30.0;
+constexpr double kOverheadTargetNs = 25.0;  // flows on (issue 19)
+constexpr double kNoFlowsTargetNs = 10.0;
 constexpr uint32_t kFlows = 100'000;
 constexpr int kDrainRuns = 5;
 constexpr double kDrainTargetMs = 50.0;
@@ -105,12 +109,33 @@ double overhead_ns(const Contender& ours, const Contender& empty) {
     return ours.best.kernel_ns - empty.best.kernel_ns;
 }
 
-void print_row(const Contender& c, const Contender* baseline) {
+// Cycles per ns of the time-stamp counter, so that figures from machines of different
+// clock rates compare (in a VM the TSC is the one clock there is: hardware counters are
+// often not passed through). 0 where there is no TSC.
+double tsc_ghz() {
+#if defined(__x86_64__)
+    const auto t0 = Clock::now();
+    const uint64_t c0 = __rdtsc();
+    while (Clock::now() - t0 < std::chrono::milliseconds(200)) {
+    }
+    const uint64_t c1 = __rdtsc();
+    return static_cast<double>(c1 - c0) / std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+#else
+    return 0;
+#endif
+}
+
+void print_row(const Contender& c, const Contender* baseline, double target_ns, double ghz) {
     std::printf("  %-28s %10.0f %10.1f", c.name.c_str(), c.best.kernel_ns, c.best.wall_ns);
     if (baseline) {
         double over = overhead_ns(c, *baseline);
-        std::printf(" %10.0f %7.2fx  %s", over, c.best.kernel_ns / baseline->best.kernel_ns,
-                    over <= kOverheadTargetNs ? "met" : "MISSED");
+        std::printf(" %10.0f", over);
+        if (ghz > 0)
+            std::printf(" %8.0f", over * ghz);
+        else
+            std::printf(" %8s", "-");
+        std::printf(" %7.2fx  <= %.0f ns %s", c.best.kernel_ns / baseline->best.kernel_ns, target_ns,
+                    over <= target_ns ? "met" : "MISSED");
     }
     std::printf("\n");
 }
@@ -240,16 +265,18 @@ int main() {
     const auto frame = udp_frame_64();
     if (auto st = measure(cs, frame); !st) return fail(st.error());
 
+    const double ghz = tsc_ghz();
     std::printf("(a) BPF_PROG_TEST_RUN, %zu-byte Ethernet/IPv4/UDP frame, %d repeats per run, best of %d runs\n",
                 frame.size(), kRepeat, kRounds);
-    std::printf("  %-28s %10s %10s %10s %8s  %s\n", "program", "kernel ns", "wall ns", "overhead", "ratio",
-                "overhead <= 30 ns");
-    print_row(cs[kEmptyXdp], nullptr);
-    print_row(cs[kXdp], &cs[kEmptyXdp]);
-    print_row(cs[kXdpNoFlows], &cs[kEmptyXdp]);
-    print_row(cs[kEmptyTc], nullptr);
-    print_row(cs[kTc], &cs[kEmptyTc]);
-    print_row(cs[kTcNoFlows], &cs[kEmptyTc]);
+    if (ghz > 0) std::printf("  cycles at the TSC's %.3f GHz\n", ghz);
+    std::printf("  %-28s %10s %10s %10s %8s %8s  %s\n", "program", "kernel ns", "wall ns", "overhead", "cycles",
+                "ratio", "overhead target");
+    print_row(cs[kEmptyXdp], nullptr, 0, ghz);
+    print_row(cs[kXdp], &cs[kEmptyXdp], kOverheadTargetNs, ghz);
+    print_row(cs[kXdpNoFlows], &cs[kEmptyXdp], kNoFlowsTargetNs, ghz);
+    print_row(cs[kEmptyTc], nullptr, 0, ghz);
+    print_row(cs[kTc], &cs[kEmptyTc], kOverheadTargetNs, ghz);
+    print_row(cs[kTcNoFlows], &cs[kEmptyTc], kNoFlowsTargetNs, ghz);
     const double xdp_over = overhead_ns(cs[kXdp], cs[kEmptyXdp]), tc_over = overhead_ns(cs[kTc], cs[kEmptyTc]);
 
     // (b) draining a full-size flow map
@@ -273,9 +300,9 @@ int main() {
 
     std::printf(
         "\nRESULT xdp_ns=%.0f xdp_empty_ns=%.0f xdp_overhead_ns=%.0f tc_ns=%.0f tc_empty_ns=%.0f "
-        "tc_overhead_ns=%.0f drain_100k_ms=%.1f targets=%s\n",
+        "tc_overhead_ns=%.0f tsc_ghz=%.3f drain_100k_ms=%.1f targets=%s\n",
         cs[kXdp].best.kernel_ns, cs[kEmptyXdp].best.kernel_ns, xdp_over, cs[kTc].best.kernel_ns,
-        cs[kEmptyTc].best.kernel_ns, tc_over, drain->median_ms(),
+        cs[kEmptyTc].best.kernel_ns, tc_over, ghz, drain->median_ms(),
         xdp_over <= kOverheadTargetNs && tc_over <= kOverheadTargetNs && drain->median_ms() < kDrainTargetMs
             ? "met"
             : "missed");
