@@ -4,13 +4,7 @@
  *
  * Cheap multiply-xorshift mixing over 64-bit words, two independent lanes for the flow
  * key so the multiplies overlap. The seed is random per set of maps (struct pf_conf), so
- * slot positions cannot be predicted from outside the host.
- *
- * The flow hash ends with one fold (the high half, which every input bit reaches through
- * the last multiplies, onto the low half the slot index is taken from), not a second
- * finaliser: that was 3-4 ns of the per-packet cost (issue 19), and the table's spread
- * stays that of a random function (chi-square over 2^16 slots). The MAC hash keeps the
- * finaliser: one multiply alone leaves consecutive MACs in clusters. */
+ * slot positions cannot be predicted from outside the host. */
 #pragma once
 
 #include <linux/types.h>
@@ -49,6 +43,5 @@ static inline __u64 pf_hash_flow(const __u64 *w, __u64 seed)
 	a = (a ^ (a >> 32) ^ w[4]) * PF_HASH_P1;
 	b = (b ^ (b >> 32) ^ w[5]) * PF_HASH_P2;
 	a = (a ^ (a >> 32) ^ w[6]) * PF_HASH_P1;
-	a ^= b >> 32 | b << 32;
-	return a ^ (a >> 32);
+	return pf_hash_final(a ^ (b >> 32 | b << 32));
 }
