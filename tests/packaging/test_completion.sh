@@ -33,7 +33,7 @@ expect() { # expected -- words...
 }
 ifaces=$(for d in /sys/class/net/*; do [[ -e $d ]] && echo "${d##*/}"; done | sort | tr '\n' ' ' | sed 's/ $//')
 
-expect "attach config detach dump export heartbeat history host import push report" -- peakflow-bpf ""
+expect "attach config detach dump export heartbeat history host import push report status" -- peakflow-bpf ""
 expect "attach" -- peakflow-bpf at
 expect "--help --log-level --version" -- peakflow-bpf --
 expect "$ifaces" -- peakflow-bpf attach ""
@@ -46,6 +46,7 @@ expect "debug error info trace warn" -- peakflow-bpf --log-level ""
 expect "$tmp/site.yaml" -- peakflow-bpf attach -f "$tmp/"
 expect "$tmp/site.yaml" -- peakflow-bpf report --config "$tmp/"
 expect "--flows" -- peakflow-bpf dump --fl
+expect "--json" -- peakflow-bpf status --js
 expect "--five-minutes" -- peakflow-bpf report --fi
 expect "--hour --hours" -- peakflow-bpf report --hou
 expect "--customer-hour" -- peakflow-bpf report --cu

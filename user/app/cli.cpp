@@ -24,6 +24,7 @@
 #include "peakflow/app/central.hpp"
 #include "peakflow/app/config.hpp"
 #include "peakflow/app/import_tracker.hpp"
+#include "peakflow/app/status.hpp"
 #include "peakflow/common/config_parser.hpp"
 #include "peakflow/common/fd.hpp"
 #include "peakflow/common/logging.hpp"
@@ -183,6 +184,13 @@ CliParse parse_cli(const std::vector<std::string>& args) {
     dump->add_option("--top", c.dump.top, "Rows of MACs and flows to show (flows default 10, MACs all)")
         ->check(CLI::Range(1, 1000000));
 
+    auto* status = app.add_subcommand(
+        "status", "Is every interface counting? Programs, maps, daemon, history; exit 0 only when all count");
+    status->add_option("IFACE", c.ifaces, "Interfaces (default: the configured and every attached one)");
+    status->add_flag("--json", c.status_json, "One JSON object");
+    status->add_option("--database", c.database, "History database (default: the config's)");
+    status->add_option("-f,--config", c.config_path, "Config file (interfaces, database, time zone)");
+
     ReportRaw report_raw;
     auto* report = add_report_command(app, c, report_raw);
 
@@ -294,6 +302,8 @@ CliParse parse_cli(const std::vector<std::string>& args) {
         c.kind = CliCommand::Detach;
     } else if (*dump) {
         c.kind = CliCommand::Dump;
+    } else if (*status) {
+        c.kind = CliCommand::Status;
     } else if (*check) {
         c.kind = CliCommand::ConfigCheck;
     } else if (*host) {
@@ -704,6 +714,18 @@ int run_cli(int argc, char** argv) {
             case CliCommand::Dump: return run_dump(p.cmd.dump, Paths{}, std::cout);
             case CliCommand::ConfigCheck: return run_config_check(p.cmd);
             case CliCommand::Report: return run_report_cmd(p.cmd);
+            case CliCommand::Status: {
+                auto cfg = effective_config(p.cmd).take();
+                Calendar cal = cfg.accounting.calendar().take();
+                // What attach would count: the configured interfaces, else the default route's.
+                std::vector<std::string> configured = cfg.interfaces;
+                if (configured.empty())
+                    if (auto d = detect_default_interface(Paths{}); d) configured.push_back(*d);
+                auto r = collect_status(p.cmd.ifaces, configured, cfg.accounting.database, Paths{});
+                std::cout << (p.cmd.status_json ? render_status_json(r)
+                                                : render_status_text(r, cal, static_cast<int64_t>(::time(nullptr))));
+                return r.ok() ? 0 : 1;
+            }
             case CliCommand::Host: return run_host_cmd(p.cmd);
             case CliCommand::History: return run_history_cmd(p.cmd);
             case CliCommand::Push: return run_push_cmd(p.cmd);

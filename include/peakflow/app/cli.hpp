@@ -24,7 +24,8 @@ struct CliCommand {
         ExportStatus,
         ExportPipe,
         ImportTracker,
-        HeartbeatSend
+        HeartbeatSend,
+        Status
     } kind = None;
     std::vector<std::string> ifaces;
     std::string config_path;
@@ -38,6 +39,7 @@ struct CliCommand {
     bool detach_on_exit = false;
     std::optional<std::string> log_level;
     DumpOptions dump;
+    bool status_json = false;
     ReportOptions report;
     std::string host_item;  // host: cpu, mem, disk, sys, users, procs; empty: all
     bool host_json = false;
