@@ -67,6 +67,21 @@ TEST(Status, NotCountingIsExitOneWithTheReason) {
     const std::string text = render_status_text(r, cal, 1765029941);
     EXPECT_EQ(text.substr(0, text.find('\n')),
               "eth0: NOT counting: no daemon: the kernel counts, but nothing drains the counters into the history");
+    // The collector link: shown, not part of the verdict (counting goes on without it).
+    r.ifaces[0].daemon_pid = 1234;
+    r.ifaces[0].problem.clear();
+    r.store.uplink_attempt = 1765029930;
+    r.store.uplink_ack = 1765029870;
+    r.store.uplink_backlog = 42;
+    r.store.uplink_error = "Couldn't connect to server";
+    EXPECT_TRUE(r.ok());
+    const std::string with_link = render_status_text(r, cal, 1765029941);
+    EXPECT_EQ(with_link.substr(with_link.rfind("collector:")),
+              "collector: last report 2025-12-06 14:05:30 (11 s ago) failed: Couldn't connect to server; last "
+              "acknowledged 2025-12-06 14:04:30 (71 s ago); 42 records waiting\n");
+    EXPECT_EQ(nlohmann::json::parse(render_status_json(r))["collector"],
+              nlohmann::json::parse(R"({"last_attempt":1765029930,"last_ack":1765029870,"backlog":42,
+                                        "error":"Couldn't connect to server"})"));
     EXPECT_FALSE(StatusReport{}.ok());  // no interface at all is not healthy
     StatusReport none;
     none.store.path = "/nonexistent.db";

@@ -553,6 +553,13 @@ TEST_F(UplinkTest, WithoutAnAckTheSameBatchGoesAgainWithTheSameSeq) {
     EXPECT_EQ(o.error, "Couldn't connect to server");
     EXPECT_EQ(uplink_->figures().errors, 2u);
     EXPECT_TRUE(sql.rows("SELECT * FROM uplink_cursor").empty());
+    // The link's state for `peakflow-bpf status`: never acknowledged, 4 waiting.
+    const std::string link =
+        "SELECT key || '=' || value FROM meta WHERE key LIKE 'uplink.%' AND key NOT IN "
+        "('uplink.spool', 'uplink.sealed_until') ORDER BY key";
+    EXPECT_EQ(sql.rows(link),
+              (std::vector<std::string>{"uplink.backlog=4", "uplink.last_attempt=" + std::to_string(kT0 + 917),
+                                        "uplink.last_error=Couldn't connect to server"}));
 
     // Back: exactly the batch refused before, then nothing.
     uplink_->set_config(config());
@@ -562,6 +569,9 @@ TEST_F(UplinkTest, WithoutAnAckTheSameBatchGoesAgainWithTheSameSeq) {
     EXPECT_EQ(fake_.last().report["batches"], first);
     EXPECT_EQ(first[0]["seq"], 1);
     EXPECT_EQ(uplink_->figures().backlog, 0u);
+    const std::string t = std::to_string(kT0 + 917);
+    EXPECT_EQ(sql.rows(link), (std::vector<std::string>{"uplink.backlog=0", "uplink.last_ack=" + t,
+                                                        "uplink.last_attempt=" + t, "uplink.last_error="}));
     o = report();
     EXPECT_EQ(o.sent, 0u);
 }

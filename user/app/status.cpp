@@ -69,6 +69,11 @@ void read_store(StoreStatus& s) {
     };
     s.newest_bucket = one("SELECT MAX(ts) FROM bucket5m");
     s.outbox = one("SELECT COUNT(*) FROM outbox");
+    s.uplink_attempt = one("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'uplink.last_attempt'");
+    s.uplink_ack = one("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'uplink.last_ack'");
+    s.uplink_backlog = one("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'uplink.backlog'");
+    if (auto q = db->prepare("SELECT value FROM meta WHERE key = 'uplink.last_error'"); q && q->step() == SQLITE_ROW)
+        s.uplink_error = q->text(0);
 }
 
 std::string why_not(const IfaceStatus& s) {
@@ -170,6 +175,15 @@ std::string render_status_text(const StatusReport& r, const Calendar& cal, int64
         if (r.store.outbox) out += "; outbox " + std::to_string(*r.store.outbox) + " waiting";
         out += "\n";
     }
+    if (const StoreStatus& st = r.store; st.uplink_attempt) {
+        auto when = [&](int64_t t) { return cal.format_local(t) + " (" + std::to_string(now - t) + " s ago)"; };
+        out += "collector: ";
+        out += st.uplink_error.empty() ? "last report acknowledged " + when(*st.uplink_attempt)
+                                       : "last report " + when(*st.uplink_attempt) + " failed: " + st.uplink_error +
+                                             (st.uplink_ack ? "; last acknowledged " + when(*st.uplink_ack)
+                                                            : std::string("; never acknowledged"));
+        out += "; " + std::to_string(st.uplink_backlog.value_or(0)) + " records waiting\n";
+    }
     return out;
 }
 
@@ -204,7 +218,15 @@ std::string render_status_json(const StatusReport& r) {
                   {"error", r.store.readable ? json(nullptr) : json(r.store.error)},
                   {"newest_bucket", r.store.newest_bucket ? json(*r.store.newest_bucket) : json(nullptr)},
                   {"outbox", r.store.outbox ? json(*r.store.outbox) : json(nullptr)}};
-    return json{{"ok", r.ok()}, {"interfaces", ifs}, {"history", store}}.dump() + "\n";
+    json link = nullptr;
+    if (r.store.uplink_attempt)
+        link = {{"last_attempt", *r.store.uplink_attempt},
+                {"last_ack", r.store.uplink_ack ? json(*r.store.uplink_ack) : json(nullptr)},
+                {"backlog", r.store.uplink_backlog.value_or(0)},
+                {"error", r.store.uplink_error.empty() ? json(nullptr) : json(r.store.uplink_error)}};
+    return json{{"ok", r.ok()}, {"interfaces", ifs}, {"history", store}, {"collector", link}}.dump(
+               -1, ' ', false, json::error_handler_t::replace) +
+           "\n";
 }
 
 }  // namespace pf

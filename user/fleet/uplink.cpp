@@ -870,6 +870,21 @@ void Uplink::link_down(const std::string& why, int64_t waiting) {
     spdlog::warn("collector unreachable: {}; {} records waiting", why, waiting);
 }
 
+void Uplink::note_link(int64_t now, int64_t backlog, const std::string& error) {
+    auto put = db_.prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2");
+    if (!put) return;
+    auto set = [&](const char* key, const std::string& value) {
+        Reset r{*put};
+        put->bind(1, key).bind(2, value);
+        if (auto st = db_.check(put->step(), "note the collector link"); !st)
+            spdlog::debug("collector uplink: {}", st.error().message());
+    };
+    set("uplink.last_attempt", std::to_string(now));
+    if (error.empty()) set("uplink.last_ack", std::to_string(now));
+    set("uplink.backlog", std::to_string(backlog));
+    set("uplink.last_error", error);
+}
+
 void Uplink::link_up(int64_t waiting) {
     if (link_up_ == false) spdlog::info("collector reachable again; {} records were waiting", waiting);
     link_up_ = true;
@@ -939,10 +954,12 @@ Result<UplinkOutcome> Uplink::report_once() {
     if (!out.acked) {
         out.backlog = waiting;
         link_down(out.error, waiting);
+        note_link(now, waiting, out.error);
         return out;
     }
     out.backlog = p.report.backlog();
     link_up(waiting);
+    note_link(now, out.backlog, "");
     {
         std::lock_guard l(mu_);
         figures_.backlog = static_cast<uint64_t>(out.backlog);

@@ -39,6 +39,9 @@ struct StoreStatus {
     std::string error;
     std::optional<int64_t> newest_bucket;  // unix seconds of the newest 5-minute bucket
     std::optional<int64_t> outbox;         // messages waiting to be delivered
+    // The collector link (fleet/uplink.cpp notes it after each report): unset without one.
+    std::optional<int64_t> uplink_attempt, uplink_ack, uplink_backlog;
+    std::string uplink_error;
 };
 
 struct StatusReport {

@@ -116,6 +116,9 @@ class Uplink {
     WireAgent agent(const UplinkConfig& cfg, int64_t now) const;
     void link_down(const std::string& why, int64_t waiting);
     void link_up(int64_t waiting);
+    // The link's state in the history's meta table (uplink.last_attempt, .last_ack,
+    // .backlog, .last_error), for `peakflow-bpf status` in another process.
+    void note_link(int64_t now, int64_t backlog, const std::string& error);
 
     UplinkOptions o_;
     SqliteDb db_;
