@@ -171,6 +171,9 @@ class Browser:
             if "log_output" in Service.__init__.__code__.co_varnames \
             else Service("/usr/bin/chromedriver", log_path=os.path.join(tmp, "chromedriver.log"))
         self.d = webdriver.Chrome(service=self.service, options=opts)
+        # --window-size counts the window's frame: the page itself gets exactly 1440x900.
+        self.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": False})
         self.errors = []
 
     def quit(self):
