@@ -380,7 +380,24 @@ TEST_F(LoginTest, BadCredentialsAndBodies) {
     EXPECT_EQ(msg(d), "field 'password' must be a string");
     auto e = post(std::string(20000, ' '));
     EXPECT_EQ(e.status, 413);
+    // Only JSON: what another site's form posts (text/plain, urlencoded) is refused.
+    auto typed = [&](const std::string& type) {
+        HttpRequest rq;
+        rq.method = HttpMethod::Post;
+        rq.url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/api/v1/login";
+        rq.body = R"j({"user":"alice","password":"alice-password"})j";
+        if (!type.empty()) rq.headers.push_back("Content-Type: " + type);
+        return http_request(rq).take();
+    };
+    for (const char* type : {"text/plain", "application/x-www-form-urlencoded", ""}) {
+        auto form = typed(type);
+        EXPECT_EQ(form.status, 415) << type;
+        EXPECT_EQ(form.body, R"j({"status":"error","message":"Content-Type must be application/json"})j");
+        EXPECT_EQ(form.header("Set-Cookie"), "");
+    }
     EXPECT_EQ(server_->store().count("fleet_sessions").take(), 0);
+    // A media type's case and parameters do not matter.
+    EXPECT_EQ(typed("Application/JSON; charset=utf-8").status, 200);
 }
 
 TEST_F(LoginTest, RolesThroughRequireAdmin) {

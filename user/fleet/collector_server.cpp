@@ -368,6 +368,13 @@ struct CollectorServer::Impl {
         constexpr size_t kMaxLoginBody = 16 * 1024;
         if (req.body.size() > kMaxLoginBody)
             return refuse(res, 413, "body over " + std::to_string(kMaxLoginBody) + " bytes", what, req, "");
+        // Another site's form can post text/plain that reads as JSON, but never
+        // application/json (that needs a CORS preflight, which we never answer): a login only
+        // in JSON cannot be forged to log a browser in as someone else.
+        std::string type = lower(req.get_header_value("Content-Type"));
+        type = type.substr(0, type.find(';'));
+        while (!type.empty() && type.back() == ' ') type.pop_back();
+        if (type != "application/json") return refuse(res, 415, "Content-Type must be application/json", what, req, "");
         std::string name, password;
         {
             Json j = Json::parse(req.body, nullptr, false);
