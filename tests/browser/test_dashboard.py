@@ -17,6 +17,7 @@ no console errors. Always stops Chromium, chromedriver and the collector and rem
 temporary directory. Usage: test_dashboard.py PATH/TO/peakflow-collector [SCREENSHOT_DIR]
 """
 
+import base64
 import calendar
 import datetime
 import gzip
@@ -164,7 +165,7 @@ class Browser:
         opts = webdriver.ChromeOptions()
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--window-size=1440,900", f"--user-data-dir={tmp}/chromium", "--no-first-run",
-                  "--disable-extensions", "--disable-background-networking"):
+                  "--disable-extensions", "--disable-background-networking", "--hide-scrollbars"):
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.service = Service("/usr/bin/chromedriver", log_output=os.path.join(tmp, "chromedriver.log")) \
@@ -223,9 +224,17 @@ class Browser:
         self.errors += [e for e in self.d.get_log("browser") if e["level"] == "SEVERE" and
                         not (path in e["message"] and str(status) in e["message"])]
 
-    def shot(self, directory, name):
-        if directory:
-            self.d.save_screenshot(os.path.join(directory, f"dashboard-{name}.png"))
+    def shot(self, directory, name, full=False):
+        """The page at 1440x900, or (full) the whole page 1440 wide, as DIR/dashboard-NAME.png."""
+        if not directory:
+            return
+        path = os.path.join(directory, f"dashboard-{name}.png")
+        if not full:
+            self.d.save_screenshot(path)
+            return
+        shot = self.d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
 
 
 def run_test(binary, shots):
@@ -363,6 +372,7 @@ def run_test(binary, shots):
         p95 = browser.rows("#p95")
         check(len(p95) == 1 and p95[0][0] == "eth0" and p95[0][1].endswith("bit/s"), f"p95 {p95}")
         browser.shot(shots, "agent")
+        browser.shot(shots, "agent-full", full=True)
 
         # Push history: both rows; failed only; the failure highlighted and its text as text.
         browser.go("#/history", "#history-result table")
