@@ -7,13 +7,17 @@ wire reports (docs/fleet.md, "Wire protocol"), heartbeats by POST /heartbeat/rep
 Checks: the login (a wrong password refused with the collector's reason), the top bar,
 the overview's exact figures, the agents table (rows, search, sort), an agent page's
 5-minute chart (one bar per stored bucket) and daily bars (one per day of the month),
-the push history (filter, a failure highlighted, a host's <script> shown as text, CSV),
-the services as admin and as viewer (隐私保护, no traffic), a central switch set on the
-configuration page after a confirmation (its entry, audit row and the agents table), the
-viewer's read-only configuration, light and dark, and no console errors. Always stops Chromium, chromedriver and the collector and removes its
+an agent's host health, runaway processes (a process named <script> shown as text) and
+95th percentile, the push history (filter, a failure highlighted, a host's <script> shown
+as text, CSV), the services as admin and as viewer (隐私保护, no traffic), a central switch
+set on the configuration page after a confirmation (its entry, audit row and the agents
+table; the same change without the CSRF token refused), the logout ending the session, the
+viewer's read-only configuration (no edit controls, 403 from the API), light and dark, and
+no console errors. Always stops Chromium, chromedriver and the collector and removes its
 temporary directory. Usage: test_dashboard.py PATH/TO/peakflow-collector [SCREENSHOT_DIR]
 """
 
+import base64
 import calendar
 import datetime
 import gzip
@@ -128,8 +132,8 @@ class Collector:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
 
-    def report(self, token, name, buckets, push=(), interval=60):
-        """One wire report (protocol 1, gzip) with a buckets batch and a push batch."""
+    def report(self, token, name, buckets, push=(), host=(), flows=(), interval=60):
+        """One wire report (protocol 1, gzip) with a buckets, a push, a host and a flows batch."""
         now = int(time.time())
         batches = []
         if buckets:
@@ -138,6 +142,10 @@ class Collector:
                  "tx_bytes": tx, "tx_packets": tx // 1000 + 1} for ts, peak, rx, tx in buckets]})
         if push:
             batches.append({"stream": "push", "seq": 1, "records": list(push)})
+        if host:
+            batches.append({"stream": "host", "seq": 1, "records": list(host)})
+        if flows:
+            batches.append({"stream": "flows", "seq": 1, "records": list(flows)})
         body = {
             "protocol": 1,
             "agent": {"name": name, "host": f"{name}.lan", "node": "beijing-1", "version": "0.1.0 (commit test)",
@@ -157,13 +165,16 @@ class Browser:
         opts = webdriver.ChromeOptions()
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--window-size=1440,900", f"--user-data-dir={tmp}/chromium", "--no-first-run",
-                  "--disable-extensions", "--disable-background-networking"):
+                  "--disable-extensions", "--disable-background-networking", "--hide-scrollbars"):
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.service = Service("/usr/bin/chromedriver", log_output=os.path.join(tmp, "chromedriver.log")) \
             if "log_output" in Service.__init__.__code__.co_varnames \
             else Service("/usr/bin/chromedriver", log_path=os.path.join(tmp, "chromedriver.log"))
         self.d = webdriver.Chrome(service=self.service, options=opts)
+        # --window-size counts the window's frame: the page itself gets exactly 1440x900.
+        self.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": False})
         self.errors = []
 
     def quit(self):
@@ -207,9 +218,23 @@ class Browser:
         self.errors += [e for e in self.d.get_log("browser") if e["level"] == "SEVERE"]
         return self.errors
 
-    def shot(self, directory, name):
-        if directory:
-            self.d.save_screenshot(os.path.join(directory, f"dashboard-{name}.png"))
+    def refused_on_purpose(self, path, status):
+        """Reads the log past a refusal the test asked for: Chromium logs the failed load of
+        `path` (status) as an error; every other error is kept."""
+        self.errors += [e for e in self.d.get_log("browser") if e["level"] == "SEVERE" and
+                        not (path in e["message"] and str(status) in e["message"])]
+
+    def shot(self, directory, name, full=False):
+        """The page at 1440x900, or (full) the whole page 1440 wide, as DIR/dashboard-NAME.png."""
+        if not directory:
+            return
+        path = os.path.join(directory, f"dashboard-{name}.png")
+        if not full:
+            self.d.save_screenshot(path)
+            return
+        shot = self.d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
 
 
 def run_test(binary, shots):
@@ -237,11 +262,24 @@ def run_test(binary, shots):
              "kind": "hourly", "period": "2026-12-05T08", "bytes": 412, "status": "failed", "attempts": 1,
              "error": SCRIPT, "value": 78000},
         ]
-        collector.report(tokens["nas-1"], "nas-1", nas1, push)
+        # nas-1's host stream: two health samples and a runaway process whose name is a script.
+        host = [
+            {"type": "sys", "time": now - 120, "load1": 0.5, "cpu": 20.0, "mem_total": 1 << 30, "mem_used": 40.0,
+             "disk_total": 100 << 30, "disk_used": 12.5, "temperature": None},
+            {"type": "sys", "time": now - 60, "load1": 1.5, "cpu": 60.0, "mem_total": 1 << 30, "mem_used": 50.0,
+             "disk_total": 100 << 30, "disk_used": 12.5, "temperature": 48.0},
+            {"type": "episode", "id": 3, "pid": 4242, "name": SCRIPT, "user": "bob", "since": now - 900,
+             "detected": now - 895, "ended": now - 300, "end_reason": "exited", "peak_cpu": 99.5, "peak_mem": 1.5},
+        ]
+        # nas-1 measured the traffic between redis-main (198.18.0.5) and a backend (198.18.0.1).
+        flows = [{"ts": b - 600, "iface": "eth0", "other": False, "src": "198.18.0.1", "dst": "198.18.0.5",
+                  "proto": 6, "port": 6379, "bytes": 48213, "packets": 311, "flows": 3}]
+        collector.report(tokens["nas-1"], "nas-1", nas1, push, host, flows)
         collector.report(tokens["nas-2"], "nas-2", nas2)
-        status, _ = collector.post("/heartbeat/report", json.dumps(
-            {"ip_address": "198.18.0.5", "service_name": "redis-main"}).encode(), {"Content-Type": "application/json"})
-        check(status == 200, f"heartbeat report refused: {status}")
+        for ip, service in (("198.18.0.5", "redis-main"), ("198.18.0.1", "后端-api")):
+            status, _ = collector.post("/heartbeat/report", json.dumps(
+                {"ip_address": ip, "service_name": service}).encode(), {"Content-Type": "application/json"})
+            check(status == 200, f"heartbeat report of {service} refused: {status}")
 
         # What the pages must show, from what was sent: today and this month on the
         # collector's local clock.
@@ -320,7 +358,21 @@ def run_test(binary, shots):
         n = len(browser.els("#month-chart g.day"))
         check(n == days_in_month, f"agent month chart: {n} days, want {days_in_month}")
         browser.wait("the agent's push history", lambda _: len(browser.rows("#agent-history table")) == 2)
+        # Its host health (the newest sample; the 24 hours' average and maximum), the runaway
+        # process with its name as text, the month's 95th percentile.
+        latest = dict(zip([e.text for e in browser.els("#host-latest dt")], [e.text for e in browser.els("#host-latest dd")]))
+        check(latest.get("CPU") == "60.0 %" and latest.get("Memory used") == "50.0 % of 1.00 GiB"
+              and latest.get("Disk used") == "12.5 % of 100.00 GiB" and latest.get("Temperature") == "48.0 °C",
+              f"host health {latest}")
+        check(browser.rows("#host-24h")[0] == ["CPU", "40.0 %", "60.0 %"], f"24 hours {browser.rows('#host-24h')}")
+        eps = browser.rows("#episodes-table")
+        check(len(eps) == 1 and eps[0][1:4] == [SCRIPT, "4242", "bob"] and eps[0][5:] == ["10m 0s", "exited", "99.5 %", "1.5 %"],
+              f"episodes {eps}")
+        check(not browser.els("#episodes script") and not browser.els("main script"), "a process name became an element")
+        p95 = browser.rows("#p95")
+        check(len(p95) == 1 and p95[0][0] == "eth0" and p95[0][1].endswith("bit/s"), f"p95 {p95}")
         browser.shot(shots, "agent")
+        browser.shot(shots, "agent-full", full=True)
 
         # Push history: both rows; failed only; the failure highlighted and its text as text.
         browser.go("#/history", "#history-result table")
@@ -345,6 +397,9 @@ def run_test(binary, shots):
         redis = browser.rows('#service-types table[data-type="redis"]')
         check(len(redis) == 1 and redis[0][:3] == ["redis-main", "198.18.0.5", "online"], f"redis as admin {redis}")
         check(not browser.els("#traffic-admins-only"), "admins see the traffic")
+        traffic = browser.rows("#traffic-table")
+        check(traffic == [["redis → backend", "198.18.0.5", "198.18.0.1", human_bytes(48213), "311", "3", "3"]],
+              f"traffic between services {traffic}")
         browser.shot(shots, "services")
 
         # Configuration: the admin switches nas-2's push off (asked to confirm first); the
@@ -368,6 +423,13 @@ def run_test(binary, shots):
         switch = [r[9] for r in browser.rows("#agents-table")]
         check(switch == ["file", "off", "file"], f"switches {switch}")
         browser.shot(shots, "config")
+        # The page sent its CSRF token with that change; the same change without it is refused.
+        put = ("fetch('/api/v1/config', {method: 'PUT', headers: {'Content-Type': 'application/json'}, "
+               "body: JSON.stringify({key: 'push.enabled', value: true})})"
+               ".then(async r => arguments[0]([r.status, await r.text()]))")
+        status, body = d.execute_async_script(put)
+        check(status == 403 and "missing X-CSRF-Token header" in body, f"a change without the CSRF token: {status} {body}")
+        browser.refused_on_purpose("/api/v1/config", 403)
 
         # Light and dark, kept across a reload.
         html = d.find_element(By.TAG_NAME, "html")
@@ -387,6 +449,9 @@ def run_test(binary, shots):
         # The viewer: placeholders instead of addresses, no traffic.
         browser.el("#logout").click()
         browser.wait("the login form", lambda _: browser.els("#login-form"))
+        me = d.execute_async_script("fetch('/api/v1/me').then(r => arguments[0](r.status))")
+        check(me == 401, f"the session after the logout: /api/v1/me answers {me}")
+        browser.refused_on_purpose("/api/v1/me", 401)
         browser.el("#login-user").send_keys("victor")
         browser.el("#login-password").send_keys("victor-password")
         browser.el("#login-submit").click()
@@ -394,12 +459,27 @@ def run_test(binary, shots):
         browser.go("#/services", "#service-types table")
         redis = browser.rows('#service-types table[data-type="redis"]')
         check(len(redis) == 1 and redis[0][:3] == ["redis-main", "隐私保护", "online"], f"redis as viewer {redis}")
-        check(browser.els("#traffic-admins-only"), "the viewer's traffic note")
+        check(browser.els("#traffic-admins-only") and not browser.els("#traffic-table"), "the viewer's traffic note")
         browser.shot(shots, "services-viewer")
         browser.go("#/config", "#audit-table")
         check(browser.els("#config-readonly") and not browser.els("#config-editor"), "the viewer has no edit controls")
         audit = browser.rows("#audit-table")
         check(len(audit) == 1 and audit[0][3] == "隐私保护", f"the viewer's audit {audit}")
+        browser.shot(shots, "config-viewer")
+        # The API refuses the viewer's change, with the session's CSRF token too (the role).
+        change = ("fetch('/api/v1/me').then(r => r.json()).then(me => fetch('/api/v1/config', {method: 'PUT', "
+                  "headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token}, "
+                  "body: JSON.stringify({agent: 'nas-1', key: 'push.enabled', value: false})}))"
+                  ".then(async r => arguments[0]([r.status, await r.text()]))")
+        status, body = d.execute_async_script(change)
+        check(status == 403 and json.loads(body) == {"status": "error", "message": "this needs the admin role"},
+              f"the viewer's change: {status} {body}")
+        browser.refused_on_purpose("/api/v1/config", 403)
+        # No edit control anywhere the viewer goes.
+        for route, ready in (("#/overview", "#agent-counts"), ("#/agents", "#agents-table"),
+                             ("#/agents/nas-1", "#episodes-table"), ("#/history", "#history-result table")):
+            browser.go(route, ready)
+            check(not browser.els("#config-editor, #config-set, #config-unset"), f"edit controls on {route}")
         errors = browser.console_errors()
         check(not errors, f"console errors: {errors}")
         print(f"dashboard: all checks passed in {time.monotonic() - t0:.1f} s "

@@ -290,7 +290,114 @@ TEST_F(DashboardServerTest, TrafficOfADayAndAMonthExactly) {
         row.update(f);
         want["days"].push_back(row);
     }
+    // nas-1's 95th percentile of November, as `report --month` computes it: 8363 intervals
+    // from the month's start to now, three with data: the 95th of them is 0.
+    want["p95"] = json::parse(R"j({"intervals":8363,"until":"2026-11-30 00:53:20","until_epoch":1796000000,
+      "interfaces":[{"iface":"eth0","up_bps":0.0,"down_bps":0.0,"intervals_with_data":3}]})j");
     EXPECT_EQ(json::parse(month.body), want);
+    // No traffic at all in the selection: no percentile.
+    EXPECT_EQ(json::parse(get("/api/v1/traffic?agent=nas-3&month=2026-11", {viewer}).body)["p95"], nullptr);
+}
+
+// The 95th percentile of a full month: 460 of October's 8928 intervals hold 1000 x i bytes
+// down and 10 x i up (i = 1..460); the nearest rank ceil(0.95 x 8928) = 8482 is the 14th of
+// them (8468 empty intervals first): 14000 bytes down in 300 s = 373.33 bit/s.
+TEST_F(DashboardServerTest, TrafficMonthP95) {
+    fill();
+    std::vector<WireBucket> rows;
+    const int64_t october = 1790812800;  // 2026-10-01 00:00:00 UTC
+    for (uint64_t i = 1; i <= 460; i++)
+        rows.push_back({"eth0", "", october + static_cast<int64_t>(i - 1) * 600, false, 1000 * i, i, 10 * i, i});
+    send(testing::agent_report("nas-1", kT0, {testing::bucket_batch(2, rows)}), agent_token_);
+    auto r = get("/api/v1/traffic?agent=nas-1&month=2026-10", {session("victor", "victor-password")});
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json p95 = json::parse(r.body)["p95"];
+    EXPECT_EQ(p95["intervals"], 8928);
+    EXPECT_EQ(p95["until"], "2026-11-01 00:00:00");
+    ASSERT_EQ(p95["interfaces"].size(), 1u);
+    EXPECT_EQ(p95["interfaces"][0]["iface"], "eth0");
+    EXPECT_DOUBLE_EQ(p95["interfaces"][0]["down_bps"].get<double>(), 14000 * 8 / 300.0);
+    EXPECT_DOUBLE_EQ(p95["interfaces"][0]["up_bps"].get<double>(), 140 * 8 / 300.0);
+    EXPECT_EQ(p95["interfaces"][0]["intervals_with_data"], 460);
+}
+
+// An agent's host health and runaway-process episodes as its host stream stored them; a
+// host's text (the process name) is data, sent as it came.
+TEST_F(DashboardServerTest, HostHealthAndEpisodesExactly) {
+    fill();
+    auto sample = [](int64_t t, double cpu, double mem, double disk, std::optional<double> temp) {
+        WireHost h;
+        h.type = "sys";
+        h.time = t;
+        h.load1 = cpu / 100;
+        h.cpu = cpu;
+        h.mem_total = 1024 * 1024 * 1024;
+        h.mem_used = mem;
+        h.disk_total = 500LL * 1024 * 1024 * 1024;
+        h.disk_used = disk;
+        h.temperature = temp;
+        return h;
+    };
+    auto episode = [](int64_t id, const std::string& name, int64_t since, int64_t ended) {
+        WireHost e;
+        e.type = "episode";
+        e.id = id;
+        e.pid = 4000 + id;
+        e.name = name;
+        e.user = "bob";
+        e.since = since;
+        e.detected = since + 5;
+        e.ended = ended;
+        e.end_reason = "exited";
+        e.peak_cpu = 99.5;
+        e.peak_mem = 1.25;
+        return e;
+    };
+    send(testing::agent_report(
+             "nas-1", kT0,
+             {testing::host_batch(1, {sample(kT0 - 90000, 90, 90, 90, 80.0),  // over 24 h ago: not counted
+                                      sample(kT0 - 120, 10, 40, 20, std::nullopt), sample(kT0 - 60, 30, 50, 20, 55.5),
+                                      episode(7, "<script>alert(1)</script>", kT0 - 4000, kT0 - 3000),
+                                      episode(8, "pf-burn", kT0 - 1000, kT0 - 100)})}),
+         agent_token_);
+    const std::string viewer = session("victor", "victor-password");
+    auto r = get("/api/v1/host?agent=nas-1", {viewer});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body),
+              json::parse(R"j({"agent":"nas-1","time":"2026-11-30 00:53:20","time_epoch":1796000000,
+      "latest":{"time":"2026-11-30 00:52:20","time_epoch":1795999940,"load1":0.3,"cpu":30.0,"mem_total":1073741824,
+                "mem_used":50.0,"disk_total":536870912000,"disk_used":20.0,"temperature":55.5},
+      "last24h":{"from":"2026-11-29 00:53:20","from_epoch":1795913600,"to":"2026-11-30 00:53:21","to_epoch":1796000001,
+                 "samples":2,"cpu":{"avg":20.0,"max":30.0},"mem_used":{"avg":45.0,"max":50.0},
+                 "disk_used":{"avg":20.0,"max":20.0},"load1":{"avg":0.2,"max":0.3},
+                 "temperature":{"avg":55.5,"max":55.5}},
+      "episodes":[
+        {"id":8,"pid":4008,"name":"pf-burn","user":"bob","since":"2026-11-30 00:36:40","since_epoch":1795999000,
+         "detected":"2026-11-30 00:36:45","detected_epoch":1795999005,"ended":"2026-11-30 00:51:40",
+         "ended_epoch":1795999900,"for":"15m 0s","for_seconds":900,"end_reason":"exited","peak_cpu":99.5,"peak_mem":1.25},
+        {"id":7,"pid":4007,"name":"<script>alert(1)</script>","user":"bob","since":"2026-11-29 23:46:40",
+         "since_epoch":1795996000,"detected":"2026-11-29 23:46:45","detected_epoch":1795996005,
+         "ended":"2026-11-30 00:03:20","ended_epoch":1795997000,"for":"16m 40s","for_seconds":1000,
+         "end_reason":"exited","peak_cpu":99.5,"peak_mem":1.25}]})j"));
+    // An agent with no host stream: no sample, no episode.
+    EXPECT_EQ(get("/api/v1/host?agent=nas-3", {viewer}).body,
+              R"({"agent":"nas-3","time":"2026-11-30 00:53:20","time_epoch":1796000000,"latest":null,)"
+              R"("last24h":{"from":"2026-11-29 00:53:20","from_epoch":1795913600,"to":"2026-11-30 00:53:21",)"
+              R"("to_epoch":1796000001,"samples":0,"cpu":null,"mem_used":null,"disk_used":null,"load1":null,)"
+              R"("temperature":null},"episodes":[]})");
+
+    const std::pair<const char*, const char*> refusals[] = {
+        {"", R"({"status":"error","message":"missing parameter 'agent'"})"},
+        {"?agent=nas-9", R"({"status":"error","message":"no agent named 'nas-9'"})"},
+        {"?agent=nas-1&agent=nas-2", R"({"status":"error","message":"parameter 'agent' given twice"})"},
+        {"?agent=nas-1&day=2026-11-30", R"({"status":"error","message":"unknown parameter 'day': use agent"})"},
+    };
+    for (const auto& [query, body] : refusals) {
+        auto bad = get(std::string("/api/v1/host") + query, {viewer});
+        EXPECT_EQ(bad.status, std::string(query) == "?agent=nas-9" ? 404 : 400) << query;
+        EXPECT_EQ(bad.body, body) << query;
+    }
+    EXPECT_EQ(get("/api/v1/host?agent=nas-1").status, 401);
 }
 
 TEST_F(DashboardServerTest, TrafficRefusesBadParameters) {
@@ -355,6 +462,80 @@ TEST_F(DashboardServerTest, OverviewExactly) {
     EXPECT_EQ(again["agents"], json::parse(R"j({"total":3,"online":2,"offline":0,"never":1,"offline_agents":[]})j"));
     ASSERT_EQ(again["open_alerts"].size(), 1u);
     EXPECT_EQ(again["open_alerts"][0]["key"], "push-failed:nas-1:ding");
+}
+
+// Every change made with the session cookie carries the session's CSRF token (the login's
+// and /api/v1/me's csrf_token) in X-CSRF-Token, else 403 and nothing changes; reads need
+// none, and neither does a user's API token (no ambient credential).
+TEST_F(DashboardServerTest, CsrfTokenOnEveryChange) {
+    fill();
+    auto login = post("/api/v1/login", R"({"user":"alice","password":"alice-password"})", {});
+    ASSERT_EQ(login.status, 200) << login.body;
+    const std::string admin = testing::session_cookie(login);
+    const std::string csrf = json::parse(login.body)["csrf_token"];
+    EXPECT_EQ(json::parse(get("/api/v1/me", {admin}).body)["csrf_token"], csrf);
+    auto vlogin = post("/api/v1/login", R"({"user":"victor","password":"victor-password"})", {});
+    const std::string viewer = testing::session_cookie(vlogin);
+    const std::string viewer_csrf = json::parse(vlogin.body)["csrf_token"];
+    EXPECT_NE(viewer_csrf, csrf);
+
+    const std::string missing =
+        R"({"status":"error","message":"missing X-CSRF-Token header: a change made with the session cookie needs )"
+        R"j(the session's csrf_token (of the login or GET /api/v1/me)"})j";
+    const std::string wrong = R"({"status":"error","message":"wrong X-CSRF-Token for this session: reload the page"})";
+    auto call = [&](HttpMethod m, const std::string& path, const std::string& body, std::vector<std::string> h) {
+        return testing::collector_request(server_->port(), m, path, body, std::move(h));
+    };
+    const std::string set_off = R"({"agent":"nas-1","key":"push.enabled","value":false})";
+    for (const auto& [headers, body] :
+         {std::pair{std::vector<std::string>{admin}, missing},
+          std::pair{std::vector<std::string>{admin, "X-CSRF-Token: "}, missing},
+          std::pair{std::vector<std::string>{admin, "X-CSRF-Token: " + std::string(64, '0')}, wrong},
+          std::pair{std::vector<std::string>{admin, "X-CSRF-Token: " + viewer_csrf}, wrong},
+          std::pair{std::vector<std::string>{admin, "X-CSRF-Token: " + csrf + "0"}, wrong}}) {
+        auto r = call(HttpMethod::Put, "/api/v1/config", set_off, headers);
+        EXPECT_EQ(r.status, 403) << headers.back();
+        EXPECT_EQ(r.body, body) << headers.back();
+        auto d = call(HttpMethod::Delete, "/api/v1/config?agent=nas-2&key=push.enabled", "", headers);
+        EXPECT_EQ(d.status, 403);
+        EXPECT_EQ(d.body, body);
+        auto hb = post("/heartbeat/status", R"({"start_time":1795996800,"end_time":1796000000})", headers);
+        EXPECT_EQ(hb.status, 403);
+        EXPECT_EQ(hb.body, body);
+        auto out = post("/api/v1/logout", "", headers);
+        EXPECT_EQ(out.status, 403);
+        EXPECT_EQ(out.body, body);
+    }
+    // Nothing changed, the session lives on; reads need no token.
+    auto audit = get("/api/v1/audit", {admin});
+    ASSERT_EQ(audit.status, 200) << audit.body;
+    EXPECT_EQ(json::parse(audit.body)["audit"].size(), 1u);  // fill()'s, from the CLI
+    EXPECT_EQ(get("/api/v1/me", {admin}).status, 200);
+
+    // With the token: done.
+    const std::string token = "X-CSRF-Token: " + csrf;
+    auto put = call(HttpMethod::Put, "/api/v1/config", set_off, {admin, token});
+    EXPECT_EQ(put.status, 200) << put.body;
+    EXPECT_EQ(put.body, R"({"status":"ok","version":2})");
+    auto del = call(HttpMethod::Delete, "/api/v1/config?agent=nas-2&key=push.enabled", "", {admin, token});
+    EXPECT_EQ(del.body, R"({"status":"ok","version":3})");
+    EXPECT_EQ(post("/heartbeat/status", R"({"start_time":1795996800,"end_time":1796000000})", {admin, token}).status,
+              200);
+    // The viewer's own token passes the CSRF check; the role check still refuses.
+    auto v = call(HttpMethod::Put, "/api/v1/config", set_off, {viewer, "X-CSRF-Token: " + viewer_csrf});
+    EXPECT_EQ(v.status, 403);
+    EXPECT_EQ(v.body, R"({"status":"error","message":"this needs the admin role"})");
+
+    // A user's API token is no ambient credential: no CSRF token with it.
+    auto users = FleetUsers::open(server_->store(), testing::cheap_argon2()).take();
+    const std::string api = "Authorization: Bearer " + users->create_token("alice", kT0, std::nullopt).take();
+    auto bearer = call(HttpMethod::Put, "/api/v1/config", R"({"key":"push.enabled","value":true})", {api});
+    EXPECT_EQ(bearer.body, R"({"status":"ok","version":4})");
+    EXPECT_EQ(json::parse(get("/api/v1/me", {api}).body), json::parse(R"j({"user":"alice","role":"admin"})j"));
+
+    auto out = post("/api/v1/logout", "", {admin, token});
+    EXPECT_EQ(out.status, 200) << out.body;
+    EXPECT_EQ(get("/api/v1/me", {admin}).status, 401);
 }
 
 TEST_F(DashboardServerTest, HistoryCsv) {

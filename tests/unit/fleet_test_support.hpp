@@ -29,20 +29,26 @@ inline WireReport agent_report(const std::string& agent, int64_t time, std::vect
     return r;
 }
 
-inline WireBatch bucket_batch(int64_t seq, std::vector<WireBucket> rows) {
+// A batch of `stream` holding `rows` in the member of WireBatch that stream uses.
+template <typename Row>
+WireBatch batch_of(const char* stream, std::vector<Row> WireBatch::*member, int64_t seq, std::vector<Row> rows) {
     WireBatch b;
-    b.stream = "buckets";
+    b.stream = stream;
     b.seq = seq;
-    b.buckets = std::move(rows);
+    b.*member = std::move(rows);
     return b;
 }
 
+inline WireBatch bucket_batch(int64_t seq, std::vector<WireBucket> rows) {
+    return batch_of("buckets", &WireBatch::buckets, seq, std::move(rows));
+}
+
 inline WireBatch push_batch(int64_t seq, std::vector<WirePush> rows) {
-    WireBatch b;
-    b.stream = "push";
-    b.seq = seq;
-    b.push = std::move(rows);
-    return b;
+    return batch_of("push", &WireBatch::push, seq, std::move(rows));
+}
+
+inline WireBatch host_batch(int64_t seq, std::vector<WireHost> rows) {
+    return batch_of("host", &WireBatch::host, seq, std::move(rows));
 }
 
 }  // namespace pf::testing

@@ -305,8 +305,13 @@ TEST_F(LoginTest, SessionCookieMeAndLogout) {
     LogCapture log;
     auto r = login("alice", "alice-password");
     ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(json::parse(r.body), json::parse(R"j({"user":"alice","role":"admin"})j"));
     const std::string set = r.header("Set-Cookie");
+    const std::string sid = set.substr(std::string("pf_session=").size(), 64);
+    // The CSRF token is the session's: HMAC-SHA256 keyed with its id (not the id itself).
+    const std::string csrf = session_csrf_token(sid);
+    EXPECT_TRUE(std::regex_match(csrf, std::regex("[0-9a-f]{64}")));
+    EXPECT_NE(csrf, sid);
+    EXPECT_EQ(json::parse(r.body), (json{{"user", "alice"}, {"role", "admin"}, {"csrf_token", csrf}}));
     EXPECT_TRUE(std::regex_match(set, std::regex("pf_session=[0-9a-f]{64}; Path=/; Max-Age=604800; HttpOnly; "
                                                  "SameSite=Strict")))
         << set;  // no Secure over plain HTTP
@@ -314,12 +319,16 @@ TEST_F(LoginTest, SessionCookieMeAndLogout) {
 
     auto me = get("/api/v1/me", {cookie});
     EXPECT_EQ(me.status, 200);
-    EXPECT_EQ(json::parse(me.body), json::parse(R"j({"user":"alice","role":"admin"})j"));
+    EXPECT_EQ(json::parse(me.body), (json{{"user", "alice"}, {"role", "admin"}, {"csrf_token", csrf}}));
     auto none = get("/api/v1/me", {});
     EXPECT_EQ(none.status, 401);
     EXPECT_EQ(json::parse(none.body)["status"], "error");
 
-    auto out = request(HttpMethod::Post, "/api/v1/logout", "", {cookie});
+    // A live session's logout needs its CSRF token.
+    auto forged = request(HttpMethod::Post, "/api/v1/logout", "", {cookie});
+    EXPECT_EQ(forged.status, 403);
+    EXPECT_EQ(get("/api/v1/me", {cookie}).status, 200);
+    auto out = request(HttpMethod::Post, "/api/v1/logout", "", {cookie, "X-CSRF-Token: " + csrf});
     EXPECT_EQ(out.status, 200);
     EXPECT_EQ(out.body, R"j({"status":"ok"})j");
     EXPECT_EQ(out.header("Set-Cookie").rfind("pf_session=; Path=/; Max-Age=0;", 0), 0u) << out.header("Set-Cookie");
@@ -328,6 +337,10 @@ TEST_F(LoginTest, SessionCookieMeAndLogout) {
     EXPECT_EQ(json::parse(after.body)["message"],
               "the session ended (logged out, idle for 12 h or 7 days old): log in again");
     EXPECT_EQ(server_->store().count("fleet_sessions").take(), 0);
+    // An ended session's logout only clears the cookie: there is nothing left to protect.
+    auto again = request(HttpMethod::Post, "/api/v1/logout", "", {cookie});
+    EXPECT_EQ(again.status, 200);
+    EXPECT_EQ(again.header("Set-Cookie").rfind("pf_session=; Path=/; Max-Age=0;", 0), 0u);
 
     // Every attempt is logged, never the password.
     EXPECT_EQ(login("alice", "wrong-password").status, 401);
@@ -367,7 +380,24 @@ TEST_F(LoginTest, BadCredentialsAndBodies) {
     EXPECT_EQ(msg(d), "field 'password' must be a string");
     auto e = post(std::string(20000, ' '));
     EXPECT_EQ(e.status, 413);
+    // Only JSON: what another site's form posts (text/plain, urlencoded) is refused.
+    auto typed = [&](const std::string& type) {
+        HttpRequest rq;
+        rq.method = HttpMethod::Post;
+        rq.url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/api/v1/login";
+        rq.body = R"j({"user":"alice","password":"alice-password"})j";
+        if (!type.empty()) rq.headers.push_back("Content-Type: " + type);
+        return http_request(rq).take();
+    };
+    for (const char* type : {"text/plain", "application/x-www-form-urlencoded", ""}) {
+        auto form = typed(type);
+        EXPECT_EQ(form.status, 415) << type;
+        EXPECT_EQ(form.body, R"j({"status":"error","message":"Content-Type must be application/json"})j");
+        EXPECT_EQ(form.header("Set-Cookie"), "");
+    }
     EXPECT_EQ(server_->store().count("fleet_sessions").take(), 0);
+    // A media type's case and parameters do not matter.
+    EXPECT_EQ(typed("Application/JSON; charset=utf-8").status, 200);
 }
 
 TEST_F(LoginTest, RolesThroughRequireAdmin) {

@@ -256,14 +256,31 @@ struct CollectorServer::Impl {
     // agent by its token (role "agent", `agent` set: it may read only what is its own).
     // nullopt: refused, `res` holds the 401 and its reason.
     struct Caller {
-        std::string user;   // "" for an agent
-        std::string role;   // admin | viewer | agent
-        std::string agent;  // the agent's name when role is agent
-        std::string from;   // the remote address, for the audit log
+        std::string user;     // "" for an agent
+        std::string role;     // admin | viewer | agent
+        std::string agent;    // the agent's name when role is agent
+        std::string from;     // the remote address, for the audit log
+        std::string session;  // the session id when the cookie authenticated, else ""
         bool admin() const { return role == "admin"; }
     };
+    // A request that may change something: every method but GET and HEAD.
+    static bool is_change(const httplib::Request& req) { return req.method != "GET" && req.method != "HEAD"; }
+    // Why a change made with session `sid` is refused for its CSRF token ("" when it carries
+    // the right one). The cookie goes with any request to us, another site's included; the
+    // token only with what our own page sends.
+    static std::string csrf_problem(const httplib::Request& req, const std::string& sid) {
+        if (req.get_header_value(kCsrfHeader).empty())
+            return std::string("missing ") + kCsrfHeader +
+                   " header: a change made with the session cookie needs the session's csrf_token (of the login or "
+                   "GET /api/v1/me)";
+        if (!csrf_token_matches(sid, req.get_header_value(kCsrfHeader)))
+            return std::string("wrong ") + kCsrfHeader + " for this session: reload the page";
+        return "";
+    }
     // Tried in this order: a user's API token (Authorization: Bearer pfu_...), the
-    // dashboard's session cookie, then (agent_ok) an agent's token (Bearer pfc_...).
+    // dashboard's session cookie (a change also needs its CSRF token: else 403), then
+    // (agent_ok) an agent's token (Bearer pfc_...). A bearer token is no ambient credential:
+    // no CSRF token with it.
     std::optional<Caller> caller(const httplib::Request& req, httplib::Response& res, bool agent_ok) {
         const std::string what = req.method + " " + req.path;
         const std::string h = req.get_header_value("Authorization");
@@ -271,7 +288,7 @@ struct CollectorServer::Impl {
         if (bearer.rfind(kUserTokenPrefix, 0) == 0) {
             auto t = users->check_token(bearer, now());
             if (!t) spdlog::error("user token lookup: {}", t.error().message());
-            if (t && t->outcome == TokenLookup::Valid) return Caller{t->who.user, t->who.role, "", req.remote_addr};
+            if (t && t->outcome == TokenLookup::Valid) return Caller{t->who.user, t->who.role, "", req.remote_addr, ""};
             const bool expired = t && t->outcome == TokenLookup::Expired;
             refuse(res, 401, expired ? "token expired" : "unknown or revoked token", what, req, "");
             if (expired) spdlog::info("{}: API token of user '{}' expired", req.remote_addr, t->who.user);
@@ -281,11 +298,19 @@ struct CollectorServer::Impl {
         if (const std::string sid = cookie(req, kSessionCookie); !sid.empty()) {
             auto s = users->check_session(sid, now());
             if (!s) spdlog::error("session lookup: {}", s.error().message());
-            if (s && *s) return Caller{(*s)->user, (*s)->role, "", req.remote_addr};
+            if (s && *s) {
+                if (is_change(req)) {
+                    if (const std::string bad = csrf_problem(req, sid); !bad.empty()) {
+                        refuse(res, 403, bad, what, req, "");
+                        return std::nullopt;
+                    }
+                }
+                return Caller{(*s)->user, (*s)->role, "", req.remote_addr, sid};
+            }
             why = "the session ended (logged out, idle for 12 h or 7 days old): log in again";
         }
         if (agent_ok && !bearer.empty()) {
-            if (auto name = authenticate(req, why)) return Caller{"", "agent", *name, req.remote_addr};
+            if (auto name = authenticate(req, why)) return Caller{"", "agent", *name, req.remote_addr, ""};
         } else if (!bearer.empty()) {
             why = "an agent's token is not accepted here: use a user's API token (pfu_...) or log in";
         }
@@ -343,6 +368,13 @@ struct CollectorServer::Impl {
         constexpr size_t kMaxLoginBody = 16 * 1024;
         if (req.body.size() > kMaxLoginBody)
             return refuse(res, 413, "body over " + std::to_string(kMaxLoginBody) + " bytes", what, req, "");
+        // Another site's form can post text/plain that reads as JSON, but never
+        // application/json (that needs a CORS preflight, which we never answer): a login only
+        // in JSON cannot be forged to log a browser in as someone else.
+        std::string type = lower(req.get_header_value("Content-Type"));
+        type = type.substr(0, type.find(';'));
+        while (!type.empty() && type.back() == ' ') type.pop_back();
+        if (type != "application/json") return refuse(res, 415, "Content-Type must be application/json", what, req, "");
         std::string name, password;
         {
             Json j = Json::parse(req.body, nullptr, false);
@@ -386,7 +418,8 @@ struct CollectorServer::Impl {
         if (!sid) return fail_login_500(res, req, sid.error());
         spdlog::info("login from {} as {}: accepted (role {})", req.remote_addr, shown, (*who)->role);
         res.set_header("Set-Cookie", session_cookie(*sid, kSessionMax));
-        answer_json(res, 200, Json{{"user", (*who)->user}, {"role", (*who)->role}});
+        answer_json(res, 200,
+                    Json{{"user", (*who)->user}, {"role", (*who)->role}, {"csrf_token", session_csrf_token(*sid)}});
     }
 
     void fail_login_500(httplib::Response& res, const httplib::Request& req, const Error& e) {
@@ -395,11 +428,17 @@ struct CollectorServer::Impl {
         res.set_content(error_body("cannot read the users: " + e.message()), "application/json");
     }
 
-    // POST /api/v1/logout: the session ends here and in the browser.
+    // POST /api/v1/logout: the session ends here and in the browser. A live session's
+    // logout is a change like any other (its CSRF token); an ended one's only clears the cookie.
     void handle_logout(const httplib::Request& req, httplib::Response& res) {
         const std::string sid = cookie(req, kSessionCookie);
         if (!sid.empty()) {
             auto who = users->check_session(sid, now());
+            if (!who) return fail_login_500(res, req, who.error());
+            if (*who) {
+                if (const std::string bad = csrf_problem(req, sid); !bad.empty())
+                    return refuse(res, 403, bad, "POST /api/v1/logout", req, "");
+            }
             if (auto st = users->end_session(sid); !st) return fail_login_500(res, req, st.error());
             if (who && *who) spdlog::info("logout from {}: user '{}'", req.remote_addr, (*who)->user);
         }
@@ -411,7 +450,9 @@ struct CollectorServer::Impl {
     void handle_me(const httplib::Request& req, httplib::Response& res) {
         auto c = caller(req, res, false);
         if (!c) return;
-        answer_json(res, 200, Json{{"user", c->user}, {"role", c->role}});
+        Json j{{"user", c->user}, {"role", c->role}};
+        if (!c->session.empty()) j["csrf_token"] = session_csrf_token(c->session);
+        answer_json(res, 200, j);
     }
 
     // GET /api/v1/users: admins; what `user list --json` shows.
@@ -1057,6 +1098,10 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
         ip->handle_dashboard(rq, rs, [](const DashboardContext& c, const httplib::Request& r) {
             return dashboard_traffic(c, r.params);
         });
+    });
+    s.Get("/api/v1/host", [ip](const httplib::Request& rq, httplib::Response& rs) {
+        ip->handle_dashboard(
+            rq, rs, [](const DashboardContext& c, const httplib::Request& r) { return dashboard_host(c, r.params); });
     });
     s.Get("/api/v1/overview", [ip](const httplib::Request& rq, httplib::Response& rs) {
         ip->handle_dashboard(rq, rs,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 #include <set>
+#include <sstream>
 
 #include "peakflow/accounting/report.hpp"
 #include "peakflow/fleet/central_store.hpp"
@@ -119,6 +120,34 @@ Result<Json> bucket_points(UsageSource& src, const Calendar& cal, int64_t from, 
                           {"up_bytes", p.second.up},
                           {"down_bytes", p.second.down}});
     return points;
+}
+
+// The 95th percentile of a billing month per interface, as `report --month --json`
+// computes it (the same code: 5-minute rates from the month's start to min(end, now), zero
+// where no row, nearest rank, bit/s; null when retention removed some of the rows). Null
+// when the selection has no traffic at all.
+Result<Json> month_p95(UsageSource& src, const Calendar& cal, const BillingMonth& m, int64_t now) {
+    auto known = src.interfaces();
+    if (!known) return known.error();
+    if (known->empty()) return Json(nullptr);
+    ReportOptions o;
+    o.kind = ReportOptions::Month;
+    o.month = m;
+    o.json = true;
+    o.top_macs = 0;
+    std::ostringstream out;
+    if (auto st = run_report(src, cal, {}, o, now, out); !st) return st.error();
+    const Json r = Json::parse(out.str())["reports"].at(0);
+    Json ifaces = Json::array();
+    for (const auto& i : r["interfaces"])
+        ifaces.push_back({{"iface", i["name"]},
+                          {"up_bps", i["p95_up_bps"]},
+                          {"down_bps", i["p95_down_bps"]},
+                          {"intervals_with_data", i["p95_intervals_with_data"]}});
+    return Json{{"intervals", r["p95_intervals"]},
+                {"until", r["p95_until"]},
+                {"until_epoch", r["p95_until_epoch"]},
+                {"interfaces", std::move(ifaces)}};
 }
 
 std::optional<bool> central_push_switch(FleetStore& store, const std::string& agent) {
@@ -266,11 +295,14 @@ ApiAnswer dashboard_traffic(const DashboardContext& c, const std::multimap<std::
             put_figures(dj, per_day[d]);
             days.push_back(std::move(dj));
         }
+        auto p95 = month_p95(*src, c.cal, *m, c.now);
+        if (!p95) return fail(500, "cannot compute the 95th percentile: " + p95.error().message());
         j["view"] = "month";
         j["month"] = m->str();
         put_range(j, c.cal, from, to);
         j["totals"] = figures_json(totals);
         j["days"] = std::move(days);
+        j["p95"] = std::move(*p95);
         return ok(j);
     }
     LocalDate d = c.cal.local_date(c.now);
@@ -382,6 +414,92 @@ ApiAnswer dashboard_overview(const DashboardContext& c) {
     j["last24h"] = std::move(last);
     j["top_agents"] = std::move(top_json);
     j["open_alerts"] = std::move(open);
+    return ok(j);
+}
+
+namespace {
+
+Json opt_json(const std::optional<double>& v) {
+    return v ? Json(*v) : Json(nullptr);
+}
+
+Json sample_json(const WireHost& h, const Calendar& cal) {
+    return {{"time", cal.format_local(h.time)},
+            {"time_epoch", h.time},
+            {"load1", opt_json(h.load1)},
+            {"cpu", opt_json(h.cpu)},
+            {"mem_total", h.mem_total ? Json(*h.mem_total) : Json(nullptr)},
+            {"mem_used", opt_json(h.mem_used)},
+            {"disk_total", h.disk_total ? Json(*h.disk_total) : Json(nullptr)},
+            {"disk_used", opt_json(h.disk_used)},
+            {"temperature", opt_json(h.temperature)}};
+}
+
+// {"avg", "max"} of one figure over the samples that have it; null when none has.
+Json avg_max(const std::vector<WireHost>& samples, std::optional<double> WireHost::*field) {
+    double sum = 0, max = 0;
+    size_t n = 0;
+    for (const auto& h : samples) {
+        const auto& v = h.*field;
+        if (!v) continue;
+        sum += *v;
+        max = n ? std::max(max, *v) : *v;
+        n++;
+    }
+    if (!n) return nullptr;
+    return {{"avg", sum / static_cast<double>(n)}, {"max", max}};
+}
+
+}  // namespace
+
+ApiAnswer dashboard_host(const DashboardContext& c, const std::multimap<std::string, std::string>& params) {
+    std::string agent;
+    for (const auto& [k, v] : params) {
+        if (k != "agent") return fail(400, "unknown parameter '" + k + "': use agent");
+        if (!agent.empty()) return fail(400, "parameter 'agent' given twice");
+        agent = v;
+    }
+    if (agent.empty()) return fail(400, "missing parameter 'agent'");
+    auto a = c.store.agent(agent);
+    if (!a) return fail(500, "cannot read the agents: " + a.error().message());
+    if (!*a) return fail(404, "no agent named '" + agent + "'");
+    const int64_t from = c.now - 86400, to = c.now + 1;
+    auto samples = c.store.host_samples(agent, from, to);
+    if (!samples) return fail(500, "cannot read the host samples: " + samples.error().message());
+    auto eps = c.store.episodes(agent, kDashboardEpisodes);
+    if (!eps) return fail(500, "cannot read the episodes: " + eps.error().message());
+    Json j;
+    j["agent"] = agent;
+    j["time"] = c.cal.format_local(c.now);
+    j["time_epoch"] = c.now;
+    Json last;
+    put_range(last, c.cal, from, to);
+    last["samples"] = samples->size();
+    last["cpu"] = avg_max(*samples, &WireHost::cpu);
+    last["mem_used"] = avg_max(*samples, &WireHost::mem_used);
+    last["disk_used"] = avg_max(*samples, &WireHost::disk_used);
+    last["load1"] = avg_max(*samples, &WireHost::load1);
+    last["temperature"] = avg_max(*samples, &WireHost::temperature);
+    j["latest"] = samples->empty() ? Json(nullptr) : sample_json(samples->back(), c.cal);
+    j["last24h"] = std::move(last);
+    Json list = Json::array();
+    for (const auto& e : *eps)
+        list.push_back({{"id", e.id},
+                        {"pid", e.pid},
+                        {"name", e.name},
+                        {"user", e.user},
+                        {"since", c.cal.format_local(e.since)},
+                        {"since_epoch", e.since},
+                        {"detected", c.cal.format_local(e.detected)},
+                        {"detected_epoch", e.detected},
+                        {"ended", c.cal.format_local(e.ended)},
+                        {"ended_epoch", e.ended},
+                        {"for", human_duration(e.ended - e.since)},
+                        {"for_seconds", e.ended - e.since},
+                        {"end_reason", e.end_reason},
+                        {"peak_cpu", opt_json(e.peak_cpu)},
+                        {"peak_mem", opt_json(e.peak_mem)}});
+    j["episodes"] = std::move(list);
     return ok(j);
 }
 

@@ -104,6 +104,10 @@ std::optional<int64_t> opt_i64(const SqlStmt& s, int c) {
     return s.is_null(c) ? std::nullopt : std::optional<int64_t>(s.i64(c));
 }
 
+std::optional<double> opt_f64(const SqlStmt& s, int c) {
+    return s.is_null(c) ? std::nullopt : std::optional<double>(s.f64(c));
+}
+
 AgentRow read_agent(const SqlStmt& s) {
     AgentRow a;
     a.name = s.text(0);
@@ -729,6 +733,60 @@ Result<bool> FleetStore::add_alert(const StoredAlert& a, const std::string& dige
     bool inserted = false;
     if (auto st = insert_alert(db_, a, digest, inserted); !st) return st.error();
     return inserted;
+}
+
+Result<std::vector<WireHost>> FleetStore::host_samples(const std::string& agent, int64_t from, int64_t to) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare(
+        "SELECT time, load1, cpu, mem_total, mem_used, disk_total, disk_used, temperature FROM fleet_host "
+        "WHERE agent = ? AND time >= ? AND time < ? ORDER BY time");
+    if (!q) return q.error();
+    q->bind(1, agent).bind(2, from).bind(3, to);
+    std::vector<WireHost> out;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) {
+        WireHost h;
+        h.type = "sys";
+        h.time = q->i64(0);
+        h.load1 = opt_f64(*q, 1);
+        h.cpu = opt_f64(*q, 2);
+        h.mem_total = opt_i64(*q, 3);
+        h.mem_used = opt_f64(*q, 4);
+        h.disk_total = opt_i64(*q, 5);
+        h.disk_used = opt_f64(*q, 6);
+        h.temperature = opt_f64(*q, 7);
+        out.push_back(std::move(h));
+    }
+    if (auto c = db_.check(rc, "read host samples"); !c) return c.error();
+    return out;
+}
+
+Result<std::vector<WireHost>> FleetStore::episodes(const std::string& agent, size_t limit) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_.prepare(
+        "SELECT id, pid, name, user, since, detected, ended, end_reason, peak_cpu, peak_mem FROM fleet_episodes "
+        "WHERE agent = ? ORDER BY ended DESC, id DESC LIMIT ?");
+    if (!q) return q.error();
+    q->bind(1, agent).bind(2, static_cast<int64_t>(limit));
+    std::vector<WireHost> out;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) {
+        WireHost e;
+        e.type = "episode";
+        e.id = q->i64(0);
+        e.pid = q->i64(1);
+        e.name = q->text(2);
+        e.user = q->text(3);
+        e.since = q->i64(4);
+        e.detected = q->i64(5);
+        e.ended = e.time = q->i64(6);
+        e.end_reason = q->text(7);
+        e.peak_cpu = opt_f64(*q, 8);
+        e.peak_mem = opt_f64(*q, 9);
+        out.push_back(std::move(e));
+    }
+    if (auto c = db_.check(rc, "read episodes"); !c) return c.error();
+    return out;
 }
 
 Result<std::vector<StoredAlert>> FleetStore::alerts(size_t limit) {

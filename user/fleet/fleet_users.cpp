@@ -1,6 +1,8 @@
 #include "peakflow/fleet/fleet_users.hpp"
 
 #include <argon2.h>
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
 #include <sys/random.h>
 
 #include <algorithm>
@@ -116,6 +118,26 @@ Status check_new_password(const std::string& password) {
 
 bool valid_role(const std::string& role) {
     return role == "admin" || role == "viewer";
+}
+
+std::string session_csrf_token(const std::string& session_id) {
+    static constexpr char kLabel[] = "peakflow dashboard csrf v1";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), session_id.data(), static_cast<int>(session_id.size()),
+         reinterpret_cast<const unsigned char*>(kLabel), sizeof kLabel - 1, md, &n);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < n; i++) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 15];
+    }
+    return out;
+}
+
+bool csrf_token_matches(const std::string& session_id, const std::string& given) {
+    const std::string want = session_csrf_token(session_id);
+    return given.size() == want.size() && CRYPTO_memcmp(given.data(), want.data(), want.size()) == 0;
 }
 
 Result<std::unique_ptr<FleetUsers>> FleetUsers::open(FleetStore& store, Argon2Params p) {

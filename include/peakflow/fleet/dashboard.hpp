@@ -82,9 +82,16 @@ ApiAnswer dashboard_agents(const DashboardContext& c);
 
 // GET /api/v1/traffic?agent=NAME|node=NODE[&day=YYYY-MM-DD | &month=YYYY-MM]: the
 // 5-minute buckets of a local day that hold traffic, or every day of a billing month, with
-// totals; interface totals summed over the selection's interfaces. Neither agent nor node:
-// the fleet.
+// totals and each interface's 95th percentile (as `report --month`); interface totals
+// summed over the selection's interfaces. Neither agent nor node: the fleet.
 ApiAnswer dashboard_traffic(const DashboardContext& c, const std::multimap<std::string, std::string>& params);
+
+// GET /api/v1/host?agent=NAME: the agent's host health (its newest sample of the last 24
+// hours, and the average and maximum of each figure over them: CPU, memory and disk used in
+// percent, load, temperature) and its newest kDashboardEpisodes ended runaway-process
+// episodes, as its host stream stored them.
+inline constexpr size_t kDashboardEpisodes = 50;
+ApiAnswer dashboard_host(const DashboardContext& c, const std::multimap<std::string, std::string>& params);
 
 // GET /api/v1/overview: agents by state (the offline ones named), today's and the billing
 // month's totals of the fleet, its last 24 hours of 5-minute buckets, the top agents of

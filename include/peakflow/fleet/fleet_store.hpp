@@ -139,6 +139,12 @@ class FleetStore {
     Result<std::vector<AgentRow>> agents();
     Result<std::optional<AgentRow>> agent(const std::string& name);
 
+    // An agent's host stream as stored: its health samples ("sys") with time in [from, to),
+    // oldest first, and its newest ended runaway-process episodes ("episode"), newest
+    // first (by end, then id), at most `limit`.
+    Result<std::vector<WireHost>> host_samples(const std::string& agent, int64_t from, int64_t to);
+    Result<std::vector<WireHost>> episodes(const std::string& agent, size_t limit);
+
     // Counts, for tests and logs.
     Result<int64_t> count(const std::string& table);
 

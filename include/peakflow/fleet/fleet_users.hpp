@@ -55,6 +55,16 @@ Status check_new_password(const std::string& password);
 
 bool valid_role(const std::string& role);  // admin | viewer
 
+// The header a change made with the session cookie must carry (docs/fleet.md, "CSRF token").
+inline constexpr const char* kCsrfHeader = "X-CSRF-Token";
+// A session's CSRF token: HMAC-SHA256 keyed with the session id over a fixed label, as 64
+// hex digits. Derived, so nothing more is stored and it lives exactly as long as the
+// session (a collector restart keeps both); it tells nothing of the id (HMAC is one-way),
+// and another site's page can neither read the HttpOnly cookie nor this token.
+std::string session_csrf_token(const std::string& session_id);
+// True when `given` is the token of `session_id`; compared in constant time.
+bool csrf_token_matches(const std::string& session_id, const std::string& given);
+
 struct UserRow {
     std::string name, role;
     int64_t created = 0, updated = 0;

@@ -71,6 +71,7 @@ async function logout() {
         await api("/api/v1/logout", { method: "POST", login: true });
     } finally {
         state.user = "";
+        state.csrf = "";
         showLogin("");
     }
 }
@@ -127,6 +128,7 @@ async function route() {
 async function start(who) {
     state.user = who.user;
     state.role = who.role;
+    state.csrf = who.csrf_token || "";
     const o = await api("/api/v1/overview");
     state.fleet = o.fleet;
     state.timezone = o.timezone;
@@ -137,6 +139,7 @@ async function start(who) {
 
 setUnauthorizedHandler((message) => {
     main = null;
+    state.csrf = "";
     showLogin(message);
 });
 window.addEventListener("hashchange", route);

@@ -3,7 +3,7 @@
 
 import { timeChart, dayBars } from "./chart.js";
 import {
-    api, badge, bytes, card, clear, collectorNow, dataTable, errorBox, h, localTime, state,
+    api, badge, bytes, card, clear, collectorNow, dataTable, errorBox, h, humanBps, localTime, percent, state,
 } from "./util.js";
 
 function figures(f, label) {
@@ -149,7 +149,7 @@ export async function agent(main, name) {
             const r = await api(`/api/v1/traffic?agent=${q}${month ? `&month=${month}` : `&month=${dayInput.value.slice(0, 7)}`}`);
             monthInput.value = r.month;
             clear(monthChart, dayBars(r.days, `daily traffic of ${name} in ${r.month}`));
-            clear(monthTotals, figures(r.totals, `Billing month ${r.month}`));
+            clear(monthTotals, figures(r.totals, `Billing month ${r.month}`), p95Table(r.p95));
         } catch (e) {
             clear(monthChart, errorBox(e));
         }
@@ -158,6 +158,8 @@ export async function agent(main, name) {
     monthInput.addEventListener("change", () => loadMonth(monthInput.value));
 
     const history = h("div", { id: "agent-history" });
+    const health = h("div", { id: "host-health" });
+    const episodes = h("div", { id: "episodes" });
     const info = h(
         "dl",
         { class: "desc" },
@@ -173,12 +175,96 @@ export async function agent(main, name) {
         card("Agent", info),
         card("5-minute traffic", h("div", { class: "toolbar" }, h("label", {}, "Day ", dayInput)), dayChart, dayTotals),
         card("Daily traffic", h("div", { class: "toolbar" }, h("label", {}, "Billing month ", monthInput)), monthChart, monthTotals),
+        card("Host health", health),
+        card("Runaway processes (ended episodes, newest first)", episodes),
         card("Push history", history),
     );
     await loadDay("");
     await loadMonth("");
+    try {
+        const host = await api(`/api/v1/host?agent=${q}`);
+        clear(health, hostHealth(host));
+        clear(episodes, episodeTable(host.episodes).table);
+    } catch (e) {
+        clear(health, errorBox(e));
+    }
     const hist = await api(`/api/v1/history?agent=${q}&page_size=20`);
     clear(history, historyTable(hist.items).table);
+}
+
+// The month's 95th percentile per interface (as `report --month`), bit/s.
+function p95Table(p95) {
+    if (!p95) return h("p", { class: "muted", id: "p95" }, "95th percentile: no traffic recorded.");
+    const t = dataTable(
+        [
+            { key: "iface", label: "Interface" },
+            { key: "up_bps", label: "95th percentile up", num: true, render: (x) => (x.up_bps === null ? "n/a" : humanBps(x.up_bps)) },
+            { key: "down_bps", label: "95th percentile down", num: true, render: (x) => (x.down_bps === null ? "n/a" : humanBps(x.down_bps)) },
+            { key: "intervals_with_data", label: "5-minute intervals with data", num: true, render: (x) => `${x.intervals_with_data} of ${p95.intervals}` },
+        ],
+        p95.interfaces,
+        { empty: "No interface" },
+    );
+    t.table.id = "p95";
+    return [h("p", { class: "muted" }, `95th percentile of the 5-minute rates up to ${p95.until} (n/a: older 5-minute rows were removed).`), t.table];
+}
+
+// The newest host sample and the last 24 hours' average and maximum of each figure.
+function hostHealth(r) {
+    if (!r.latest) return h("p", { class: "muted", id: "host-none" }, "No host sample in the last 24 hours (the agent's host watch is off, or it does not report).");
+    const l = r.latest;
+    const of = (pct, total) => [percent(pct), total === null ? "" : [" of ", bytes(total)]];
+    const latest = h(
+        "dl",
+        { class: "pairs", id: "host-latest" },
+        [
+            ["Sampled", l.time],
+            ["CPU", percent(l.cpu)],
+            ["Memory used", of(l.mem_used, l.mem_total)],
+            ["Disk used", of(l.disk_used, l.disk_total)],
+            ["Load (1 min)", l.load1 === null ? "-" : l.load1.toFixed(2)],
+            ["Temperature", l.temperature === null ? "-" : `${l.temperature.toFixed(1)} °C`],
+        ].map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+    );
+    const d = r.last24h;
+    const row = (label, v, fmt) => h("tr", {}, h("td", {}, label), h("td", { class: "num" }, v ? fmt(v.avg) : "-"), h("td", { class: "num" }, v ? fmt(v.max) : "-"));
+    const summary = h(
+        "table",
+        { class: "table", id: "host-24h" },
+        h("thead", {}, h("tr", {}, h("th", {}, `Last 24 hours (${d.samples} samples)`), h("th", { class: "num" }, "Average"), h("th", { class: "num" }, "Maximum"))),
+        h(
+            "tbody",
+            {},
+            row("CPU", d.cpu, percent),
+            row("Memory used", d.mem_used, percent),
+            row("Disk used", d.disk_used, percent),
+            row("Load (1 min)", d.load1, (x) => x.toFixed(2)),
+            row("Temperature", d.temperature, (x) => `${x.toFixed(1)} °C`),
+        ),
+    );
+    return h("div", { class: "grid2" }, latest, summary);
+}
+
+// Ended runaway-process episodes, newest first; the process name and user are the host's
+// text, shown as text.
+function episodeTable(items) {
+    const t = dataTable(
+        [
+            { key: "ended_epoch", label: "Ended", render: (x) => x.ended },
+            { key: "name", label: "Process", render: (x) => h("code", { class: "proc-name" }, x.name) },
+            { key: "pid", label: "PID", num: true },
+            { key: "user", label: "User" },
+            { key: "since_epoch", label: "Since", render: (x) => x.since },
+            { key: "for_seconds", label: "For", num: true, render: (x) => x.for },
+            { key: "end_reason", label: "End" },
+            { key: "peak_cpu", label: "Peak CPU", num: true, render: (x) => percent(x.peak_cpu) },
+            { key: "peak_mem", label: "Peak memory", num: true, render: (x) => percent(x.peak_mem) },
+        ],
+        items,
+        { empty: "No runaway process", sortKey: "ended_epoch", desc: true },
+    );
+    t.table.id = "episodes-table";
+    return t;
 }
 
 // ---- Push history ------------------------------------------------------------------------
@@ -308,24 +394,29 @@ export async function services(main) {
         { empty: "No probe yet" },
     );
     dbs.table.id = "databases";
+    // The measured traffic between services: one small table, a row per pair of addresses
+    // of an edge (redis_to_backend: "redis → backend"), and the edges with none named.
     const edges = Object.entries(r.traffic_status);
-    const traffic =
-        state.role === "admin"
-            ? edges.map(([edge, list]) => [
-                  h("h3", {}, edge),
-                  dataTable(
-                      [
-                          { key: "source_ip", label: "Source" },
-                          { key: "target_ip", label: "Target" },
-                          { key: "bytes", label: "Bytes", num: true, render: (x) => bytes(x.bytes) },
-                          { key: "packets", label: "Packets", num: true },
-                          { key: "flows", label: "Connections", num: true },
-                      ],
-                      list,
-                      { empty: "No traffic measured" },
-                  ).table,
-              ])
-            : h("p", { class: "muted", id: "traffic-admins-only" }, "The traffic between services is shown to admins only.");
+    const pairs = edges.flatMap(([edge, list]) => list.map((x) => ({ edge: edge.replace(/_to_/, " → ").replace(/_/g, " "), ...x })));
+    const quiet = edges.filter(([, list]) => !list.length).map(([edge]) => edge.replace(/_to_/, " → ").replace(/_/g, " "));
+    let traffic = h("p", { class: "muted", id: "traffic-admins-only" }, "The traffic between services is shown to admins only.");
+    if (state.role === "admin") {
+        const t = dataTable(
+            [
+                { key: "edge", label: "Between" },
+                { key: "source_ip", label: "Source" },
+                { key: "target_ip", label: "Target" },
+                { key: "bytes", label: "Bytes", num: true, render: (x) => bytes(x.bytes) },
+                { key: "packets", label: "Packets", num: true },
+                { key: "flows", label: "Connections", num: true },
+                { key: "data_count", label: "data_count", num: true },
+            ],
+            pairs,
+            { empty: "No traffic measured in the last hour", sortKey: "bytes", desc: true },
+        );
+        t.table.id = "traffic-table";
+        traffic = [t.table, quiet.length && pairs.length ? h("p", { class: "muted" }, `Nothing measured: ${quiet.join(", ")}.`) : null];
+    }
     clear(
         main,
         h("h1", {}, "Services"),

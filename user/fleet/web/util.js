@@ -2,7 +2,8 @@
 // and service names come from hosts: never parsed as HTML), the JSON API, and the formats
 // (times in the collector's zone, bytes in binary units with the exact figure on hover).
 
-export const state = { user: "", role: "", fleet: "", timezone: "UTC", clockOffset: null };
+// csrf: the session's token (the login's or GET /api/v1/me's), sent with every change.
+export const state = { user: "", role: "", csrf: "", fleet: "", timezone: "UTC", clockOffset: null };
 
 // h("td", {class: "num", title: "…"}, "text", child, …): an element; attribute values and
 // children are set as properties and text, never as markup.
@@ -50,9 +51,11 @@ export function setUnauthorizedHandler(fn) {
     onUnauthorized = fn;
 }
 
-// fetch JSON from the collector; the session cookie goes with it (same origin).
+// fetch JSON from the collector; the session cookie goes with it (same origin), and with
+// every change (any method but GET) the session's CSRF token.
 export async function api(path, options = {}) {
     const init = { method: options.method || "GET", headers: {}, credentials: "same-origin" };
+    if (init.method !== "GET" && state.csrf) init.headers["X-CSRF-Token"] = state.csrf;
     if (options.body !== undefined) {
         init.headers["Content-Type"] = "application/json";
         init.body = JSON.stringify(options.body);
@@ -82,23 +85,35 @@ export function collectorNow() {
     return Math.floor(Date.now() / 1000 + (state.clockOffset || 0));
 }
 
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+// `v` in the largest of `units` (each `step` times the last) that keeps it at least 1 once
+// shown with two decimals: "1.50 MiB", not "1536.00 KiB"; "1.00 KiB", not "1024.00 B".
+function scaled(v, step, units) {
+    let u = 0;
+    while (v >= step - 0.005 && u < units.length - 1) {
+        v /= step;
+        u++;
+    }
+    return `${v.toFixed(2)} ${units[u]}`;
+}
 
 // "1.50 MiB", "512 B": as the CLI's reports print them.
 export function humanBytes(n) {
-    if (n < 1024) return `${n} B`;
-    let v = n;
-    let u = 0;
-    while (v >= 1023.995 && u < UNITS.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return `${v.toFixed(2)} ${UNITS[u]}`;
+    return n < 1024 ? `${n} B` : scaled(n, 1024, ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]);
 }
 
 // "1 234 567 bytes": the exact figure, grouped for reading.
 export function exactBytes(n) {
     return `${String(n).replace(/\B(?=(\d{3})+(?!\d))/g, " ")} bytes`;
+}
+
+// "373.33 bit/s", "12.50 Mbit/s": a rate in decimal units, as transit is billed.
+export function humanBps(v) {
+    return v === null || v === undefined ? "-" : scaled(v, 1000, ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"]);
+}
+
+// "12.5 %": a percentage of the host stream, "-" when the host did not measure it.
+export function percent(v) {
+    return v === null || v === undefined ? "-" : `${v.toFixed(1)} %`;
 }
 
 // A span with readable bytes and the exact figure on hover.
