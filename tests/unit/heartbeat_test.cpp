@@ -151,6 +151,21 @@ class HeartbeatTest : public ::testing::Test {
         return j;
     }
     int64_t reports() { return server_->store().count("heartbeat_reports").take(); }
+    // A backend (198.18.0.1), a redis (198.18.0.2) and a frontend (198.18.0.3) report, 60 s
+    // before kEnd (the clock stays there).
+    void three_services() {
+        now_ms_ = (kEnd - 60) * 1000;
+        for (auto [ip, name] : std::vector<std::pair<const char*, const char*>>{
+                 {"198.18.0.1", "后端api"}, {"198.18.0.2", "redis-main"}, {"198.18.0.3", "前端web"}})
+            ASSERT_EQ(report(ip, name, hb_token_).status, 200);
+    }
+    // The first batch of an agent's flows stream.
+    static WireBatch flows_batch() {
+        WireBatch b;
+        b.stream = "flows";
+        b.seq = 1;
+        return b;
+    }
     static std::string error(const std::string& m) {
         return nlohmann::ordered_json{{"status", "error"}, {"message", m}}.dump();
     }
@@ -421,9 +436,7 @@ TEST_F(HeartbeatTest, RetentionPrunesOldReports) {
     now_ms_ = (kEnd - 10) * 1000;
     EXPECT_EQ(report("10.0.0.1", "redis", hb_token_).status, 200);
     // Flow pairs: the bucket before the retention goes, the one at its start stays.
-    WireBatch flows;
-    flows.stream = "flows";
-    flows.seq = 1;
+    WireBatch flows = flows_batch();
     flows.flows = {pair(kEnd - 604800 - 300, "10.0.0.2", "10.0.0.1", 6, 6379, 100, 1, 1),
                    pair(kEnd - 604800, "10.0.0.2", "10.0.0.1", 6, 6379, 200, 2, 1)};
     ASSERT_TRUE(server_->store().ingest("nas-1", testing::agent_report("nas-1", kEnd - 10, {flows}), kEnd - 10, {}));
@@ -748,13 +761,8 @@ INSERT INTO access_logs (client_ip, server_ip, endpoint, method, access_time) VA
         }
     LogCapture log;
     start_server(hb);
-    now_ms_ = (kEnd - 60) * 1000;
-    for (auto [ip, name] : std::vector<std::pair<const char*, const char*>>{
-             {"198.18.0.1", "后端api"}, {"198.18.0.2", "redis-main"}, {"198.18.0.3", "前端web"}})
-        ASSERT_EQ(report(ip, name, hb_token_).status, 200);
-    WireBatch flows;
-    flows.stream = "flows";
-    flows.seq = 1;
+    three_services();
+    WireBatch flows = flows_batch();
     flows.flows = {pair(kStart + 600, "198.18.0.3", "198.18.0.1", 6, 8080, 300, 3, 1),
                    pair(kStart + 600, "198.18.0.1", "198.18.0.2", 6, 6379, 1000, 10, 2)};
     ASSERT_TRUE(server_->store().ingest("nas-1", testing::agent_report("nas-1", kEnd - 60, {flows}), kEnd - 60, {}));
@@ -1142,13 +1150,8 @@ TEST_F(HeartbeatTest, TrafficBetweenServicesIsTheAgentsMeasuredFlowPairs) {
     HeartbeatConfig hb;
     hb.databases = {"hostaddr=198.18.0.4 port=5432 dbname=app user=app password=s3cret connect_timeout=1"};
     start_server(hb);
-    now_ms_ = (kEnd - 60) * 1000;
-    for (auto [ip, name] : std::vector<std::pair<const char*, const char*>>{
-             {"198.18.0.1", "后端api"}, {"198.18.0.2", "redis-main"}, {"198.18.0.3", "前端web"}})
-        ASSERT_EQ(report(ip, name, hb_token_).status, 200);
-    WireBatch flows;
-    flows.stream = "flows";
-    flows.seq = 1;
+    three_services();
+    WireBatch flows = flows_batch();
     flows.flows = {pair(kStart + 300, "198.18.0.1", "198.18.0.2", 6, 6379, 1000, 10, 2),
                    pair(kStart + 300, "198.18.0.1", "198.18.0.2", 17, 6379, 500, 5, 1),
                    pair(kStart + 600, "198.18.0.3", "198.18.0.1", 6, 8080, 300, 3, 1),
