@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""The dashboard of a collector fed by a real agent (tests/integration/test_dashboard_agent.sh
+runs it inside the collector's network namespace): logs in, and checks the overview's
+agent counts and today's exact total and upload, the agents table's row of the agent, and
+its page's 5-minute chart, one point per bucket the agent stored today; no console errors.
+Reuses test_dashboard.py's browser and checks.
+
+Usage: e2e_agent.py URL USER PASSWORD_FILE AGENT TOTAL UP BUCKETS
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_dashboard as td  # noqa: E402
+
+
+def main(url, user, password_file, agent, total, up, buckets):
+    import tempfile
+    import shutil
+    tmp = tempfile.mkdtemp(prefix="pf_e2e_")
+    browser = None
+    try:
+        browser = td.Browser(tmp)
+        browser.d.get(url + "/")
+        browser.el("#login-user").send_keys(user)
+        with open(password_file) as f:
+            browser.el("#login-password").send_keys(f.read().strip())
+        browser.el("#login-submit").click()
+        browser.wait("the overview", lambda _: browser.els("#agent-counts"))
+        browser.d.get_log("browser")  # GET /api/v1/me's 401 before the login: expected, not an error
+        counts = {s: browser.text(f'#agent-counts [data-state="{s}"] .count-n') for s in ("online", "offline", "never")}
+        td.check(counts == {"online": "1", "offline": "0", "never": "0"}, f"agent counts: {counts}")
+        t = browser.el('#today [data-field="total"] .bytes')
+        td.check(t.get_attribute("title") == td.exact_bytes(total),
+                 f"today's total {t.get_attribute('title')!r}, the agent's history {td.exact_bytes(total)!r}")
+        u = browser.el('#today [data-field="up"] .bytes')
+        td.check(u.get_attribute("title") == td.exact_bytes(up),
+                 f"today's up {u.get_attribute('title')!r}, the agent's history {td.exact_bytes(up)!r}")
+        browser.el("#nav-agents").click()
+        browser.wait("the agents table", lambda _: len(browser.rows("#agents-table")) == 1)
+        row = browser.rows("#agents-table")[0]
+        td.check(row[0] == agent and row[6] == "online", f"the agent's row {row}")
+        browser.go(f"#/agents/{agent}", "#day-chart svg")
+        n = len(browser.els("#day-chart g.pt"))
+        td.check(n == buckets, f"day chart: {n} points, the agent stored {buckets} buckets today")
+        errors = browser.console_errors()
+        td.check(not errors, f"console errors: {errors}")
+        print(f"dashboard with a real agent: overview {total} bytes today ({up} up), {n} buckets on {agent}'s page")
+    finally:
+        if browser:
+            browser.quit()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 8:
+        sys.exit(__doc__.strip().splitlines()[-1])
+    try:
+        main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
+    except td.Failure as e:
+        print(f"e2e_agent: FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
