@@ -419,10 +419,10 @@ def run_test(binary, shots):
         audit = browser.rows("#audit-table")
         check(len(audit) == 1 and audit[0][1:] == ["1", "alice", "127.0.0.1", "nas-2", "push.enabled", "-", "false"],
               f"audit {audit}")
+        browser.shot(shots, "config")
         browser.go("#/agents", "#agents-table")
         switch = [r[9] for r in browser.rows("#agents-table")]
         check(switch == ["file", "off", "file"], f"switches {switch}")
-        browser.shot(shots, "config")
         # The page sent its CSRF token with that change; the same change without it is refused.
         put = ("fetch('/api/v1/config', {method: 'PUT', headers: {'Content-Type': 'application/json'}, "
                "body: JSON.stringify({key: 'push.enabled', value: true})})"
