@@ -419,6 +419,22 @@ def run_test(binary, shots):
         audit = browser.rows("#audit-table")
         check(len(audit) == 1 and audit[0][1:] == ["1", "alice", "127.0.0.1", "nas-2", "push.enabled", "-", "false"],
               f"audit {audit}")
+        # The fleet's provider id through the form of the usual settings: afterwards its
+        # effective value and source beside it, and a second audit row.
+        Select(browser.el("#config-scope")).select_by_value("")
+        browser.wait("the fleet's settings", lambda _: "Fleet-wide" in browser.text("#config-entries"))
+        row = '#config-form tr[data-key="customer_report.provider_id"]'
+        check(browser.text(row + " .effective") == "agent's file", f"provider id before: {browser.text(row + ' .effective')!r}")
+        browser.el(row + " input").send_keys("P-0042")
+        browser.el(row + " .field-set").click()
+        browser.wait("the saved setting", lambda _: "Saved: version 2." in browser.text("#config-status"))
+        got = [browser.text(row + " .effective"), browser.text(row + " .source")]
+        check(got == ['"P-0042"', "fleet v2"], f"provider id after: {got}")
+        check(browser.rows("#config-table") == [["customer_report.provider_id", '"P-0042"', "fleet v2"]],
+              f"the fleet's entries {browser.rows('#config-table')}")
+        audit = browser.rows("#audit-table")
+        check(len(audit) == 2 and audit[0][1:] == ["2", "alice", "127.0.0.1", "fleet", "customer_report.provider_id",
+                                                   "-", '"P-0042"'], f"audit {audit}")
         browser.shot(shots, "config")
         browser.go("#/agents", "#agents-table")
         switch = [r[9] for r in browser.rows("#agents-table")]
@@ -462,9 +478,10 @@ def run_test(binary, shots):
         check(browser.els("#traffic-admins-only") and not browser.els("#traffic-table"), "the viewer's traffic note")
         browser.shot(shots, "services-viewer")
         browser.go("#/config", "#audit-table")
-        check(browser.els("#config-readonly") and not browser.els("#config-editor"), "the viewer has no edit controls")
+        check(browser.els("#config-readonly") and not browser.els("#config-editor, #config-form"),
+              "the viewer has no edit controls")
         audit = browser.rows("#audit-table")
-        check(len(audit) == 1 and audit[0][3] == "隐私保护", f"the viewer's audit {audit}")
+        check(len(audit) == 2 and all(r[3] == "隐私保护" for r in audit), f"the viewer's audit {audit}")
         browser.shot(shots, "config-viewer")
         # The API refuses the viewer's change, with the session's CSRF token too (the role).
         change = ("fetch('/api/v1/me').then(r => r.json()).then(me => fetch('/api/v1/config', {method: 'PUT', "
@@ -479,7 +496,7 @@ def run_test(binary, shots):
         for route, ready in (("#/overview", "#agent-counts"), ("#/agents", "#agents-table"),
                              ("#/agents/nas-1", "#episodes-table"), ("#/history", "#history-result table")):
             browser.go(route, ready)
-            check(not browser.els("#config-editor, #config-set, #config-unset"), f"edit controls on {route}")
+            check(not browser.els("#config-editor, #config-set, #config-unset, #config-form"), f"edit controls on {route}")
         errors = browser.console_errors()
         check(not errors, f"console errors: {errors}")
         print(f"dashboard: all checks passed in {time.monotonic() - t0:.1f} s "

@@ -432,6 +432,68 @@ export async function services(main) {
 // Keys whose value false stops what the customer or the sinks receive: asked again first.
 const STOPS_REPORTING = new Set(["push.enabled", "customer_report.enabled"]);
 
+// The fields a central change usually is (the requirements' global and per-machine
+// settings), each with its effective value and source beside it; any other key
+// (push.sinks.NAME.*, customer_report.fields) goes through the key/value editor below.
+const FIELDS = [
+    { key: "push.enabled", label: "Pushes (the switch)", kind: "bool" },
+    { key: "customer_report.enabled", label: "Customer hourly report", kind: "bool" },
+    { key: "customer_report.provider_id", label: "Provider id", kind: "text" },
+    { key: "customer_report.provider_uiid", label: "Provider uiid", kind: "text" },
+    { key: "customer_report.isp_id", label: "ISP id", kind: "text" },
+    { key: "customer_report.device_type", label: "Device type", kind: "text" },
+    { key: "adjustments", label: "Offsets (adjustments, JSON)", kind: "json", hint: '[{"direction": "tx", "factor": 1.05}]' },
+    { key: "interfaces", label: "Interfaces (comma separated)", kind: "list", hint: "eth0, eth1" },
+];
+
+// The input of a field, and how to read a value from it (undefined: nothing given).
+function fieldInput(f) {
+    if (f.kind === "bool") {
+        const el = h("select", {}, h("option", { value: "" }, "-"), h("option", { value: "true" }, "on"), h("option", { value: "false" }, "off"));
+        return { el, read: () => (el.value === "" ? undefined : el.value === "true") };
+    }
+    const el = h("input", { placeholder: f.hint ?? "" });
+    if (f.kind === "json") return { el, read: () => (el.value.trim() === "" ? undefined : JSON.parse(el.value)) };
+    if (f.kind === "list")
+        return { el, read: () => (el.value.trim() === "" ? undefined : el.value.split(",").map((x) => x.trim()).filter((x) => x)) };
+    return { el, read: () => (el.value.trim() === "" ? undefined : el.value.trim()) };
+}
+
+function fieldsForm(entries, submit) {
+    const by = new Map(entries.map((e) => [e.key, e]));
+    const rows = FIELDS.map((f) => {
+        const input = fieldInput(f);
+        const e = by.get(f.key);
+        const set = async () => {
+            let value;
+            try {
+                value = input.read();
+            } catch {
+                return submit.fail(`${f.key}: the value must be JSON, e.g. ${f.hint}`);
+            }
+            if (value === undefined) return submit.fail(`${f.key}: give a value first`);
+            await submit("PUT", f.key, value);
+        };
+        return h(
+            "tr",
+            { dataset: { key: f.key } },
+            h("td", {}, f.label, h("div", { class: "muted" }, h("code", {}, f.key))),
+            h("td", { class: "effective" }, e ? h("code", {}, JSON.stringify(e.value)) : h("span", { class: "muted" }, "agent's file")),
+            h("td", { class: "source" }, e ? e.source : "-"),
+            h("td", {}, input.el),
+            h("td", {},
+                h("button", { type: "button", class: "btn btn-primary field-set", on: { click: set } }, "Set"), " ",
+                h("button", { type: "button", class: "btn field-unset", disabled: !e, on: { click: () => submit("DELETE", f.key) } }, "Unset")),
+        );
+    });
+    return h(
+        "table",
+        { class: "table", id: "config-form" },
+        h("thead", {}, h("tr", {}, ["Setting", "Effective value", "Source", "New value", ""].map((t) => h("th", {}, t)))),
+        h("tbody", {}, rows),
+    );
+}
+
 function entriesTable(entries, id) {
     const t = dataTable(
         [
@@ -460,10 +522,33 @@ export async function config(main, selected = "") {
         list.agents.map((a) => h("option", { value: a.name }, a.name)),
     );
     const shown = h("div", { id: "config-entries" });
+    const form = h("div", { id: "config-fields" });
+    const status = h("div", { id: "config-status" });
+    // One change (PUT: set, DELETE: unset) of `key` in the scope shown, asked again first
+    // when it stops reporting; the page is drawn again with the new state.
+    const submit = async (method, key, value) => {
+        const agent = scope.value;
+        const where = agent ? `agent ${agent}` : "the whole fleet";
+        if (method === "PUT" && STOPS_REPORTING.has(key) && value === false &&
+            !window.confirm(`Set ${key} to false for ${where}? Reports stop until it is set back.`))
+            return;
+        try {
+            const q = new URLSearchParams({ key, ...(agent ? { agent } : {}) });
+            const r = method === "PUT"
+                ? await api("/api/v1/config", { method: "PUT", body: { key, value, ...(agent ? { agent } : {}) } })
+                : await api(`/api/v1/config?${q}`, { method: "DELETE" });
+            await config(main, agent);
+            clear(document.getElementById("config-status"), h("div", { class: "alert alert-ok" }, `Saved: version ${r.version}.`));
+        } catch (e) {
+            clear(status, errorBox(e));
+        }
+    };
+    submit.fail = (why) => clear(status, errorBox(why));
     async function showScope() {
         try {
             if (!scope.value) {
                 clear(shown, h("p", { class: "muted" }, `Fleet-wide set, version ${fleet.version}.`), entriesTable(fleet.entries, "config-table"));
+                if (admin) clear(form, fieldsForm(fleet.entries, submit));
                 return;
             }
             const c = await api(`/api/v1/config?agent=${encodeURIComponent(scope.value)}`);
@@ -476,6 +561,7 @@ export async function config(main, selected = "") {
                 problems,
                 entriesTable(c.entries, "config-table"),
             );
+            if (admin) clear(form, fieldsForm(c.entries, submit));
         } catch (e) {
             clear(shown, errorBox(e));
         }
@@ -485,32 +571,17 @@ export async function config(main, selected = "") {
 
     let editor = h("p", { class: "muted", id: "config-readonly" }, "Read only: changes need the admin role.");
     if (admin) {
-        const key = h("input", { id: "config-key", placeholder: "push.enabled" });
+        const key = h("input", { id: "config-key", placeholder: "push.sinks.ding.enabled" });
         const value = h("input", { id: "config-value", placeholder: "false (JSON)" });
-        const status = h("div", { id: "config-status" });
         const change = async (method) => {
-            const agent = scope.value;
-            let body;
+            let value_;
             try {
-                if (method === "PUT") body = { key: key.value.trim(), value: JSON.parse(value.value), ...(agent ? { agent } : {}) };
+                if (method === "PUT") value_ = JSON.parse(value.value);
             } catch {
                 clear(status, errorBox("the value must be JSON: false, 1.05, \"0042\", [\"eth1\"], {\"factor\": 1.05}"));
                 return;
             }
-            const where = agent ? `agent ${agent}` : "the whole fleet";
-            if (method === "PUT" && STOPS_REPORTING.has(body.key) && body.value === false &&
-                !window.confirm(`Set ${body.key} to false for ${where}? Reports stop until it is set back.`))
-                return;
-            try {
-                const q = new URLSearchParams({ key: key.value.trim(), ...(agent ? { agent } : {}) });
-                const r = method === "PUT"
-                    ? await api("/api/v1/config", { method: "PUT", body })
-                    : await api(`/api/v1/config?${q}`, { method: "DELETE" });
-                await config(main, agent);
-                clear(document.getElementById("config-status"), h("div", { class: "alert alert-ok" }, `Saved: version ${r.version}.`));
-            } catch (e) {
-                clear(status, errorBox(e));
-            }
+            await submit(method, key.value.trim(), value_);
         };
         editor = h(
             "div",
@@ -519,7 +590,6 @@ export async function config(main, selected = "") {
             h("label", {}, "Value (JSON)", value),
             h("button", { type: "button", class: "btn btn-primary", id: "config-set", on: { click: () => change("PUT") } }, "Set"),
             h("button", { type: "button", class: "btn", id: "config-unset", on: { click: () => change("DELETE") } }, "Unset"),
-            status,
         );
     }
     const auditTable = dataTable(
@@ -540,7 +610,9 @@ export async function config(main, selected = "") {
     clear(
         main,
         h("h1", {}, "Configuration"),
-        card("Central configuration", h("div", { class: "toolbar" }, h("label", {}, "Scope ", scope)), shown, editor),
+        card("Central configuration", h("div", { class: "toolbar" }, h("label", {}, "Scope ", scope)), shown,
+            admin ? h("h3", {}, "Settings") : null, form,
+            admin ? h("h3", {}, "Any other key") : null, editor, status),
         card("Audit log (last 50 changes)", auditTable.table),
     );
     await showScope();
