@@ -2,10 +2,11 @@
 """The dashboard of a collector fed by a real agent (tests/integration/test_dashboard_agent.sh
 runs it inside the collector's network namespace): logs in, and checks the overview's
 agent counts and today's exact total and upload, the agents table's row of the agent, and
-its page's 5-minute chart, one point per bucket the agent stored today; no console errors.
+its page's 5-minute chart, one point per bucket the agent stored today, and its peer MAC's
+row of the day with the agent's figure; no console errors.
 Reuses test_dashboard.py's browser and checks.
 
-Usage: e2e_agent.py URL USER PASSWORD_FILE AGENT TOTAL UP BUCKETS
+Usage: e2e_agent.py URL USER PASSWORD_FILE AGENT TOTAL UP BUCKETS PEER_MAC PEER_TOTAL
 """
 import os
 import sys
@@ -14,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_dashboard as td  # noqa: E402
 
 
-def main(url, user, password_file, agent, total, up, buckets):
+def main(url, user, password_file, agent, total, up, buckets, peer_mac, peer_total):
     import tempfile
     import shutil
     tmp = tempfile.mkdtemp(prefix="pf_e2e_")
@@ -43,9 +44,17 @@ def main(url, user, password_file, agent, total, up, buckets):
         browser.go(f"#/agents/{agent}", "#day-chart svg")
         n = len(browser.els("#day-chart g.pt"))
         td.check(n == buckets, f"day chart: {n} points, the agent stored {buckets} buckets today")
+        browser.wait("the peers", lambda _: browser.els("#mac-table"))
+        peers = browser.d.execute_script(
+            "return [...document.querySelectorAll('#mac-table tbody tr')].map(tr => "
+            "[tr.cells[0].innerText.trim(), tr.cells[4].querySelector('.bytes')?.title ?? ''])")
+        mine = [p for p in peers if p[0] == peer_mac]
+        td.check(mine == [[peer_mac, td.exact_bytes(peer_total)]],
+                 f"the peer {peer_mac}: {mine} (all {peers}), the agent's history {td.exact_bytes(peer_total)!r}")
         errors = browser.console_errors()
         td.check(not errors, f"console errors: {errors}")
-        print(f"dashboard with a real agent: overview {total} bytes today ({up} up), {n} buckets on {agent}'s page")
+        print(f"dashboard with a real agent: overview {total} bytes today ({up} up), {n} buckets on {agent}'s page, "
+              f"peer {peer_mac} {peer_total} bytes")
     finally:
         if browser:
             browser.quit()
@@ -53,10 +62,10 @@ def main(url, user, password_file, agent, total, up, buckets):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 8:
+    if len(sys.argv) != 10:
         sys.exit(__doc__.strip().splitlines()[-1])
     try:
-        main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
+        main(*sys.argv[1:5], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8], int(sys.argv[9]))
     except td.Failure as e:
         print(f"e2e_agent: FAILED: {e}", file=sys.stderr)
         sys.exit(1)

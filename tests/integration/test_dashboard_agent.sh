@@ -5,7 +5,8 @@
 # what the agent stored, a headless Chromium in NS_B (tests/browser/e2e_agent.py) logs in
 # and finds the agent online, today's total and upload equal to the agent's own history
 # (its interface rows of today, themselves equal to the kernel's counters of $IF_A since
-# the attach, exactly) and one chart point per 5-minute bucket the agent stored today. Skipped outside CI without Chromium; CI must run it.
+# the attach, exactly), one chart point per 5-minute bucket the agent stored today, and the
+# peer's row of the day with the agent's figure for that MAC. Skipped outside CI without Chromium; CI must run it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -114,8 +115,12 @@ read -r total up buckets <<<"$(mine)"
 assert_eq "the agent's today = the kernel's counters since the attach (total up)" "$kernel_total $kernel_up" "$total $up"
 pf_log "the agent's history today: $total bytes, $up up, $buckets buckets; the kernel and the collector have the same"
 
+# The peer's row of today (the MAC stored as a 48-bit big-endian integer).
+peer_total=$(sqlite3 "$HIST_DB" "SELECT COALESCE(SUM(rx_bytes + tx_bytes), 0) FROM bucket5m
+    WHERE mac = $((16#${MAC_B//:/})) AND ts >= $today")
+((peer_total > 0)) || fail "no row of $MAC_B in the agent's history"
 nsenter "--net=/run/netns/$NS_B" -- /usr/bin/python3 "$PF_IT_DIR/../browser/e2e_agent.py" \
-    "http://$IP_C:$COLL_PORT" ann "$PF_T/pw" a1 "$total" "$up" "$buckets" >"$PF_T/e2e.log" 2>&1 ||
+    "http://$IP_C:$COLL_PORT" ann "$PF_T/pw" a1 "$total" "$up" "$buckets" "$MAC_B" "$peer_total" >"$PF_T/e2e.log" 2>&1 ||
     fail "the dashboard: $(tail -n 5 "$PF_T/e2e.log")"
 pf_log "$(tail -n 1 "$PF_T/e2e.log")"
 pf_stop_daemon TERM

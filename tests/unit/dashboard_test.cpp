@@ -241,13 +241,16 @@ TEST_F(DashboardServerTest, TrafficOfADayAndAMonthExactly) {
     const std::string viewer = session("victor", "victor-password");
     auto day = get("/api/v1/traffic?agent=nas-1", {viewer});
     ASSERT_EQ(day.status, 200) << day.body;
-    // Interface totals only (the peer MAC row is not added); buckets with traffic only.
+    // Interface totals (the peer MAC row is not added to them); buckets with traffic only;
+    // the peer MAC row in `macs`.
     EXPECT_EQ(json::parse(day.body), json::parse(R"j({"agent":"nas-1","node":null,"view":"day","day":"2026-11-30",
       "from":"2026-11-30 00:00:00","from_epoch":1795996800,"to":"2026-12-01 00:00:00","to_epoch":1796083200,
       "totals":{"peak_up_bytes":100,"peak_down_bytes":2000,"offpeak_up_bytes":500,"offpeak_down_bytes":1000,
                 "up_bytes":600,"down_bytes":3000,"total_bytes":3600},
       "points":[{"start":"2026-11-30 00:45:00","start_epoch":1795999500,"peak":true,"up_bytes":100,"down_bytes":2000},
-                {"start":"2026-11-30 00:50:00","start_epoch":1795999800,"peak":false,"up_bytes":500,"down_bytes":1000}]})j"));
+                {"start":"2026-11-30 00:50:00","start_epoch":1795999800,"peak":false,"up_bytes":500,"down_bytes":1000}],
+      "macs":[{"iface":"eth0","mac":"02:00:00:00:00:99","up_bytes":0,"down_bytes":999,"total_bytes":999}],
+      "macs_total":1})j"));
     EXPECT_EQ(get("/api/v1/traffic?agent=nas-1&day=2026-11-30", {viewer}).body, day.body);
     auto other = json::parse(get("/api/v1/traffic?agent=nas-1&day=2026-11-28", {viewer}).body);
     EXPECT_EQ(other["points"], json::parse(R"j([{"start":"2026-11-28 00:50:00","start_epoch":1795827000,"peak":false,

@@ -1,4 +1,5 @@
 #include "peakflow/fleet/dashboard.hpp"
+#include "peakflow/kernel/maps.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -99,6 +100,7 @@ void put_range(Json& j, const Calendar& cal, int64_t from, int64_t to) {
 }
 
 const Filter kIfaceTotals{std::nullopt, kIfaceTotal};
+constexpr size_t kDayPeers = 500;  // MAC rows of a day view: a page, not an export
 
 // The 5-minute buckets of [from, to) that hold traffic, summed over the source's
 // interfaces, oldest first; `totals` gets their sum.
@@ -314,11 +316,30 @@ ApiAnswer dashboard_traffic(const DashboardContext& c, const std::multimap<std::
     const int64_t from = c.cal.day_start(d), to = c.cal.day_end(d);
     auto points = bucket_points(*src, c.cal, from, to, totals);
     if (!points) return fail(500, "cannot read the traffic: " + points.error().message());
+    // The day's peers: each interface's MACs, the largest first (at most kDayPeers).
+    auto peer_rows = src->totals(Filter{}, from, to);
+    if (!peer_rows) return fail(500, "cannot read the traffic: " + peer_rows.error().message());
+    std::map<std::pair<std::string, int64_t>, ReportFigures> per_peer;
+    for (const auto& r : *peer_rows)
+        if (r.mac != kIfaceTotal) add_row(per_peer[{r.iface, r.mac}], r);
+    std::vector<std::pair<std::pair<std::string, int64_t>, ReportFigures>> peers(per_peer.begin(), per_peer.end());
+    std::stable_sort(peers.begin(), peers.end(),
+                     [](const auto& a, const auto& b) { return a.second.total > b.second.total; });
+    Json macs = Json::array();
+    for (size_t i = 0; i < peers.size() && i < kDayPeers; i++) {
+        Json m{{"iface", peers[i].first.first}, {"mac", format_mac(mac_from_int(peers[i].first.second))}};
+        m["up_bytes"] = peers[i].second.up;
+        m["down_bytes"] = peers[i].second.down;
+        m["total_bytes"] = peers[i].second.total;
+        macs.push_back(std::move(m));
+    }
     j["view"] = "day";
     j["day"] = d.str();
     put_range(j, c.cal, from, to);
     j["totals"] = figures_json(totals);
     j["points"] = std::move(*points);
+    j["macs"] = std::move(macs);
+    j["macs_total"] = peers.size();
     return ok(j);
 }
 

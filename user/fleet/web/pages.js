@@ -129,6 +129,7 @@ export async function agent(main, name) {
     const q = encodeURIComponent(name);
     const dayChart = h("div", { id: "day-chart" });
     const dayTotals = h("div", { id: "day-totals" });
+    const dayMacs = h("div", { id: "day-macs" });
     const monthChart = h("div", { id: "month-chart" });
     const monthTotals = h("div", { id: "month-totals" });
     const dayInput = h("input", { type: "date", id: "day-input" });
@@ -140,6 +141,7 @@ export async function agent(main, name) {
             dayInput.value = r.day;
             clear(dayChart, timeChart(r.points, r, `5-minute traffic of ${name} on ${r.day}`));
             clear(dayTotals, h("p", { class: "muted" }, `${r.points.length} stored 5-minute buckets on ${r.day} (${r.from} to ${r.to}); shaded: peak hours`), figures(r.totals, "Day total"));
+            clear(dayMacs, macTable(r));
         } catch (e) {
             clear(dayChart, errorBox(e));
         }
@@ -174,6 +176,7 @@ export async function agent(main, name) {
         h("h1", {}, h("a", { href: "#/agents", class: "back" }, "Agents"), " / ", name, " ", badge(a.state)),
         card("Agent", info),
         card("5-minute traffic", h("div", { class: "toolbar" }, h("label", {}, "Day ", dayInput)), dayChart, dayTotals),
+        card("Peers (MACs) on the day", dayMacs),
         card("Daily traffic", h("div", { class: "toolbar" }, h("label", {}, "Billing month ", monthInput)), monthChart, monthTotals),
         card("Host health", health),
         card("Runaway processes (ended episodes, newest first)", episodes),
@@ -190,6 +193,24 @@ export async function agent(main, name) {
     }
     const hist = await api(`/api/v1/history?agent=${q}&page_size=20`);
     clear(history, historyTable(hist.items).table);
+}
+
+// A day's traffic per peer MAC, the largest first (the collector sends at most 500).
+function macTable(r) {
+    const t = dataTable(
+        [
+            { key: "mac", label: "MAC" },
+            { key: "iface", label: "Interface" },
+            { key: "up_bytes", label: "Up", num: true, render: (x) => bytes(x.up_bytes) },
+            { key: "down_bytes", label: "Down", num: true, render: (x) => bytes(x.down_bytes) },
+            { key: "total_bytes", label: "Total", num: true, render: (x) => bytes(x.total_bytes) },
+        ],
+        r.macs,
+        { empty: "No peer MAC on this day", sortKey: "total_bytes", desc: true },
+    );
+    t.table.id = "mac-table";
+    const more = r.macs_total > r.macs.length ? h("p", { class: "muted" }, `The ${r.macs.length} largest of ${r.macs_total} MACs.`) : null;
+    return h("div", {}, t.table, more);
 }
 
 // The month's 95th percentile per interface (as `report --month`), bit/s.
