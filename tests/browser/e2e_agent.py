@@ -3,7 +3,8 @@
 runs it inside the collector's network namespace): logs in, and checks the overview's
 agent counts and today's exact total and upload, the agents table's row of the agent, and
 its page's 5-minute chart, one point per bucket the agent stored today, and its peer MAC's
-row of the day with the agent's figure; no console errors.
+row of the day with the agent's figure; then switches the agent's pushes off on the
+configuration page (the test then waits for the agent to apply it); no console errors.
 Reuses test_dashboard.py's browser and checks.
 
 Usage: e2e_agent.py URL USER PASSWORD_FILE AGENT TOTAL UP BUCKETS PEER_MAC PEER_TOTAL
@@ -51,6 +52,16 @@ def main(url, user, password_file, agent, total, up, buckets, peer_mac, peer_tot
         mine = [p for p in peers if p[0] == peer_mac]
         td.check(mine == [[peer_mac, td.exact_bytes(peer_total)]],
                  f"the peer {peer_mac}: {mine} (all {peers}), the agent's history {td.exact_bytes(peer_total)!r}")
+        # The admin switches the agent's pushes off on the configuration page (asked first).
+        browser.go("#/config", "#config-form")
+        from selenium.webdriver.support.ui import Select
+        Select(browser.el("#config-scope")).select_by_value(agent)
+        browser.wait(f"{agent}'s settings", lambda _: agent in browser.text("#config-entries"))
+        row = '#config-form tr[data-key="push.enabled"]'
+        Select(browser.el(row + " select")).select_by_value("false")
+        browser.el(row + " .field-set").click()
+        browser.wait("the confirmation", lambda dr: dr.switch_to.alert).accept()
+        browser.wait("the saved switch", lambda _: "Saved: version 1." in browser.text("#config-status"))
         errors = browser.console_errors()
         td.check(not errors, f"console errors: {errors}")
         print(f"dashboard with a real agent: overview {total} bytes today ({up} up), {n} buckets on {agent}'s page, "

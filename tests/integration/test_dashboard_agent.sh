@@ -6,7 +6,10 @@
 # and finds the agent online, today's total and upload equal to the agent's own history
 # (its interface rows of today, themselves equal to the kernel's counters of $IF_A since
 # the attach, exactly), one chart point per 5-minute bucket the agent stored today, and the
-# peer's row of the day with the agent's figure for that MAC. Skipped outside CI without Chromium; CI must run it.
+# peer's row of the day with the agent's figure for that MAC; then the admin switches the
+# agent's pushes off on the configuration page and the agent applies it with its next
+# report (that the switched-off agent records its customer hour as skipped is
+# test_control.sh's, for the same central key). Skipped outside CI without Chromium; CI must run it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -123,6 +126,18 @@ nsenter "--net=/run/netns/$NS_B" -- /usr/bin/python3 "$PF_IT_DIR/../browser/e2e_
     "http://$IP_C:$COLL_PORT" ann "$PF_T/pw" a1 "$total" "$up" "$buckets" "$MAC_B" "$peer_total" >"$PF_T/e2e.log" 2>&1 ||
     fail "the dashboard: $(tail -n 5 "$PF_T/e2e.log")"
 pf_log "$(tail -n 1 "$PF_T/e2e.log")"
+# The switch set on the configuration page reaches the agent with its next report.
+pf_wait_for "the agent applying the switch set on the page" 15 \
+    grep -q 'central config v1 from the collector: 1 key(s) applied' "$DAEMON_LOG"
+central() { # the collector's view of a1's central config: "APPLIED-VERSION PUSH-ENABLED"
+    nsenter "--net=/run/netns/$NS_B" -- curl -fsS -H "Authorization: Bearer $ADMIN" \
+        "http://$IP_C:$COLL_PORT/api/v1/config?agent=a1" >"$PF_T/central.json" &&
+        "$PY" -c 'import json, sys
+j = json.load(open(sys.argv[1])); print(j["applied"]["version"], j["config"]["push"]["enabled"])' "$PF_T/central.json"
+}
+# The agent says which version it runs with its following report.
+on_v1() { [[ $(central) == "1 False" ]]; }
+pf_wait_for "the collector seeing the agent on version 1" 15 on_v1
 pf_stop_daemon TERM
 assert_eq "agent exit status" 0 "$DAEMON_RC"
 fleet_stop_collector TERM
