@@ -84,9 +84,14 @@ struct RunResult {
     std::vector<uint8_t> data_out;
 };
 
+// One tick, plus what the conversion's nominal tick (1e9 / HZ) drifts from the coarse
+// clock's ticks over a test's tens of milliseconds: the monotonic clock is slewed (NTP, up
+// to 500 ppm) and a VM's ticks jitter, so they are not exactly 1e9 / HZ apart (an ASan run
+// once missed one tick by 1 ns). 1 ms more is far above that drift, and the tests' 25 ms
+// between packets stay far above the whole slack.
 inline uint64_t flow_time_slack_ns() {
     static const uint64_t tick = JiffyClock::now().take().tick_ns();
-    return tick;
+    return tick + 1'000'000;
 }
 
 // BPF_PROG_TEST_RUN runs the program on the calling CPU.
