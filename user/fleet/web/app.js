@@ -102,26 +102,34 @@ function topBar() {
     );
 }
 
+// Each route renders into a view of its own: a page still loading when the next route
+// starts (a click, or the login's first page and a hash change at once) goes on filling its
+// detached view and never overwrites the newer page.
+let routeSeq = 0;
+
 async function route() {
     if (!main) return;
+    const seq = ++routeSeq;
     const parts = (location.hash.replace(/^#\/?/, "") || "overview").split("/");
     const id = parts[0];
     for (const a of document.querySelectorAll(".nav a")) a.classList.toggle("active", a.dataset.route === id);
     main.dataset.page = id;
     main.setAttribute("aria-busy", "true");
+    const view = h("div", { class: "view" });
+    clear(main, view);
     try {
         if (id === "agents" && parts[1]) {
             document.title = `${decodeURIComponent(parts[1])} · peakflow fleet`;
-            await pages.agent(main, decodeURIComponent(parts.slice(1).join("/")));
+            await pages.agent(view, decodeURIComponent(parts.slice(1).join("/")));
         } else {
             const r = ROUTES.find(([rid]) => rid === id) || ROUTES[0];
             document.title = `${r[1]} · ${state.fleet || "peakflow fleet"}`;
-            await r[2](main);
+            await r[2](view);
         }
     } catch (err) {
-        if (state.user) clear(main, errorBox(err));
+        if (state.user) clear(view, errorBox(err));
     } finally {
-        main.setAttribute("aria-busy", "false");
+        if (seq === routeSeq) main.setAttribute("aria-busy", "false");
     }
 }
 
