@@ -29,10 +29,7 @@ TZNAME=Asia/Shanghai
 HIST_DB="$PF_T/a1.db"
 COLL_PORT=8999
 INTERVAL=5
-IF_A2="pfx$PF_ID" # a second interface of the agent's machine
-IF_B2="pfy$PF_ID"
-IP_A2=198.18.2.1
-IP_B2=198.18.2.2
+# $IF_A2 and $IF_B2 (fleet_lib.sh): a second interface of the agent's machine
 PORT_A2=5011
 
 control_cleanup() {
@@ -56,14 +53,7 @@ trap control_cleanup EXIT
 
 pf_setup_pair
 pf_start_servers
-ip link add name "$IF_A2" netns "$NS_A" address 02:70:66:00:00:1a type veth peer name "$IF_B2" netns "$NS_B" \
-    address 02:70:66:00:00:1b
-ip -n "$NS_A" addr add "$IP_A2/30" dev "$IF_A2"
-ip -n "$NS_B" addr add "$IP_B2/30" dev "$IF_B2"
-ip -n "$NS_A" neigh replace "$IP_B2" lladdr 02:70:66:00:00:1b dev "$IF_A2" nud permanent
-ip -n "$NS_B" neigh replace "$IP_A2" lladdr 02:70:66:00:00:1a dev "$IF_B2" nud permanent
-ip -n "$NS_A" link set "$IF_A2" up
-ip -n "$NS_B" link set "$IF_B2" up
+fleet_second_pair
 nsenter "--net=/run/netns/$NS_A" -- "$PY" "$PF_IT_DIR/traffic.py" serve --bind "$IP_A2" --port "$PORT_A2" \
     >"$PF_T/server-a2.log" 2>&1 &
 BG_PIDS+=($!)
@@ -80,13 +70,7 @@ for ((i = 0; i < 100; i++)); do [[ -s $PF_T/standin.port ]] && break; sleep 0.05
 STANDIN_PORT=$(cat "$PF_T/standin.port")
 
 COLL_DB="$PF_T/collector.db"
-cat >"$PF_T/collector.yaml" <<EOF
-listen: "$IP_B:$COLL_PORT"
-allow_plain_http: true
-database: $COLL_DB
-EOF
-chmod 600 "$PF_T/collector.yaml"
-coll() { "$COLL_BIN" "$@" -f "$PF_T/collector.yaml"; }
+fleet_collector_conf "$IP_B:$COLL_PORT" "$COLL_DB"
 start_collector() { fleet_start_collector "$NS_B" "$IP_B:$COLL_PORT" "$1"; } # NAME
 stop_collector() {
     fleet_stop_collector TERM

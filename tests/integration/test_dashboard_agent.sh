@@ -25,10 +25,7 @@ COLL_BIN=$(dirname "$PF_BIN")/peakflow-collector
 [[ -x $COLL_BIN ]] || fail "peakflow-collector not found beside $PF_BIN"
 # shellcheck source-path=SCRIPTDIR source=fleet_lib.sh
 source "$PF_IT_DIR/fleet_lib.sh"
-IF_A2="pfx$PF_ID"
-IF_B2="pfy$PF_ID"
-IP_A2=198.18.2.1
-IP_C=198.18.2.2 # the collector
+IP_C=$IP_B2 # the collector, on the second pair
 COLL_PORT=8999
 HIST_DB="$PF_T/a1.db"
 
@@ -47,20 +44,9 @@ left=$((86400 - $(date +%s) % 86400))
 
 pf_setup_pair
 pf_start_servers
-ip link add name "$IF_A2" netns "$NS_A" type veth peer name "$IF_B2" netns "$NS_B"
-ip -n "$NS_A" addr add "$IP_A2/30" dev "$IF_A2"
-ip -n "$NS_B" addr add "$IP_C/30" dev "$IF_B2"
-ip -n "$NS_A" link set "$IF_A2" up
-ip -n "$NS_B" link set "$IF_B2" up
+fleet_second_pair
 
-cat >"$PF_T/collector.yaml" <<CONF
-listen: "$IP_C:$COLL_PORT"
-allow_plain_http: true
-database: $PF_T/collector.db
-timezone: UTC
-CONF
-chmod 600 "$PF_T/collector.yaml"
-coll() { "$COLL_BIN" "$@" -f "$PF_T/collector.yaml"; }
+fleet_collector_conf "$IP_C:$COLL_PORT" "$PF_T/collector.db" "timezone: UTC"
 coll token create a1 >"$PF_T/a1.token"
 chmod 600 "$PF_T/a1.token"
 printf 'correct horse battery\n' >"$PF_T/pw"

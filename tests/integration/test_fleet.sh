@@ -138,7 +138,6 @@ push:
     - {name: ops, type: dingtalk, url: "http://127.0.0.1:$STANDIN_PORT/robot/send", token: ctok, keyword: peakflow}
 EOF
 chmod 600 "$PF_T/collector.yaml"
-coll() { "$COLL_BIN" "$@" -f "$PF_T/collector.yaml"; }
 
 start_collector() { fleet_start_collector "$NS_H" "127.0.0.1:$COLL_PORT" "$1"; } # NAME
 stop_collector() { fleet_stop_collector "$1"; }                                     # SIGNAL

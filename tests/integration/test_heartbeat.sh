@@ -26,10 +26,7 @@ COLL_BIN=$(dirname "$PF_BIN")/peakflow-collector
 # shellcheck source-path=SCRIPTDIR source=fleet_lib.sh
 source "$PF_IT_DIR/fleet_lib.sh"
 HIST_DB="$PF_T/backend.db"
-IF_A2="pfx$PF_ID"
-IF_B2="pfy$PF_ID"
-IP_A2=198.18.2.1
-IP_C=198.18.2.2 # the collector
+IP_C=$IP_B2 # the collector, on the second pair
 COLL_PORT=8999
 REDIS_PORT=6379
 
@@ -43,12 +40,7 @@ hb_cleanup() {
 trap hb_cleanup EXIT
 
 pf_setup_pair
-ip link add name "$IF_A2" netns "$NS_A" address 02:70:66:00:00:1a type veth peer name "$IF_B2" netns "$NS_B" \
-    address 02:70:66:00:00:1b
-ip -n "$NS_A" addr add "$IP_A2/30" dev "$IF_A2"
-ip -n "$NS_B" addr add "$IP_C/30" dev "$IF_B2"
-ip -n "$NS_A" link set "$IF_A2" up
-ip -n "$NS_B" link set "$IF_B2" up
+fleet_second_pair
 nsenter "--net=/run/netns/$NS_B" -- "$PY" "$PF_IT_DIR/traffic.py" serve --bind "$IP_B" --port "$REDIS_PORT" \
     >"$PF_T/redis.log" 2>&1 &
 BG_PIDS+=($!)
@@ -56,13 +48,7 @@ for ((i = 0; i < 100; i++)); do grep -qs listening "$PF_T/redis.log" && break; s
 grep -qs listening "$PF_T/redis.log" || fail "the redis stand-in did not start: $(cat "$PF_T/redis.log")"
 
 # --- the collector ---------------------------------------------------------------------------
-cat >"$PF_T/collector.yaml" <<EOF
-listen: "$IP_C:$COLL_PORT"
-allow_plain_http: true
-database: $PF_T/collector.db
-EOF
-chmod 600 "$PF_T/collector.yaml"
-coll() { "$COLL_BIN" "$@" -f "$PF_T/collector.yaml"; }
+fleet_collector_conf "$IP_C:$COLL_PORT" "$PF_T/collector.db"
 coll token create backend >"$PF_T/backend.token"
 chmod 600 "$PF_T/backend.token"
 coll heartbeat token create cron-1 >"$PF_T/hb.token"
