@@ -20,9 +20,13 @@
 #include "peakflow/fleet/fleet_users.hpp"
 #include "peakflow/fleet/uplink.hpp"
 #include "report_test_support.hpp"
+#include "test_postgres.hpp"
 
 namespace pf {
 namespace {
+
+using pf::testing::collector_database;
+using pf::testing::store_on_postgres;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -164,7 +168,7 @@ class CentralStoreTest : public ::testing::Test {
         char tmpl[] = "/tmp/pf_central_XXXXXX";
         ASSERT_NE(mkdtemp(tmpl), nullptr);
         dir_ = tmpl;
-        store_ = FleetStore::open(dir_ + "/collector.db").take();
+        store_ = FleetStore::open(collector_database(dir_)).take();
     }
     void TearDown() override {
         store_.reset();
@@ -232,7 +236,7 @@ TEST_F(CentralStoreTest, UplinkReceivesStoresAndReportsBack) {
     std::atomic<int64_t> clock{kT0};
     CollectorOptions co;
     co.port = 0;
-    co.database = dir_ + "/collector.db";
+    co.database = collector_database(dir_);
     co.timezone = "UTC";
     co.clock = [&] { return clock.load(); };
     testing::RecordingQueue queue;
@@ -307,7 +311,7 @@ class CentralApiTest : public CentralStoreTest {
         store_.reset();
         CollectorOptions co;
         co.port = 0;
-        co.database = dir_ + "/collector.db";
+        co.database = collector_database(dir_);
         co.timezone = "UTC";
         co.clock = [] { return kT0; };
         co.queue = &queue_;

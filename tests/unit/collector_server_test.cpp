@@ -19,15 +19,13 @@
 #include "peakflow/collector/collector_cli.hpp"
 #include "peakflow/common/http.hpp"
 #include "report_test_support.hpp"
+#include "test_postgres.hpp"
 
 namespace pf {
 namespace {
 
-SqliteOptions read_only_options() {
-    SqliteOptions o;
-    o.mode = SqliteMode::ReadOnly;
-    return o;
-}
+using pf::testing::collector_database;
+using pf::testing::store_on_postgres;
 
 using nlohmann::json;
 
@@ -62,7 +60,7 @@ class CollectorServerTest : public ::testing::Test {
         CollectorOptions o;
         o.host = "127.0.0.1";
         o.port = 0;
-        o.database = dir_ + "/collector.db";
+        o.database = collector_database(dir_);
         o.alert_file = dir_ + "/alerts.log";
         o.timezone = "UTC";
         o.forward_alerts = forward;
@@ -91,11 +89,13 @@ class CollectorServerTest : public ::testing::Test {
                     {"Authorization: Bearer " + token, "Content-Encoding: gzip"});
     }
     int64_t count(const char* table) { return server_->store().count(table).take(); }
+    // One value, read through the store's connection (SQLite or PostgreSQL).
     int64_t scalar(const std::string& sql) {
-        auto db = SqliteDb::open(dir_ + "/collector.db", read_only_options()).take();
-        auto q = db.prepare(sql).take();
-        EXPECT_EQ(q.step(), SQLITE_ROW) << sql;
-        return q.i64(0);
+        return server_->store().with_db([&](StoreDb& db) {
+            auto q = db.prepare(sql).take();
+            EXPECT_EQ(q.step(), SQLITE_ROW) << sql;
+            return q.i64(0);
+        });
     }
     std::string alert_file() {
         std::ifstream in(dir_ + "/alerts.log");
@@ -374,7 +374,7 @@ TEST_F(CollectorServerTest, CliReadsTheStore) {
     clock_ = kT0 + 181;
     ASSERT_TRUE(server_->check_offline().ok());
     const std::string cfg = dir_ + "/collector.yaml";
-    std::ofstream(cfg) << "database: " << dir_ << "/collector.db\ntimezone: UTC\n";
+    std::ofstream(cfg) << "database: " << collector_database(dir_) << "\ntimezone: UTC\n";
     auto run = [&](std::vector<std::string> args, int want_rc) {
         args.insert(args.begin(), "peakflow-collector");
         args.push_back("-f");

@@ -10,6 +10,7 @@
 
 #include "peakflow/common/http.hpp"
 #include "peakflow/fleet/collector_server.hpp"
+#include "test_postgres.hpp"
 
 namespace pf::testing {
 
@@ -26,7 +27,7 @@ inline CollectorOptions local_collector(const std::string& dir, std::atomic<int6
     CollectorOptions o;
     o.host = "127.0.0.1";
     o.port = 0;
-    o.database = dir + "/collector.db";
+    o.database = collector_database(dir);  // SQLite, or PostgreSQL under PF_TEST_STORE
     o.timezone = timezone;
     o.clock = [&clock] { return clock.load(); };
     o.watch = false;

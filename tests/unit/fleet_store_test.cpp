@@ -17,15 +17,13 @@
 #include "fleet_test_support.hpp"
 #include "peakflow/accounting/report.hpp"
 #include "report_test_support.hpp"
+#include "test_postgres.hpp"
 
 namespace pf {
 namespace {
 
-SqliteOptions read_only_options() {
-    SqliteOptions o;
-    o.mode = SqliteMode::ReadOnly;
-    return o;
-}
+using pf::testing::collector_database;
+using pf::testing::store_on_postgres;
 
 constexpr int64_t kNow = 1796000000;  // 2026-11-30 00:53:20 UTC
 constexpr int64_t kTs = 1795999800;   // 2026-11-30 00:50:00 UTC
@@ -52,7 +50,7 @@ class FleetStoreTest : public ::testing::Test {
         char tmpl[] = "/tmp/pf_fleet_store_XXXXXX";
         ASSERT_NE(mkdtemp(tmpl), nullptr);
         dir_ = tmpl;
-        path_ = dir_ + "/state/collector.db";
+        path_ = collector_database(dir_ + "/state");
         store_ = FleetStore::open(path_).take();
     }
     void TearDown() override {
@@ -60,11 +58,13 @@ class FleetStoreTest : public ::testing::Test {
         std::error_code ec;
         std::filesystem::remove_all(dir_, ec);
     }
+    // One value, read through the store's connection (SQLite or PostgreSQL).
     int64_t scalar(const std::string& sql) {
-        auto db = SqliteDb::open(path_, read_only_options()).take();
-        auto q = db.prepare(sql).take();
-        EXPECT_EQ(q.step(), SQLITE_ROW) << sql;
-        return q.i64(0);
+        return store_->with_db([&](StoreDb& db) {
+            auto q = db.prepare(sql).take();
+            EXPECT_EQ(q.step(), SQLITE_ROW) << sql;
+            return q.i64(0);
+        });
     }
     IngestResult ingest(const std::string& agent, const WireReport& r, int64_t now = kNow) {
         auto res = store_->ingest(agent, r, now);
@@ -76,6 +76,7 @@ class FleetStoreTest : public ::testing::Test {
 };
 
 TEST_F(FleetStoreTest, FileIsPrivate) {
+    if (store_on_postgres()) GTEST_SKIP() << "a SQLite file's mode; PostgreSQL keeps its own files";
     struct stat st {};
     ASSERT_EQ(::stat(path_.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -322,7 +323,7 @@ class FleetReportTest : public testing::HistoryFile {
   protected:
     void SetUp() override {
         HistoryFile::SetUp();
-        fleet_ = FleetStore::open(dir_ + "/collector.db").take();
+        fleet_ = FleetStore::open(collector_database(dir_)).take();
     }
     void TearDown() override {
         fleet_.reset();
@@ -421,8 +422,8 @@ TEST_F(FleetReportTest, NodeAndFleetNameInterfacesByAgent) {
     o.json = false;
     auto st = run_report(*empty, cal, {}, o, kSh22_0100, out);
     ASSERT_FALSE(st.ok());
-    EXPECT_EQ(st.error().message(), "no traffic recorded yet in " + dir_ +
-                                        "/collector.db (node nowhere) (agents send their 5-minute rows with each "
+    EXPECT_EQ(st.error().message(), "no traffic recorded yet in " + redact_database(collector_database(dir_)) +
+                                        " (node nowhere) (agents send their 5-minute rows with each "
                                         "report ('peakflow-collector agents' shows who reported))");
 }
 

@@ -25,20 +25,17 @@
 #include "peakflow/common/http.hpp"
 #include "peakflow/fleet/collector_server.hpp"
 #include "test_log_capture.hpp"
+#include "test_postgres.hpp"
 
 namespace pf {
 namespace {
 
+using pf::testing::collector_database;
+using pf::testing::store_on_postgres;
+
 using nlohmann::json;
 
 constexpr int64_t kT0 = 1796000000;  // 2026-11-30 00:53:20 UTC
-
-std::string read_all(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::string make_tmpdir() {
     char tmpl[] = "/tmp/pf_users_XXXXXX";
@@ -90,7 +87,7 @@ class UserCliTest : public ::testing::Test {
     void SetUp() override {
         dir_ = make_tmpdir();
         cfg_ = dir_ + "/collector.yaml";
-        std::ofstream(cfg_) << "database: " << dir_ << "/collector.db\ntimezone: UTC\n";
+        std::ofstream(cfg_) << "database: " << collector_database(dir_) << "\ntimezone: UTC\n";
     }
     void TearDown() override {
         std::error_code ec;
@@ -196,9 +193,9 @@ TEST_F(UserCliTest, AddListTokenPasswdDel) {
 
     // What is stored: argon2id hashes and token digests, no secret anywhere in the files.
     {
-        auto store = FleetStore::open(dir_ + "/collector.db").take();
+        auto store = FleetStore::open(collector_database(dir_)).take();
         auto users = FleetUsers::open(*store).take();
-        auto hashes = store->with_db([](SqliteDb& db) {
+        auto hashes = store->with_db([](StoreDb& db) {
             std::vector<std::string> out;
             auto q = db.prepare("SELECT password FROM fleet_users ORDER BY name").take();
             while (q.step() == SQLITE_ROW) out.push_back(q.text(0));
@@ -212,7 +209,7 @@ TEST_F(UserCliTest, AddListTokenPasswdDel) {
         EXPECT_TRUE(verify_password(hashes[1], "viewer-pass"));
         EXPECT_EQ(users->check_token(token, kT0).take().outcome, TokenLookup::Valid);
     }
-    std::string bytes = read_all(dir_ + "/collector.db") + read_all(dir_ + "/collector.db-wal");
+    std::string bytes = pf::testing::collector_database_contents(dir_);
     EXPECT_EQ(bytes.find(pw), std::string::npos);
     EXPECT_EQ(bytes.find("viewer-pass"), std::string::npos);
     EXPECT_EQ(bytes.find(token), std::string::npos);
@@ -223,7 +220,7 @@ TEST_F(UserCliTest, AddListTokenPasswdDel) {
     auto pass = run({"user", "passwd", "alice", "--password-file", password_file("new-password-1")});
     EXPECT_EQ(pass.rc, 0) << pass.err;
     {
-        auto store = FleetStore::open(dir_ + "/collector.db").take();
+        auto store = FleetStore::open(collector_database(dir_)).take();
         auto users = FleetUsers::open(*store).take();
         EXPECT_TRUE(users->verify_login("alice", "new-password-1").take().has_value());
         EXPECT_FALSE(users->verify_login("alice", pw).take().has_value());
@@ -231,13 +228,13 @@ TEST_F(UserCliTest, AddListTokenPasswdDel) {
 
     // del: the user, its tokens and its sessions.
     {
-        auto store = FleetStore::open(dir_ + "/collector.db").take();
+        auto store = FleetStore::open(collector_database(dir_)).take();
         auto users = FleetUsers::open(*store).take();
         users->create_session("alice", kT0, "127.0.0.1").take();
     }
     auto del = run({"user", "del", "alice"});
     EXPECT_EQ(del.rc, 0) << del.err;
-    auto store = FleetStore::open(dir_ + "/collector.db").take();
+    auto store = FleetStore::open(collector_database(dir_)).take();
     EXPECT_EQ(store->count("fleet_user_tokens").take(), 0);
     EXPECT_EQ(store->count("fleet_sessions").take(), 0);
     EXPECT_EQ(json::parse(run({"user", "list", "--json"}).out)["users"].size(), 1u);
@@ -246,7 +243,7 @@ TEST_F(UserCliTest, AddListTokenPasswdDel) {
 // An unknown name costs an argon2id verification too: its answer takes as long.
 TEST(FleetUsers, UnknownNameTakesTheSameTime) {
     const std::string dir = make_tmpdir();
-    auto store = FleetStore::open(dir + "/collector.db").take();
+    auto store = FleetStore::open(collector_database(dir)).take();
     auto users = FleetUsers::open(*store).take();  // the production cost
     ASSERT_TRUE(users->add("alice", "admin", "alice-password", kT0).ok());
     ASSERT_TRUE(users->prepare_logins().ok());

@@ -33,9 +33,13 @@
 #include "peakflow/fleet/heartbeat_checks.hpp"
 #include "peakflow/fleet/uplink.hpp"
 #include "report_test_support.hpp"
+#include "test_postgres.hpp"
 
 namespace pf {
 namespace {
+
+using pf::testing::collector_database;
+using pf::testing::store_on_postgres;
 
 using nlohmann::json;
 
@@ -104,7 +108,7 @@ class HeartbeatTest : public ::testing::Test {
         server_.reset();
         CollectorOptions o;
         o.port = 0;
-        o.database = dir_ + "/collector.db";
+        o.database = collector_database(dir_);
         o.timezone = "UTC";
         o.clock_ms = [this] { return now_ms_.load(); };
         o.clock = [this] { return now_ms_.load() / 1000; };
@@ -191,7 +195,7 @@ TEST_F(HeartbeatTest, TheRequirementsRequestsAndAnswers) {
 
     now_ms_ = kEnd * 1000;
     server_->heartbeat().probe_now();
-    const std::string db = dir_ + "/collector.db";
+    const std::string db = collector_database(dir_);
     json admin = status(admin_);
     EXPECT_EQ(admin, json::parse(R"({"service_status":{
         "data_collection":[{"service_name":"数据采集服务1","ip_address":"192.168.1.10","is_online":true,
@@ -201,7 +205,7 @@ TEST_F(HeartbeatTest, TheRequirementsRequestsAndAnswers) {
         "redis":[],"frontend":[],"backend":[],"other":[],
         "database":{"is_connected":true,"connection_time":"2023-11-21T17:00:00.000Z","error_message":null,
                     "databases":[{"name":"collector","target":")" +
-                                 db +
+                                 redact_database(db) +
                                  R"(","is_connected":true,
                                   "connection_time":"2023-11-21T17:00:00.000Z","error_message":null}]}},
         "traffic_status":{"data_collection_to_kafka":[],"kafka_to_database":[],"database_to_backend":[],
@@ -370,8 +374,7 @@ TEST_F(HeartbeatTest, WhoMayReport) {
     EXPECT_EQ(tokens[0].name, "probe-1");
     EXPECT_EQ(tokens[0].last_report_ms, kEnd * 1000);
     // Stored hashed: neither token is in the database file.
-    std::ifstream in(dir_ + "/collector.db", std::ios::binary);
-    const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string file = pf::testing::collector_database_contents(dir_);
     EXPECT_EQ(file.find(again), std::string::npos);
     EXPECT_EQ(file.find(hb_token_), std::string::npos);
 
@@ -498,7 +501,7 @@ TEST_F(HeartbeatTest, ProbeThreadNeverHoldsARequest) {
     server_.reset();
     CollectorOptions o;
     o.port = 0;
-    o.database = dir_ + "/collector.db";
+    o.database = collector_database(dir_);
     o.clock = [] { return kEnd; };
     o.watch = false;
     o.threads = 2;
@@ -583,7 +586,7 @@ TEST(HeartbeatConfigSection, ParsedCheckedAndMasked) {
 TEST_F(HeartbeatTest, TokenCommands) {
     server_.reset();
     const std::string cfg = dir_ + "/collector.yaml";
-    std::ofstream(cfg) << "database: " << dir_ << "/collector.db\ntimezone: UTC\n";
+    std::ofstream(cfg) << "database: " << collector_database(dir_) << "\ntimezone: UTC\n";
     auto run = [&](std::vector<std::string> args, int want_rc) {
         args.insert(args.begin(), "peakflow-collector");
         args.push_back("-f");
@@ -1071,7 +1074,7 @@ TEST_F(HeartbeatTest, AgentHeartbeatsGoThroughTheLinkAndLateOnesAreNeverLive) {
     ASSERT_TRUE(out.acked) << out.error;
     EXPECT_EQ(out.sent, 2u);
     EXPECT_EQ(out.backlog, 0);
-    auto rows = server_->store().with_db([](SqliteDb& db) -> Result<std::vector<std::string>> {
+    auto rows = server_->store().with_db([](StoreDb& db) -> Result<std::vector<std::string>> {
         auto q =
             db.prepare("SELECT time_ms, ip_address, service_name, reporter, late FROM heartbeat_reports ORDER BY id");
         if (!q) return q.error();

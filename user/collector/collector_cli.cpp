@@ -176,8 +176,7 @@ int cmd_heartbeat_token_list(const Opts& o) {
     Calendar cal = calendar_of(c);
     auto store = FleetStore::open(c.database, true).take();
     // A store no collector of this version has served yet has no heartbeat tables.
-    const bool has =
-        store->with_db([](SqliteDb& db) { return read_schema_version(db, "heartbeat"); }).take().has_value();
+    const bool has = store->with_db([](StoreDb& db) { return db.schema_version("heartbeat"); }).take().has_value();
     const auto tokens = has ? heartbeat_tokens(*store).take() : std::vector<HeartbeatTokenRow>{};
     auto last = [](const HeartbeatTokenRow& t) {
         return t.last_report_ms ? std::optional<int64_t>(*t.last_report_ms / 1000) : std::nullopt;
@@ -608,7 +607,8 @@ int cmd_serve(const Opts& o, const sigset_t& sigs) {
     spdlog::set_level(spdlog::level::from_str(o.log_level.empty() ? c.log_level : o.log_level));
     if (!c.log_dir.empty()) add_log_files(c.log_dir, "peakflow-collector").take();
     spdlog::info("{} starting: listen {} ({}), database {}, config {}", collector_version(), c.listen,
-                 c.tls() ? "HTTPS" : "HTTP", c.database, c.source.empty() ? "built-in defaults" : c.source);
+                 c.tls() ? "HTTPS" : "HTTP", redact_database(c.database),
+                 c.source.empty() ? "built-in defaults" : c.source);
     // The file may hold push secrets (tokens, signing secrets, SMTP passwords).
     if (struct stat st{}; !c.source.empty() && ::stat(c.source.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
         spdlog::warn("{} is readable by other users and may hold push secrets: chmod 600 it", c.source);

@@ -182,8 +182,11 @@ Status parse_key(const Parser& p, const YAML::Node& n, const std::string& k, Col
             return a ? std::string() : a.error().message();
         });
     if (k == "database")
-        return p.read_checked(n, k, "a file path", c.database,
-                              [](const std::string& v) { return v.empty() ? "must not be empty" : ""; });
+        return p.read_checked(n, k, "a file path or a PostgreSQL connection string", c.database,
+                              [](const std::string& v) -> std::string {
+                                  if (v.empty()) return "must not be empty";
+                                  return is_postgres_target(v) ? conninfo_problem(v) : "";
+                              });
     if (k == "offline_after") return p.read_bounded(n, k, 1, 100, c.offline_after);
     if (k == "push_failure_alert_after") return p.read_bounded(n, k, 0, 1000, c.push_failure_alert_after);
     if (k == "tls") {
@@ -304,7 +307,7 @@ std::string dump_collector_config(const CollectorConfig& c) {
     YAML::Emitter out;
     out << YAML::BeginMap;
     out << YAML::Key << "listen" << YAML::Value << c.listen;
-    out << YAML::Key << "database" << YAML::Value << c.database;
+    out << YAML::Key << "database" << YAML::Value << redact_database(c.database);  // never the password
     out << YAML::Key << "offline_after" << YAML::Value << c.offline_after;
     out << YAML::Key << "push_failure_alert_after" << YAML::Value << c.push_failure_alert_after;
     if (c.tls()) {

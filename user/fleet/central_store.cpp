@@ -8,11 +8,11 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::optional<std::string> opt_text(const SqlStmt& q, int c) {
+std::optional<std::string> opt_text(const StoreStmt& q, int c) {
     return q.is_null(c) ? std::nullopt : std::optional<std::string>(q.text(c));
 }
 
-Result<std::optional<std::string>> current_value(SqliteDb& db, const std::string& scope, const std::string& key) {
+Result<std::optional<std::string>> current_value(StoreDb& db, const std::string& scope, const std::string& key) {
     auto q = db.prepare("SELECT value FROM central_values WHERE scope = ? AND key = ?");
     if (!q) return q.error();
     q->bind(1, scope).bind(2, key);
@@ -23,14 +23,14 @@ Result<std::optional<std::string>> current_value(SqliteDb& db, const std::string
 }
 
 // The next version: one more than any scope's, so versions only grow, fleet-wide.
-Result<int64_t> next_version(SqliteDb& db) {
+Result<int64_t> next_version(StoreDb& db) {
     auto q = db.prepare("SELECT coalesce(max(version), 0) + 1 FROM central_scopes");
     if (!q) return q.error();
     if (q->step() != SQLITE_ROW) return db.error(SQLITE_ERROR, "read central version");
     return q->i64(0);
 }
 
-Result<int64_t> scope_version(SqliteDb& db, const std::string& scope) {
+Result<int64_t> scope_version(StoreDb& db, const std::string& scope) {
     auto q = db.prepare("SELECT version FROM central_scopes WHERE scope = ?");
     if (!q) return q.error();
     q->bind(1, scope);
@@ -43,8 +43,8 @@ Result<int64_t> scope_version(SqliteDb& db, const std::string& scope) {
 // One change in one transaction: the value (or its removal), the scope's version, the audit row.
 Result<int64_t> change(FleetStore& s, const std::string& scope, const std::string& key,
                        const std::optional<std::string>& value, const ChangeOrigin& o) {
-    return s.with_db([&](SqliteDb& db) -> Result<int64_t> {
-        auto tx = SqliteTransaction::begin(db);
+    return s.with_db([&](StoreDb& db) -> Result<int64_t> {
+        auto tx = db.begin();
         if (!tx) return tx.error();
         auto old = current_value(db, scope, key);
         if (!old) return old.error();
@@ -74,18 +74,18 @@ Result<int64_t> change(FleetStore& s, const std::string& scope, const std::strin
         if (*old)
             a->bind(7, **old);
         else
-            sqlite3_bind_null(a->get(), 7);
+            a->bind_null(7);
         if (value)
             a->bind(8, *value);
         else
-            sqlite3_bind_null(a->get(), 8);
+            a->bind_null(8);
         if (auto st = db.check(a->step(), "store audit row"); !st) return st.error();
         if (auto st = tx->commit(); !st) return st.error();
         return *v;
     });
 }
 
-Result<std::vector<CentralEntry>> entries_locked(SqliteDb& db, const std::string& scope) {
+Result<std::vector<CentralEntry>> entries_locked(StoreDb& db, const std::string& scope) {
     auto q = db.prepare("SELECT scope, key, value, version FROM central_values WHERE scope = ? ORDER BY key");
     if (!q) return q.error();
     q->bind(1, scope);
@@ -108,13 +108,13 @@ Result<int64_t> central_unset(FleetStore& s, const std::string& scope, const std
 }
 
 Result<std::vector<CentralEntry>> central_entries(FleetStore& s, const std::string& scope) {
-    return s.with_db([&](SqliteDb& db) { return entries_locked(db, scope); });
+    return s.with_db([&](StoreDb& db) { return entries_locked(db, scope); });
 }
 
 Result<CentralConfig> central_effective(FleetStore& s, const std::string& agent) {
-    return s.with_db([&](SqliteDb& db) -> Result<CentralConfig> {
+    return s.with_db([&](StoreDb& db) -> Result<CentralConfig> {
         // One read transaction: the fleet's and the agent's values of the same moment.
-        auto tx = SqliteTransaction::begin(db, SqliteTransaction::Mode::Deferred);
+        auto tx = db.begin(TxMode::Read);
         if (!tx) return tx.error();
         CentralConfig c;
         for (const std::string& scope : {std::string(), agent}) {
@@ -130,8 +130,8 @@ Result<CentralConfig> central_effective(FleetStore& s, const std::string& agent)
 }
 
 Result<CentralConfig> central_fleet(FleetStore& s) {
-    return s.with_db([&](SqliteDb& db) -> Result<CentralConfig> {
-        auto tx = SqliteTransaction::begin(db, SqliteTransaction::Mode::Deferred);
+    return s.with_db([&](StoreDb& db) -> Result<CentralConfig> {
+        auto tx = db.begin(TxMode::Read);
         if (!tx) return tx.error();
         CentralConfig c;
         auto e = entries_locked(db, "");
@@ -145,15 +145,15 @@ Result<CentralConfig> central_fleet(FleetStore& s) {
 }
 
 Result<std::vector<AuditRow>> central_audit(FleetStore& s, size_t limit, const std::optional<std::string>& scope) {
-    return s.with_db([&](SqliteDb& db) -> Result<std::vector<AuditRow>> {
+    return s.with_db([&](StoreDb& db) -> Result<std::vector<AuditRow>> {
         auto q = db.prepare(
             "SELECT id, time, version, who, origin, scope, key, old_value, new_value FROM central_audit "
-            "WHERE ?1 IS NULL OR scope = ?1 ORDER BY id DESC LIMIT ?2");
+            "WHERE CAST(?1 AS TEXT) IS NULL OR scope = ?1 ORDER BY id DESC LIMIT ?2");
         if (!q) return q.error();
         if (scope)
             q->bind(1, *scope);
         else
-            sqlite3_bind_null(q->get(), 1);
+            q->bind_null(1);
         q->bind(2, static_cast<int64_t>(limit));
         std::vector<AuditRow> out;
         int rc;
@@ -168,7 +168,7 @@ Result<std::vector<AuditRow>> central_audit(FleetStore& s, size_t limit, const s
 Status note_agent_config(FleetStore& s, const std::string& agent, const AgentConfigState& st) {
     Json p = Json::array();
     for (const auto& x : st.problems) p.push_back({{"key", x.key}, {"message", x.message}});
-    return s.with_db([&](SqliteDb& db) -> Status {
+    return s.with_db([&](StoreDb& db) -> Status {
         auto q = db.prepare(
             "INSERT INTO central_agent_state(agent, version, problems) VALUES(?1, ?2, ?3) "
             "ON CONFLICT(agent) DO UPDATE SET version = ?2, problems = ?3");
@@ -179,7 +179,7 @@ Status note_agent_config(FleetStore& s, const std::string& agent, const AgentCon
 }
 
 Result<AgentConfigState> agent_config_state(FleetStore& s, const std::string& agent) {
-    return s.with_db([&](SqliteDb& db) -> Result<AgentConfigState> {
+    return s.with_db([&](StoreDb& db) -> Result<AgentConfigState> {
         AgentConfigState st;
         auto q = db.prepare("SELECT version, problems FROM central_agent_state WHERE agent = ?");
         if (!q) return q.error();

@@ -206,7 +206,18 @@ struct CollectorServer::Impl {
                                 "); backlog it announced: " + std::to_string(backlog) + " records.");
     }
 
+    std::optional<bool> leading;  // check_offline: whether this collector ran the watch last time
+
     Status check_offline() {
+        // Several collectors on one PostgreSQL database: one of them watches, so an agent
+        // going quiet raises one alert; another takes over when its connection ends.
+        auto lead = store->lead("offline-watch");
+        if (!lead) return lead.error();
+        if (leading != *lead)
+            spdlog::info(*lead ? "offline watch: this collector runs it"
+                               : "offline watch: another collector on this database runs it");
+        leading = *lead;
+        if (!*lead) return Ok{};
         auto moved = store->mark_offline(now(), started, o.offline_after,
                                          [this](const AgentRow& a, int64_t t) { return offline_notice(a, t); });
         if (!moved) return moved.error();

@@ -100,15 +100,15 @@ constexpr const char* kAgentColumns =
     "name, token_created, revoked, node, host, version, boot_id, interval, interfaces, iface, mac, first_seen, "
     "last_seen, agent_time, backlog, state, offline_since";
 
-std::optional<int64_t> opt_i64(const SqlStmt& s, int c) {
+std::optional<int64_t> opt_i64(const StoreStmt& s, int c) {
     return s.is_null(c) ? std::nullopt : std::optional<int64_t>(s.i64(c));
 }
 
-std::optional<double> opt_f64(const SqlStmt& s, int c) {
+std::optional<double> opt_f64(const StoreStmt& s, int c) {
     return s.is_null(c) ? std::nullopt : std::optional<double>(s.f64(c));
 }
 
-AgentRow read_agent(const SqlStmt& s) {
+AgentRow read_agent(const StoreStmt& s) {
     AgentRow a;
     a.name = s.text(0);
     a.token_created = s.i64(1);
@@ -132,7 +132,7 @@ AgentRow read_agent(const SqlStmt& s) {
 
 // Resets a kept statement when it goes out of scope, whatever happened.
 struct StmtGuard {
-    SqlStmt& s;
+    StoreStmt& s;
     ~StmtGuard() { s.reset(); }
 };
 
@@ -142,7 +142,8 @@ int64_t mac_key(const std::string& mac) {
     return m ? mac_to_int(*m) : kIfaceTotal;  // parse_report checked the shape
 }
 
-Status insert_alert(SqliteDb& db, const StoredAlert& a, const std::string& digest, bool& inserted) {
+// Stores `a` and sets its id; inserted false: an agent's alert (digest set) already stored.
+Status insert_alert(StoreDb& db, StoredAlert& a, const std::string& digest, bool& inserted) {
     auto q = db.prepare(
         "INSERT OR IGNORE INTO fleet_alerts(time, agent, origin, kind, key, title, text, node, host, digest) "
         "VALUES (?,?,?,?,?,?,?,?,?,?)");
@@ -150,11 +151,15 @@ Status insert_alert(SqliteDb& db, const StoredAlert& a, const std::string& diges
     q->bind(1, a.time).bind(2, a.agent).bind(3, a.origin).bind(4, a.kind).bind(5, a.key).bind(6, a.title);
     q->bind(7, a.text).bind(8, a.node).bind(9, a.host);
     if (digest.empty())
-        sqlite3_bind_null(q->get(), 10);
+        q->bind_null(10);
     else
         q->bind(10, digest);
     if (auto st = db.check(q->step(), "store alert"); !st) return st;
-    inserted = sqlite3_changes(db.get()) > 0;
+    inserted = db.changes() > 0;
+    if (!inserted) return Ok{};
+    auto id = db.last_insert_id();
+    if (!id) return id.error();
+    a.id = *id;
     return Ok{};
 }
 
@@ -233,50 +238,28 @@ std::string agent_state(const AgentRow& a, int64_t now, int offline_after) {
     return now - *a.last_seen > static_cast<int64_t>(offline_after) * a.interval ? "offline" : "online";
 }
 
-Result<std::unique_ptr<FleetStore>> FleetStore::open(const std::string& path, bool read_only) {
+Result<std::unique_ptr<FleetStore>> FleetStore::open(const std::string& database, bool read_only) {
     std::unique_ptr<FleetStore> st(new FleetStore());
-    st->path_ = path;
-    std::error_code ec;
-    if (read_only && !fs::exists(path, ec))
-        return Error("no collector database yet: " + path + " does not exist", "", 0,
-                     "'peakflow-collector token create NAME' or 'serve' creates it");
-    if (!read_only) {
-        // The store holds token hashes and every agent's traffic: only its owner reads it.
-        fs::path dir = fs::path(path).parent_path();
-        if (!dir.empty() && !fs::exists(dir, ec)) {
-            fs::create_directories(dir, ec);
-            if (ec) return Error("create database directory", dir.string(), ec.value());
-            ::chmod(dir.c_str(), 0700);
-        }
-        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) return Error("create collector database", path, errno);
-        ::close(fd);
-    }
-    SqliteOptions o;
-    o.mode = read_only ? SqliteMode::ReadOnly : SqliteMode::ReadWrite;
-    o.wal = !read_only;
-    o.synchronous = read_only ? SqliteSync::Default : SqliteSync::Normal;
-    o.require_writable = !read_only;
-    // The server's threads and the offline watch share the connection under mu_.
-    o.no_mutex = true;
-    auto db = SqliteDb::open(path, o);
+    auto db = StoreDb::open(database, read_only);
     if (!db) return db.error();
     st->db_ = std::move(*db);
+    st->path_ = st->db_->where();
+    st->target_ = database;
     if (!read_only) {
-        if (auto s = apply_schema(st->db_, kSchema); !s) return s.error();
-        if (auto s = apply_schema(st->db_, heartbeat_schema()); !s) return s.error();
+        if (auto s = st->db_->apply_schema(kSchema); !s) return s.error();
+        if (auto s = st->db_->apply_schema(heartbeat_schema()); !s) return s.error();
         return st;
     }
-    auto version = read_schema_version(st->db_, "fleet");
+    auto version = st->db_->schema_version("fleet");
     if (!version) return version.error();
-    if (!*version) return Error("database " + path + " is not a collector database (no fleet tables)");
+    if (!*version) return Error("database " + st->path_ + " is not a collector database (no fleet tables)");
     return st;
 }
 
-Result<SqlStmt*> FleetStore::kept(const std::string& sql) {
+Result<StoreStmt*> FleetStore::kept(const std::string& sql) {
     auto it = stmts_.find(sql);
     if (it != stmts_.end()) return &it->second;
-    auto s = db_.prepare(sql, true);
+    auto s = db_->prepare(sql, true);
     if (!s) return s.error();
     return &stmts_.emplace(sql, std::move(*s)).first->second;
 }
@@ -300,34 +283,34 @@ Result<std::string> FleetStore::create_token(const std::string& name, int64_t no
         token += hex[b & 15];
     }
     std::lock_guard<std::mutex> l(mu_);
-    auto tx = SqliteTransaction::begin(db_);
+    auto tx = db_->begin();
     if (!tx) return tx.error();
-    auto q = db_.prepare("SELECT revoked FROM fleet_agents WHERE name = ?");
+    auto q = db_->prepare("SELECT revoked FROM fleet_agents WHERE name = ?");
     if (!q) return q.error();
     q->bind(1, name);
     int rc = q->step();
     if (rc == SQLITE_ROW && q->i64(0) == 0)
         return Error("agent '" + name + "' already has a token", "", 0,
                      "revoke it first: peakflow-collector token revoke " + name);
-    if (auto st = db_.check(rc, "read token"); !st) return st.error();
+    if (auto st = db_->check(rc, "read token"); !st) return st.error();
     // A new token for a revoked name keeps what the agent reported.
-    auto up = db_.prepare(
+    auto up = db_->prepare(
         "INSERT INTO fleet_agents(name, token_hash, token_created, revoked) VALUES (?1, ?2, ?3, 0) "
         "ON CONFLICT(name) DO UPDATE SET token_hash = ?2, token_created = ?3, revoked = 0");
     if (!up) return up.error();
     up->bind(1, name).bind(2, sha256_hex(token)).bind(3, now);
-    if (auto st = db_.check(up->step(), "store token"); !st) return st.error();
+    if (auto st = db_->check(up->step(), "store token"); !st) return st.error();
     if (auto st = tx->commit(); !st) return st.error();
     return token;
 }
 
 Status FleetStore::revoke_token(const std::string& name) {
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare("UPDATE fleet_agents SET revoked = 1 WHERE name = ?");
+    auto q = db_->prepare("UPDATE fleet_agents SET revoked = 1 WHERE name = ?");
     if (!q) return q.error();
     q->bind(1, name);
-    if (auto st = db_.check(q->step(), "revoke token"); !st) return st;
-    if (sqlite3_changes(db_.get()) == 0) return Error("no agent named '" + name + "'");
+    if (auto st = db_->check(q->step(), "revoke token"); !st) return st;
+    if (db_->changes() == 0) return Error("no agent named '" + name + "'");
     return Ok{};
 }
 
@@ -336,12 +319,12 @@ Result<std::optional<TokenAuth>> FleetStore::authenticate(const std::string& tok
     std::lock_guard<std::mutex> l(mu_);
     auto p = kept("SELECT name, token_hash, revoked FROM fleet_agents WHERE token_hash = ?");
     if (!p) return p.error();
-    SqlStmt& q = **p;
+    StoreStmt& q = **p;
     StmtGuard g{q};
     q.bind(1, hash);
     int rc = q.step();
     if (rc == SQLITE_DONE) return std::optional<TokenAuth>();
-    if (rc != SQLITE_ROW) return db_.error(rc, "look up token");
+    if (rc != SQLITE_ROW) return db_->error(rc, "look up token");
     // The lookup found the row by index; the comparison that decides is constant-time.
     const std::string stored = q.text(1);
     if (stored.size() != hash.size() || CRYPTO_memcmp(stored.data(), hash.data(), hash.size()) != 0)
@@ -364,11 +347,13 @@ Status FleetStore::write_buckets(const std::string& agent, const std::vector<Wir
         for (size_t i = 0; i < n; i++) sql += i ? ",(?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?)";
         sql +=
             " ON CONFLICT(agent, iface, ts, mac) DO UPDATE SET peak = excluded.peak, "
-            "rx_bytes = MAX(rx_bytes, excluded.rx_bytes), rx_packets = MAX(rx_packets, excluded.rx_packets), "
-            "tx_bytes = MAX(tx_bytes, excluded.tx_bytes), tx_packets = MAX(tx_packets, excluded.tx_packets)";
+            "rx_bytes = GREATEST(fleet_buckets.rx_bytes, excluded.rx_bytes), "
+            "rx_packets = GREATEST(fleet_buckets.rx_packets, excluded.rx_packets), "
+            "tx_bytes = GREATEST(fleet_buckets.tx_bytes, excluded.tx_bytes), "
+            "tx_packets = GREATEST(fleet_buckets.tx_packets, excluded.tx_packets)";
         auto p = kept(sql);
         if (!p) return p.error();
-        SqlStmt& s = **p;
+        StoreStmt& s = **p;
         StmtGuard g{s};
         for (size_t i = 0; i < n; i++) {
             const WireBucket& b = rows[start + i];
@@ -377,7 +362,7 @@ Status FleetStore::write_buckets(const std::string& agent, const std::vector<Wir
             s.bind(c + 4, b.peak ? 1 : 0).bind(c + 5, b.rx_bytes).bind(c + 6, b.rx_packets);
             s.bind(c + 7, b.tx_bytes).bind(c + 8, b.tx_packets);
         }
-        if (auto st = db_.check(s.step(), "store buckets"); !st) return st;
+        if (auto st = db_->check(s.step(), "store buckets"); !st) return st;
     }
     return Ok{};
 }
@@ -385,10 +370,13 @@ Status FleetStore::write_buckets(const std::string& agent, const std::vector<Wir
 Status FleetStore::write_push(const std::string& agent, const std::vector<WirePush>& rows, int64_t now,
                               std::vector<StoredAlert>& notices) {
     auto p = kept(
-        "INSERT OR REPLACE INTO fleet_push(agent, id, time, node, host, sink, kind, period, bytes, status, attempts, "
-        "error, value) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "INSERT INTO fleet_push(agent, id, time, node, host, sink, kind, period, bytes, status, attempts, error, "
+        "value) "
+        "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) ON CONFLICT(agent, id) DO UPDATE SET time = ?3, "
+        "node = ?4, host = ?5, sink = ?6, kind = ?7, period = ?8, bytes = ?9, status = ?10, attempts = ?11, "
+        "error = ?12, value = ?13");
     if (!p) return p.error();
-    SqlStmt& s = **p;
+    StoreStmt& s = **p;
     for (const auto& r : rows) {
         StmtGuard g{s};
         s.bind(1, agent).bind(2, r.id).bind(3, r.time).bind(4, r.node).bind(5, r.host).bind(6, r.sink);
@@ -396,8 +384,8 @@ Status FleetStore::write_push(const std::string& agent, const std::vector<WirePu
         if (r.value)
             s.bind(13, *r.value);
         else
-            sqlite3_bind_null(s.get(), 13);
-        if (auto st = db_.check(s.step(), "store push history"); !st) return st;
+            s.bind_null(13);
+        if (auto st = db_->check(s.step(), "store push history"); !st) return st;
         if (auto st = watch_push_sink(agent, r, now, notices); !st) return st;
     }
     return Ok{};
@@ -418,14 +406,14 @@ Status FleetStore::watch_push_sink(const std::string& agent, const WirePush& r, 
     bool alerted = false;
     std::optional<int64_t> alert_row;
     {
-        SqlStmt& s = **q;
+        StoreStmt& s = **q;
         StmtGuard g{s};
         s.bind(1, agent).bind(2, r.sink);
         const int rc = s.step();
         if (rc == SQLITE_ROW) {
             alerted = s.i64(0) != 0;
             alert_row = opt_i64(s, 1);
-        } else if (auto c = db_.check(rc, "read push sink state"); !c) {
+        } else if (auto c = db_->check(rc, "read push sink state"); !c) {
             return c;
         }
     }
@@ -443,8 +431,7 @@ Status FleetStore::watch_push_sink(const std::string& agent, const WirePush& r, 
         if (raised ? !raise : !recover) continue;
         StoredAlert n = push_notice_(agent, r, raised, push_alert_after_, now);
         bool inserted = false;
-        if (auto st = insert_alert(db_, n, "", inserted); !st) return st;
-        n.id = db_.last_insert_rowid();
+        if (auto st = insert_alert(*db_, n, "", inserted); !st) return st;
         notices.push_back(std::move(n));
     }
     if (raise) alert_row = r.id;
@@ -452,14 +439,14 @@ Status FleetStore::watch_push_sink(const std::string& agent, const WirePush& r, 
         "INSERT INTO fleet_push_sinks(agent, sink, alerted, alert_row) VALUES (?1, ?2, ?3, ?4) "
         "ON CONFLICT(agent, sink) DO UPDATE SET alerted = ?3, alert_row = ?4");
     if (!u) return u.error();
-    SqlStmt& s = **u;
+    StoreStmt& s = **u;
     StmtGuard g{s};
     s.bind(1, agent).bind(2, r.sink).bind(3, recover ? 0 : 1);
     if (alert_row)
         s.bind(4, *alert_row);
     else
-        sqlite3_bind_null(s.get(), 4);
-    return db_.check(s.step(), "store push sink state");
+        s.bind_null(4);
+    return db_->check(s.step(), "store push sink state");
 }
 
 void FleetStore::set_push_alerts(int after, PushNoticeFn make) {
@@ -469,58 +456,59 @@ void FleetStore::set_push_alerts(int after, PushNoticeFn make) {
 }
 
 Result<PushPage> FleetStore::push_history(const PushQuery& pq) {
-    std::string where = " WHERE 1";
-    if (pq.agent) where += " AND agent = :agent";
-    if (pq.node) where += " AND node = :node";
-    if (pq.host) where += " AND host = :host";
-    if (pq.status) where += " AND status = :status";
+    // Parameters by number: ?1 agent, ?2 node, ?3 host, ?4 status, ?5 from, ?6 to, ?7
+    // limit, ?8 offset.
+    std::string where = " WHERE TRUE";
+    if (pq.agent) where += " AND agent = ?1";
+    if (pq.node) where += " AND node = ?2";
+    if (pq.host) where += " AND host = ?3";
+    if (pq.status) where += " AND status = ?4";
     if (pq.failed_only) where += " AND status = 'failed'";
-    if (pq.from) where += " AND time >= :from";
-    if (pq.to) where += " AND time < :to";
-    auto bind = [&](SqlStmt& q) {
-        auto named = [&](const char* n) { return sqlite3_bind_parameter_index(q.get(), n); };
-        if (pq.agent) q.bind(named(":agent"), *pq.agent);
-        if (pq.node) q.bind(named(":node"), *pq.node);
-        if (pq.host) q.bind(named(":host"), *pq.host);
-        if (pq.status) q.bind(named(":status"), *pq.status);
-        if (pq.from) q.bind(named(":from"), *pq.from);
-        if (pq.to) q.bind(named(":to"), *pq.to);
+    if (pq.from) where += " AND time >= ?5";
+    if (pq.to) where += " AND time < ?6";
+    auto bind = [&](StoreStmt& q) {
+        if (pq.agent) q.bind(1, *pq.agent);
+        if (pq.node) q.bind(2, *pq.node);
+        if (pq.host) q.bind(3, *pq.host);
+        if (pq.status) q.bind(4, *pq.status);
+        if (pq.from) q.bind(5, *pq.from);
+        if (pq.to) q.bind(6, *pq.to);
     };
     const int64_t page = std::max<int64_t>(1, pq.page);
     std::lock_guard<std::mutex> l(mu_);
     PushPage out;
     {
-        auto q = db_.prepare("SELECT count(*) FROM fleet_push" + where);
+        auto q = db_->prepare("SELECT count(*) FROM fleet_push" + where);
         if (!q) return q.error();
         bind(*q);
         const int rc = q->step();
-        if (rc != SQLITE_ROW) return db_.error(rc, "count push history");
+        if (rc != SQLITE_ROW) return db_->error(rc, "count push history");
         out.total = q->i64(0);
     }
     // A read-only open of a store a collector has not brought to fleet schema 2 yet: no
     // value column, rows without values.
-    bool has_value = false;
-    {
-        auto c = db_.prepare("SELECT 1 FROM pragma_table_info('fleet_push') WHERE name = 'value'");
+    bool has_value = db_->engine() == SqlEngine::Postgres;
+    if (!has_value) {
+        auto c = db_->prepare("SELECT 1 FROM pragma_table_info('fleet_push') WHERE name = 'value'");
         if (!c) return c.error();
         has_value = c->step() == SQLITE_ROW;
     }
     std::string sql = std::string("SELECT id, time, node, host, sink, kind, period, bytes, status, attempts, error, ") +
                       (has_value ? "value" : "NULL") + ", agent FROM fleet_push" + where +
                       " ORDER BY time DESC, id DESC, agent";
-    if (pq.limit > 0) sql += " LIMIT :limit OFFSET :offset";
-    auto q = db_.prepare(sql);
+    if (pq.limit > 0) sql += " LIMIT ?7 OFFSET ?8";
+    auto q = db_->prepare(sql);
     if (!q) return q.error();
     bind(*q);
     if (pq.limit > 0) {
-        q->bind(sqlite3_bind_parameter_index(q->get(), ":limit"), pq.limit);
-        q->bind(sqlite3_bind_parameter_index(q->get(), ":offset"), (page - 1) * pq.limit);
+        q->bind(7, pq.limit);
+        q->bind(8, (page - 1) * pq.limit);
     }
     int rc;
     while ((rc = q->step()) == SQLITE_ROW)
         out.rows.push_back(HistoryRow{q->i64(0), q->i64(1), q->text(2), q->text(3), q->text(4), q->text(5), q->text(6),
                                       q->i64(7), q->text(8), q->i64(9), q->text(10), opt_i64(*q, 11), q->text(12)});
-    if (auto c = db_.check(rc, "read push history"); !c) return c.error();
+    if (auto c = db_->check(rc, "read push history"); !c) return c.error();
     return out;
 }
 
@@ -530,31 +518,33 @@ Status FleetStore::write_host(const std::string& agent, const std::vector<WireHo
         "VALUES (?,?,?,?,?,?,?,?,?)");
     if (!sys) return sys.error();
     auto ep = kept(
-        "INSERT OR REPLACE INTO fleet_episodes(agent, id, pid, name, user, since, detected, ended, end_reason, "
-        "peak_cpu, peak_mem) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+        "INSERT INTO fleet_episodes(agent, id, pid, name, user, since, detected, ended, end_reason, peak_cpu, "
+        "peak_mem) "
+        "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) ON CONFLICT(agent, id) DO UPDATE SET pid = ?3, name = ?4, "
+        "user = ?5, since = ?6, detected = ?7, ended = ?8, end_reason = ?9, peak_cpu = ?10, peak_mem = ?11");
     if (!ep) return ep.error();
-    auto opt_int = [](SqlStmt& s, int i, const std::optional<int64_t>& v) {
+    auto opt_int = [](StoreStmt& s, int i, const std::optional<int64_t>& v) {
         if (v)
             s.bind(i, *v);
         else
-            sqlite3_bind_null(s.get(), i);
+            s.bind_null(i);
     };
     for (const auto& h : rows) {
         if (h.type == "sys") {
-            SqlStmt& s = **sys;
+            StoreStmt& s = **sys;
             StmtGuard g{s};
             s.bind(1, agent).bind(2, h.time).bind(3, h.load1).bind(4, h.cpu);
             opt_int(s, 5, h.mem_total);
             s.bind(6, h.mem_used);
             opt_int(s, 7, h.disk_total);
             s.bind(8, h.disk_used).bind(9, h.temperature);
-            if (auto st = db_.check(s.step(), "store host sample"); !st) return st;
+            if (auto st = db_->check(s.step(), "store host sample"); !st) return st;
         } else {
-            SqlStmt& s = **ep;
+            StoreStmt& s = **ep;
             StmtGuard g{s};
             s.bind(1, agent).bind(2, h.id).bind(3, h.pid).bind(4, h.name).bind(5, h.user).bind(6, h.since);
             s.bind(7, h.detected).bind(8, h.ended).bind(9, h.end_reason).bind(10, h.peak_cpu).bind(11, h.peak_mem);
-            if (auto st = db_.check(s.step(), "store episode"); !st) return st;
+            if (auto st = db_->check(s.step(), "store episode"); !st) return st;
         }
     }
     return Ok{};
@@ -569,12 +559,12 @@ Status FleetStore::write_heartbeats(const std::string& agent, const std::vector<
         "VALUES (?1, ?2, ?3, ?4, '', ?5)");
     if (!q) return q.error();
     for (const auto& h : rows) {
-        SqlStmt& s = **q;
+        StoreStmt& s = **q;
         StmtGuard g{s};
         const bool late = now * 1000 - h.time_ms > kHeartbeatLateMs;
         s.bind(1, h.time_ms).bind(2, h.ip_address).bind(3, h.service_name).bind(4, "agent " + agent);
         s.bind(5, int64_t(late));
-        if (auto st = db_.check(s.step(), "store heartbeat"); !st) return st;
+        if (auto st = db_->check(s.step(), "store heartbeat"); !st) return st;
     }
     return Ok{};
 }
@@ -583,15 +573,16 @@ Status FleetStore::write_flows(const std::string& agent, const std::vector<WireF
     auto q = kept(
         "INSERT INTO fleet_flows(agent, iface, ts, other, src, dst, proto, port, bytes, packets, flows) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
-        "ON CONFLICT(agent, iface, ts, other, src, dst, proto, port) DO UPDATE SET bytes = bytes + excluded.bytes, "
-        "packets = packets + excluded.packets, flows = flows + excluded.flows");
+        "ON CONFLICT(agent, iface, ts, other, src, dst, proto, port) DO UPDATE SET "
+        "bytes = fleet_flows.bytes + excluded.bytes, packets = fleet_flows.packets + excluded.packets, "
+        "flows = fleet_flows.flows + excluded.flows");
     if (!q) return q.error();
     for (const auto& f : rows) {
-        SqlStmt& s = **q;
+        StoreStmt& s = **q;
         StmtGuard g{s};
         s.bind(1, agent).bind(2, f.iface).bind(3, f.ts).bind(4, int64_t(f.other)).bind(5, f.src).bind(6, f.dst);
         s.bind(7, f.proto).bind(8, f.port).bind(9, f.bytes).bind(10, f.packets).bind(11, f.flows);
-        if (auto st = db_.check(s.step(), "store flow pairs"); !st) return st;
+        if (auto st = db_->check(s.step(), "store flow pairs"); !st) return st;
     }
     return Ok{};
 }
@@ -599,18 +590,20 @@ Status FleetStore::write_flows(const std::string& agent, const std::vector<WireF
 Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireReport& r, int64_t now,
                                         const NoticeFn& recovery) {
     std::lock_guard<std::mutex> l(mu_);
-    auto tx = SqliteTransaction::begin(db_);
+    // Reports of one agent take turns, also over several collectors on one PostgreSQL
+    // database: the sequences read below are the ones this transaction moves on.
+    auto tx = db_->begin(TxMode::Agent, agent);
     if (!tx) return tx.error();
     IngestResult res;
     res.ack.time = now;
     {
-        auto q = db_.prepare("SELECT stream, seq FROM fleet_stream_seq WHERE agent = ? AND spool = ?");
+        auto q = db_->prepare("SELECT stream, seq FROM fleet_stream_seq WHERE agent = ? AND spool = ?");
         if (!q) return q.error();
         q->bind(1, agent).bind(2, r.spool);
         int rc;
         while ((rc = q->step()) == SQLITE_ROW)
             if (int64_t* held = res.ack.of(q->text(0))) *held = q->i64(1);
-        if (auto st = db_.check(rc, "read sequences"); !st) return st.error();
+        if (auto st = db_->check(rc, "read sequences"); !st) return st.error();
     }
     WireAck held = res.ack;
     for (const auto& b : r.batches) {
@@ -634,12 +627,12 @@ Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireRepo
                     : b.stream == "flows"     ? write_flows(agent, b.flows)
                                               : write_host(agent, b.host);
         if (!st) return st.error();
-        auto q = db_.prepare(
+        auto q = db_->prepare(
             "INSERT INTO fleet_stream_seq(agent, spool, stream, seq) VALUES (?1, ?2, ?3, ?4) "
             "ON CONFLICT(agent, spool, stream) DO UPDATE SET seq = ?4");
         if (!q) return q.error();
         q->bind(1, agent).bind(2, r.spool).bind(3, b.stream).bind(4, b.seq);
-        if (auto c = db_.check(q->step(), "store sequence"); !c) return c.error();
+        if (auto c = db_->check(q->step(), "store sequence"); !c) return c.error();
         *h = b.seq;
         res.batches++;
         res.records += b.size();
@@ -648,13 +641,13 @@ Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireRepo
     if (auto st = write_buckets(agent, r.live); !st) return st.error();
     std::optional<AgentRow> before;
     {
-        auto q = db_.prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents WHERE name = ?");
+        auto q = db_->prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents WHERE name = ?");
         if (!q) return q.error();
         q->bind(1, agent);
         int rc = q->step();
         if (rc == SQLITE_ROW)
             before = read_agent(*q);
-        else if (auto c = db_.check(rc, "read agent"); !c)
+        else if (auto c = db_->check(rc, "read agent"); !c)
             return c.error();
     }
     if (!before) return Error("agent '" + agent + "' has no token any more");
@@ -666,7 +659,7 @@ Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireRepo
         iface += (iface.empty() ? "" : ",") + i.name;
         mac += (mac.empty() ? "" : ",") + i.mac;
     }
-    auto q = db_.prepare(
+    auto q = db_->prepare(
         "UPDATE fleet_agents SET node = ?2, host = ?3, version = ?4, boot_id = ?5, interval = ?6, interfaces = ?7, "
         "iface = ?8, mac = ?9, first_seen = COALESCE(first_seen, ?10), last_seen = ?10, agent_time = ?11, "
         "backlog = ?12, state = 'online', offline_since = NULL WHERE name = ?1");
@@ -674,12 +667,11 @@ Result<IngestResult> FleetStore::ingest(const std::string& agent, const WireRepo
     q->bind(1, agent).bind(2, r.agent.node).bind(3, r.agent.host).bind(4, r.agent.version).bind(5, r.agent.boot_id);
     q->bind(6, r.agent.interval).bind(7, ifs.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     q->bind(8, iface).bind(9, mac).bind(10, now).bind(11, r.agent.time).bind(12, r.backlog());
-    if (auto c = db_.check(q->step(), "update agent"); !c) return c.error();
+    if (auto c = db_->check(q->step(), "update agent"); !c) return c.error();
     if (before->state == "offline" && recovery) {
         StoredAlert n = recovery(*before, now);
         bool inserted = false;
-        if (auto st = insert_alert(db_, n, "", inserted); !st) return st.error();
-        n.id = db_.last_insert_rowid();
+        if (auto st = insert_alert(*db_, n, "", inserted); !st) return st.error();
         res.notice = std::move(n);
     }
     if (auto c = tx->commit(); !c) return c.error();
@@ -694,33 +686,32 @@ Result<std::vector<OfflineTransition>> FleetStore::mark_offline(int64_t now, int
     // Quick test first, without a write lock: nearly every second nothing changes.
     std::vector<AgentRow> quiet;
     {
-        auto q = db_.prepare(std::string("SELECT ") + kAgentColumns +
-                             " FROM fleet_agents WHERE state = 'online' AND revoked = 0 AND last_seen IS NOT NULL "
-                             "AND ?1 - MAX(last_seen, ?2) > ?3 * interval ORDER BY name");
+        auto q = db_->prepare(std::string("SELECT ") + kAgentColumns +
+                              " FROM fleet_agents WHERE state = 'online' AND revoked = 0 AND last_seen IS NOT NULL "
+                              "AND ?1 - GREATEST(last_seen, ?2) > ?3 * interval ORDER BY name");
         if (!q) return q.error();
         q->bind(1, now).bind(2, grace_from).bind(3, offline_after);
         int rc;
         while ((rc = q->step()) == SQLITE_ROW) quiet.push_back(read_agent(*q));
-        if (auto c = db_.check(rc, "find quiet agents"); !c) return c.error();
+        if (auto c = db_->check(rc, "find quiet agents"); !c) return c.error();
     }
     std::vector<OfflineTransition> out;
     if (quiet.empty()) return out;
-    auto tx = SqliteTransaction::begin(db_);
+    auto tx = db_->begin();
     if (!tx) return tx.error();
     for (auto& a : quiet) {
         // Only if it is still quiet: a report may have come in since the look above.
-        auto u = db_.prepare(
+        auto u = db_->prepare(
             "UPDATE fleet_agents SET state = 'offline', offline_since = ?2 WHERE name = ?1 AND state = 'online' "
             "AND last_seen = ?3");
         if (!u) return u.error();
         u->bind(1, a.name).bind(2, now).bind(3, *a.last_seen);
-        if (auto c = db_.check(u->step(), "mark agent offline"); !c) return c.error();
-        if (sqlite3_changes(db_.get()) == 0) continue;
+        if (auto c = db_->check(u->step(), "mark agent offline"); !c) return c.error();
+        if (db_->changes() == 0) continue;
         OfflineTransition t;
         t.notice = alert(a, now);
         bool inserted = false;
-        if (auto st = insert_alert(db_, t.notice, "", inserted); !st) return st.error();
-        t.notice.id = db_.last_insert_rowid();
+        if (auto st = insert_alert(*db_, t.notice, "", inserted); !st) return st.error();
         t.agent = std::move(a);
         out.push_back(std::move(t));
     }
@@ -728,16 +719,22 @@ Result<std::vector<OfflineTransition>> FleetStore::mark_offline(int64_t now, int
     return out;
 }
 
+Result<bool> FleetStore::lead(const std::string& name) {
+    std::lock_guard<std::mutex> l(mu_);
+    return db_->try_leader(name);
+}
+
 Result<bool> FleetStore::add_alert(const StoredAlert& a, const std::string& digest) {
     std::lock_guard<std::mutex> l(mu_);
     bool inserted = false;
-    if (auto st = insert_alert(db_, a, digest, inserted); !st) return st.error();
+    StoredAlert stored = a;
+    if (auto st = insert_alert(*db_, stored, digest, inserted); !st) return st.error();
     return inserted;
 }
 
 Result<std::vector<WireHost>> FleetStore::host_samples(const std::string& agent, int64_t from, int64_t to) {
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare(
+    auto q = db_->prepare(
         "SELECT time, load1, cpu, mem_total, mem_used, disk_total, disk_used, temperature FROM fleet_host "
         "WHERE agent = ? AND time >= ? AND time < ? ORDER BY time");
     if (!q) return q.error();
@@ -757,13 +754,13 @@ Result<std::vector<WireHost>> FleetStore::host_samples(const std::string& agent,
         h.temperature = opt_f64(*q, 7);
         out.push_back(std::move(h));
     }
-    if (auto c = db_.check(rc, "read host samples"); !c) return c.error();
+    if (auto c = db_->check(rc, "read host samples"); !c) return c.error();
     return out;
 }
 
 Result<std::vector<WireHost>> FleetStore::episodes(const std::string& agent, size_t limit) {
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare(
+    auto q = db_->prepare(
         "SELECT id, pid, name, user, since, detected, ended, end_reason, peak_cpu, peak_mem FROM fleet_episodes "
         "WHERE agent = ? ORDER BY ended DESC, id DESC LIMIT ?");
     if (!q) return q.error();
@@ -785,13 +782,13 @@ Result<std::vector<WireHost>> FleetStore::episodes(const std::string& agent, siz
         e.peak_mem = opt_f64(*q, 9);
         out.push_back(std::move(e));
     }
-    if (auto c = db_.check(rc, "read episodes"); !c) return c.error();
+    if (auto c = db_->check(rc, "read episodes"); !c) return c.error();
     return out;
 }
 
 Result<std::vector<StoredAlert>> FleetStore::alerts(size_t limit) {
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare(
+    auto q = db_->prepare(
         "SELECT id, time, agent, origin, kind, key, title, text, node, host FROM fleet_alerts "
         "ORDER BY time DESC, id DESC LIMIT ?");
     if (!q) return q.error();
@@ -812,37 +809,37 @@ Result<std::vector<StoredAlert>> FleetStore::alerts(size_t limit) {
         a.host = q->text(9);
         out.push_back(std::move(a));
     }
-    if (auto c = db_.check(rc, "read alerts"); !c) return c.error();
+    if (auto c = db_->check(rc, "read alerts"); !c) return c.error();
     return out;
 }
 
 Result<std::vector<AgentRow>> FleetStore::agents() {
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents ORDER BY name");
+    auto q = db_->prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents ORDER BY name");
     if (!q) return q.error();
     std::vector<AgentRow> out;
     int rc;
     while ((rc = q->step()) == SQLITE_ROW) out.push_back(read_agent(*q));
-    if (auto c = db_.check(rc, "read agents"); !c) return c.error();
+    if (auto c = db_->check(rc, "read agents"); !c) return c.error();
     return out;
 }
 
 Result<std::optional<AgentRow>> FleetStore::agent(const std::string& name) {
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents WHERE name = ?");
+    auto q = db_->prepare(std::string("SELECT ") + kAgentColumns + " FROM fleet_agents WHERE name = ?");
     if (!q) return q.error();
     q->bind(1, name);
     int rc = q->step();
     if (rc == SQLITE_ROW) return std::optional<AgentRow>(read_agent(*q));
-    if (auto c = db_.check(rc, "read agent"); !c) return c.error();
+    if (auto c = db_->check(rc, "read agent"); !c) return c.error();
     return std::optional<AgentRow>();
 }
 
 Result<int64_t> FleetStore::count(const std::string& table) {
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare("SELECT count(*) FROM " + table);
+    auto q = db_->prepare("SELECT count(*) FROM " + table);
     if (!q) return q.error();
-    if (q->step() != SQLITE_ROW) return db_.error(SQLITE_ERROR, "count " + table);
+    if (q->step() != SQLITE_ROW) return db_->error(SQLITE_ERROR, "count " + table);
     return q->i64(0);
 }
 
@@ -863,7 +860,7 @@ std::string selection_sql(const FleetStore::Selection& s, bool qualified, const 
     return w;
 }
 
-void bind_selection(SqlStmt& q, const FleetStore::Selection& s, bool qualified, const Filter& f) {
+void bind_selection(StoreStmt& q, const FleetStore::Selection& s, bool qualified, const Filter& f) {
     if (s.agent) q.bind(3, *s.agent);
     if (s.node) q.bind(4, *s.node);
     if (f.iface) {
@@ -890,7 +887,7 @@ Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qu
     sql += " FROM fleet_buckets b WHERE b.ts >= ?1 AND b.ts < ?2" + selection_sql(s, qualified, f);
     sql += sums ? " GROUP BY n, b.mac, b.peak ORDER BY n, b.mac, b.peak" : " ORDER BY b.ts, n, b.mac";
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare(sql);
+    auto q = db_->prepare(sql);
     if (!q) return q.error();
     q->bind(1, from).bind(2, to);
     bind_selection(*q, s, qualified, f);
@@ -906,23 +903,23 @@ Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qu
         r.dir[PF_DIR_TX] = {static_cast<uint64_t>(q->i64(6)), static_cast<uint64_t>(q->i64(7))};
         out.push_back(std::move(r));
     }
-    if (auto c = db_.check(rc, "read usage"); !c) return c.error();
+    if (auto c = db_->check(rc, "read usage"); !c) return c.error();
     return out;
 }
 
 Result<std::vector<std::string>> FleetStore::usage_interfaces(const Selection& s, bool qualified) {
     const std::string name = qualified ? "b.agent || '/' || b.iface" : "b.iface";
     std::string sql =
-        "SELECT DISTINCT " + name + " AS n FROM fleet_buckets b WHERE 1" + selection_sql(s, qualified, {});
+        "SELECT DISTINCT " + name + " AS n FROM fleet_buckets b WHERE TRUE" + selection_sql(s, qualified, {});
     sql += " ORDER BY n";
     std::lock_guard<std::mutex> l(mu_);
-    auto q = db_.prepare(sql);
+    auto q = db_->prepare(sql);
     if (!q) return q.error();
     bind_selection(*q, s, qualified, {});
     std::vector<std::string> out;
     int rc;
     while ((rc = q->step()) == SQLITE_ROW) out.push_back(q->text(0));
-    if (auto c = db_.check(rc, "list interfaces"); !c) return c.error();
+    if (auto c = db_->check(rc, "list interfaces"); !c) return c.error();
     return out;
 }
 

@@ -74,15 +74,15 @@ Error no_user(const std::string& name) {
 // returned Ok.
 template <typename F>
 Status in_transaction(FleetStore& store, F&& f) {
-    return store.with_db([&](SqliteDb& db) -> Status {
-        auto tx = SqliteTransaction::begin(db);
+    return store.with_db([&](StoreDb& db) -> Status {
+        auto tx = db.begin();
         if (!tx) return tx.error();
         if (auto st = f(db); !st) return st;
         return tx->commit();
     });
 }
 
-Status exec_bound(SqliteDb& db, const char* sql, const std::string& a, const char* what) {
+Status exec_bound(StoreDb& db, const char* sql, const std::string& a, const char* what) {
     auto q = db.prepare(sql);
     if (!q) return q.error();
     q->bind(1, a);
@@ -141,7 +141,7 @@ bool csrf_token_matches(const std::string& session_id, const std::string& given)
 }
 
 Result<std::unique_ptr<FleetUsers>> FleetUsers::open(FleetStore& store, Argon2Params p) {
-    if (auto st = store.with_db([](SqliteDb& db) { return apply_schema(db, kUsersSchema); }); !st) return st.error();
+    if (auto st = store.with_db([](StoreDb& db) { return db.apply_schema(kUsersSchema); }); !st) return st.error();
     return std::unique_ptr<FleetUsers>(new FleetUsers(store, p));
 }
 
@@ -178,7 +178,7 @@ Status FleetUsers::add(const std::string& name, const std::string& role, const s
     auto hash = hash_password(password, params_);
     hashing_.release();
     if (!hash) return hash.error();
-    return in_transaction(store_, [&](SqliteDb& db) -> Status {
+    return in_transaction(store_, [&](StoreDb& db) -> Status {
         auto q = db.prepare("INSERT INTO fleet_users(name, role, password, created, updated) VALUES (?,?,?,?,?)");
         if (!q) return q.error();
         q->bind(1, name).bind(2, role).bind(3, *hash).bind(4, now).bind(5, now);
@@ -194,21 +194,21 @@ Status FleetUsers::set_password(const std::string& name, const std::string& pass
     auto hash = hash_password(password, params_);
     hashing_.release();
     if (!hash) return hash.error();
-    return in_transaction(store_, [&](SqliteDb& db) -> Status {
+    return in_transaction(store_, [&](StoreDb& db) -> Status {
         auto q = db.prepare("UPDATE fleet_users SET password = ?, updated = ? WHERE name = ?");
         if (!q) return q.error();
         q->bind(1, *hash).bind(2, now).bind(3, name);
         if (auto st = db.check(q->step(), "change password"); !st) return st;
-        if (sqlite3_changes(db.get()) == 0) return no_user(name);
+        if (db.changes() == 0) return no_user(name);
         // Whoever logged in with the old password is logged out.
         return exec_bound(db, "DELETE FROM fleet_sessions WHERE user = ?", name, "end sessions");
     });
 }
 
 Status FleetUsers::remove(const std::string& name) {
-    return in_transaction(store_, [&](SqliteDb& db) -> Status {
+    return in_transaction(store_, [&](StoreDb& db) -> Status {
         if (auto st = exec_bound(db, "DELETE FROM fleet_users WHERE name = ?", name, "delete user"); !st) return st;
-        if (sqlite3_changes(db.get()) == 0) return no_user(name);
+        if (db.changes() == 0) return no_user(name);
         if (auto st = exec_bound(db, "DELETE FROM fleet_user_tokens WHERE user = ?", name, "delete tokens"); !st)
             return st;
         return exec_bound(db, "DELETE FROM fleet_sessions WHERE user = ?", name, "delete sessions");
@@ -216,7 +216,7 @@ Status FleetUsers::remove(const std::string& name) {
 }
 
 Result<std::vector<UserRow>> FleetUsers::list() {
-    return store_.with_db([&](SqliteDb& db) -> Result<std::vector<UserRow>> {
+    return store_.with_db([&](StoreDb& db) -> Result<std::vector<UserRow>> {
         auto q = db.prepare(
             "SELECT name, role, created, updated, (SELECT COUNT(*) FROM fleet_user_tokens t WHERE t.user = u.name) "
             "FROM fleet_users u ORDER BY name");
@@ -241,7 +241,7 @@ Result<std::string> FleetUsers::create_token(const std::string& name, int64_t no
     auto hex = random_hex32();
     if (!hex) return hex.error();
     const std::string token = kUserTokenPrefix + *hex;
-    auto st = in_transaction(store_, [&](SqliteDb& db) -> Status {
+    auto st = in_transaction(store_, [&](StoreDb& db) -> Status {
         auto u = db.prepare("SELECT 1 FROM fleet_users WHERE name = ?");
         if (!u) return u.error();
         u->bind(1, name);
@@ -254,7 +254,7 @@ Result<std::string> FleetUsers::create_token(const std::string& name, int64_t no
         if (expires)
             q->bind(4, *expires);
         else
-            sqlite3_bind_null(q->get(), 4);
+            q->bind_null(4);
         return db.check(q->step(), "store token");
     });
     if (!st) return st.error();
@@ -265,7 +265,7 @@ Result<TokenLookup> FleetUsers::check_token(const std::string& token, int64_t no
     TokenLookup out;
     if (token.rfind(kUserTokenPrefix, 0) != 0 || !is_hex64(token, 4)) return out;
     const std::string hash = sha256_hex(token);
-    return store_.with_db([&](SqliteDb& db) -> Result<TokenLookup> {
+    return store_.with_db([&](StoreDb& db) -> Result<TokenLookup> {
         auto q = db.prepare(
             "SELECT t.user, u.role, t.expires FROM fleet_user_tokens t JOIN fleet_users u ON u.name = t.user "
             "WHERE t.hash = ?");
@@ -283,7 +283,7 @@ Result<TokenLookup> FleetUsers::check_token(const std::string& token, int64_t no
 Result<std::optional<UserAuth>> FleetUsers::verify_login(const std::string& name, const std::string& password) {
     std::optional<std::pair<std::string, std::string>> row;  // hash, role
     if (valid_agent_name(name)) {
-        auto got = store_.with_db([&](SqliteDb& db) -> Status {
+        auto got = store_.with_db([&](StoreDb& db) -> Status {
             auto q = db.prepare("SELECT password, role FROM fleet_users WHERE name = ?");
             if (!q) return q.error();
             q->bind(1, name);
@@ -306,7 +306,7 @@ Result<std::optional<UserAuth>> FleetUsers::verify_login(const std::string& name
 Result<std::string> FleetUsers::create_session(const std::string& name, int64_t now, const std::string& from) {
     auto id = random_hex32();
     if (!id) return id.error();
-    auto st = in_transaction(store_, [&](SqliteDb& db) -> Status {
+    auto st = in_transaction(store_, [&](StoreDb& db) -> Status {
         // Ended sessions go here, so the table holds live ones and those of the last week.
         auto old = db.prepare("DELETE FROM fleet_sessions WHERE created <= ? OR last_used < ?");
         if (!old) return old.error();
@@ -324,7 +324,7 @@ Result<std::string> FleetUsers::create_session(const std::string& name, int64_t 
 Result<std::optional<UserAuth>> FleetUsers::check_session(const std::string& id, int64_t now) {
     if (!is_hex64(id, 0)) return std::optional<UserAuth>();
     const std::string hash = sha256_hex(id);
-    return store_.with_db([&](SqliteDb& db) -> Result<std::optional<UserAuth>> {
+    return store_.with_db([&](StoreDb& db) -> Result<std::optional<UserAuth>> {
         auto q = db.prepare(
             "SELECT s.user, u.role, s.created, s.last_used FROM fleet_sessions s JOIN fleet_users u ON u.name = s.user "
             "WHERE s.hash = ?");
@@ -350,7 +350,7 @@ Result<std::optional<UserAuth>> FleetUsers::check_session(const std::string& id,
 
 Status FleetUsers::end_session(const std::string& id) {
     if (!is_hex64(id, 0)) return Ok{};
-    return store_.with_db([&](SqliteDb& db) {
+    return store_.with_db([&](StoreDb& db) {
         return exec_bound(db, "DELETE FROM fleet_sessions WHERE hash = ?", sha256_hex(id), "end session");
     });
 }

@@ -450,8 +450,8 @@ Result<std::string> heartbeat_token_create(FleetStore& store, const std::string&
         token += hex[b >> 4];
         token += hex[b & 15];
     }
-    return store.with_db([&](SqliteDb& db) -> Result<std::string> {
-        auto tx = SqliteTransaction::begin(db);
+    return store.with_db([&](StoreDb& db) -> Result<std::string> {
+        auto tx = db.begin();
         if (!tx) return tx.error();
         auto q = db.prepare("SELECT revoked FROM heartbeat_tokens WHERE name = ?");
         if (!q) return q.error();
@@ -473,12 +473,12 @@ Result<std::string> heartbeat_token_create(FleetStore& store, const std::string&
 }
 
 Status heartbeat_token_revoke(FleetStore& store, const std::string& name) {
-    return store.with_db([&](SqliteDb& db) -> Status {
+    return store.with_db([&](StoreDb& db) -> Status {
         auto q = db.prepare("UPDATE heartbeat_tokens SET revoked = 1 WHERE name = ?");
         if (!q) return q.error();
         q->bind(1, name);
         if (auto st = db.check(q->step(), "revoke heartbeat token"); !st) return st;
-        if (sqlite3_changes(db.get()) == 0)
+        if (db.changes() == 0)
             return Error("no heartbeat token named '" + name + "'", "", 0,
                          "peakflow-collector heartbeat token list shows them");
         return Ok{};
@@ -486,7 +486,7 @@ Status heartbeat_token_revoke(FleetStore& store, const std::string& name) {
 }
 
 Result<std::vector<HeartbeatTokenRow>> heartbeat_tokens(FleetStore& store) {
-    return store.with_db([&](SqliteDb& db) -> Result<std::vector<HeartbeatTokenRow>> {
+    return store.with_db([&](StoreDb& db) -> Result<std::vector<HeartbeatTokenRow>> {
         auto q = db.prepare(
             "SELECT name, created, revoked, (SELECT MAX(time_ms) FROM heartbeat_reports r WHERE r.reporter = t.name) "
             "FROM heartbeat_tokens t ORDER BY name");
@@ -585,8 +585,10 @@ void HeartbeatService::probe_now() {
         DbProbe& p = results[i];
         const bool was = p.connected, first = !p.probed;
         p.time_ms = now_ms_();
-        if (i == 0)
+        if (i == 0 && store_.engine() == SqlEngine::Sqlite)
             probe_sqlite(store_.path(), c_.probe_timeout, p);
+        else if (i == 0)
+            probe_postgres(store_.target(), c_.probe_timeout, p);
         else
             probe_postgres(c_.databases[i - 1], c_.probe_timeout, p);
         // Logged when it changes, not every round.
@@ -606,20 +608,20 @@ std::vector<DbProbe> HeartbeatService::probes() const {
 
 Result<int64_t> HeartbeatService::prune_now() {
     const int64_t before = now_ms_() - c_.retention * 1000;
-    return store_.with_db([&](SqliteDb& db) -> Result<int64_t> {
-        auto tx = SqliteTransaction::begin(db);
+    return store_.with_db([&](StoreDb& db) -> Result<int64_t> {
+        auto tx = db.begin();
         if (!tx) return tx.error();
         auto q = db.prepare("DELETE FROM heartbeat_reports WHERE time_ms < ?");
         if (!q) return q.error();
         q->bind(1, before);
         if (auto st = db.check(q->step(), "prune heartbeat reports"); !st) return st.error();
-        int64_t n = sqlite3_changes(db.get());
+        int64_t n = db.changes();
         // The agents' flow pairs serve traffic_status alone, whose range ends at the retention.
         auto f = db.prepare("DELETE FROM fleet_flows WHERE ts < ?");
         if (!f) return f.error();
         f->bind(1, before / 1000);
         if (auto st = db.check(f->step(), "prune flow pairs"); !st) return st.error();
-        n += sqlite3_changes(db.get());
+        n += db.changes();
         if (auto st = tx->commit(); !st) return st.error();
         return n;
     });
@@ -637,7 +639,7 @@ std::optional<std::string> HeartbeatService::reporter(const std::string& authori
             return std::nullopt;
         }
         const std::string hash = sha256_hex(token);
-        auto found = store_.with_db([&](SqliteDb& db) -> Result<std::optional<std::string>> {
+        auto found = store_.with_db([&](StoreDb& db) -> Result<std::optional<std::string>> {
             auto q = db.prepare("SELECT name, token_hash FROM heartbeat_tokens WHERE token_hash = ? AND revoked = 0");
             if (!q) return q.error();
             q->bind(1, hash);
@@ -691,14 +693,14 @@ HeartbeatReply HeartbeatService::report(const std::string& authorization, const 
         return refused(400, "field 'service_name' must not contain control characters");
 
     const int64_t t = now_ms_();
-    auto id = store_.with_db([&](SqliteDb& db) -> Result<int64_t> {
+    auto id = store_.with_db([&](StoreDb& db) -> Result<int64_t> {
         auto q = db.prepare(
             "INSERT INTO heartbeat_reports(time_ms, ip_address, service_name, reporter, source_addr) VALUES "
             "(?,?,?,?,?)");
         if (!q) return q.error();
         q->bind(1, t).bind(2, ip).bind(3, name).bind(4, *who).bind(5, remote_addr);
         if (auto st = db.check(q->step(), "store heartbeat report"); !st) return st.error();
-        return db.last_insert_rowid();
+        return db.last_insert_id();
     });
     if (!id) return refused(500, "cannot store the report: " + id.error().message());
     spdlog::debug("heartbeat report from {} ({}): {} {}", remote_addr,
@@ -751,7 +753,7 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
         int64_t last_ms;
         std::optional<int64_t> live_ms;  // the newest report that was not late
     };
-    auto rows = store_.with_db([&](SqliteDb& db) -> Result<std::vector<Seen>> {
+    auto rows = store_.with_db([&](StoreDb& db) -> Result<std::vector<Seen>> {
         auto q = db.prepare(
             "SELECT service_name, ip_address, MAX(time_ms), MAX(CASE WHEN late = 0 THEN time_ms END) "
             "FROM heartbeat_reports WHERE time_ms >= ? AND time_ms <= ? "
@@ -827,11 +829,11 @@ HeartbeatReply HeartbeatService::status(const std::string& body, const Heartbeat
             int64_t bytes = 0, packets = 0, flows = 0;
         };
         auto pairs =
-            store_.with_db([&](SqliteDb& db) -> Result<std::map<std::pair<std::string, std::string>, Measured>> {
+            store_.with_db([&](StoreDb& db) -> Result<std::map<std::pair<std::string, std::string>, Measured>> {
                 auto q = db.prepare(
                     "SELECT src, dst, SUM(b), SUM(p), SUM(f) FROM (SELECT ts, src, dst, proto, port, MAX(bytes) AS b, "
                     "MAX(packets) AS p, MAX(flows) AS f FROM fleet_flows WHERE other = 0 AND ts >= ?1 AND ts < ?2 "
-                    "GROUP BY ts, src, dst, proto, port) GROUP BY src, dst ORDER BY src, dst");
+                    "GROUP BY ts, src, dst, proto, port) AS per_bucket GROUP BY src, dst ORDER BY src, dst");
                 if (!q) return q.error();
                 q->bind(1, start).bind(2, end);
                 std::map<std::pair<std::string, std::string>, Measured> out;

@@ -1,9 +1,11 @@
 #pragma once
-// The collector's store (SQLite, WAL): agents and their tokens, what each agent reported
-// (5-minute rows, push history, host samples, episodes), the sequence held per (agent,
-// spool, stream), and the alerts. One report is one IMMEDIATE transaction: its batches,
-// their records and the new sequence numbers commit together or not at all, so a batch
-// sent again after a lost answer is acknowledged and never stored twice.
+// The collector's store (SQLite in WAL mode, or PostgreSQL: store_db.hpp): agents and
+// their tokens, what each agent reported (5-minute rows, push history, host samples,
+// episodes), the sequence held per (agent, spool, stream), and the alerts. One report is
+// one transaction (the agent's turn): its batches, their records and the new sequence
+// numbers commit together or not at all, so a batch sent again after a lost answer is
+// acknowledged and never stored twice, also when it went to another collector on the
+// same PostgreSQL database.
 
 #include <cstdint>
 #include <functional>
@@ -16,7 +18,7 @@
 
 #include "peakflow/accounting/usage_source.hpp"
 #include "peakflow/common/error.hpp"
-#include "peakflow/common/sqlite.hpp"
+#include "peakflow/fleet/store_db.hpp"
 #include "peakflow/fleet/wire.hpp"
 #include "peakflow/push/outbox.hpp"
 
@@ -94,10 +96,15 @@ struct OfflineTransition {
 
 class FleetStore {
   public:
-    // read_only: the database must exist; otherwise it and its directory (0700) are
-    // created, the file with mode 0600.
-    static Result<std::unique_ptr<FleetStore>> open(const std::string& path, bool read_only = false);
+    // `database`: a SQLite file or a PostgreSQL database (is_postgres_target). SQLite,
+    // read_only: the file must exist; otherwise it and its directory (0700) are created,
+    // the file with mode 0600. The schema is brought up unless read_only.
+    static Result<std::unique_ptr<FleetStore>> open(const std::string& database, bool read_only = false);
+    // The database as messages show it (a PostgreSQL password masked).
     const std::string& path() const { return path_; }
+    SqlEngine engine() const { return db_->engine(); }
+    // The database as configured, a password included: for the heartbeat's probe only.
+    const std::string& target() const { return target_; }
 
     // Tokens. create: refuses a name whose token is not revoked; returns the token.
     Result<std::string> create_token(const std::string& name, int64_t now);
@@ -131,6 +138,11 @@ class FleetStore {
     // The push history of the fleet, filtered and paged.
     Result<PushPage> push_history(const PushQuery& q);
 
+    // Whether this collector holds the lock `name` (taking it when free): with several
+    // collectors on one PostgreSQL database, the one that runs a fleet-wide job (the
+    // offline watch). SQLite: always.
+    Result<bool> lead(const std::string& name);
+
     // Alerts. add_alert: a collector alert (digest empty) or an agent's (digest set: at
     // most once per (agent, digest)); returns false when it was already stored.
     Result<bool> add_alert(const StoredAlert& a, const std::string& digest);
@@ -148,12 +160,12 @@ class FleetStore {
     // Counts, for tests and logs.
     Result<int64_t> count(const std::string& table);
 
-    // Runs `f(SqliteDb&)` on the store's connection under its lock: the parts kept in the
-    // same file beside the agents' data (central config, users) use it.
+    // Runs `f(StoreDb&)` on the store's connection under its lock: the parts kept in the
+    // same database beside the agents' data (central config, users, heartbeats) use it.
     template <typename F>
     auto with_db(F&& f) {
         std::lock_guard<std::mutex> l(mu_);
-        return f(db_);
+        return f(*db_);
     }
 
     // Usage over a selection: one agent (its interface names as they are), or a node or
@@ -178,12 +190,12 @@ class FleetStore {
     Status write_host(const std::string& agent, const std::vector<WireHost>& rows);
     Status write_heartbeats(const std::string& agent, const std::vector<WireHeartbeat>& rows, int64_t now);
     Status write_flows(const std::string& agent, const std::vector<WireFlowPair>& rows);
-    Result<SqlStmt*> kept(const std::string& sql);
+    Result<StoreStmt*> kept(const std::string& sql);
 
     std::mutex mu_;  // one connection, used by the server's threads and the offline watch
-    SqliteDb db_;
-    std::string path_;
-    std::map<std::string, SqlStmt> stmts_;  // after db_: finalized before it closes
+    std::unique_ptr<StoreDb> db_;
+    std::string path_, target_;
+    std::map<std::string, StoreStmt> stmts_;  // after db_: finalized before it closes
     int push_alert_after_ = 0;
     PushNoticeFn push_notice_;
 };
