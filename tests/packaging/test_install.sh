@@ -108,6 +108,7 @@ for f in /usr/sbin/peakflow-bpf /lib/systemd/system/peakflow-bpf.service /etc/in
          /usr/sbin/peakflow-collector /lib/systemd/system/peakflow-collector.service \
          /etc/peakflow/collector.yaml \
          /usr/share/bash-completion/completions/peakflow-bpf \
+         /usr/share/bash-completion/completions/peakflow-collector \
          /usr/share/peakflow-bpf/openwrt/peakflow-bpf \
          /usr/share/doc/peakflow-bpf/copyright /usr/share/doc/peakflow-bpf/changelog.gz; do
     expect_file "$f"
