@@ -641,20 +641,20 @@ if [[ -z $COLLECTOR_SSH ]] && ! command -v peakflow-collector >/dev/null; then
     printf '%s: peakflow-collector is not installed here: run this on the collector host, or give --collector-ssh HOST\n' "$PROG" >&2
     exit 1
 fi
-if ! collector config check >/dev/null; then
+# Without --collector-config the commands take the default config if it exists, else the
+# built-in defaults: then only the binary is checked.
+check=(--version)
+[[ -z $COLLECTOR_CONFIG ]] || check=(config check)
+if ! collector "${check[@]}" >/dev/null; then
     where="here"
     [[ -z $COLLECTOR_SSH ]] || where="on $COLLECTOR_SSH"
-    printf '%s: peakflow-collector config check fails %s: %s\n' "$PROG" "$where" "$(<"$TMP/cerr")" >&2
+    printf '%s: peakflow-collector %s fails %s: %s\n' "$PROG" "${check[*]}" "$where" "$(<"$TMP/cerr")" >&2
     exit 1
 fi
 
 failed=0
 for host in "${HOSTS[@]}"; do
-    if deploy_host "$host"; then
-        printf '%s: %s\n' "$host" "$RESULT"
-    else
-        printf '%s: %s\n' "$host" "$RESULT"
-        failed=1
-    fi
+    deploy_host "$host" || failed=1
+    printf '%s: %s\n' "$host" "$RESULT"
 done
 exit "$failed"
