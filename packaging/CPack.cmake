@@ -12,7 +12,7 @@
 #   /etc/peakflow/config.yaml                    example config (conffile, kept on upgrade, 0640: sink secrets)
 #   /usr/share/peakflow-bpf/openwrt/peakflow-bpf OpenWrt procd script (not used on Debian)
 #   /usr/share/man/man1/peakflow-bpf.1.gz, peakflow-collector.1.gz
-#   /usr/share/bash-completion/completions/peakflow-bpf
+#   /usr/share/bash-completion/completions/peakflow-bpf, peakflow-collector
 #   /usr/share/doc/peakflow-bpf/{copyright,changelog.gz}
 #   /var/lib/peakflow                            history database directory
 
@@ -70,7 +70,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/config/collector.yaml DESTINATION /etc/peakf
         PERMISSIONS OWNER_READ OWNER_WRITE)
 install(PROGRAMS ${_pf_pkg_dir}/openwrt/peakflow-bpf DESTINATION share/peakflow-bpf/openwrt)
 install(FILES ${_pf_gen_dir}/peakflow-bpf.1.gz ${_pf_gen_dir}/peakflow-collector.1.gz DESTINATION share/man/man1)
-install(FILES ${_pf_pkg_dir}/bash-completion/peakflow-bpf
+install(FILES ${_pf_pkg_dir}/bash-completion/peakflow-bpf ${_pf_pkg_dir}/bash-completion/peakflow-collector
         DESTINATION share/bash-completion/completions)
 install(FILES ${_pf_pkg_dir}/debian/copyright ${_pf_gen_dir}/changelog.gz
         DESTINATION share/doc/peakflow-bpf)

@@ -9,7 +9,7 @@ apt-get install -y --no-install-recommends \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev \
   libgtest-dev libgmock-dev libsqlite3-dev sqlite3 libsystemd-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev libargon2-dev libpq-dev python3-aiosmtpd prometheus libhowardhinnant-date-dev tzdata faketime libclang-rt-14-dev curl \
   clang-format \
-  iproute2 util-linux libcap2-bin procps python3 kmod vsftpd pmacct strace \
+  iproute2 util-linux libcap2-bin procps python3 kmod vsftpd pmacct strace openssh-client openssl \
   dpkg-dev file lintian rpm debootstrap mandoc bash-completion lsb-base systemd
 # Tests only: a real PostgreSQL (initdb, pg_ctl) for the collector's heartbeat database probe.
 apt-get install -y --no-install-recommends postgresql

@@ -104,7 +104,7 @@ deb=$(ls build/peakflow-bpf_*.deb)
 rpm=$(ls build/peakflow-bpf-*.rpm)
 tests/packaging/check_packages.sh "$deb" "$rpm"
 tests/packaging/test_unit.sh build/user/peakflow-bpf
-tests/packaging/test_completion.sh
+tests/packaging/test_completion.sh build/user/peakflow-collector
 tests/packaging/test_initscripts.sh
 
 stage "packages: install test" "in a clean Debian 12 root"

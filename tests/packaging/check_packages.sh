@@ -26,6 +26,7 @@ files=(
     /usr/share/man/man1/peakflow-bpf.1.gz
     /usr/share/man/man1/peakflow-collector.1.gz
     /usr/share/bash-completion/completions/peakflow-bpf
+    /usr/share/bash-completion/completions/peakflow-collector
     /usr/share/doc/peakflow-bpf/copyright
     /usr/share/doc/peakflow-bpf/changelog.gz
 )
@@ -38,6 +39,7 @@ modes=(
     "-rw-r----- /etc/peakflow/config.yaml"
     "-rw-r--r-- /lib/systemd/system/peakflow-bpf.service"
     "-rw-r--r-- /usr/share/man/man1/peakflow-bpf.1.gz"
+    "-rw-r--r-- /usr/share/bash-completion/completions/peakflow-collector"
     "drwxr-xr-x /var/lib/peakflow/"
 )
 

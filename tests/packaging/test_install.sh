@@ -5,12 +5,16 @@
 #   sudo tests/packaging/test_install.sh build/peakflow-bpf_0.1.0_amd64.deb
 #
 # Builds nothing: the .deb is made with `cpack -G DEB` in the build directory. Needs root,
-# debootstrap and a reachable Debian mirror (PEAKFLOW_TEST_MIRROR, default deb.debian.org).
+# debootstrap and a reachable Debian mirror (PEAKFLOW_TEST_MIRROR, default deb.debian.org);
+# the deploy part also ssh, ssh-keygen, openssl, strace, curl and an sshd (install-deps.sh).
 # Steps: debootstrap --variant=minbase bookworm; apt-get install ./pkg.deb (dependencies
 # come from the mirror); check the files, the conffiles and the init links; run
 # `peakflow-bpf --version` and `peakflow-bpf config check`; edit the config and reinstall
-# (the edit must survive); remove (conffiles stay), purge (conffiles go). Everything is
-# unmounted and deleted on exit, whatever happened.
+# (the edit must survive); remove (conffiles stay), purge (conffiles go); then
+# scripts/deploy-agent.sh deploys the package into the same root over ssh
+# (tests/packaging/test_deploy.sh: the dependencies are there by now, so the root needs no
+# mirror inside its network namespace). Everything is unmounted and deleted on exit,
+# whatever happened.
 #
 # PEAKFLOW_TEST_TARBALL=FILE caches the debootstrap download: made on the first run,
 # unpacked on later ones.
@@ -18,6 +22,7 @@
 # package's postinst would otherwise start the daemon, which would attach XDP programs to
 # the host's interfaces (a chroot shares the host's network).
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 
 DEB=${1:-}
 MIRROR=${PEAKFLOW_TEST_MIRROR:-http://deb.debian.org/debian}
@@ -108,6 +113,7 @@ for f in /usr/sbin/peakflow-bpf /lib/systemd/system/peakflow-bpf.service /etc/in
          /usr/sbin/peakflow-collector /lib/systemd/system/peakflow-collector.service \
          /etc/peakflow/collector.yaml \
          /usr/share/bash-completion/completions/peakflow-bpf \
+         /usr/share/bash-completion/completions/peakflow-collector \
          /usr/share/peakflow-bpf/openwrt/peakflow-bpf \
          /usr/share/doc/peakflow-bpf/copyright /usr/share/doc/peakflow-bpf/changelog.gz; do
     expect_file "$f"
@@ -181,4 +187,12 @@ expect_gone /etc/init.d/peakflow-bpf
 expect_gone /etc/systemd/system/multi-user.target.wants/peakflow-bpf.service
 ! compgen -G "$ROOT/etc/rc[0-6S].d/[SK]*peakflow-bpf" >/dev/null || fail "init links left after purge"
 expect_gone /usr/share/doc/peakflow-bpf
+
+# --- deploy over ssh into the same root -----------------------------------------------------
+# sudo, for the deploy test's login as a user with passwordless sudo (from the mirror, now:
+# the root has no network in the deploy test's namespace).
+step "apt-get install sudo"
+in_root "${APT[@]}" install --no-install-recommends sudo >/dev/null || fail "apt-get install sudo failed"
+step "scripts/deploy-agent.sh into the root (tests/packaging/test_deploy.sh)"
+"$here/test_deploy.sh" "$ROOT" "$DEB" || fail "the deploy test failed"
 step "done"
