@@ -10,12 +10,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
 #include "fleet_test_support.hpp"
 #include "peakflow/accounting/report.hpp"
+#include "peakflow/kernel/maps.hpp"
 #include "report_test_support.hpp"
 #include "test_postgres.hpp"
 
@@ -121,6 +123,77 @@ TEST_F(FleetStoreTest, TokensAreRandomHashedAndRevocable) {
     EXPECT_NE(t2, *t);
     EXPECT_FALSE(store_->authenticate(*t).take().has_value());
     EXPECT_EQ(store_->authenticate(t2).take()->agent, "nas-1");
+}
+
+// Day roll-ups (Asia/Shanghai): sums over a range with whole past days equal the sums of
+// the buckets, row for row per interface and MAC, with the partial first day and today read
+// from the buckets; the whole day in the range is marked clean once rolled up; a late row
+// into it takes it off the list and the next read has it.
+TEST_F(FleetStoreTest, DayRollupsGiveTheBucketsSums) {
+    store_->create_token("nas-1", kNow).take();
+    store_->create_token("nas-2", kNow).take();
+    Calendar cal = Calendar::create("Asia/Shanghai", {PeakWindow{}}, 1).take();
+    store_->use_day_rollups(cal, [] { return kNow; });
+    const int64_t today = cal.day_start(cal.local_date(kNow));  // 2026-11-30 00:00 +08
+    struct Row {
+        std::string agent, mac;
+        int64_t ts;
+        uint64_t rx, tx;
+    };
+    std::vector<Row> rows;
+    for (int d = 3; d >= 0; d--)
+        for (int h : {0, 5, 13, 23})
+            for (const char* agent : {"nas-1", "nas-2"})
+                for (const char* mac : {"", "02:00:00:00:00:07"}) {
+                    const int64_t ts = today - d * 86400 + h * 3600 + 300 * d;
+                    if (ts > kTs) continue;
+                    rows.push_back({agent, mac, ts, uint64_t(1000 * d + h + 1), uint64_t(10 * d + h + 7)});
+                }
+    int64_t seq[2] = {0, 0};
+    for (const char* agent : {"nas-1", "nas-2"}) {
+        std::vector<WireBucket> b;
+        for (const auto& r : rows)
+            if (r.agent == agent) b.push_back(bucket(r.ts, r.rx, r.tx, r.mac));
+        ingest(agent, report_of(agent, {buckets(++seq[agent[4] - '1'], b)}));
+    }
+    // From 12:00 of the 28th (a partial day) to now: the 29th is the one whole past day.
+    const int64_t from = today - 2 * 86400 + 12 * 3600;
+    auto expect = [&](const std::vector<Row>& all) {
+        std::map<std::pair<std::string, int64_t>, std::pair<uint64_t, uint64_t>> want;
+        for (const auto& r : all)
+            if (r.ts >= from && r.ts < kNow) {
+                auto& w = want[{r.agent + "/eth0", r.mac.empty() ? kIfaceTotal : mac_to_int(*parse_mac(r.mac))}];
+                w.first += r.rx;
+                w.second += r.tx;
+            }
+        auto got = store_->usage({})->totals(Filter{}, from, kNow).take();
+        std::map<std::pair<std::string, int64_t>, std::pair<uint64_t, uint64_t>> have;
+        for (const auto& g : got) {
+            auto& h = have[{g.iface, g.mac}];
+            h.first += g.dir[PF_DIR_RX].bytes;
+            h.second += g.dir[PF_DIR_TX].bytes;
+        }
+        EXPECT_EQ(have, want);
+        EXPECT_EQ(want.size(), 4u);
+    };
+    expect(rows);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_days_clean"), 1);
+    EXPECT_EQ(scalar("SELECT day FROM fleet_days_clean"), today - 86400);
+    // nas-1's total of the 29th: 4 hours' rows of day offset 1.
+    EXPECT_EQ(scalar("SELECT rx_bytes FROM fleet_days WHERE agent = 'nas-1' AND mac = " + std::to_string(kIfaceTotal)),
+              1001 + 1006 + 1014 + 1024);
+
+    // A late row into the 29th (an agent's backlog): the day is rolled up again.
+    rows.push_back({"nas-2", "", today - 86400 + 7 * 3600, 555, 444});
+    ingest("nas-2", report_of("nas-2", {buckets(2, {bucket(rows.back().ts, 555, 444)})}));
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_days_clean"), 0);
+    expect(rows);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_days_clean"), 1);
+    // Nothing left to do; the days before are rolled up when asked: the 25th to the 28th
+    // (the 29th is clean, today has not ended).
+    EXPECT_EQ(store_->settle_days(from, kNow).take(), 0);
+    EXPECT_EQ(store_->settle_days(today - 5 * 86400, kNow).take(), 4);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_days_clean"), 5);
 }
 
 TEST_F(FleetStoreTest, DuplicateBatchIsAcknowledgedNotStoredTwice) {

@@ -222,6 +222,10 @@ struct CollectorServer::Impl {
                                          [this](const AgentRow& a, int64_t t) { return offline_notice(a, t); });
         if (!moved) return moved.error();
         for (const auto& t : *moved) dispatch(t.notice, true);
+        // The days that ended since, or took late rows, rolled up before a reader needs them:
+        // the 40 days back cover a billing month and the month before it, mostly.
+        if (auto n = store->settle_days(now() - 40 * 86400, now()); !n)
+            spdlog::warn("day roll-ups: {}", n.error().message());
         return Ok{};
     }
 
@@ -1030,6 +1034,9 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
     if (!store) return store.error();
     m.store = std::move(*store);
     m.store->set_push_alerts(m.o.push_failure_alert_after, push_failure_notice);
+    // The dashboard's and report's sums over whole days come from day roll-ups of the
+    // collector's time zone (docs/fleet.md, "Roll-ups").
+    m.store->use_day_rollups(*m.cal, m.o.clock);
     auto users = FleetUsers::open(*m.store, m.o.password_hash);
     if (!users) return users.error();
     m.users = std::move(*users);

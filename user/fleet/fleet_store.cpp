@@ -81,6 +81,17 @@ CREATE TABLE IF NOT EXISTS fleet_flows(
   PRIMARY KEY(agent, iface, ts, other, src, dst, proto, port)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS fleet_flows_ts ON fleet_flows(ts);
 )"},
+                                  // Day roll-ups of fleet_buckets (FleetStore::use_day_rollups): the
+                                  // sums of each local day of the collector's time zone, valid for
+                                  // the days listed in fleet_days_clean; a bucket written into a day
+                                  // takes the day off that list.
+                                  {"fleet", 4, R"(
+CREATE TABLE IF NOT EXISTS fleet_days(
+  agent TEXT NOT NULL, iface TEXT NOT NULL, mac INTEGER NOT NULL, day INTEGER NOT NULL, peak INTEGER NOT NULL,
+  rx_bytes INTEGER NOT NULL, rx_packets INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, tx_packets INTEGER NOT NULL,
+  PRIMARY KEY(day, agent, iface, mac, peak)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fleet_days_clean(day INTEGER PRIMARY KEY, zone TEXT NOT NULL);
+)"},
                                   // Central configuration (central_store.hpp): values per scope ('' the
                                   // fleet, else an agent), each scope's version, the audit log, and what
                                   // each agent reported it runs.
@@ -333,6 +344,7 @@ Result<std::optional<TokenAuth>> FleetStore::authenticate(const std::string& tok
 }
 
 Status FleetStore::write_buckets(const std::string& agent, const std::vector<WireBucket>& rows) {
+    if (auto st = dirty_days(rows); !st) return st;
     // Many rows per statement: a 20000-row batch is 200 statements, not 20000. A bucket's
     // values at the agent only grow, so the larger of what is held and what arrives wins,
     // field by field: the order in which copies of a row arrive (a live copy, the closed
@@ -877,16 +889,165 @@ void bind_selection(StoreStmt& q, const FleetStore::Selection& s, bool qualified
 
 }  // namespace
 
+// The local days a batch of rows wrote into are no longer rolled up. Every such write takes
+// the table's lock (PostgreSQL: ROW EXCLUSIVE, also when no row goes), so it waits for a
+// settle_day() under way and a settle_day() waits for it (LOCK ... EXCLUSIVE): a day is
+// never marked clean with a write it did not see.
+Status FleetStore::dirty_days(const std::vector<WireBucket>& rows) {
+    if (!rollup_cal_ || rows.empty()) return Ok{};
+    std::vector<int64_t> days;
+    for (const auto& b : rows) {
+        const int64_t d = rollup_cal_->day_start(rollup_cal_->local_date(b.ts));
+        if (std::find(days.begin(), days.end(), d) == days.end()) days.push_back(d);
+    }
+    auto p = kept("DELETE FROM fleet_days_clean WHERE day = ?");
+    if (!p) return p.error();
+    for (int64_t d : days) {
+        StoreStmt& s = **p;
+        StmtGuard g{s};
+        s.bind(1, d);
+        if (auto st = db_->check(s.step(), "mark day for roll-up"); !st) return st;
+    }
+    return Ok{};
+}
+
+void FleetStore::use_day_rollups(const Calendar& cal, std::function<int64_t()> clock) {
+    std::lock_guard<std::mutex> l(mu_);
+    rollup_cal_ = cal;
+    rollup_clock_ = std::move(clock);
+}
+
+// Day `day` (a local day start) of every agent summed from its buckets into fleet_days and
+// marked clean, unless it already is (another collector on the database did it).
+Status FleetStore::settle_day(int64_t day, int64_t day_end) {
+    auto tx = db_->begin();
+    if (!tx) return tx.error();
+    if (auto st = db_->lock_exclusive("fleet_days_clean"); !st) return st;
+    {
+        auto q = db_->prepare("SELECT count(*) FROM fleet_days_clean WHERE day = ? AND zone = ?");
+        if (!q) return q.error();
+        q->bind(1, day).bind(2, rollup_cal_->tz_name());
+        if (const int rc = q->step(); rc != SQLITE_ROW) return db_->error(rc, "read roll-up state");
+        if (q->i64(0) > 0) return Ok{};
+    }
+    const char* steps[] = {
+        "DELETE FROM fleet_days WHERE day = ?1",
+        "INSERT INTO fleet_days(agent, iface, mac, day, peak, rx_bytes, rx_packets, tx_bytes, tx_packets) "
+        "SELECT agent, iface, mac, ?1, peak, SUM(rx_bytes), SUM(rx_packets), SUM(tx_bytes), SUM(tx_packets) "
+        "FROM fleet_buckets WHERE ts >= ?1 AND ts < ?2 GROUP BY agent, iface, mac, peak",
+        "INSERT INTO fleet_days_clean(day, zone) VALUES (?1, ?3) "
+        "ON CONFLICT(day) DO UPDATE SET zone = excluded.zone"};
+    for (const char* sql : steps) {
+        auto q = db_->prepare(sql);
+        if (!q) return q.error();
+        q->bind(1, day).bind(2, day_end).bind(3, rollup_cal_->tz_name());
+        if (auto st = db_->check(q->step(), "roll up a day"); !st) return st;
+    }
+    return tx->commit();
+}
+
+Result<int> FleetStore::settle_days(int64_t from, int64_t to) {
+    std::lock_guard<std::mutex> l(mu_);
+    return settle_locked(from, to);
+}
+
+// The whole local days of [from, to) that ended before now, rolled up where they are not.
+Result<int> FleetStore::settle_locked(int64_t from, int64_t to) {
+    if (!rollup_cal_) return 0;
+    const int64_t now = rollup_clock_();
+    std::vector<std::pair<int64_t, int64_t>> days;
+    for (LocalDate d = rollup_cal_->local_date(from);; d = Calendar::next_day(d)) {
+        const int64_t start = rollup_cal_->day_start(d), end = rollup_cal_->day_end(d);
+        if (end > to || end > now) break;
+        if (start >= from) days.emplace_back(start, end);
+    }
+    if (days.empty()) return 0;
+    std::vector<int64_t> clean;
+    {
+        auto q = db_->prepare("SELECT day FROM fleet_days_clean WHERE day >= ? AND day < ? AND zone = ?");
+        if (!q) return q.error();
+        q->bind(1, days.front().first).bind(2, days.back().second).bind(3, rollup_cal_->tz_name());
+        int rc;
+        while ((rc = q->step()) == SQLITE_ROW) clean.push_back(q->i64(0));
+        if (auto c = db_->check(rc, "read roll-up state"); !c) return c.error();
+    }
+    int settled = 0;
+    for (const auto& [start, end] : days) {
+        if (std::find(clean.begin(), clean.end(), start) != clean.end()) continue;
+        if (auto st = settle_day(start, end); !st) return st.error();
+        settled++;
+    }
+    return settled;
+}
+
 Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qualified, const Filter& f, int64_t from,
                                                      int64_t to, bool sums) {
+    // Sums over whole days that ended come from the day roll-ups, the edges from the buckets.
+    if (sums && rollup_cal_) {
+        std::lock_guard<std::mutex> l(mu_);
+        if (auto n = settle_locked(from, to); !n) return n.error();
+        int64_t first = -1, last = -1;  // the rolled-up days: [first, last)
+        for (LocalDate d = rollup_cal_->local_date(from);; d = Calendar::next_day(d)) {
+            const int64_t start = rollup_cal_->day_start(d), end = rollup_cal_->day_end(d);
+            if (end > to || end > rollup_clock_()) break;
+            if (start < from) continue;
+            if (first < 0) first = start;
+            last = end;
+        }
+        if (first >= 0) {
+            std::map<std::tuple<std::string, int64_t, bool>, UsageRow> acc;
+            auto add = [&](std::vector<UsageRow> rows) {
+                for (auto& r : rows) {
+                    UsageRow& into = acc[{r.iface, r.mac, r.peak}];
+                    into.iface = r.iface;
+                    into.mac = r.mac;
+                    into.peak = r.peak;
+                    for (int d = 0; d < PF_DIR_COUNT; d++) {
+                        into.dir[d].bytes += r.dir[d].bytes;
+                        into.dir[d].packets += r.dir[d].packets;
+                    }
+                }
+            };
+            for (auto [table, a, b] : {std::tuple<const char*, int64_t, int64_t>{"fleet_days", first, last},
+                                       {"fleet_buckets", from, first},
+                                       {"fleet_buckets", last, to}}) {
+                if (a >= b) continue;
+                auto rows = read_sums(table, s, qualified, f, a, b);
+                if (!rows) return rows.error();
+                add(std::move(*rows));
+            }
+            std::vector<UsageRow> out;
+            out.reserve(acc.size());
+            for (auto& [k, v] : acc) out.push_back(std::move(v));
+            return out;
+        }
+    }
+    if (sums) {
+        std::lock_guard<std::mutex> l(mu_);
+        return read_sums("fleet_buckets", s, qualified, f, from, to);
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    return read_rows("fleet_buckets", "ts", s, qualified, f, from, to, false);
+}
+
+// Sums per (interface, MAC, peak) of `table` (fleet_buckets by ts, fleet_days by day).
+Result<std::vector<UsageRow>> FleetStore::read_sums(const char* table, const Selection& s, bool qualified,
+                                                    const Filter& f, int64_t from, int64_t to) {
+    return read_rows(table, std::string(table) == "fleet_days" ? "day" : "ts", s, qualified, f, from, to, true);
+}
+
+Result<std::vector<UsageRow>> FleetStore::read_rows(const char* table, const char* time, const Selection& s,
+                                                    bool qualified, const Filter& f, int64_t from, int64_t to,
+                                                    bool sums) {
     const std::string name = qualified ? "b.agent || '/' || b.iface" : "b.iface";
+    const std::string t = std::string("b.") + time;
     std::string sql =
         sums ? "SELECT " + name +
                    " AS n, b.mac, 0, b.peak, SUM(b.rx_bytes), SUM(b.rx_packets), SUM(b.tx_bytes), SUM(b.tx_packets)"
-             : "SELECT " + name + " AS n, b.mac, b.ts, b.peak, b.rx_bytes, b.rx_packets, b.tx_bytes, b.tx_packets";
-    sql += " FROM fleet_buckets b WHERE b.ts >= ?1 AND b.ts < ?2" + selection_sql(s, qualified, f);
-    sql += sums ? " GROUP BY n, b.mac, b.peak ORDER BY n, b.mac, b.peak" : " ORDER BY b.ts, n, b.mac";
-    std::lock_guard<std::mutex> l(mu_);
+             : "SELECT " + name + " AS n, b.mac, " + t + ", b.peak, b.rx_bytes, b.rx_packets, b.tx_bytes, b.tx_packets";
+    sql += std::string(" FROM ") + table + " b WHERE " + t + " >= ?1 AND " + t + " < ?2" +
+           selection_sql(s, qualified, f);
+    sql += sums ? " GROUP BY n, b.mac, b.peak ORDER BY n, b.mac, b.peak" : " ORDER BY " + t + ", n, b.mac";
     auto q = db_->prepare(sql);
     if (!q) return q.error();
     q->bind(1, from).bind(2, to);

@@ -270,6 +270,7 @@ class SqliteStore final : public StoreDb {
         return read_schema_version(db_, name);
     }
     Result<bool> try_leader(const std::string&) override { return true; }
+    Status lock_exclusive(const std::string&) override { return Ok{}; }
     std::string translate(const std::string& sql) const override {
         return rewrite(sql, SqlEngine::Sqlite, false, nullptr);
     }
@@ -410,6 +411,9 @@ class PgStore final : public StoreDb {
         if (rc == SQLITE_ROW) return std::optional<int>(std::atoi(q->text(0).c_str()));
         if (rc == SQLITE_DONE) return std::optional<int>();
         return error(rc, "read schema version");
+    }
+    Status lock_exclusive(const std::string& table) override {
+        return exec("LOCK TABLE " + table + " IN EXCLUSIVE MODE");
     }
     Result<bool> try_leader(const std::string& name) override {
         auto q = prepare("SELECT pg_try_advisory_lock(" + std::to_string(kLockClassNamed) + ", hashtext(?))", false);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/usage_source.hpp"
 #include "peakflow/common/error.hpp"
 #include "peakflow/fleet/store_db.hpp"
@@ -176,6 +177,14 @@ class FleetStore {
     };
     std::unique_ptr<UsageSource> usage(const Selection& s);
 
+    // Day roll-ups (docs/fleet.md, "Roll-ups"): sums over whole local days of `cal`'s zone
+    // that ended before clock() come from one row per (day, agent, interface, MAC, peak)
+    // instead of the day's 288 buckets; a bucket written into a day takes it off the list of
+    // clean days, and the next read (or settle_days) rolls it up again. Off until called.
+    void use_day_rollups(const Calendar& cal, std::function<int64_t()> clock);
+    // Rolls up the whole days of [from, to) that ended and are not clean; how many.
+    Result<int> settle_days(int64_t from, int64_t to);
+
     // Internal to the usage views.
     Result<std::vector<UsageRow>> read_usage(const Selection& s, bool qualified, const Filter& f, int64_t from,
                                              int64_t to, bool sums);
@@ -190,12 +199,21 @@ class FleetStore {
     Status write_host(const std::string& agent, const std::vector<WireHost>& rows);
     Status write_heartbeats(const std::string& agent, const std::vector<WireHeartbeat>& rows, int64_t now);
     Status write_flows(const std::string& agent, const std::vector<WireFlowPair>& rows);
+    Status dirty_days(const std::vector<WireBucket>& rows);
+    Status settle_day(int64_t day, int64_t day_end);
+    Result<int> settle_locked(int64_t from, int64_t to);
+    Result<std::vector<UsageRow>> read_sums(const char* table, const Selection& s, bool qualified, const Filter& f,
+                                            int64_t from, int64_t to);
+    Result<std::vector<UsageRow>> read_rows(const char* table, const char* time, const Selection& s, bool qualified,
+                                            const Filter& f, int64_t from, int64_t to, bool sums);
     Result<StoreStmt*> kept(const std::string& sql);
 
     std::mutex mu_;  // one connection, used by the server's threads and the offline watch
     std::unique_ptr<StoreDb> db_;
     std::string path_, target_;
     std::map<std::string, StoreStmt> stmts_;  // after db_: finalized before it closes
+    std::optional<Calendar> rollup_cal_;
+    std::function<int64_t()> rollup_clock_;
     int push_alert_after_ = 0;
     PushNoticeFn push_notice_;
 };

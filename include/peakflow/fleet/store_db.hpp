@@ -136,6 +136,11 @@ class StoreDb {
     virtual Status apply_schema(std::span<const SchemaPart> parts) = 0;
     virtual Result<std::optional<int>> schema_version(const std::string& name) = 0;
 
+    // Inside a transaction: no other transaction writes `table` until this one ends, and
+    // this one waits for those that did (PostgreSQL: LOCK TABLE ... IN EXCLUSIVE MODE;
+    // SQLite: nothing to do, its one writer is this transaction).
+    virtual Status lock_exclusive(const std::string& table) = 0;
+
     // A lock only one connection holds at a time, kept until the connection closes (or
     // released): true when this connection holds it now. SQLite: always true (one file, one
     // collector).
