@@ -545,7 +545,7 @@ std::string customer_iface(const Config& cfg, const CliCommand& c, Store& store)
     if (!cfg.interfaces.empty()) return cfg.interfaces.front();
     auto known = store.interfaces().take();
     if (known.size() == 1) return known.front();
-    return detect_default_interface(Paths{}).take();
+    return detect_default_interface(Paths{}).take().ifname;
 }
 
 int run_customer_cmd(const CliCommand& c, const Config& cfg, const Calendar& cal) {
@@ -720,7 +720,7 @@ int run_cli(int argc, char** argv) {
                 // What attach would count: the configured interfaces, else the default route's.
                 std::vector<std::string> configured = cfg.interfaces;
                 if (configured.empty())
-                    if (auto d = detect_default_interface(Paths{}); d) configured.push_back(*d);
+                    if (auto d = detect_default_interface(Paths{}); d) configured.push_back(d->ifname);
                 auto r = collect_status(p.cmd.ifaces, configured, cfg.accounting.database, Paths{});
                 std::cout << (p.cmd.status_json ? render_status_json(r)
                                                 : render_status_text(r, cal, static_cast<int64_t>(::time(nullptr))));

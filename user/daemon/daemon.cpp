@@ -112,8 +112,8 @@ Result<std::vector<std::string>> interfaces_to_attach(const DaemonOptions& o) {
     if (ifaces.empty()) {
         auto d = detect_default_interface(o.paths);
         if (!d) return d.error();
-        ifaces.push_back(*d);
-        spdlog::info("no interface named: using {}, which carries the default route", ifaces.back());
+        ifaces.push_back(d->ifname);
+        spdlog::info("no interface named: using {}, {}", d->ifname, d->reason);
     }
     return ifaces;
 }
