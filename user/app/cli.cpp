@@ -519,7 +519,11 @@ int run_attach(const CliCommand& c) {
     tracker->loaded(cfg, std::move(outcome));
     DaemonOptions o = daemon_options(cfg, c);
     spdlog::set_level(spdlog::level::from_str(o.log_level));
-    if (!cfg.log_dir.empty()) add_agent_log_files(cfg.log_dir).take();
+    if (!cfg.log_dir.empty()) {
+        // A start that has no interface to count on leaves no log directory behind either.
+        check_start_interfaces(o).take();
+        add_agent_log_files(cfg.log_dir).take();
+    }
     o.reload = [c, tracker] { return load_daemon_options(c, *tracker); };
     o.applied = [tracker](const std::vector<ConfigProblem>& p) { tracker->daemon_applied(p); };
     return run_daemon(o);

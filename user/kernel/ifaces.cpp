@@ -311,4 +311,8 @@ Result<DefaultInterface> detect_default_interface(const Paths& p) {
     return detect_default_interface(p, *links);
 }
 
+Error unknown_interface(const std::string& ifname) {
+    return Error{"unknown interface '" + ifname + "'", "", 0, "see 'ip link' for the names"};
+}
+
 }  // namespace pf

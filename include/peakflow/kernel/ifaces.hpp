@@ -48,4 +48,7 @@ struct DefaultInterface {
 Result<DefaultInterface> detect_default_interface(const Paths& paths, const std::vector<LinkDesc>& links);
 Result<DefaultInterface> detect_default_interface(const Paths& paths);  // links from read_links()
 
+// The error for an interface name that does not exist in this network namespace.
+Error unknown_interface(const std::string& ifname);
+
 }  // namespace pf
