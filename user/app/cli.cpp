@@ -519,7 +519,11 @@ int run_attach(const CliCommand& c) {
     tracker->loaded(cfg, std::move(outcome));
     DaemonOptions o = daemon_options(cfg, c);
     spdlog::set_level(spdlog::level::from_str(o.log_level));
-    if (!cfg.log_dir.empty()) add_agent_log_files(cfg.log_dir).take();
+    if (!cfg.log_dir.empty()) {
+        // A start that has no interface to count on leaves no log directory behind either.
+        check_start_interfaces(o).take();
+        add_agent_log_files(cfg.log_dir).take();
+    }
     o.reload = [c, tracker] { return load_daemon_options(c, *tracker); };
     o.applied = [tracker](const std::vector<ConfigProblem>& p) { tracker->daemon_applied(p); };
     return run_daemon(o);
@@ -545,7 +549,7 @@ std::string customer_iface(const Config& cfg, const CliCommand& c, Store& store)
     if (!cfg.interfaces.empty()) return cfg.interfaces.front();
     auto known = store.interfaces().take();
     if (known.size() == 1) return known.front();
-    return detect_default_interface(Paths{}).take();
+    return detect_default_interface(Paths{}).take().ifname;
 }
 
 int run_customer_cmd(const CliCommand& c, const Config& cfg, const Calendar& cal) {
@@ -720,7 +724,7 @@ int run_cli(int argc, char** argv) {
                 // What attach would count: the configured interfaces, else the default route's.
                 std::vector<std::string> configured = cfg.interfaces;
                 if (configured.empty())
-                    if (auto d = detect_default_interface(Paths{}); d) configured.push_back(*d);
+                    if (auto d = detect_default_interface(Paths{}); d) configured.push_back(d->ifname);
                 auto r = collect_status(p.cmd.ifaces, configured, cfg.accounting.database, Paths{});
                 std::cout << (p.cmd.status_json ? render_status_json(r)
                                                 : render_status_text(r, cal, static_cast<int64_t>(::time(nullptr))));

@@ -1,6 +1,7 @@
 #include "peakflow/daemon/daemon.hpp"
 
 #include <bpf/libbpf.h>
+#include <net/if.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
@@ -107,15 +108,31 @@ std::vector<ConfigProblem> reload(DaemonOptions& o, Accountant& acct, Services& 
     return problems;
 }
 
-Result<std::vector<std::string>> interfaces_to_attach(const DaemonOptions& o) {
-    std::vector<std::string> ifaces = o.ifaces;
-    if (ifaces.empty()) {
-        auto d = detect_default_interface(o.paths);
-        if (!d) return d.error();
-        ifaces.push_back(*d);
-        spdlog::info("no interface named: using {}, which carries the default route", ifaces.back());
-    }
-    return ifaces;
+struct Chosen {
+    std::vector<std::string> ifaces;
+    std::string picked;  // how the default was picked, for the log; empty when named
+};
+
+// The named interfaces, else the one of the default route. Creates nothing.
+Result<Chosen> interfaces_to_attach(const DaemonOptions& o) {
+    if (!o.ifaces.empty()) return Chosen{o.ifaces, ""};
+    auto d = detect_default_interface(o.paths);
+    if (!d) return d.error();
+    return Chosen{{d->ifname}, "no interface named: using " + d->ifname + ", " + d->reason};
+}
+
+// At start only: on a reload, each missing interface is a problem of its own (see reattach).
+Status all_present(const std::vector<std::string>& ifaces) {
+    for (const auto& name : ifaces)
+        if (if_nametoindex(name.c_str()) == 0) return unknown_interface(name);
+    return Ok{};
+}
+
+Result<std::vector<std::string>> log_interfaces_to_attach(const DaemonOptions& o) {
+    auto c = interfaces_to_attach(o);
+    if (!c) return c.error();
+    if (!c->picked.empty()) spdlog::info("{}", c->picked);
+    return std::move(c->ifaces);
 }
 
 // The interfaces counted now, read by the metrics thread while a reload may change them.
@@ -227,6 +244,12 @@ sigset_t block_stop_signals() {
     return sigs;
 }
 
+Status check_start_interfaces(const DaemonOptions& o) {
+    auto c = interfaces_to_attach(o);
+    if (!c) return c.error();
+    return all_present(c->ifaces);
+}
+
 int run_daemon(const DaemonOptions& opts) {
     DaemonOptions o = opts;
     if (!o.clock) o.clock = [] { return static_cast<int64_t>(::time(nullptr)); };
@@ -235,14 +258,16 @@ int run_daemon(const DaemonOptions& opts) {
     // still before the threads started below.
     const sigset_t sigs = block_stop_signals();
 
-    // Everything that can fail on bad config or a bad database fails before attaching.
+    // Everything that can fail on bad config or a bad database fails before attaching, and
+    // a start with no interface to count on before it creates the database.
+    std::vector<std::string> ifaces = log_interfaces_to_attach(o).take();
+    all_present(ifaces).take();
     Calendar cal = o.accounting.calendar().take();
     auto store = Store::open(o.accounting.database).take();
     store->start_background_checkpoints(std::chrono::seconds(5)).take();
     spdlog::info("history in {} (time zone {}, billing day {})", o.accounting.database, cal.tz_name(),
                  o.accounting.billing_day);
 
-    std::vector<std::string> ifaces = interfaces_to_attach(o).take();
     std::vector<Running> running = attach_all(ifaces, o);
     IfaceList counted(ifaces);
 
@@ -301,7 +326,7 @@ int run_daemon(const DaemonOptions& opts) {
     // attaches, the old ones keep counting.
     auto reattach = [&](const DaemonOptions& next) {
         std::vector<ConfigProblem> problems;
-        auto wanted = interfaces_to_attach(next);
+        auto wanted = log_interfaces_to_attach(next);
         if (!wanted) {
             problems.push_back({"interfaces", wanted.error().message()});
             return problems;

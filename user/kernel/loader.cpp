@@ -23,6 +23,7 @@
 
 #include "peakflow.skel.h"
 #include "peakflow/common/scope_guard.hpp"
+#include "peakflow/kernel/ifaces.hpp"
 #include "peakflow/kernel/libbpf_log.hpp"
 
 namespace fs = std::filesystem;
@@ -413,7 +414,7 @@ void detach_ingress(int ifindex, XdpMode mode) {
 
 Result<AttachedInterface> attach_interface(const std::string& ifname, const AttachOptions& opts, const Paths& paths) {
     int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
-    if (ifindex == 0) return Error{"unknown interface '" + ifname + "'", "", 0, "see 'ip link' for the names"};
+    if (ifindex == 0) return unknown_interface(ifname);
 
     // Refuse to displace someone else's XDP program, before anything is changed.
     const XdpQuery xq = query_xdp(ifindex);

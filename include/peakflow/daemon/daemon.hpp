@@ -52,6 +52,11 @@ struct DaemonOptions {
 // harmless.
 sigset_t block_stop_signals();
 
+// What a start would count on (the named interfaces, each present, else the physical one of
+// the default route), checked without creating anything: run_daemon checks it before it
+// creates the database; the app, before its log files.
+Status check_start_interfaces(const DaemonOptions& o);
+
 int run_daemon(const DaemonOptions& opts);
 
 }  // namespace pf
