@@ -281,7 +281,7 @@ TEST_F(FleetHistoryStore, SchemaOneIsReadAndMigrated) {
     EXPECT_EQ(p.rows[0].value, std::optional<int64_t>(6));
     EXPECT_FALSE(p.rows[1].value.has_value());
     auto db = SqliteDb::open(path_).take();
-    EXPECT_EQ(read_schema_version(db, "fleet").take(), std::optional<int>(4));
+    EXPECT_EQ(read_schema_version(db, "fleet").take(), std::optional<int>(6));
 }
 
 TEST_F(FleetHistoryStore, ThreeFailuresInARowRaiseOneAlertAndTheNextDeliveryOneRecovery) {

@@ -133,7 +133,7 @@ TEST_F(FleetStoreTest, DayRollupsGiveTheBucketsSums) {
     store_->create_token("nas-1", kNow).take();
     store_->create_token("nas-2", kNow).take();
     Calendar cal = Calendar::create("Asia/Shanghai", {PeakWindow{}}, 1).take();
-    store_->use_day_rollups(cal, [] { return kNow; });
+    ASSERT_TRUE(store_->use_day_rollups(cal, [] { return kNow; }).ok());
     const int64_t today = cal.day_start(cal.local_date(kNow));  // 2026-11-30 00:00 +08
     struct Row {
         std::string agent, mac;
@@ -189,11 +189,58 @@ TEST_F(FleetStoreTest, DayRollupsGiveTheBucketsSums) {
     EXPECT_EQ(scalar("SELECT count(*) FROM fleet_days_clean"), 0);
     expect(rows);
     EXPECT_EQ(scalar("SELECT count(*) FROM fleet_days_clean"), 1);
+    // Interface totals, today's whole day too, from the day totals kept as rows arrive; the
+    // same after they are made again from the buckets for another zone.
+    auto iface_totals = [&](int64_t a, int64_t z) {
+        std::map<std::string, uint64_t> out;
+        for (const auto& g : store_->usage({})->totals(Filter{std::nullopt, kIfaceTotal}, a, z).take())
+            out[g.iface] += g.dir[PF_DIR_RX].bytes + g.dir[PF_DIR_TX].bytes;
+        return out;
+    };
+    std::map<std::string, uint64_t> want_totals;
+    for (const auto& r : rows)
+        if (r.mac.empty() && r.ts >= from) want_totals[r.agent + "/eth0"] += r.rx + r.tx;
+    EXPECT_EQ(iface_totals(from, today + 86400), want_totals);
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_iface_days WHERE zone = 'Asia/Shanghai'"), 2 * 4 * 1);
+    ASSERT_TRUE(store_->use_day_rollups(Calendar::create("UTC", {PeakWindow{}}, 1).take(), [] { return kNow; }).ok());
+    EXPECT_EQ(scalar("SELECT count(*) FROM fleet_iface_days WHERE zone <> 'UTC'"), 0);
+    EXPECT_EQ(iface_totals(from, today + 86400), want_totals);
+    ASSERT_TRUE(store_->use_day_rollups(cal, [] { return kNow; }).ok());
+
     // Nothing left to do; the days before are rolled up when asked: the 25th to the 28th
     // (the 29th is clean, today has not ended).
     EXPECT_EQ(store_->settle_days(from, kNow).take(), 0);
     EXPECT_EQ(store_->settle_days(today - 5 * 86400, kNow).take(), 4);
     EXPECT_EQ(scalar("SELECT count(*) FROM fleet_days_clean"), 5);
+}
+
+// The fleet's 5-minute totals kept as reports arrive equal the interface-total rows summed
+// per bucket and peak flag: open buckets sent again with grown values, then closed; a row
+// whose peak flag changed; a MAC row (not counted); two agents in one bucket.
+TEST_F(FleetStoreTest, FleetPointsEqualTheSumOfTheAgentsRows) {
+    store_->create_token("nas-1", kNow).take();
+    store_->create_token("nas-2", kNow).take();
+    auto live = [&](const char* agent, std::vector<WireBucket> rows) {
+        WireReport r = report_of(agent, {});
+        r.live = std::move(rows);
+        ingest(agent, r);
+    };
+    live("nas-1", {bucket(kTs, 100, 10), bucket(kTs, 70, 7, "02:00:00:00:00:05")});
+    live("nas-1", {bucket(kTs, 250, 30)});
+    live("nas-2", {bucket(kTs, 1000, 1)});
+    ingest("nas-1", report_of("nas-1", {buckets(1, {bucket(kTs, 300, 40), bucket(kTs - 300, 5, 5)})}));
+    // An older copy arriving late changes nothing; a peak flag that changed moves the row.
+    live("nas-1", {bucket(kTs, 200, 20)});
+    WireBucket peak = bucket(kTs - 300, 9, 5);
+    peak.peak = true;
+    ingest("nas-1", report_of("nas-1", {buckets(2, {peak})}));
+    auto points = store_->fleet_points(kTs - 600, kTs + 300).take();
+    std::vector<std::string> got;
+    for (const auto& p : points)
+        got.push_back(std::to_string(p.ts - kTs) + (p.peak ? " peak " : " off ") +
+                      std::to_string(p.dir[PF_DIR_RX].bytes) + "/" + std::to_string(p.dir[PF_DIR_TX].bytes));
+    EXPECT_EQ(got, (std::vector<std::string>{"-300 off 0/0", "-300 peak 9/5", "0 off 1300/41"}));
+    EXPECT_EQ(scalar("SELECT SUM(rx_bytes) FROM fleet_buckets WHERE mac = -1"), 1309);
 }
 
 TEST_F(FleetStoreTest, DuplicateBatchIsAcknowledgedNotStoredTwice) {

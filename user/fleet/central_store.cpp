@@ -129,6 +129,19 @@ Result<CentralConfig> central_effective(FleetStore& s, const std::string& agent)
     });
 }
 
+Result<std::map<std::string, std::string>> central_key_values(FleetStore& s, const std::string& key) {
+    return s.with_db([&](StoreDb& db) -> Result<std::map<std::string, std::string>> {
+        auto q = db.prepare("SELECT scope, value FROM central_values WHERE key = ?");
+        if (!q) return q.error();
+        q->bind(1, key);
+        std::map<std::string, std::string> out;
+        int rc;
+        while ((rc = q->step()) == SQLITE_ROW) out[q->text(0)] = q->text(1);
+        if (auto c = db.check(rc, "read central config"); !c) return c.error();
+        return out;
+    });
+}
+
 Result<CentralConfig> central_fleet(FleetStore& s) {
     return s.with_db([&](StoreDb& db) -> Result<CentralConfig> {
         auto tx = db.begin(TxMode::Read);

@@ -1036,7 +1036,7 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(CollectorOptions
     m.store->set_push_alerts(m.o.push_failure_alert_after, push_failure_notice);
     // The dashboard's and report's sums over whole days come from day roll-ups of the
     // collector's time zone (docs/fleet.md, "Roll-ups").
-    m.store->use_day_rollups(*m.cal, m.o.clock);
+    if (auto st = m.store->use_day_rollups(*m.cal, m.o.clock); !st) return st.error();
     auto users = FleetUsers::open(*m.store, m.o.password_hash);
     if (!users) return users.error();
     m.users = std::move(*users);

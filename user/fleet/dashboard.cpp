@@ -102,13 +102,11 @@ void put_range(Json& j, const Calendar& cal, int64_t from, int64_t to) {
 const Filter kIfaceTotals{std::nullopt, kIfaceTotal};
 constexpr size_t kDayPeers = 500;  // MAC rows of a day view: a page, not an export
 
-// The 5-minute buckets of [from, to) that hold traffic, summed over the source's
-// interfaces, oldest first; `totals` gets their sum.
-Result<Json> bucket_points(UsageSource& src, const Calendar& cal, int64_t from, int64_t to, ReportFigures& totals) {
-    auto rows = src.buckets(kIfaceTotals, from, to);
-    if (!rows) return rows.error();
+// 5-minute rows as chart points: those of a bucket summed (over interfaces), oldest first;
+// `totals` gets their sum.
+Json bucket_points(const std::vector<UsageRow>& rows, const Calendar& cal, ReportFigures& totals) {
     std::map<int64_t, std::pair<bool, ReportFigures>> per;
-    for (const auto& r : *rows) {
+    for (const auto& r : rows) {
         auto& p = per[r.ts];
         p.first = p.first || r.peak;
         add_row(p.second, r);
@@ -152,11 +150,12 @@ Result<Json> month_p95(UsageSource& src, const Calendar& cal, const BillingMonth
                 {"interfaces", std::move(ifaces)}};
 }
 
-std::optional<bool> central_push_switch(FleetStore& store, const std::string& agent) {
-    auto eff = central_effective(store, agent);
-    if (!eff) return std::nullopt;
-    auto it = eff->values.find("push.enabled");
-    if (it == eff->values.end()) return std::nullopt;
+// The central push switch of `agent` (its own value, else the fleet's) among `values`
+// (central_key_values of push.enabled); nullopt: not set centrally.
+std::optional<bool> central_push_switch(const std::map<std::string, std::string>& values, const std::string& agent) {
+    auto it = values.find(agent);
+    if (it == values.end()) it = values.find("");
+    if (it == values.end()) return std::nullopt;
     Json v = Json::parse(it->second, nullptr, false);
     if (!v.is_boolean()) return std::nullopt;
     return v.get<bool>();
@@ -238,12 +237,15 @@ nlohmann::ordered_json agent_row_json(const AgentRow& a, const Calendar& cal, in
 ApiAnswer dashboard_agents(const DashboardContext& c) {
     auto agents = c.store.agents();
     if (!agents) return fail(500, "cannot read the agents: " + agents.error().message());
+    // One read of the switches for all agents, not one per agent.
+    auto switches = central_key_values(c.store, "push.enabled");
+    if (!switches) return fail(500, "cannot read the central config: " + switches.error().message());
     Json list = Json::array();
     for (const auto& a : *agents) {
         Json row = agent_row_json(a, c.cal, c.now, c.offline_after);
         row["interval"] = a.interval;
         row["revoked"] = a.revoked;
-        const auto sw = central_push_switch(c.store, a.name);
+        const auto sw = central_push_switch(*switches, a.name);
         row["push_enabled"] = sw ? Json(*sw) : Json(nullptr);
         list.push_back(std::move(row));
     }
@@ -314,8 +316,9 @@ ApiAnswer dashboard_traffic(const DashboardContext& c, const std::multimap<std::
         d = *parsed;
     }
     const int64_t from = c.cal.day_start(d), to = c.cal.day_end(d);
-    auto points = bucket_points(*src, c.cal, from, to, totals);
-    if (!points) return fail(500, "cannot read the traffic: " + points.error().message());
+    auto rows = src->buckets(kIfaceTotals, from, to);
+    if (!rows) return fail(500, "cannot read the traffic: " + rows.error().message());
+    Json points = bucket_points(*rows, c.cal, totals);
     // The day's peers: each interface's MACs, the largest first (at most kDayPeers).
     auto peer_rows = src->totals(Filter{}, from, to);
     if (!peer_rows) return fail(500, "cannot read the traffic: " + peer_rows.error().message());
@@ -337,7 +340,7 @@ ApiAnswer dashboard_traffic(const DashboardContext& c, const std::multimap<std::
     j["day"] = d.str();
     put_range(j, c.cal, from, to);
     j["totals"] = figures_json(totals);
-    j["points"] = std::move(*points);
+    j["points"] = std::move(points);
     j["macs"] = std::move(macs);
     j["macs_total"] = peers.size();
     return ok(j);
@@ -374,15 +377,19 @@ ApiAnswer dashboard_overview(const DashboardContext& c) {
         add_row(day_total, r);
         add_row(per_agent[r.iface.substr(0, r.iface.find('/'))], r);
     }
-    auto month_rows = src->totals(kIfaceTotals, c.cal.month_start(month), c.cal.month_end(month));
+    // The month: its days before today (whole days, from the day roll-ups) and today's rows
+    // read above.
+    auto month_rows = src->totals(kIfaceTotals, c.cal.month_start(month), c.cal.day_start(today));
     if (!month_rows) return fail(500, "cannot read the traffic: " + month_rows.error().message());
-    ReportFigures month_total;
+    ReportFigures month_total = day_total;
     for (const auto& r : *month_rows) add_row(month_total, r);
-    // The last 24 hours: 288 buckets up to and with the one now is in.
+    // The last 24 hours: 288 buckets up to and with the one now is in, from the fleet's
+    // 5-minute totals.
     const int64_t to = Calendar::bucket_start(c.now) + kBucketSeconds, from = to - 288 * kBucketSeconds;
     ReportFigures day_points_total;
-    auto points = bucket_points(*src, c.cal, from, to, day_points_total);
-    if (!points) return fail(500, "cannot read the traffic: " + points.error().message());
+    auto point_rows = c.store.fleet_points(from, to);
+    if (!point_rows) return fail(500, "cannot read the traffic: " + point_rows.error().message());
+    auto points = bucket_points(*point_rows, c.cal, day_points_total);
 
     std::vector<std::pair<std::string, ReportFigures>> top(per_agent.begin(), per_agent.end());
     std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) {
@@ -431,7 +438,7 @@ ApiAnswer dashboard_overview(const DashboardContext& c) {
     j["month"] = std::move(mj);
     Json last;
     put_range(last, c.cal, from, to);
-    last["points"] = std::move(*points);
+    last["points"] = std::move(points);
     j["last24h"] = std::move(last);
     j["top_agents"] = std::move(top_json);
     j["open_alerts"] = std::move(open);

@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <tuple>
+
+#include <spdlog/spdlog.h>
 
 #include "peakflow/fleet/heartbeat.hpp"
 #include "peakflow/kernel/maps.hpp"
@@ -91,6 +94,31 @@ CREATE TABLE IF NOT EXISTS fleet_days(
   rx_bytes INTEGER NOT NULL, rx_packets INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, tx_packets INTEGER NOT NULL,
   PRIMARY KEY(day, agent, iface, mac, peak)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fleet_days_clean(day INTEGER PRIMARY KEY, zone TEXT NOT NULL);
+)"},
+                                  // The fleet's 5-minute totals (the interface-total rows of every
+                                  // agent summed per bucket and peak flag), kept as reports arrive;
+                                  // the time index covers the columns the range reads need.
+                                  {"fleet", 5, R"(
+CREATE TABLE IF NOT EXISTS fleet_points(
+  ts INTEGER NOT NULL, peak INTEGER NOT NULL,
+  rx_bytes INTEGER NOT NULL, rx_packets INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, tx_packets INTEGER NOT NULL,
+  PRIMARY KEY(ts, peak)) WITHOUT ROWID;
+INSERT INTO fleet_points(ts, peak, rx_bytes, rx_packets, tx_bytes, tx_packets)
+  SELECT ts, peak, SUM(rx_bytes), SUM(rx_packets), SUM(tx_bytes), SUM(tx_packets) FROM fleet_buckets
+  WHERE mac = -1 GROUP BY ts, peak;
+DROP INDEX IF EXISTS fleet_buckets_ts;
+CREATE INDEX IF NOT EXISTS fleet_buckets_time ON fleet_buckets(
+  ts, mac, agent, iface, peak, rx_bytes, rx_packets, tx_bytes, tx_packets);
+)"},
+                                  // Each interface's totals per local day of the collector's zone
+                                  // (zone), kept as reports arrive, today's too: made from the
+                                  // buckets when the zone is new (FleetStore::use_day_rollups).
+                                  {"fleet", 6, R"(
+CREATE TABLE IF NOT EXISTS fleet_iface_days(
+  day INTEGER NOT NULL, agent TEXT NOT NULL, iface TEXT NOT NULL, peak INTEGER NOT NULL, zone TEXT NOT NULL,
+  mac INTEGER NOT NULL DEFAULT -1,
+  rx_bytes INTEGER NOT NULL, rx_packets INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, tx_packets INTEGER NOT NULL,
+  PRIMARY KEY(day, agent, iface, peak)) WITHOUT ROWID;
 )"},
                                   // Central configuration (central_store.hpp): values per scope ('' the
                                   // fleet, else an agent), each scope's version, the audit log, and what
@@ -343,8 +371,112 @@ Result<std::optional<TokenAuth>> FleetStore::authenticate(const std::string& tok
     return std::optional<TokenAuth>(TokenAuth{q.text(0), q.i64(2) != 0});
 }
 
+// What the interface-total rows of a batch add to the fleet's 5-minute totals: each
+// field's growth over what is held (a row's values only grow: write_buckets), under the
+// peak flag the row has now (moved from the old one if it changed).
+Status FleetStore::add_points(const std::string& agent, const std::vector<WireBucket>& rows) {
+    using Figures = std::array<int64_t, 4>;
+    std::map<std::pair<int64_t, bool>, Figures> add;
+    std::map<std::tuple<int64_t, std::string, bool>, Figures> add_day;  // (day, iface, peak)
+    auto day_of = [&](int64_t ts) { return rollup_cal_->day_start(rollup_cal_->local_date(ts)); };
+    std::map<std::pair<std::string, int64_t>, std::pair<bool, Figures>> seen;  // earlier rows of the batch
+    auto old = kept(
+        "SELECT peak, rx_bytes, rx_packets, tx_bytes, tx_packets FROM fleet_buckets "
+        "WHERE agent = ? AND iface = ? AND ts = ? AND mac = ?");
+    if (!old) return old.error();
+    for (const auto& b : rows) {
+        if (!b.mac.empty()) continue;
+        const Figures now{int64_t(b.rx_bytes), int64_t(b.rx_packets), int64_t(b.tx_bytes), int64_t(b.tx_packets)};
+        std::optional<std::pair<bool, Figures>> held;
+        if (auto it = seen.find({b.iface, b.ts}); it != seen.end()) {
+            held = it->second;
+        } else {
+            StoreStmt& s = **old;
+            StmtGuard g{s};
+            s.bind(1, agent).bind(2, b.iface).bind(3, b.ts).bind(4, kIfaceTotal);
+            const int rc = s.step();
+            if (rc == SQLITE_ROW)
+                held = std::make_pair(s.i64(0) != 0, Figures{s.i64(1), s.i64(2), s.i64(3), s.i64(4)});
+            else if (auto c = db_->check(rc, "read bucket"); !c)
+                return c;
+        }
+        Figures merged = now;
+        if (held) {
+            for (size_t i = 0; i < 4; i++) merged[i] = std::max(merged[i], held->second[i]);
+            Figures& from = add[{b.ts, held->first}];
+            for (size_t i = 0; i < 4; i++) from[i] -= held->second[i];
+            if (rollup_cal_) {
+                Figures& d = add_day[{day_of(b.ts), b.iface, held->first}];
+                for (size_t i = 0; i < 4; i++) d[i] -= held->second[i];
+            }
+        }
+        Figures& to = add[{b.ts, b.peak}];
+        for (size_t i = 0; i < 4; i++) to[i] += merged[i];
+        if (rollup_cal_) {
+            Figures& d = add_day[{day_of(b.ts), b.iface, b.peak}];
+            for (size_t i = 0; i < 4; i++) d[i] += merged[i];
+        }
+        seen[{b.iface, b.ts}] = {b.peak, merged};
+    }
+    auto up = kept(
+        "INSERT INTO fleet_points(ts, peak, rx_bytes, rx_packets, tx_bytes, tx_packets) VALUES (?,?,?,?,?,?) "
+        "ON CONFLICT(ts, peak) DO UPDATE SET rx_bytes = fleet_points.rx_bytes + excluded.rx_bytes, "
+        "rx_packets = fleet_points.rx_packets + excluded.rx_packets, "
+        "tx_bytes = fleet_points.tx_bytes + excluded.tx_bytes, tx_packets = fleet_points.tx_packets + "
+        "excluded.tx_packets");
+    if (!up) return up.error();
+    for (const auto& [key, f] : add) {
+        if (f == Figures{}) continue;
+        StoreStmt& s = **up;
+        StmtGuard g{s};
+        s.bind(1, key.first).bind(2, key.second ? 1 : 0).bind(3, f[0]).bind(4, f[1]).bind(5, f[2]).bind(6, f[3]);
+        if (auto c = db_->check(s.step(), "store the fleet's totals"); !c) return c;
+    }
+    if (add_day.empty()) return Ok{};
+    auto upd = kept(
+        "INSERT INTO fleet_iface_days(day, agent, iface, peak, zone, rx_bytes, rx_packets, tx_bytes, tx_packets) "
+        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(day, agent, iface, peak) DO UPDATE SET "
+        "rx_bytes = fleet_iface_days.rx_bytes + excluded.rx_bytes, "
+        "rx_packets = fleet_iface_days.rx_packets + excluded.rx_packets, "
+        "tx_bytes = fleet_iface_days.tx_bytes + excluded.tx_bytes, "
+        "tx_packets = fleet_iface_days.tx_packets + excluded.tx_packets");
+    if (!upd) return upd.error();
+    for (const auto& [key, f] : add_day) {
+        if (f == Figures{}) continue;
+        StoreStmt& s = **upd;
+        StmtGuard g{s};
+        s.bind(1, std::get<0>(key)).bind(2, agent).bind(3, std::get<1>(key)).bind(4, std::get<2>(key) ? 1 : 0);
+        s.bind(5, rollup_cal_->tz_name()).bind(6, f[0]).bind(7, f[1]).bind(8, f[2]).bind(9, f[3]);
+        if (auto c = db_->check(s.step(), "store the day's totals"); !c) return c;
+    }
+    return Ok{};
+}
+
+Result<std::vector<UsageRow>> FleetStore::fleet_points(int64_t from, int64_t to) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto q = db_->prepare(
+        "SELECT ts, peak, rx_bytes, rx_packets, tx_bytes, tx_packets FROM fleet_points WHERE ts >= ? AND ts < ? "
+        "ORDER BY ts, peak");
+    if (!q) return q.error();
+    q->bind(1, from).bind(2, to);
+    std::vector<UsageRow> out;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) {
+        UsageRow r;
+        r.mac = kIfaceTotal;
+        r.ts = q->i64(0);
+        r.peak = q->i64(1) != 0;
+        r.dir[PF_DIR_RX] = {static_cast<uint64_t>(q->i64(2)), static_cast<uint64_t>(q->i64(3))};
+        r.dir[PF_DIR_TX] = {static_cast<uint64_t>(q->i64(4)), static_cast<uint64_t>(q->i64(5))};
+        out.push_back(std::move(r));
+    }
+    if (auto c = db_->check(rc, "read the fleet's totals"); !c) return c.error();
+    return out;
+}
+
 Status FleetStore::write_buckets(const std::string& agent, const std::vector<WireBucket>& rows) {
     if (auto st = dirty_days(rows); !st) return st;
+    if (auto st = add_points(agent, rows); !st) return st;
     // Many rows per statement: a 20000-row batch is 200 statements, not 20000. A bucket's
     // values at the agent only grow, so the larger of what is held and what arrives wins,
     // field by field: the order in which copies of a row arrive (a live copy, the closed
@@ -911,10 +1043,47 @@ Status FleetStore::dirty_days(const std::vector<WireBucket>& rows) {
     return Ok{};
 }
 
-void FleetStore::use_day_rollups(const Calendar& cal, std::function<int64_t()> clock) {
+Status FleetStore::use_day_rollups(const Calendar& cal, std::function<int64_t()> clock) {
     std::lock_guard<std::mutex> l(mu_);
     rollup_cal_ = cal;
     rollup_clock_ = std::move(clock);
+    // fleet_iface_days in this zone, made from the buckets if its rows are of another zone
+    // (or there are none yet while buckets are there: a store from before it). The table's
+    // lock makes reports under way finish first and those that come wait: each adds to
+    // what was made from the buckets it could see.
+    auto tx = db_->begin();
+    if (!tx) return tx.error();
+    if (auto st = db_->lock_exclusive("fleet_iface_days"); !st) return st;
+    int64_t other = 0, mine = 0, lo = 0, hi = -1;
+    {
+        auto q = db_->prepare(
+            "SELECT (SELECT count(*) FROM fleet_iface_days WHERE zone <> ?1), "
+            "(SELECT count(*) FROM fleet_iface_days WHERE zone = ?1), "
+            "(SELECT min(ts) FROM fleet_buckets WHERE mac = -1), (SELECT max(ts) FROM fleet_buckets WHERE mac = -1)");
+        if (!q) return q.error();
+        q->bind(1, cal.tz_name());
+        if (const int rc = q->step(); rc != SQLITE_ROW) return db_->error(rc, "read day totals");
+        other = q->i64(0);
+        mine = q->i64(1);
+        if (!q->is_null(2)) {
+            lo = q->i64(2);
+            hi = q->i64(3);
+        }
+    }
+    if (other == 0 && (mine > 0 || hi < lo)) return tx->commit();
+    spdlog::info("database {}: making each interface's day totals in {} from the 5-minute rows", path_, cal.tz_name());
+    if (auto st = db_->exec("DELETE FROM fleet_iface_days"); !st) return st;
+    auto ins = db_->prepare(
+        "INSERT INTO fleet_iface_days(day, agent, iface, peak, zone, rx_bytes, rx_packets, tx_bytes, tx_packets) "
+        "SELECT ?1, agent, iface, peak, ?3, SUM(rx_bytes), SUM(rx_packets), SUM(tx_bytes), SUM(tx_packets) "
+        "FROM fleet_buckets WHERE mac = -1 AND ts >= ?1 AND ts < ?2 GROUP BY agent, iface, peak");
+    if (!ins) return ins.error();
+    for (LocalDate d = cal.local_date(lo); cal.day_start(d) <= hi; d = Calendar::next_day(d)) {
+        StmtGuard g{*ins};
+        ins->bind(1, cal.day_start(d)).bind(2, cal.day_end(d)).bind(3, cal.tz_name());
+        if (auto st = db_->check(ins->step(), "make day totals"); !st) return st;
+    }
+    return tx->commit();
 }
 
 // Day `day` (a local day start) of every agent summed from its buckets into fleet_days and
@@ -982,6 +1151,42 @@ Result<int> FleetStore::settle_locked(int64_t from, int64_t to) {
 
 Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qualified, const Filter& f, int64_t from,
                                                      int64_t to, bool sums) {
+    // Interface totals over whole days, today's too, from fleet_iface_days.
+    if (sums && rollup_cal_ && f.mac == kIfaceTotal) {
+        std::lock_guard<std::mutex> l(mu_);
+        int64_t first = -1, last = -1;
+        for (LocalDate d = rollup_cal_->local_date(from);; d = Calendar::next_day(d)) {
+            const int64_t start = rollup_cal_->day_start(d), end = rollup_cal_->day_end(d);
+            if (end > to) break;
+            if (start < from) continue;
+            if (first < 0) first = start;
+            last = end;
+        }
+        if (first >= 0) {
+            std::map<std::tuple<std::string, int64_t, bool>, UsageRow> acc;
+            for (auto [table, a, b] : {std::tuple<const char*, int64_t, int64_t>{"fleet_iface_days", first, last},
+                                       {"fleet_buckets", from, first},
+                                       {"fleet_buckets", last, to}}) {
+                if (a >= b) continue;
+                auto rows = read_sums(table, s, qualified, f, a, b);
+                if (!rows) return rows.error();
+                for (auto& r : *rows) {
+                    UsageRow& into = acc[{r.iface, r.mac, r.peak}];
+                    into.iface = r.iface;
+                    into.mac = r.mac;
+                    into.peak = r.peak;
+                    for (int dir = 0; dir < PF_DIR_COUNT; dir++) {
+                        into.dir[dir].bytes += r.dir[dir].bytes;
+                        into.dir[dir].packets += r.dir[dir].packets;
+                    }
+                }
+            }
+            std::vector<UsageRow> out;
+            out.reserve(acc.size());
+            for (auto& [k, v] : acc) out.push_back(std::move(v));
+            return out;
+        }
+    }
     // Sums over whole days that ended come from the day roll-ups, the edges from the buckets.
     if (sums && rollup_cal_) {
         std::lock_guard<std::mutex> l(mu_);
@@ -1033,7 +1238,7 @@ Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qu
 // Sums per (interface, MAC, peak) of `table` (fleet_buckets by ts, fleet_days by day).
 Result<std::vector<UsageRow>> FleetStore::read_sums(const char* table, const Selection& s, bool qualified,
                                                     const Filter& f, int64_t from, int64_t to) {
-    return read_rows(table, std::string(table) == "fleet_days" ? "day" : "ts", s, qualified, f, from, to, true);
+    return read_rows(table, std::string(table) == "fleet_buckets" ? "ts" : "day", s, qualified, f, from, to, true);
 }
 
 Result<std::vector<UsageRow>> FleetStore::read_rows(const char* table, const char* time, const Selection& s,
@@ -1045,8 +1250,8 @@ Result<std::vector<UsageRow>> FleetStore::read_rows(const char* table, const cha
         sums ? "SELECT " + name +
                    " AS n, b.mac, 0, b.peak, SUM(b.rx_bytes), SUM(b.rx_packets), SUM(b.tx_bytes), SUM(b.tx_packets)"
              : "SELECT " + name + " AS n, b.mac, " + t + ", b.peak, b.rx_bytes, b.rx_packets, b.tx_bytes, b.tx_packets";
-    sql += std::string(" FROM ") + table + " b WHERE " + t + " >= ?1 AND " + t + " < ?2" +
-           selection_sql(s, qualified, f);
+    sql +=
+        std::string(" FROM ") + table + " b WHERE " + t + " >= ?1 AND " + t + " < ?2" + selection_sql(s, qualified, f);
     sql += sums ? " GROUP BY n, b.mac, b.peak ORDER BY n, b.mac, b.peak" : " ORDER BY " + t + ", n, b.mac";
     auto q = db_->prepare(sql);
     if (!q) return q.error();

@@ -51,6 +51,9 @@ Result<std::vector<CentralEntry>> central_entries(FleetStore& s, const std::stri
 // What `agent` gets: the fleet's values overridden by its own; the version is the newer of
 // the two scopes' (0 when nothing was ever set).
 Result<CentralConfig> central_effective(FleetStore& s, const std::string& agent);
+// The value of `key` in every scope that sets it ("" the fleet, else an agent's name), in
+// one query: what central_effective(s, agent).values[key] is for each agent at once.
+Result<std::map<std::string, std::string>> central_key_values(FleetStore& s, const std::string& key);
 // The fleet-wide set alone, at the fleet scope's version.
 Result<CentralConfig> central_fleet(FleetStore& s);
 // Newest first; `scope` set: only that scope's rows.

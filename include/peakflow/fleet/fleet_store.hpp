@@ -181,9 +181,16 @@ class FleetStore {
     // that ended before clock() come from one row per (day, agent, interface, MAC, peak)
     // instead of the day's 288 buckets; a bucket written into a day takes it off the list of
     // clean days, and the next read (or settle_days) rolls it up again. Off until called.
-    void use_day_rollups(const Calendar& cal, std::function<int64_t()> clock);
+    // Also keeps each interface's totals per day (today's too) as reports arrive, made from
+    // the buckets when the zone is new: interface-total sums over whole days read those.
+    Status use_day_rollups(const Calendar& cal, std::function<int64_t()> clock);
     // Rolls up the whole days of [from, to) that ended and are not clean; how many.
     Result<int> settle_days(int64_t from, int64_t to);
+
+    // The fleet's 5-minute totals in [from, to) (every agent's interface totals summed per
+    // bucket and peak flag; iface empty, mac kIfaceTotal), kept as reports arrive: the
+    // dashboard's fleet chart without reading every agent's rows.
+    Result<std::vector<UsageRow>> fleet_points(int64_t from, int64_t to);
 
     // Internal to the usage views.
     Result<std::vector<UsageRow>> read_usage(const Selection& s, bool qualified, const Filter& f, int64_t from,
@@ -200,6 +207,7 @@ class FleetStore {
     Status write_heartbeats(const std::string& agent, const std::vector<WireHeartbeat>& rows, int64_t now);
     Status write_flows(const std::string& agent, const std::vector<WireFlowPair>& rows);
     Status dirty_days(const std::vector<WireBucket>& rows);
+    Status add_points(const std::string& agent, const std::vector<WireBucket>& rows);
     Status settle_day(int64_t day, int64_t day_end);
     Result<int> settle_locked(int64_t from, int64_t to);
     Result<std::vector<UsageRow>> read_sums(const char* table, const Selection& s, bool qualified, const Filter& f,
