@@ -20,6 +20,18 @@ std::mutex g_mu;
 std::unique_ptr<TestPostgres> g_server;
 std::string g_failed;
 
+// What `cmd` (a shell command) writes to stdout.
+std::string output_of(const std::string& cmd) {
+    std::string out;
+    if (FILE* p = ::popen(cmd.c_str(), "r")) {
+        char buf[4096];
+        size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+        ::pclose(p);
+    }
+    return out;
+}
+
 std::string shell_quote(const std::string& s) {
     std::string out = "'";
     for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -107,13 +119,7 @@ std::string TestPostgres::create_database(const std::string& hint) {
 std::string TestPostgres::psql(const std::string& db, const std::string& sql) const {
     const std::string cmd = "/usr/bin/psql -X -q -A -t -v ON_ERROR_STOP=1 -h " + dir_ + " -p " + std::to_string(port_) +
                             " -U pf -d " + db + " -c " + shell_quote(sql) + " 2>&1";
-    std::string out;
-    if (FILE* p = ::popen(cmd.c_str(), "r")) {
-        char buf[4096];
-        size_t n;
-        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-        ::pclose(p);
-    }
+    std::string out = output_of(cmd);
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
 }
@@ -141,14 +147,7 @@ std::string collector_database_contents(const std::string& dir) {
         db = g_made.at(dir);
     }
     const std::string cmd = "/usr/bin/pg_dump '" + db + "' 2>&1";
-    std::string out;
-    if (FILE* p = ::popen(cmd.c_str(), "r")) {
-        char buf[4096];
-        size_t n;
-        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-        ::pclose(p);
-    }
-    return out;
+    return output_of(cmd);
 }
 
 std::string collector_database(const std::string& dir) {

@@ -202,6 +202,18 @@ Status insert_alert(StoreDb& db, StoredAlert& a, const std::string& digest, bool
     return Ok{};
 }
 
+// `r`'s figures added to `into`, which takes its interface, MAC, peak flag and `ts`.
+void add_into(UsageRow& into, const UsageRow& r, int64_t ts) {
+    into.iface = r.iface;
+    into.mac = r.mac;
+    into.ts = ts;
+    into.peak = r.peak;
+    for (int d = 0; d < PF_DIR_COUNT; d++) {
+        into.dir[d].bytes += r.dir[d].bytes;
+        into.dir[d].packets += r.dir[d].packets;
+    }
+}
+
 // The usage views of one selection.
 class FleetUsage : public UsageSource {
   public:
@@ -218,15 +230,7 @@ class FleetUsage : public UsageSource {
         std::map<std::tuple<int64_t, std::string, int64_t, bool>, UsageRow> acc;
         for (const auto& r : *rows) {
             const int64_t h = cal.hour_start(r.ts);
-            UsageRow& into = acc[{h, r.iface, r.mac, r.peak}];
-            into.iface = r.iface;
-            into.mac = r.mac;
-            into.ts = h;
-            into.peak = r.peak;
-            for (int d = 0; d < PF_DIR_COUNT; d++) {
-                into.dir[d].bytes += r.dir[d].bytes;
-                into.dir[d].packets += r.dir[d].packets;
-            }
+            add_into(acc[{h, r.iface, r.mac, r.peak}], r, h);
         }
         std::vector<UsageRow> out;
         out.reserve(acc.size());
@@ -1151,75 +1155,31 @@ Result<int> FleetStore::settle_locked(int64_t from, int64_t to) {
 
 Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qualified, const Filter& f, int64_t from,
                                                      int64_t to, bool sums) {
-    // Interface totals over whole days, today's too, from fleet_iface_days.
-    if (sums && rollup_cal_ && f.mac == kIfaceTotal) {
-        std::lock_guard<std::mutex> l(mu_);
-        int64_t first = -1, last = -1;
-        for (LocalDate d = rollup_cal_->local_date(from);; d = Calendar::next_day(d)) {
-            const int64_t start = rollup_cal_->day_start(d), end = rollup_cal_->day_end(d);
-            if (end > to) break;
-            if (start < from) continue;
-            if (first < 0) first = start;
-            last = end;
-        }
-        if (first >= 0) {
-            std::map<std::tuple<std::string, int64_t, bool>, UsageRow> acc;
-            for (auto [table, a, b] : {std::tuple<const char*, int64_t, int64_t>{"fleet_iface_days", first, last},
-                                       {"fleet_buckets", from, first},
-                                       {"fleet_buckets", last, to}}) {
-                if (a >= b) continue;
-                auto rows = read_sums(table, s, qualified, f, a, b);
-                if (!rows) return rows.error();
-                for (auto& r : *rows) {
-                    UsageRow& into = acc[{r.iface, r.mac, r.peak}];
-                    into.iface = r.iface;
-                    into.mac = r.mac;
-                    into.peak = r.peak;
-                    for (int dir = 0; dir < PF_DIR_COUNT; dir++) {
-                        into.dir[dir].bytes += r.dir[dir].bytes;
-                        into.dir[dir].packets += r.dir[dir].packets;
-                    }
-                }
-            }
-            std::vector<UsageRow> out;
-            out.reserve(acc.size());
-            for (auto& [k, v] : acc) out.push_back(std::move(v));
-            return out;
-        }
-    }
-    // Sums over whole days that ended come from the day roll-ups, the edges from the buckets.
+    // Interface totals over whole days, today's too, from fleet_iface_days; other sums over
+    // whole days that ended from the day roll-ups; the edges from the buckets.
     if (sums && rollup_cal_) {
         std::lock_guard<std::mutex> l(mu_);
-        if (auto n = settle_locked(from, to); !n) return n.error();
-        int64_t first = -1, last = -1;  // the rolled-up days: [first, last)
+        const bool iface_days = f.mac == kIfaceTotal;
+        if (!iface_days)
+            if (auto n = settle_locked(from, to); !n) return n.error();
+        int64_t first = -1, last = -1;  // the whole days: [first, last)
         for (LocalDate d = rollup_cal_->local_date(from);; d = Calendar::next_day(d)) {
             const int64_t start = rollup_cal_->day_start(d), end = rollup_cal_->day_end(d);
-            if (end > to || end > rollup_clock_()) break;
+            if (end > to || (!iface_days && end > rollup_clock_())) break;
             if (start < from) continue;
             if (first < 0) first = start;
             last = end;
         }
         if (first >= 0) {
             std::map<std::tuple<std::string, int64_t, bool>, UsageRow> acc;
-            auto add = [&](std::vector<UsageRow> rows) {
-                for (auto& r : rows) {
-                    UsageRow& into = acc[{r.iface, r.mac, r.peak}];
-                    into.iface = r.iface;
-                    into.mac = r.mac;
-                    into.peak = r.peak;
-                    for (int d = 0; d < PF_DIR_COUNT; d++) {
-                        into.dir[d].bytes += r.dir[d].bytes;
-                        into.dir[d].packets += r.dir[d].packets;
-                    }
-                }
-            };
-            for (auto [table, a, b] : {std::tuple<const char*, int64_t, int64_t>{"fleet_days", first, last},
+            for (auto [table, a, b] : {std::tuple<const char*, int64_t, int64_t>{
+                                           iface_days ? "fleet_iface_days" : "fleet_days", first, last},
                                        {"fleet_buckets", from, first},
                                        {"fleet_buckets", last, to}}) {
                 if (a >= b) continue;
                 auto rows = read_sums(table, s, qualified, f, a, b);
                 if (!rows) return rows.error();
-                add(std::move(*rows));
+                for (const auto& r : *rows) add_into(acc[{r.iface, r.mac, r.peak}], r, 0);
             }
             std::vector<UsageRow> out;
             out.reserve(acc.size());
