@@ -214,6 +214,11 @@ void add_into(UsageRow& into, const UsageRow& r, int64_t ts) {
     }
 }
 
+// A day is rolled up an hour after it ended, not before: the agents' reports of its last
+// buckets arrive in the minutes after midnight, and each would take it off the clean list
+// again. Until then sums read its buckets.
+constexpr int64_t kSettleAfter = 3600;
+
 // The usage views of one selection.
 class FleetUsage : public UsageSource {
   public:
@@ -1131,7 +1136,7 @@ Result<int> FleetStore::settle_locked(int64_t from, int64_t to) {
     std::vector<std::pair<int64_t, int64_t>> days;
     for (LocalDate d = rollup_cal_->local_date(from);; d = Calendar::next_day(d)) {
         const int64_t start = rollup_cal_->day_start(d), end = rollup_cal_->day_end(d);
-        if (end > to || end > now) break;
+        if (end > to || end + kSettleAfter > now) break;
         if (start >= from) days.emplace_back(start, end);
     }
     if (days.empty()) return 0;
@@ -1165,7 +1170,7 @@ Result<std::vector<UsageRow>> FleetStore::read_usage(const Selection& s, bool qu
         int64_t first = -1, last = -1;  // the whole days: [first, last)
         for (LocalDate d = rollup_cal_->local_date(from);; d = Calendar::next_day(d)) {
             const int64_t start = rollup_cal_->day_start(d), end = rollup_cal_->day_end(d);
-            if (end > to || (!iface_days && end > rollup_clock_())) break;
+            if (end > to || (!iface_days && end + kSettleAfter > rollup_clock_())) break;
             if (start < from) continue;
             if (first < 0) first = start;
             last = end;
