@@ -25,6 +25,10 @@ namespace pf {
 
 namespace {
 
+// The answer when the store could not be asked (a database that went away): not the
+// caller's fault, and worth trying again.
+constexpr const char* kStoreDown = "the collector cannot read its database now: try again";
+
 using Json = nlohmann::ordered_json;
 
 int64_t system_seconds() {
@@ -240,8 +244,9 @@ struct CollectorServer::Impl {
         }
     }
 
-    // The token of `Authorization: Bearer`, checked; the agent's name or a 401 in res.
-    std::optional<std::string> authenticate(const httplib::Request& req, std::string& why) {
+    // The token of `Authorization: Bearer`, checked: the agent's name, or why not and the
+    // status to answer (401; 500 when the store could not be asked).
+    std::optional<std::string> authenticate(const httplib::Request& req, std::string& why, int& status) {
         const std::string h = req.get_header_value("Authorization");
         const std::string prefix = "Bearer ";
         if (h.compare(0, prefix.size(), prefix) != 0) {
@@ -255,8 +260,10 @@ struct CollectorServer::Impl {
         }
         auto auth = store->authenticate(token);
         if (!auth) {
+            // Not the token's fault: the agent keeps its report and sends it again.
             spdlog::error("token lookup: {}", auth.error().message());
-            why = "unknown or revoked token";
+            why = kStoreDown;
+            status = 500;
             return std::nullopt;
         }
         if (!*auth || (*auth)->revoked) {
@@ -302,7 +309,11 @@ struct CollectorServer::Impl {
         const std::string bearer = h.rfind("Bearer ", 0) == 0 ? h.substr(7) : "";
         if (bearer.rfind(kUserTokenPrefix, 0) == 0) {
             auto t = users->check_token(bearer, now());
-            if (!t) spdlog::error("user token lookup: {}", t.error().message());
+            if (!t) {
+                spdlog::error("user token lookup: {}", t.error().message());
+                refuse(res, 500, kStoreDown, what, req, "");
+                return std::nullopt;
+            }
             if (t && t->outcome == TokenLookup::Valid) return Caller{t->who.user, t->who.role, "", req.remote_addr, ""};
             const bool expired = t && t->outcome == TokenLookup::Expired;
             refuse(res, 401, expired ? "token expired" : "unknown or revoked token", what, req, "");
@@ -310,6 +321,7 @@ struct CollectorServer::Impl {
             return std::nullopt;
         }
         std::string why = "missing credentials: log in, or send Authorization: Bearer with a user's API token";
+        int status = 401;
         if (const std::string sid = cookie(req, kSessionCookie); !sid.empty()) {
             auto s = users->check_session(sid, now());
             if (!s) spdlog::error("session lookup: {}", s.error().message());
@@ -325,11 +337,11 @@ struct CollectorServer::Impl {
             why = "the session ended (logged out, idle for 12 h or 7 days old): log in again";
         }
         if (agent_ok && !bearer.empty()) {
-            if (auto name = authenticate(req, why)) return Caller{"", "agent", *name, req.remote_addr, ""};
+            if (auto name = authenticate(req, why, status)) return Caller{"", "agent", *name, req.remote_addr, ""};
         } else if (!bearer.empty()) {
             why = "an agent's token is not accepted here: use a user's API token (pfu_...) or log in";
         }
-        refuse(res, 401, why, what, req, "");
+        refuse(res, status, why, what, req, "");
         return std::nullopt;
     }
 
@@ -560,9 +572,10 @@ struct CollectorServer::Impl {
             return false;
         }
         std::string why;
-        auto name = authenticate(req, why);
+        int status = 401;
+        auto name = authenticate(req, why, status);
         if (!name) {
-            refuse(res, 401, why, what, req, "");
+            refuse(res, status, why, what, req, "");
             return false;
         }
         agent = *name;
