@@ -15,12 +15,14 @@
 # collector's rows of that agent: byte for byte. It prints a table and exits 1 naming
 # every failure:
 #
-#   - growth that does not level off: a process's RSS, fds or threads (or the
+#   - growth that does not level off: a process's anonymous RSS, fds or threads (or the
 #     collector's WAL) whose maximum over the last third of the run is above the maximum
-#     over the middle third by more than a margin (RSS: 2%, at least 1 MiB; fds and
+#     over the middle third by more than a margin (memory: 2%, at least 1 MiB; fds and
 #     threads: 2, for the collector 2 + one per agent, as each agent may have a report in
-#     flight; WAL: 10%, at least 1 MiB). The first third is warm-up (caches, the SQLite
-#     page cache, allocator arenas) and is only reported;
+#     flight; WAL: 10%, at least 1 MiB); whole RSS by the median of the last third, as a
+#     sample may catch an agent holding its flow tables mapped for a moment (20 MB; see
+#     soak_report.py). The first third is warm-up (caches, the SQLite page cache,
+#     allocator arenas) and is only reported;
 #   - a zombie in any sample;
 #   - an agent whose mean CPU over the run is above --cpu-limit percent of the machine
 #     (default 10: "a client above 10% of the machine is not fit to deploy"; % of the
@@ -259,7 +261,8 @@ all_online || fail "not every agent reported within 60 s: $(coll agents)"
 pf_log "every agent has reported to the collector"
 
 # --- the run -------------------------------------------------------------------------------
-# Sample lines (tab-separated): P t name pid rss_kib fds threads cpu_ticks | D t db wal |
+# Sample lines (tab-separated): P t name pid rss_kib fds threads cpu_ticks anon_kib |
+# D t db wal |
 # Z t pid ppid comm | X t name pid (gone).
 PROC_NAMES=(collector)
 PROC_PIDS=("$COLL_PID")
@@ -280,7 +283,7 @@ is_ours() { # PID: is it one of PROC_PIDS or a descendant of one?
 }
 
 sample() { # T: one line per process, the database sizes, the zombies
-    local t=$1 i pid line rest k v rss thr fds f st
+    local t=$1 i pid line rest k v rss anon thr fds f st
     local -a fl sf
     for i in "${!PROC_PIDS[@]}"; do
         pid=${PROC_PIDS[i]}
@@ -291,18 +294,19 @@ sample() { # T: one line per process, the database sizes, the zombies
         fi
         rest=${line##*) }
         read -ra sf <<<"$rest"
-        rss="" thr=""
+        rss="" anon="" thr=""
         while read -r k v _; do
             case $k in
             VmRSS:) rss=$v ;;
+            RssAnon:) anon=$v ;;
             Threads:) thr=$v ;;
             esac
         done 2>/dev/null <"/proc/$pid/status" || true
         fl=(/proc/"$pid"/fd/*)
         fds=${#fl[@]}
         # stat fields 14 and 15 (utime, stime: all threads) are sf[11] and sf[12].
-        printf 'P\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${PROC_NAMES[i]}" "$pid" "${rss:-0}" "$fds" \
-            "${thr:-0}" "$((sf[11] + sf[12]))" >>"$SAMPLES"
+        printf 'P\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${PROC_NAMES[i]}" "$pid" "${rss:-0}" "$fds" \
+            "${thr:-0}" "$((sf[11] + sf[12]))" "${anon:-0}" >>"$SAMPLES"
     done
     printf 'D\t%s\t%s\t%s\n' "$t" "$(stat -c %s "$COLL_DB" 2>/dev/null || echo 0)" \
         "$(stat -c %s "$COLL_DB-wal" 2>/dev/null || echo 0)" >>"$SAMPLES"
