@@ -468,7 +468,8 @@ done
 warns=$(for f in "$PF_T"/collector.log "$PF_T"/a[0-9]*.log; do
     printf '%s %s, ' "$(basename "$f" .log)" "$(awk '$3 == "warning"' "$f" | wc -l)"
 done)
-pf_log "warning lines in the logs: ${warns%, }; runaway-process alerts at the collector: $(grep -c 'runaway' "$PF_T/alerts.txt" || true)"
+runaways=$(grep -cs 'runaway' "$PF_T/alerts.txt" || true) # no file: no alert at all
+pf_log "warning lines in the logs: ${warns%, }; runaway-process alerts at the collector: ${runaways:-0}"
 
 # --- the table -------------------------------------------------------------------------------
 report_rc=0
