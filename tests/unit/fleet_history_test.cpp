@@ -702,9 +702,14 @@ TEST_F(FleetHistoryServer, CollectorHistoryEqualsEachAgentsHistoryRowForRow) {
     EXPECT_EQ(failed.substr(failed.find('\n') + 1), "(no messages yet)\n");
 }
 
-TEST_F(FleetHistoryServer, CollectorHistoryRefusesBadTimesClearly) {
-    const std::string cfg = dir_ + "/collector.yaml";
-    std::ofstream(cfg) << "database: " << collector_database(dir_) << "\ntimezone: Asia/Shanghai\n";
+// No server here: its log lines (the database probe's, on its own thread) would land in the
+// captured stderr.
+TEST(FleetHistoryCli, CollectorHistoryRefusesBadTimesClearly) {
+    char tmpl[] = "/tmp/pf_fleet_history_cli_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    const std::string cfg = dir + "/collector.yaml";
+    std::ofstream(cfg) << "database: " << collector_database(dir) << "\ntimezone: Asia/Shanghai\n";
     auto run = [&](std::vector<std::string> args) {
         args.insert(args.begin(), "peakflow-collector");
         args.push_back("-f");
@@ -720,6 +725,8 @@ TEST_F(FleetHistoryServer, CollectorHistoryRefusesBadTimesClearly) {
               "time, Asia/Shanghai) or unix seconds\n");
     EXPECT_EQ(run({"history", "--from", "2026-11-30 10:00", "--to", "2026-11-30 09:00"}),
               "1 peakflow-collector: error: --from must be before --to\n");
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
 }
 
 TEST(CollectorConfigHistory, PushFailureAlertAfterIsParsedWithItsPlace) {
