@@ -168,11 +168,22 @@ static __always_inline int flow_acked(const struct pf_flow_slot *slot, __u32 idx
 	return ack && ack->token == pf_ack_token(slot->gen, slot->packets);
 }
 
-/* Gives the slot to a (new) flow: see struct pf_flow_slot for the gen protocol. */
+/* Gives the slot to a (new) flow: see struct pf_flow_slot for the gen protocol. The
+ * flow's stores must land between the two generation updates for a reader on another
+ * CPU. On x86-64 the atomic add without fetch (BPF_XADD, in every kernel with BPF) is a
+ * lock add: a full barrier, as the lock xadd and xchg of the fetching forms, at the same
+ * cost, so the program loads on kernels before 5.12 too. gen is read plainly: each CPU's
+ * table has one writer (see pf_iface), and gen_tail == gen whenever no update runs. On
+ * other architectures only the fetching forms order the stores (arm64 JITs them as
+ * ldaddal and swpal, the plain add as stadd), so they keep them and need Linux 5.12. */
 static __always_inline void start_flow(struct pf_flow_slot *slot, const struct pf_flow_key *key, __u8 tcp_flags,
 				       __u64 len, __u64 now)
 {
+#if defined(__TARGET_ARCH_x86)
+	__sync_fetch_and_add(&slot->gen, 1);
+#else
 	__u64 gen = __sync_fetch_and_add(&slot->gen, 1) + 1;
+#endif
 
 	__builtin_memcpy(&slot->key, key, sizeof(*key));
 	slot->bytes = len;
@@ -180,7 +191,11 @@ static __always_inline void start_flow(struct pf_flow_slot *slot, const struct p
 	slot->first_seen = now;
 	slot->last_seen = now;
 	slot->tcp_flags = tcp_flags;
+#if defined(__TARGET_ARCH_x86)
+	__sync_fetch_and_add(&slot->gen_tail, 1);
+#else
 	__sync_lock_test_and_set(&slot->gen_tail, gen);
+#endif
 }
 
 static __always_inline void account_flow(const struct pf_flow_key *key, __u8 tcp_flags, __u64 len)

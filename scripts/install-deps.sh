@@ -16,5 +16,8 @@ apt-get install -y --no-install-recommends postgresql
 # Tests only: the collector's dashboard driven in a real headless browser (tests/browser/).
 # /usr/bin/python3 is the interpreter Debian's selenium is installed for.
 apt-get install -y --no-install-recommends chromium chromium-driver python3-selenium
+# Tests only: the kernel tier boots Debian's own kernel under qemu with a busybox initramfs
+# (tests/vm/run_in_vm.sh); the kernel package itself is fetched there with apt-get download.
+apt-get install -y --no-install-recommends qemu-system-x86 busybox-static cpio
 # sshd for the SFTP export test, unpacked (not installed: that would start a system sshd).
 "$(dirname "$0")/fetch-sshd.sh" /usr/local/lib/peakflow-test/openssh

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: format check, build, unit + bpf tiers, the dashboard in headless Chromium,
-# integration tier, fuzzing (each
-# libFuzzer target for a bounded time), packages (deb, rpm, install test in a clean
-# Debian 12 root), then the unit and
-# bpf tiers again under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
+# the kernel tier on Debian 12's 6.1 under qemu, integration tier, fuzzing (each libFuzzer
+# target for a bounded time), packages (deb, rpm, install test in a clean Debian 12 root),
+# then the unit and bpf tiers again under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
 # and integration tiers load programs and make network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +66,12 @@ elif [[ ${CI:-} == true ]]; then
 else
     echo "== skipped: chromium, chromium-driver or python3-selenium is missing (scripts/install-deps.sh); CI runs it"
 fi
+
+# The kernel tier on a second kernel: Debian 12's own 6.1 (the build machine runs 6.18),
+# booted under qemu with this machine's root shared read-only (tests/vm/run_in_vm.sh): a
+# part of the bpf tier and the counting test in native XDP mode (tests/vm/kernel_tier.sh).
+stage "tests: kernel tier on Debian 12's kernel (qemu)" "tests/vm/kernel_tier.sh"
+tests/vm/run_in_vm.sh --timeout 600 -- bash tests/vm/kernel_tier.sh build
 
 # The ASan + UBSan build (CPU only) runs in the background from here on, while the
 # integration tier mostly waits (on fake clocks, timeouts, outages) and the later stages

@@ -110,7 +110,8 @@ Status for_each_element(int fd, const char* what, uint32_t n, size_t stride, Fn&
         int err = bpf_map_lookup_batch(fd, first ? nullptr : &next, &next, keys.data(), values.data(), &count, &bo);
         int e = err ? errno : 0;
         if (err && e != ENOENT) {
-            if (first && (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP)) {
+            // 524: the kernel's own ENOTSUPP, which 5.10 returns for per-CPU arrays.
+            if (first && (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP || e == 524)) {
                 batch = false;
                 break;
             }
