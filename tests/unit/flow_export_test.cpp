@@ -600,7 +600,52 @@ TEST(ExportConfig, SftpHostKeyAsSshKeygenPrintsIt) {
     c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    known_hosts: /root/.ssh/known_hosts\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(),
-              "t.yaml:4:18: key 'export.upload': host_key_sha256 and known_hosts are for sftp:// URLs");
+              "t.yaml:4:18: key 'export.upload': host_key_sha256, known_hosts and trust_first_host_key are for "
+              "sftp:// URLs");
+}
+
+TEST(ExportConfig, SftpTrustFirstHostKeyOnlyWithoutAKey) {
+    auto c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    trust_first_host_key: true\n", "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_TRUE(c->export_.upload.trust_first_host_key);
+    EXPECT_NE(dump_config(*c).find("    trust_first_host_key: true\n"), std::string::npos) << dump_config(*c);
+    // Where the key goes: beside the history database.
+    ExportConfig e = c->export_;
+    ASSERT_TRUE(prepare_export_upload(e, "/var/lib/peakflow/peakflow.db"));
+    EXPECT_EQ(e.upload.host_key_store, "/var/lib/peakflow/sftp_host_keys");
+    c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    known_hosts: /k\n    trust_first_host_key: true\n",
+                     "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:5:27: key 'export.upload.trust_first_host_key': only without host_key_sha256 and known_hosts "
+              "(they already name the key)");
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    trust_first_host_key: true\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:4:27: key 'export.upload': host_key_sha256, known_hosts and trust_first_host_key are for "
+              "sftp:// URLs");
+}
+
+// No host key configured: refused before any connection (the address is not even
+// resolved), the file stays where it is.
+TEST(ExportUpload, SftpWithoutAHostKeyIsRefused) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_sftp_nokey_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "flows_1.csv.gz") << "data";
+    ExportUploadConfig u;
+    u.url = "sftp://user:secret@sftp.invalid/in/";
+    u.password = "secret";
+    auto st = Uploader(u).upload((dir / "flows_1.csv.gz").string(), "flows_1.csv.gz");
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().message(),
+              "upload flows_1.csv.gz to sftp://user:****@sftp.invalid/in/: refused: the SFTP server's host key is not "
+              "configured (set export.upload.host_key_sha256 or known_hosts, or trust_first_host_key: true; the "
+              "files stay spooled)");
+    auto r = Uploader(u).run_cycle(dir.string(), "flows_");
+    EXPECT_EQ(r.failed, 1u);
+    EXPECT_EQ(r.uploaded, 0u);
+    EXPECT_TRUE(std::filesystem::exists(dir / "flows_1.csv.gz"));
+    std::filesystem::remove_all(dir);
 }
 
 // ---- CLI ----

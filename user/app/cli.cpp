@@ -653,7 +653,7 @@ int run_export_pipe_cmd(const CliCommand& c) {
         o.cfg.files.directory = c.data_dir;
     }
     o.cfg.files.enabled = true;
-    prepare_export_upload(o.cfg).take();
+    prepare_export_upload(o.cfg, cfg.accounting.database).take();
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     sigset_t sigs;
     sigemptyset(&sigs);

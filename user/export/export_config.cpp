@@ -74,7 +74,7 @@ Status parse_files(const Parser& p, const YAML::Node& n, const std::string& k, E
 Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, ExportUploadConfig& c) {
     if (auto st = check_keys(p, n, k,
                              {"url", "user", "password", "password_file", "interval", "passive", "spool_limit",
-                              "host_key_sha256", "known_hosts"});
+                              "host_key_sha256", "known_hosts", "trust_first_host_key"});
         !st)
         return st;
     if (!n["url"]) return p.error_at(n.Mark(), k + ".url", "missing (ftp://host/dir/ or sftp://host/dir/)");
@@ -106,9 +106,14 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
                               "characters)");
     }
     if (auto st = p.read_child(n, k, "known_hosts", "a file path", c.known_hosts); !st) return st;
-    if (!sftp && (n["host_key_sha256"] || n["known_hosts"]))
-        return p.error_at(n[n["known_hosts"] ? "known_hosts" : "host_key_sha256"].Mark(), k,
-                          "host_key_sha256 and known_hosts are for sftp:// URLs");
+    if (auto st = p.read_child(n, k, "trust_first_host_key", "true or false", c.trust_first_host_key); !st) return st;
+    for (const char* key : {"host_key_sha256", "known_hosts", "trust_first_host_key"})
+        if (!sftp && n[key])
+            return p.error_at(n[key].Mark(), k,
+                              "host_key_sha256, known_hosts and trust_first_host_key are for sftp:// URLs");
+    if (c.trust_first_host_key && (n["host_key_sha256"] || n["known_hosts"]))
+        return p.error_at(n["trust_first_host_key"].Mark(), k + ".trust_first_host_key",
+                          "only without host_key_sha256 and known_hosts (they already name the key)");
     return Ok{};
 }
 
@@ -200,6 +205,7 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
         if (!c.upload.host_key_sha256.empty())
             out << YAML::Key << "host_key_sha256" << YAML::Value << "SHA256:" + c.upload.host_key_sha256;
         if (!c.upload.known_hosts.empty()) out << YAML::Key << "known_hosts" << YAML::Value << c.upload.known_hosts;
+        if (c.upload.trust_first_host_key) out << YAML::Key << "trust_first_host_key" << YAML::Value << true;
         out << YAML::EndMap;
     }
     if (!c.status.url.empty() || !c.status.file.empty()) {

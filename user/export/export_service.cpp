@@ -473,7 +473,7 @@ std::string export_status_json(const ExportStatus& s) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Status prepare_export_upload(ExportConfig& c) {
+Status prepare_export_upload(ExportConfig& c, const std::string& database) {
     if (!c.upload.password_file.empty()) {
         std::ifstream in(c.upload.password_file);
         if (!in) return Error("read export.upload.password_file", c.upload.password_file, errno);
@@ -482,10 +482,11 @@ Status prepare_export_upload(ExportConfig& c) {
     if (c.upload.url.rfind("sftp://", 0) == 0) {
         if (!c.upload.known_hosts.empty() && ::access(c.upload.known_hosts.c_str(), R_OK) != 0)
             return Error("read export.upload.known_hosts", c.upload.known_hosts, errno);
-        if (c.upload.host_key_sha256.empty() && c.upload.known_hosts.empty())
-            spdlog::warn(
-                "export: the SFTP server's host key is not checked; set export.upload.host_key_sha256 or "
-                "known_hosts");
+        if (c.upload.trust_first_host_key)
+            c.upload.host_key_store =
+                std::filesystem::path(database).parent_path().append("sftp_host_keys").lexically_normal().string();
+        else if (c.upload.host_key_sha256.empty() && c.upload.known_hosts.empty())
+            spdlog::error("export: uploads to {} {}", mask_url_secrets(c.upload.url), kSftpHostKeyUnset);
     }
     return Ok{};
 }
@@ -494,7 +495,7 @@ Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
     const ExportConfig& cfg = ctx.sections.get<ExportConfig>();
     if (!cfg.enabled) return std::unique_ptr<Service>();
     ExportConfig c = cfg;
-    if (auto st = prepare_export_upload(c); !st) return st.error();
+    if (auto st = prepare_export_upload(c, ctx.accounting.database); !st) return st.error();
     std::function<int64_t()> clock = ctx.clock;
     if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };
     auto s = std::make_unique<ExportService>(c, cfg, ctx.ifaces, ctx.paths, clock, ctx.alerts,

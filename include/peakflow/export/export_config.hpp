@@ -34,9 +34,14 @@ struct ExportUploadConfig {
     uint64_t spool_limit = 0;  // bytes of finished files kept locally; 0: no limit
     // SFTP: the server's host key, as `ssh-keygen -l -E sha256 -f KEY` prints it (the
     // "SHA256:" prefix optional), and/or an OpenSSH known_hosts file it must be listed in.
-    // Neither set: the key is not checked (a warning at start).
+    // Neither set: uploads are refused, unless trust_first_host_key: the first key the
+    // server shows is stored in host_key_store and every other key is refused afterwards.
     std::string host_key_sha256;
     std::string known_hosts;
+    bool trust_first_host_key = false;
+    // Not in the file: <the history database's directory>/sftp_host_keys (0600), set by
+    // prepare_export_upload.
+    std::string host_key_store;
     bool operator==(const ExportUploadConfig&) const = default;
 };
 

@@ -185,6 +185,11 @@ struct SpoolFile {
 std::vector<SpoolFile> list_spool(const std::string& dir, const std::string& prefix);
 
 // Uploads finished files with libcurl (FTP: temporary name then RNFR/RNTO; SFTP: rename).
+// Why an SFTP upload with no host key configured is refused (before connecting).
+inline constexpr const char* kSftpHostKeyUnset =
+    "refused: the SFTP server's host key is not configured (set export.upload.host_key_sha256 or known_hosts, or "
+    "trust_first_host_key: true; the files stay spooled)";
+
 class Uploader {
   public:
     explicit Uploader(ExportUploadConfig cfg) : cfg_(std::move(cfg)) {}
