@@ -552,6 +552,7 @@ TEST(ExportConfig, ParsesKeysAndDefaults) {
         "    url: ftp://127.0.0.1:2121/in\n"
         "    user: u\n"
         "    password: p\n"
+        "    allow_plaintext_auth: true\n"
         "  ipfix:\n"
         "    collectors: [\"127.0.0.1:4739\"]\n",
         "t.yaml");
@@ -577,7 +578,7 @@ TEST(ExportConfig, ErrorsNamePositionAndKey) {
     c = parse_config("export:\n  upload:\n    url: http://x/\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(),
-              "t.yaml:3:10: key 'export.upload.url': expected an ftp:// or sftp:// URL, got 'http://x/'");
+              "t.yaml:3:10: key 'export.upload.url': expected an ftp://, ftps:// or sftp:// URL, got 'http://x/'");
     c = parse_config("export:\n  ipfix:\n    collectors: [\"nohost\"]\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_NE(c.error().message().find("expected \"host:port\""), std::string::npos);
@@ -624,6 +625,66 @@ TEST(ExportConfig, SftpTrustFirstHostKeyOnlyWithoutAKey) {
     EXPECT_EQ(c.error().message(),
               "t.yaml:4:27: key 'export.upload': host_key_sha256, known_hosts and trust_first_host_key are for "
               "sftp:// URLs");
+}
+
+// An FTP password never crosses the network in clear unless the config says so.
+TEST(ExportConfig, FtpPasswordNeedsTlsOrAnOptIn) {
+    const std::string refused =
+        "ftp:// without tls: required would send the FTP password in clear: set tls: required, use ftps://, or set "
+        "allow_plaintext_auth: true";
+    auto c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    user: u\n    password: pw\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:5:15: key 'export.upload.password': " + refused);
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    password_file: /etc/pw\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:4:20: key 'export.upload.password_file': " + refused);
+    c = parse_config("export:\n  upload:\n    url: ftp://u:pw@h/d/\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:3:10: key 'export.upload.url': " + refused);
+    EXPECT_EQ(c.error().message().find(":pw@"), std::string::npos);
+    // No password (anonymous), TLS, ftps:// or the explicit opt-in: accepted.
+    for (const char* ok :
+         {"url: ftp://anonymous@h/d/", "url: ftp://h/d/\n    password: pw\n    tls: required",
+          "url: ftps://h/d/\n    password: pw", "url: ftp://h/d/\n    password: pw\n    allow_plaintext_auth: true"}) {
+        c = parse_config(std::string("export:\n  upload:\n    ") + ok + "\n", "t.yaml");
+        EXPECT_TRUE(c) << ok << ": " << c.error().message();
+    }
+    c = parse_config(
+        "export:\n  upload:\n    url: ftp://h/d/\n    tls: required\n    ca_file: /etc/pf/ca.pem\n"
+        "    pinned_public_key: \"sha256//AAAA\"\n",
+        "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_TRUE(c->export_.upload.tls_required);
+    EXPECT_EQ(c->export_.upload.ca_file, "/etc/pf/ca.pem");
+    EXPECT_EQ(c->export_.upload.pinned_public_key, "sha256//AAAA");
+    EXPECT_NE(
+        dump_config(*c).find("    tls: required\n    ca_file: /etc/pf/ca.pem\n    pinned_public_key: sha256//AAAA\n"),
+        std::string::npos)
+        << dump_config(*c);
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    tls: yes\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:4:10: key 'export.upload.tls': expected required or none, got 'yes'");
+    c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    tls: required\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:4:10: key 'export.upload': tls, ca_file, pinned_public_key and allow_plaintext_auth are for FTP");
+}
+
+// Built without the config's check, the uploader refuses too (before connecting).
+TEST(ExportUpload, FtpPasswordInClearIsRefused) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_ftp_clear_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "flows_1.csv.gz") << "data";
+    ExportUploadConfig u;
+    u.url = "ftp://ftp.invalid/in/";
+    u.password = "secret";
+    auto st = Uploader(u).upload((dir / "flows_1.csv.gz").string(), "flows_1.csv.gz");
+    ASSERT_FALSE(st);
+    EXPECT_EQ(
+        st.error().message(),
+        "upload flows_1.csv.gz to ftp://ftp.invalid/in/: refused: ftp:// without tls: required would send the FTP "
+        "password in clear: set tls: required, use ftps://, or set allow_plaintext_auth: true");
+    std::filesystem::remove_all(dir);
 }
 
 // No host key configured: refused before any connection (the address is not even

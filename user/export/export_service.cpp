@@ -479,6 +479,13 @@ Status prepare_export_upload(ExportConfig& c, const std::string& database) {
         if (!in) return Error("read export.upload.password_file", c.upload.password_file, errno);
         c.upload.password = read_first_line(c.upload.password_file);
     }
+    if (!c.upload.ca_file.empty() && ::access(c.upload.ca_file.c_str(), R_OK) != 0)
+        return Error("read export.upload.ca_file", c.upload.ca_file, errno);
+    if (c.upload.allow_plaintext_auth && c.upload.url.rfind("ftp://", 0) == 0 && !c.upload.tls_required &&
+        (!c.upload.password.empty() || c.upload.url.find('@') != std::string::npos))
+        spdlog::warn(
+            "export: the FTP password goes to {} in clear (allow_plaintext_auth); use ftps:// or tls: required",
+            mask_url_secrets(c.upload.url));
     if (c.upload.url.rfind("sftp://", 0) == 0) {
         if (!c.upload.known_hosts.empty() && ::access(c.upload.known_hosts.c_str(), R_OK) != 0)
             return Error("read export.upload.known_hosts", c.upload.known_hosts, errno);

@@ -110,7 +110,15 @@ int first_use_check(void* p, int /*keytype*/, const char* key, size_t len) {
     return f.trusted == f.seen ? CURLKHMATCH_OK : CURLKHMATCH_MISMATCH;
 }
 
-std::string hint_for(CURLcode rc) {
+std::string hint_for(CURLcode rc, bool sftp) {
+    if (!sftp) switch (rc) {
+            case CURLE_PEER_FAILED_VERIFICATION:
+                return " (the FTP server's TLS certificate is not trusted: check export.upload.ca_file)";
+            case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+                return " (the FTP server's public key does not match export.upload.pinned_public_key)";
+            case CURLE_USE_SSL_FAILED: return " (the FTP server does not offer AUTH TLS: tls: required refuses it)";
+            default: break;
+        }
     switch (rc) {
         case CURLE_LOGIN_DENIED: return " (login denied: check export.upload.user and the password)";
         case CURLE_COULDNT_CONNECT: return " (server not reachable; files stay spooled and are retried)";
@@ -136,6 +144,8 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     const bool first_use = sftp && cfg_.host_key_sha256.empty() && cfg_.known_hosts.empty();
     if (first_use && !cfg_.trust_first_host_key)
         return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + kSftpHostKeyUnset);
+    if (ftp_auth_in_clear(cfg_))
+        return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": refused: " + kFtpPlaintextAuth);
     CurlEasy c;
     if (!c) return Error("curl_easy_init", mask_url_secrets(cfg_.url));
     const std::string tmp = name + ".tmp";
@@ -163,6 +173,11 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
     if (!sftp && !cfg_.passive) curl_easy_setopt(c.get(), CURLOPT_FTPPORT, "-");
+    // FTP over TLS: control and data connections (ftps:// is TLS from the start anyway).
+    if (!sftp && cfg_.tls_required) curl_easy_setopt(c.get(), CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+    if (!sftp && !cfg_.ca_file.empty()) curl_easy_setopt(c.get(), CURLOPT_CAINFO, cfg_.ca_file.c_str());
+    if (!sftp && !cfg_.pinned_public_key.empty())
+        curl_easy_setopt(c.get(), CURLOPT_PINNEDPUBLICKEY, cfg_.pinned_public_key.c_str());
     if (sftp && !cfg_.host_key_sha256.empty())
         curl_easy_setopt(c.get(), CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, cfg_.host_key_sha256.c_str());
     // With a known_hosts file and no callback, libcurl accepts only a key listed there.
@@ -195,7 +210,7 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
         }
         // The URL may carry user:password@; the error goes to the log and the status line.
         return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + mask_url_in(msg, cfg_.url) +
-                     hint_for(rc));
+                     hint_for(rc, sftp));
     }
     return Ok{};
 }
