@@ -1,6 +1,9 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -10,6 +13,7 @@
 
 #include "peakflow/app/cli.hpp"
 #include "peakflow/app/config.hpp"
+#include "peakflow/common/fd.hpp"
 #include "peakflow/export/export_service.hpp"
 #include "peakflow/export/flow_export.hpp"
 #include "test_log_capture.hpp"
@@ -396,18 +400,22 @@ class RollingTest : public ::testing::Test {
     std::filesystem::path dir;
     ExportFilesConfig cfg;
     int64_t now = 1700000000;  // 2023-11-14 22:13:20 UTC
+    int64_t mono = 0;          // ms on the writer's monotonic clock
 };
 
 TEST_F(RollingTest, RotatesByTimeRenamingPartToCsvGz) {
-    RollingCsvWriter w(cfg, [this] { return now; });
+    RollingCsvWriter w(
+        cfg, [this] { return now; }, [this] { return mono; });
     ASSERT_TRUE(w.open_dir());
     EXPECT_TRUE(names(cfg.directory).empty());  // no file before there is a record
     ASSERT_TRUE(w.write({sample_v4(), sample_v6()}));
     EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
     now += 599;
+    mono += 599000;
     ASSERT_TRUE(w.tick());
     EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
     now += 1;
+    mono += 1000;
     ASSERT_TRUE(w.tick());
     EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.csv.gz"});
     EXPECT_EQ(gunzip(cfg.directory + "/flows_20231114_221320_000.csv.gz"), kFlowCsvHeader + kRowV4 + kRowV6);
@@ -419,6 +427,26 @@ TEST_F(RollingTest, RotatesByTimeRenamingPartToCsvGz) {
     EXPECT_EQ(gunzip(cfg.directory + "/flows_20231114_222320_001.csv.gz"), kFlowCsvHeader + kRowV6);
     EXPECT_EQ(w.files_written(), 2u);
     EXPECT_EQ(w.records_written(), 3u);
+}
+
+// The wall clock stepped back an hour (NTP, an operator) stalls no rotation: the interval is
+// timed on the monotonic clock; file names keep the wall time each file was opened at.
+TEST_F(RollingTest, AWallClockSteppedBackStallsNoRotation) {
+    RollingCsvWriter w(
+        cfg, [this] { return now; }, [this] { return mono; });
+    ASSERT_TRUE(w.open_dir());
+    ASSERT_TRUE(w.write({sample_v4()}));
+    now -= 3600;
+    mono += 599999;
+    ASSERT_TRUE(w.tick());
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
+    mono += 1;
+    ASSERT_TRUE(w.tick());
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.csv.gz"});
+    ASSERT_TRUE(w.write({sample_v6()}));
+    ASSERT_TRUE(w.close());
+    EXPECT_EQ(names(cfg.directory),
+              (std::vector<std::string>{"flows_20231114_211320_001.csv.gz", "flows_20231114_221320_000.csv.gz"}));
 }
 
 TEST_F(RollingTest, RotatesBySizeAndKeepsEveryRow) {
@@ -489,6 +517,42 @@ std::string hex(const std::string& s) {
     std::string h;
     for (unsigned char c : s) h += d[c >> 4], h += d[c & 15];
     return h;
+}
+
+// Templates are refreshed every template_refresh seconds of the monotonic clock: the wall
+// clock stepped back an hour does not stall them; the export time stays the wall clock's.
+TEST(Ipfix, AWallClockSteppedBackStallsNoTemplateRefresh) {
+    Fd rx(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(rx.valid());
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(rx.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t alen = sizeof a;
+    ASSERT_EQ(getsockname(rx.get(), reinterpret_cast<sockaddr*>(&a), &alen), 0);
+    ExportIpfixConfig c;
+    c.collectors = {"127.0.0.1:" + std::to_string(ntohs(a.sin_port))};
+    c.template_refresh = std::chrono::seconds(60);
+    auto s = IpfixSender::create(c);
+    ASSERT_TRUE(s) << s.error().message();
+    const int64_t t = 1700000000;
+    EXPECT_EQ(s->send({}, t, 5000), 0u);  // the first call sends the templates
+    EXPECT_EQ(s->messages_sent(), 1u);
+    EXPECT_EQ(s->send({}, t - 3600, 5000 + 59999), 0u);  // wall clock an hour back, 59.999 s on
+    EXPECT_EQ(s->messages_sent(), 1u);
+    EXPECT_EQ(s->send({}, t - 3599, 5000 + 60000), 0u);  // a minute on: templates again
+    EXPECT_EQ(s->messages_sent(), 2u);
+    // What arrived: two messages, each opening with the template set (id 2), their export
+    // times the wall clock's.
+    std::vector<uint32_t> times;
+    char buf[2048];
+    for (ssize_t n; (n = recv(rx.get(), buf, sizeof buf, MSG_DONTWAIT)) > 0;) {
+        ASSERT_GE(n, 18);
+        EXPECT_EQ((uint8_t(buf[16]) << 8) | uint8_t(buf[17]), 2) << "not a template set";
+        times.push_back((uint32_t(uint8_t(buf[4])) << 24) | (uint32_t(uint8_t(buf[5])) << 16) |
+                        (uint32_t(uint8_t(buf[6])) << 8) | uint8_t(buf[7]));
+    }
+    EXPECT_EQ(times, (std::vector<uint32_t>{uint32_t(t), uint32_t(t - 3599)}));
 }
 
 TEST(Ipfix, OneIPv4RecordIsByteExact) {

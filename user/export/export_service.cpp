@@ -3,6 +3,7 @@
 
 #include "peakflow/export/export_service.hpp"
 #include "peakflow/common/guarded.hpp"
+#include "peakflow/common/mono_clock.hpp"
 
 #include <net/if.h>
 #include <spdlog/spdlog.h>
@@ -201,7 +202,7 @@ class ExportService : public Service {
         }
         counters.records += all.size();
         int64_t now = clock_();
-        if (ipfix_) counters.ipfix_errors += ipfix_->send(all, now);
+        if (ipfix_) counters.ipfix_errors += ipfix_->send(all, now, steady_ms());
         if (pairs_)
             if (auto st = pairs_->add(all); !st) spdlog::warn("flows: {}", st.error().message());
         if (!writer_) {
