@@ -90,6 +90,7 @@ BG_PIDS+=($!)
 SPOOL="$PF_T/spool"
 REMOTE="$FTP_ROOT/up/sub" # created by the upload (missing directories)
 printf '%s\n' "$FTP_PASS" >"$PF_T/ftp-password"
+chmod 600 "$PF_T/ftp-password" # a secret file: refused when others may read it
 write_config() { # PASSWORD_FILE [UPLOAD LINES, default: allow_plaintext_auth] [URL]
     local extra=${2-allow_plaintext_auth: true}
     extra=${extra:+    ${extra//$'\n'/$'\n'    }} # indented under upload:
@@ -213,6 +214,7 @@ pf_log "step 3: SIGTERM finished the open file"
 # 4. A wrong password: a clear error, the files stay.
 printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
 printf 'wrong-password\n' >"$PF_T/ftp-bad-password"
+chmod 600 "$PF_T/ftp-bad-password"
 write_config "$PF_T/ftp-bad-password"
 pf_start_daemon export-ftp-badpw --interval 3600
 pf_wait_for "the login error in the log" 15 \

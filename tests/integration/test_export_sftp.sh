@@ -97,6 +97,7 @@ SPOOL="$PF_T/spool"
 REMOTE="$SFTP_ROOT/up/sub" # created by the upload (missing directories)
 printf '%s\n' "$SFTP_PASS" >"$PF_T/sftp-password"
 printf 'wrong-password\n' >"$PF_T/sftp-bad-password"
+chmod 600 "$PF_T/sftp-password" "$PF_T/sftp-bad-password" # secret files: refused when others may read them
 # The server's real host key, and another one it does not have.
 HOST_KEY=$(ssh-keygen -l -E sha256 -f "$PF_T/ssh/host_ed25519.pub" | awk '{print $2}')
 ssh-keygen -q -t ed25519 -N '' -f "$PF_T/ssh/other_ed25519"

@@ -699,7 +699,12 @@ TEST(ExportConfig, FtpPasswordNeedsTlsOrAnOptIn) {
     auto c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    user: u\n    password: pw\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(), "t.yaml:5:15: key 'export.upload.password': " + refused);
-    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    password_file: /etc/pw\n", "t.yaml");
+    const std::string pw =
+        (std::filesystem::temp_directory_path() / ("pf_ftp_pw_" + std::to_string(getpid()))).string();
+    std::ofstream(pw) << "pw\n";
+    std::filesystem::permissions(pw, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    password_file: " + pw + "\n", "t.yaml");
+    std::filesystem::remove(pw);
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(), "t.yaml:4:20: key 'export.upload.password_file': " + refused);
     c = parse_config("export:\n  upload:\n    url: ftp://u:pw@h/d/\n", "t.yaml");

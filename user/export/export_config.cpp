@@ -3,6 +3,7 @@
 #include "peakflow/export/export_config.hpp"
 
 #include "peakflow/common/redact.hpp"
+#include "peakflow/common/secret_file.hpp"
 
 #include "peakflow/accounting/calendar.hpp"
 
@@ -92,10 +93,7 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
         return st;
     if (c.url.back() != '/') c.url += '/';
     if (auto st = p.read_child(n, k, "user", "a user name", c.user); !st) return st;
-    if (auto st = p.read_child(n, k, "password", "a password", c.password); !st) return st;
-    if (auto st = p.read_child(n, k, "password_file", "a file path", c.password_file); !st) return st;
-    if (n["password"] && n["password_file"])
-        return p.error_at(n["password_file"].Mark(), k + ".password_file", "give password or password_file, not both");
+    if (auto st = read_secret_child(p, n, k, "password", c.password, &c.password_file); !st) return st;
     if (auto st = p.read_child_bounded(n, k, "interval", 1, 86400, c.interval); !st) return st;
     if (auto st = p.read_child(n, k, "passive", "true or false", c.passive); !st) return st;
     if (auto st = read_child_size(p, n, k, "spool_limit", 0, c.spool_limit); !st) return st;
@@ -232,7 +230,8 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
         out << YAML::Key << "upload" << YAML::Value << YAML::BeginMap;
         out << YAML::Key << "url" << YAML::Value << mask_url_secrets(c.upload.url);
         out << YAML::Key << "user" << YAML::Value << c.upload.user;
-        if (!c.upload.password.empty()) out << YAML::Key << "password" << YAML::Value << "(set)";
+        if (!c.upload.password.empty() && c.upload.password_file.empty())
+            out << YAML::Key << "password" << YAML::Value << "(set)";
         if (!c.upload.password_file.empty())
             out << YAML::Key << "password_file" << YAML::Value << c.upload.password_file;
         out << YAML::Key << "interval" << YAML::Value << c.upload.interval.count();

@@ -475,11 +475,6 @@ std::string export_status_json(const ExportStatus& s) {
 }
 
 Status prepare_export_upload(ExportConfig& c, const std::string& database) {
-    if (!c.upload.password_file.empty()) {
-        std::ifstream in(c.upload.password_file);
-        if (!in) return Error("read export.upload.password_file", c.upload.password_file, errno);
-        c.upload.password = read_first_line(c.upload.password_file);
-    }
     if (!c.upload.ca_file.empty() && ::access(c.upload.ca_file.c_str(), R_OK) != 0)
         return Error("read export.upload.ca_file", c.upload.ca_file, errno);
     if (c.upload.allow_plaintext_auth && c.upload.url.rfind("ftp://", 0) == 0 && !c.upload.tls_required &&

@@ -79,7 +79,8 @@ class ExportOutlet {
 // collector cannot be resolved, the password file cannot be read.
 Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx);
 
-// Before the upload starts: the password read from upload.password_file, an SFTP
+// Before the upload starts (the password of upload.password_file was read with the
+// config, secret_file.hpp): an SFTP
 // known_hosts file checked for reading, the store of host keys trusted on first use put
 // beside the history `database` (an error logged when no host key is configured at all:
 // SFTP uploads are then refused).
