@@ -153,6 +153,7 @@ check_flow() { # SPORT COUNT SIZE: exact packets and bytes, both directions
 
 # 1. Server up: files go up under their final names and leave the spool.
 start_ftp
+umask 022 # as under SysV and OpenWrt: the daemon's files are its own all the same
 pf_start_daemon export-ftp --interval 3600
 udp_from_b 40001 20 100
 pf_wait_for "flow 40001 on the FTP server" 20 has_flow 40001 20
@@ -178,6 +179,10 @@ for line in open(sys.argv[1]):
 sys.exit(0 if ok else 1)' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" 2>/dev/null
 }
 pf_wait_for "a status POST reporting the upload" 10 posted_uploads
+for f in "$PF_T/history.db" "$PF_T/history.db-wal" "$PF_T/history.db-shm" "$SPOOL/.peakflow-export-state" \
+    "$PF_T/export-status.jsonl"; do
+    assert_eq "mode of $f under umask 022" 600 "$(stat -c %a "$f")"
+done
 pf_log "step 1: $(remote_files | wc -l) file(s) uploaded, spool empty, status POSTed"
 
 # 2. Server away: files stay spooled, the failure is logged, then they go up in name order.
@@ -205,6 +210,7 @@ pf_log "step 2: ${#spooled[@]} spooled file(s) uploaded in name order after the 
 # 3. SIGTERM finishes the open file (no .part left).
 udp_from_b 40004 3 50
 pf_wait_for "a .part file for flow 40004" 10 bash -c "ls '$SPOOL'/*.part >/dev/null 2>&1"
+assert_eq "mode of the open export file under umask 022" 600 "$(stat -c %a "$SPOOL"/*.part)"
 pf_stop_daemon TERM
 assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
 [[ -z $(find "$SPOOL" -name '*.part') ]] || fail ".part file left after SIGTERM: $(ls "$SPOOL")"
