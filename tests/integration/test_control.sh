@@ -78,6 +78,7 @@ stop_collector() {
 }
 
 coll token create a1 >"$PF_T/a1.token" || fail "token create a1"
+chmod 600 "$PF_T/a1.token" # a secret file: refused when others may read it
 chmod 600 "$PF_T/a1.token"
 start_collector collector-1
 assert_eq "set before the agent's first report" "push.enabled = false for agent a1: version 1" \

@@ -48,6 +48,7 @@ fleet_second_pair
 
 fleet_collector_conf "$IP_C:$COLL_PORT" "$PF_T/collector.db" "timezone: UTC"
 coll token create a1 >"$PF_T/a1.token"
+chmod 600 "$PF_T/a1.token" # a secret file: refused when others may read it
 chmod 600 "$PF_T/a1.token"
 printf 'correct horse battery\n' >"$PF_T/pw"
 chmod 600 "$PF_T/pw"

@@ -3,7 +3,9 @@
 # appear on the server under their final names and the local copies are removed; with the
 # server stopped, files stay spooled and go up in name order once it is back; a wrong
 # password is a clear error in the log; SIGTERM finishes the open file. The uploaded
-# gzip CSV rows carry exactly the packets and bytes of the UDP traffic we sent.
+# gzip CSV rows carry exactly the packets and bytes of the UDP traffic we sent. A password
+# over plain ftp:// needs allow_plaintext_auth; FTP over TLS (AUTH TLS and ftps://) to
+# vsftpd with a throwaway certificate: a CA that did not sign it is refused.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -52,8 +54,8 @@ vsftpd_log_file=$PF_T/vsftpd.log
 CONF
 
 VSFTPD_PID=""
-start_ftp() {
-    nsenter "--net=/run/netns/$NS_A" -- vsftpd "$PF_T/vsftpd.conf" >>"$PF_T/vsftpd-stderr.log" 2>&1 &
+start_ftp() { # [CONFIG, default: plain FTP]
+    nsenter "--net=/run/netns/$NS_A" -- vsftpd "${1:-$PF_T/vsftpd.conf}" >>"$PF_T/vsftpd-stderr.log" 2>&1 &
     VSFTPD_PID=$!
     pf_wait_for "vsftpd listening on 127.0.0.1:$FTP_PORT" 10 ftp_listening
 }
@@ -88,7 +90,10 @@ BG_PIDS+=($!)
 SPOOL="$PF_T/spool"
 REMOTE="$FTP_ROOT/up/sub" # created by the upload (missing directories)
 printf '%s\n' "$FTP_PASS" >"$PF_T/ftp-password"
-write_config() { # PASSWORD_FILE
+chmod 600 "$PF_T/ftp-password" # a secret file: refused when others may read it
+write_config() { # PASSWORD_FILE [UPLOAD LINES, default: allow_plaintext_auth] [URL]
+    local extra=${2-allow_plaintext_auth: true}
+    extra=${extra:+    ${extra//$'\n'/$'\n'    }} # indented under upload:
     cat >>"$PF_CONFIG" <<CONF
 export:
   scan_interval: 1
@@ -99,10 +104,11 @@ export:
     rotate_interval: 2
     timezone: UTC
   upload:
-    url: ftp://127.0.0.1:$FTP_PORT/up/sub/
+    url: ${3:-ftp://127.0.0.1:$FTP_PORT/up/sub/}
     user: $FTP_USER
     password_file: $1
     interval: 2
+$extra
   status:
     file: $PF_T/export-status.jsonl
     url: http://127.0.0.1:$STATUS_PORT/api/uploadStatus
@@ -110,6 +116,18 @@ export:
 CONF
 }
 BASE_CONFIG=$(cat "$PF_CONFIG")
+# 0. A password over plain ftp:// without the opt-in: refused at load, file:line and key.
+write_config "$PF_T/ftp-password" ""
+set +e
+"$PF_BIN" config check "$PF_CONFIG" >"$PF_T/check.out" 2>"$PF_T/check.err"
+check_rc=$?
+set -e
+assert_eq "config check exit status (plain FTP password)" 1 "$check_rc"
+pw_line=$(grep -n '^    password_file:' "$PF_CONFIG" | cut -d: -f1)
+assert_eq "config check error (plain FTP password)" \
+    "peakflow-bpf: error: $PF_CONFIG:$pw_line:20: key 'export.upload.password_file': ftp:// without tls: required would send the FTP password in clear: set tls: required, use ftps://, or set allow_plaintext_auth: true" \
+    "$(cat "$PF_T/check.err")"
+printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
 write_config "$PF_T/ftp-password"
 
 udp_from_b() { # SPORT COUNT SIZE
@@ -135,6 +153,7 @@ check_flow() { # SPORT COUNT SIZE: exact packets and bytes, both directions
 
 # 1. Server up: files go up under their final names and leave the spool.
 start_ftp
+umask 022 # as under SysV and OpenWrt: the daemon's files are its own all the same
 pf_start_daemon export-ftp --interval 3600
 udp_from_b 40001 20 100
 pf_wait_for "flow 40001 on the FTP server" 20 has_flow 40001 20
@@ -160,6 +179,10 @@ for line in open(sys.argv[1]):
 sys.exit(0 if ok else 1)' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" 2>/dev/null
 }
 pf_wait_for "a status POST reporting the upload" 10 posted_uploads
+for f in "$PF_T/history.db" "$PF_T/history.db-wal" "$PF_T/history.db-shm" "$SPOOL/.peakflow-export-state" \
+    "$PF_T/export-status.jsonl"; do
+    assert_eq "mode of $f under umask 022" 600 "$(stat -c %a "$f")"
+done
 pf_log "step 1: $(remote_files | wc -l) file(s) uploaded, spool empty, status POSTed"
 
 # 2. Server away: files stay spooled, the failure is logged, then they go up in name order.
@@ -187,6 +210,7 @@ pf_log "step 2: ${#spooled[@]} spooled file(s) uploaded in name order after the 
 # 3. SIGTERM finishes the open file (no .part left).
 udp_from_b 40004 3 50
 pf_wait_for "a .part file for flow 40004" 10 bash -c "ls '$SPOOL'/*.part >/dev/null 2>&1"
+assert_eq "mode of the open export file under umask 022" 600 "$(stat -c %a "$SPOOL"/*.part)"
 pf_stop_daemon TERM
 assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
 [[ -z $(find "$SPOOL" -name '*.part') ]] || fail ".part file left after SIGTERM: $(ls "$SPOOL")"
@@ -196,6 +220,7 @@ pf_log "step 3: SIGTERM finished the open file"
 # 4. A wrong password: a clear error, the files stay.
 printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
 printf 'wrong-password\n' >"$PF_T/ftp-bad-password"
+chmod 600 "$PF_T/ftp-bad-password"
 write_config "$PF_T/ftp-bad-password"
 pf_start_daemon export-ftp-badpw --interval 3600
 pf_wait_for "the login error in the log" 15 \
@@ -230,3 +255,63 @@ has_flow 40005 0 || fail "flow 40005 was dropped but is on the server"
 assert_eq "spool-full alerts before the recovery" 1 "$(sed '/recovered \[export\] spool/q' "$DAEMON_LOG" | grep -c 'alert \[export\] spool')"
 pf_stop_daemon TERM
 pf_log "step 5: spool limit: alert, 2 records dropped, recovery, writing resumed"
+
+# 6. FTP over TLS to vsftpd with a throwaway self-signed certificate (vsftpd refuses logins
+#    and data without TLS, so what arrives went encrypted). Explicit AUTH TLS (tls:
+#    required) with a CA file that did not sign it: refused, a clear error, files spooled.
+for n in ftps other; do
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+        -keyout "$PF_T/$n.key" -out "$PF_T/$n.pem" 2>/dev/null || fail "openssl could not make a certificate"
+done
+tls_conf() { # FILE [EXTRA LINE]
+    {
+        cat "$PF_T/vsftpd.conf"
+        printf '%s\n' ssl_enable=YES "rsa_cert_file=$PF_T/ftps.pem" "rsa_private_key_file=$PF_T/ftps.key" \
+            force_local_logins_ssl=YES force_local_data_ssl=YES require_ssl_reuse=NO ssl_ciphers=HIGH ${2:+"$2"}
+    } >"$1"
+}
+tls_conf "$PF_T/vsftpd-tls.conf"
+tls_conf "$PF_T/vsftpd-implicit.conf" implicit_ssl=YES
+stop_ftp
+start_ftp "$PF_T/vsftpd-tls.conf"
+logins=$(grep -c 'OK LOGIN' "$PF_T/vsftpd.log" || true)
+printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
+write_config "$PF_T/ftp-password" "$(printf 'tls: required\n%s' "ca_file: $PF_T/other.pem")"
+pf_start_daemon export-ftps-wrongca --interval 3600
+udp_from_b 40007 5 90
+pf_wait_for "the certificate error in the log" 20 grep -q \
+    "export: upload flows_[0-9_]*\.csv\.gz to ftp://127\.0\.0\.1:$FTP_PORT/up/sub/: SSL certificate problem: .* (the FTP server's TLS certificate is not trusted: check export\.upload\.ca_file)$" "$DAEMON_LOG"
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+[[ -n $(local_files) ]] || fail "the spooled file was removed although the certificate was not trusted"
+has_flow 40007 5 && fail "flow 40007 went up to a server whose certificate was not trusted"
+assert_eq "logins with an untrusted certificate" "$logins" "$(grep -c 'OK LOGIN' "$PF_T/vsftpd.log" || true)"
+pf_log "step 6: wrong CA: $(grep -o 'export: upload flows.*' "$DAEMON_LOG" | head -n 1)"
+
+# 7. The right CA file: the spooled and new files arrive, exactly, over AUTH TLS.
+printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
+write_config "$PF_T/ftp-password" "$(printf 'tls: required\n%s' "ca_file: $PF_T/ftps.pem")"
+auth_tls=$(grep -Ec '"AUTH (SSL|TLS)"' "$PF_T/vsftpd.log" || true)
+pf_start_daemon export-ftps --interval 3600
+udp_from_b 40008 8 110
+pf_wait_for "flow 40008 on the FTP server" 20 has_flow 40008 8
+pf_wait_for "the spool emptied" 10 bash -c "! ls '$SPOOL'/*.csv.gz >/dev/null 2>&1"
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+check_flow 40007 5 90
+check_flow 40008 8 110
+(($(grep -Ec '"AUTH (SSL|TLS)"' "$PF_T/vsftpd.log") > auth_tls)) || fail "no AUTH in vsftpd's log"
+pf_log "step 7: AUTH TLS with the right CA: flows 40007 and 40008 on the server"
+
+# 8. ftps:// (TLS from the first byte, vsftpd implicit_ssl) with the right CA.
+stop_ftp
+start_ftp "$PF_T/vsftpd-implicit.conf"
+printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
+write_config "$PF_T/ftp-password" "ca_file: $PF_T/ftps.pem" "ftps://127.0.0.1:$FTP_PORT/up/sub/"
+pf_start_daemon export-ftps-implicit --interval 3600
+udp_from_b 40009 6 120
+pf_wait_for "flow 40009 on the FTP server" 20 has_flow 40009 6
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+check_flow 40009 6 120
+pf_log "step 8: ftps:// (implicit TLS): flow 40009 on the server"

@@ -114,6 +114,7 @@ pf_log "step 3: a re-created flow map is exported from zero"
 # answers here) add up exactly across a kill -9, and a clean stop leaves no state behind.
 STATE="$RUN_DIR/$IF_A.export-state"
 printf 'pfc_%064d\n' 7 >"$PF_T/agent.token"
+chmod 600 "$PF_T/agent.token" # a secret file: refused when others may read it
 chmod 600 "$PF_T/agent.token"
 PF_CONFIG="$PF_T/config-pairs.yaml"
 cat >"$PF_CONFIG" <<CONF

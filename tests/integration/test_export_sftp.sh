@@ -5,7 +5,9 @@
 # `Subsystem sftp internal-sftp`. Finished files arrive under their final names through
 # the rename (never left as .tmp), missing directories are created, the local copies are
 # removed, the uploaded rows carry exactly the UDP packets and bytes sent; a wrong password
-# is a clear error in the log and the files stay spooled.
+# is a clear error in the log and the files stay spooled. The host key: none configured is
+# refused without connecting, a wrong one before the password; trust_first_host_key stores
+# the first key (0600) and refuses the server's next key.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -95,13 +97,14 @@ SPOOL="$PF_T/spool"
 REMOTE="$SFTP_ROOT/up/sub" # created by the upload (missing directories)
 printf '%s\n' "$SFTP_PASS" >"$PF_T/sftp-password"
 printf 'wrong-password\n' >"$PF_T/sftp-bad-password"
+chmod 600 "$PF_T/sftp-password" "$PF_T/sftp-bad-password" # secret files: refused when others may read them
 # The server's real host key, and another one it does not have.
 HOST_KEY=$(ssh-keygen -l -E sha256 -f "$PF_T/ssh/host_ed25519.pub" | awk '{print $2}')
 ssh-keygen -q -t ed25519 -N '' -f "$PF_T/ssh/other_ed25519"
 OTHER_KEY=$(ssh-keygen -l -E sha256 -f "$PF_T/ssh/other_ed25519.pub" | awk '{print $2}')
 BASE_CONFIG=$(cat "$PF_CONFIG")
-write_config() { # PASSWORD_FILE [HOST_KEY_SHA256]
-    local key=${2:-$HOST_KEY}
+write_config() { # PASSWORD_FILE [HOST KEY LINE, default: host_key_sha256 = the server's]
+    local key=${2-host_key_sha256: \"$HOST_KEY\"}
     printf '%s\n' "$BASE_CONFIG" >"$PF_CONFIG"
     cat >>"$PF_CONFIG" <<CONF
 export:
@@ -116,8 +119,8 @@ export:
     url: sftp://127.0.0.1:$SFTP_PORT$REMOTE/
     user: $SFTP_USER
     password_file: $1
-    host_key_sha256: "$key"
     interval: 2
+${key:+    $key}
 CONF
 }
 
@@ -142,9 +145,25 @@ check_flow() { # SPORT COUNT SIZE
         "$(pf_export_rows "${files[@]}" | pf_export_sum tx "$IP_A" "$PORT_A" "$IP_B" "$1")"
 }
 
+# 00. No host key configured: refused without connecting, the exact error, the file stays
+#     spooled (it goes up in step 2, once the key is set).
+write_config "$PF_T/sftp-password" ""
+connections=$(grep -c "Connection from" "$PF_T/sshd.log" || true)
+pf_start_daemon export-sftp-nokey --interval 3600
+udp_from_b 41999 4 60
+NOKEY_ERR="export: upload flows_[0-9_]*\.csv\.gz to sftp://127\.0\.0\.1:$SFTP_PORT$REMOTE/: refused: the SFTP server's host key is not configured (set export\.upload\.host_key_sha256 or known_hosts, or trust_first_host_key: true; the files stay spooled)$"
+pf_wait_for "the refusal in the log" 20 grep -q "$NOKEY_ERR" "$DAEMON_LOG"
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+assert_eq "the start-up error" 1 "$(grep -c "export: uploads to sftp://127.0.0.1:$SFTP_PORT$REMOTE/ refused: the SFTP server's host key is not configured" "$DAEMON_LOG")"
+[[ -n $(local_files) ]] || fail "the spooled file was removed although no host key was configured"
+[[ -z $(remote_files) ]] || fail "files on the server without a host key: $(remote_files)"
+assert_eq "connections to sshd without a host key configured" "$connections" "$(grep -c "Connection from" "$PF_T/sshd.log" || true)"
+pf_log "step 00: no host key: $(grep -o 'export: upload flows.*' "$DAEMON_LOG" | head -n 1)"
+
 # 0. A host key that is not the server's: refused before logging in, a clear error, the
 #    file stays spooled.
-write_config "$PF_T/sftp-password" "$OTHER_KEY"
+write_config "$PF_T/sftp-password" "host_key_sha256: \"$OTHER_KEY\""
 pf_start_daemon export-sftp-hostkey --interval 3600
 udp_from_b 42000 5 80
 pf_wait_for "the host key error in the log" 20 \
@@ -193,7 +212,45 @@ for f in $(remote_files); do
     grep -Eq "openat\(AT_FDCWD, \"$REMOTE/$n\", O_WRONLY" "$PF_T/sshd.strace" &&
         fail "$n was written under its final name"
 done
+check_flow 41999 4 60
 check_flow 42000 5 80
 check_flow 42001 9 120
 check_flow 42002 20 100
 pf_log "step 2: $(remote_files | wc -l) file(s) uploaded over SFTP, renamed, spool empty"
+
+# 3. Trust on first use: the first upload stores the server's key (0600, beside the
+#    history database) and goes up.
+STORE="$PF_T/sftp_host_keys"
+write_config "$PF_T/sftp-password" "trust_first_host_key: true"
+pf_start_daemon export-sftp-tofu --interval 3600
+udp_from_b 42003 7 90
+pf_wait_for "flow 42003 on the SFTP server" 20 has_flow 42003 7
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+check_flow 42003 7 90
+assert_eq "the trusted key store" "127.0.0.1:$SFTP_PORT $HOST_KEY" "$(cat "$STORE")"
+assert_eq "the store's mode" 600 "$(stat -c %a "$STORE")"
+grep -q "export: trusting the SFTP server 127.0.0.1:$SFTP_PORT's host key $HOST_KEY from now on (first use; stored in $STORE)" "$DAEMON_LOG" ||
+    fail "no log line for the key trusted on first use"
+
+# 4. The server's key changes (sshd re-reads its config on SIGHUP): refused before the
+#    password, the exact error, the file stays spooled, the store unchanged.
+sed -i "s|^HostKey .*|HostKey $PF_T/ssh/other_ed25519|" "$PF_T/ssh/sshd_config"
+kill -HUP "$SSHD_PID"
+sshd_new_key() {
+    sshd_listening && [[ $(nsenter "--net=/run/netns/$NS_A" -- ssh-keyscan -p "$SFTP_PORT" -t ed25519 127.0.0.1 2>/dev/null |
+        ssh-keygen -l -E sha256 -f - | awk '{print $2}') == "$OTHER_KEY" ]]
+}
+pf_wait_for "sshd showing its new host key" 10 sshd_new_key
+logins=$(grep -c "password for $SFTP_USER" "$PF_T/sshd.log" || true)
+pf_start_daemon export-sftp-tofu-changed --interval 3600
+udp_from_b 42004 3 70
+CHANGED_ERR="export: upload flows_[0-9_]*\.csv\.gz to sftp://127\.0\.0\.1:$SFTP_PORT$REMOTE/: the SFTP server's host key changed: it is $OTHER_KEY, $HOST_KEY was trusted on first use (if the server's key was replaced, delete the 127\.0\.0\.1:$SFTP_PORT line from $STORE)$"
+pf_wait_for "the changed key error in the log" 20 grep -q "$CHANGED_ERR" "$DAEMON_LOG"
+pf_stop_daemon TERM
+assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
+[[ -n $(local_files) ]] || fail "the spooled file was removed although the host key changed"
+has_flow 42004 3 && fail "flow 42004 went up to a server whose key changed"
+assert_eq "password logins after the key changed" "$logins" "$(grep -c "password for $SFTP_USER" "$PF_T/sshd.log" || true)"
+assert_eq "the trusted key store after the change" "127.0.0.1:$SFTP_PORT $HOST_KEY" "$(cat "$STORE")"
+pf_log "step 4: changed host key: $(grep -o 'export: upload.*' "$DAEMON_LOG" | head -n 1)"

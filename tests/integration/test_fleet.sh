@@ -145,6 +145,7 @@ stop_collector() { fleet_stop_collector "$1"; }                                 
 coll token create a1 >"$PF_T/a1.token" || fail "token create a1"
 coll token create a2 >"$PF_T/a2.token" || fail "token create a2"
 coll token create a3 >"$PF_T/a3.token" || fail "token create a3"
+chmod 600 "$PF_T"/a[123].token # secret files: refused when others may read them
 grep -Eqx 'pfc_[0-9a-f]{64}' "$PF_T/a1.token" || fail "token create printed '$(cat "$PF_T/a1.token")', not a token alone"
 chmod 600 "$PF_T"/a?.token
 # Only the hash is stored: the token itself is nowhere in the database.

@@ -50,6 +50,7 @@ grep -qs listening "$PF_T/redis.log" || fail "the redis stand-in did not start: 
 # --- the collector ---------------------------------------------------------------------------
 fleet_collector_conf "$IP_C:$COLL_PORT" "$PF_T/collector.db"
 coll token create backend >"$PF_T/backend.token"
+chmod 600 "$PF_T/backend.token" # a secret file: refused when others may read it
 chmod 600 "$PF_T/backend.token"
 coll heartbeat token create cron-1 >"$PF_T/hb.token"
 chmod 600 "$PF_T/hb.token"

@@ -214,6 +214,7 @@ COLL_DB="$PF_T/collector.db"
 fleet_collector_conf "$HUB_IP:$COLL_PORT" "$COLL_DB" "alert_file: $PF_T/alerts.txt"
 for ((n = 1; n <= AGENTS; n++)); do
     coll token create "a$n" >"$PF_T/a$n.token" || fail "token create a$n"
+    chmod 600 "$PF_T/a$n.token" # a secret file: refused when others may read it
     chmod 600 "$PF_T/a$n.token"
 done
 fleet_start_collector "$NS_H" "$HUB_IP:$COLL_PORT" collector

@@ -202,6 +202,7 @@ processor_status_report_file_backups: 0
     EXPECT_EQ(c.upload.url, "ftp://10.0.0.10:21/data/areaA/");
     EXPECT_EQ(c.upload.user, "ftpuser");
     EXPECT_EQ(c.upload.password, "ftppass");
+    EXPECT_TRUE(c.upload.allow_plaintext_auth);  // the processor's plain FTP, as it was
     EXPECT_EQ(c.files.rotate_interval, std::chrono::seconds(600));
     EXPECT_EQ(c.files.rotate_size, 104857600u);  // 100 MB of 1048576 bytes
     EXPECT_EQ(c.files.prefix, "flows_");

@@ -1,6 +1,9 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -10,6 +13,7 @@
 
 #include "peakflow/app/cli.hpp"
 #include "peakflow/app/config.hpp"
+#include "peakflow/common/fd.hpp"
 #include "peakflow/export/export_service.hpp"
 #include "peakflow/export/flow_export.hpp"
 #include "test_log_capture.hpp"
@@ -396,18 +400,22 @@ class RollingTest : public ::testing::Test {
     std::filesystem::path dir;
     ExportFilesConfig cfg;
     int64_t now = 1700000000;  // 2023-11-14 22:13:20 UTC
+    int64_t mono = 0;          // ms on the writer's monotonic clock
 };
 
 TEST_F(RollingTest, RotatesByTimeRenamingPartToCsvGz) {
-    RollingCsvWriter w(cfg, [this] { return now; });
+    RollingCsvWriter w(
+        cfg, [this] { return now; }, [this] { return mono; });
     ASSERT_TRUE(w.open_dir());
     EXPECT_TRUE(names(cfg.directory).empty());  // no file before there is a record
     ASSERT_TRUE(w.write({sample_v4(), sample_v6()}));
     EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
     now += 599;
+    mono += 599000;
     ASSERT_TRUE(w.tick());
     EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
     now += 1;
+    mono += 1000;
     ASSERT_TRUE(w.tick());
     EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.csv.gz"});
     EXPECT_EQ(gunzip(cfg.directory + "/flows_20231114_221320_000.csv.gz"), kFlowCsvHeader + kRowV4 + kRowV6);
@@ -419,6 +427,26 @@ TEST_F(RollingTest, RotatesByTimeRenamingPartToCsvGz) {
     EXPECT_EQ(gunzip(cfg.directory + "/flows_20231114_222320_001.csv.gz"), kFlowCsvHeader + kRowV6);
     EXPECT_EQ(w.files_written(), 2u);
     EXPECT_EQ(w.records_written(), 3u);
+}
+
+// The wall clock stepped back an hour (NTP, an operator) stalls no rotation: the interval is
+// timed on the monotonic clock; file names keep the wall time each file was opened at.
+TEST_F(RollingTest, AWallClockSteppedBackStallsNoRotation) {
+    RollingCsvWriter w(
+        cfg, [this] { return now; }, [this] { return mono; });
+    ASSERT_TRUE(w.open_dir());
+    ASSERT_TRUE(w.write({sample_v4()}));
+    now -= 3600;
+    mono += 599999;
+    ASSERT_TRUE(w.tick());
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.part"});
+    mono += 1;
+    ASSERT_TRUE(w.tick());
+    EXPECT_EQ(names(cfg.directory), std::vector<std::string>{"flows_20231114_221320_000.csv.gz"});
+    ASSERT_TRUE(w.write({sample_v6()}));
+    ASSERT_TRUE(w.close());
+    EXPECT_EQ(names(cfg.directory),
+              (std::vector<std::string>{"flows_20231114_211320_001.csv.gz", "flows_20231114_221320_000.csv.gz"}));
 }
 
 TEST_F(RollingTest, RotatesBySizeAndKeepsEveryRow) {
@@ -491,6 +519,42 @@ std::string hex(const std::string& s) {
     return h;
 }
 
+// Templates are refreshed every template_refresh seconds of the monotonic clock: the wall
+// clock stepped back an hour does not stall them; the export time stays the wall clock's.
+TEST(Ipfix, AWallClockSteppedBackStallsNoTemplateRefresh) {
+    Fd rx(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(rx.valid());
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(rx.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t alen = sizeof a;
+    ASSERT_EQ(getsockname(rx.get(), reinterpret_cast<sockaddr*>(&a), &alen), 0);
+    ExportIpfixConfig c;
+    c.collectors = {"127.0.0.1:" + std::to_string(ntohs(a.sin_port))};
+    c.template_refresh = std::chrono::seconds(60);
+    auto s = IpfixSender::create(c);
+    ASSERT_TRUE(s) << s.error().message();
+    const int64_t t = 1700000000;
+    EXPECT_EQ(s->send({}, t, 5000), 0u);  // the first call sends the templates
+    EXPECT_EQ(s->messages_sent(), 1u);
+    EXPECT_EQ(s->send({}, t - 3600, 5000 + 59999), 0u);  // wall clock an hour back, 59.999 s on
+    EXPECT_EQ(s->messages_sent(), 1u);
+    EXPECT_EQ(s->send({}, t - 3599, 5000 + 60000), 0u);  // a minute on: templates again
+    EXPECT_EQ(s->messages_sent(), 2u);
+    // What arrived: two messages, each opening with the template set (id 2), their export
+    // times the wall clock's.
+    std::vector<uint32_t> times;
+    char buf[2048];
+    for (ssize_t n; (n = recv(rx.get(), buf, sizeof buf, MSG_DONTWAIT)) > 0;) {
+        ASSERT_GE(n, 18);
+        EXPECT_EQ((uint8_t(buf[16]) << 8) | uint8_t(buf[17]), 2) << "not a template set";
+        times.push_back((uint32_t(uint8_t(buf[4])) << 24) | (uint32_t(uint8_t(buf[5])) << 16) |
+                        (uint32_t(uint8_t(buf[6])) << 8) | uint8_t(buf[7]));
+    }
+    EXPECT_EQ(times, (std::vector<uint32_t>{uint32_t(t), uint32_t(t - 3599)}));
+}
+
 TEST(Ipfix, OneIPv4RecordIsByteExact) {
     IpfixEncoder e(42, 1500);
     auto m = e.encode({sample_v4()}, 1700000000, false);
@@ -552,6 +616,7 @@ TEST(ExportConfig, ParsesKeysAndDefaults) {
         "    url: ftp://127.0.0.1:2121/in\n"
         "    user: u\n"
         "    password: p\n"
+        "    allow_plaintext_auth: true\n"
         "  ipfix:\n"
         "    collectors: [\"127.0.0.1:4739\"]\n",
         "t.yaml");
@@ -577,7 +642,7 @@ TEST(ExportConfig, ErrorsNamePositionAndKey) {
     c = parse_config("export:\n  upload:\n    url: http://x/\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(),
-              "t.yaml:3:10: key 'export.upload.url': expected an ftp:// or sftp:// URL, got 'http://x/'");
+              "t.yaml:3:10: key 'export.upload.url': expected an ftp://, ftps:// or sftp:// URL, got 'http://x/'");
     c = parse_config("export:\n  ipfix:\n    collectors: [\"nohost\"]\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_NE(c.error().message().find("expected \"host:port\""), std::string::npos);
@@ -600,7 +665,117 @@ TEST(ExportConfig, SftpHostKeyAsSshKeygenPrintsIt) {
     c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    known_hosts: /root/.ssh/known_hosts\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().message(),
-              "t.yaml:4:18: key 'export.upload': host_key_sha256 and known_hosts are for sftp:// URLs");
+              "t.yaml:4:18: key 'export.upload': host_key_sha256, known_hosts and trust_first_host_key are for "
+              "sftp:// URLs");
+}
+
+TEST(ExportConfig, SftpTrustFirstHostKeyOnlyWithoutAKey) {
+    auto c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    trust_first_host_key: true\n", "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_TRUE(c->export_.upload.trust_first_host_key);
+    EXPECT_NE(dump_config(*c).find("    trust_first_host_key: true\n"), std::string::npos) << dump_config(*c);
+    // Where the key goes: beside the history database.
+    ExportConfig e = c->export_;
+    ASSERT_TRUE(prepare_export_upload(e, "/var/lib/peakflow/peakflow.db"));
+    EXPECT_EQ(e.upload.host_key_store, "/var/lib/peakflow/sftp_host_keys");
+    c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    known_hosts: /k\n    trust_first_host_key: true\n",
+                     "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:5:27: key 'export.upload.trust_first_host_key': only without host_key_sha256 and known_hosts "
+              "(they already name the key)");
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    trust_first_host_key: true\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:4:27: key 'export.upload': host_key_sha256, known_hosts and trust_first_host_key are for "
+              "sftp:// URLs");
+}
+
+// An FTP password never crosses the network in clear unless the config says so.
+TEST(ExportConfig, FtpPasswordNeedsTlsOrAnOptIn) {
+    const std::string refused =
+        "ftp:// without tls: required would send the FTP password in clear: set tls: required, use ftps://, or set "
+        "allow_plaintext_auth: true";
+    auto c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    user: u\n    password: pw\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:5:15: key 'export.upload.password': " + refused);
+    const std::string pw =
+        (std::filesystem::temp_directory_path() / ("pf_ftp_pw_" + std::to_string(getpid()))).string();
+    std::ofstream(pw) << "pw\n";
+    std::filesystem::permissions(pw, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    password_file: " + pw + "\n", "t.yaml");
+    std::filesystem::remove(pw);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:4:20: key 'export.upload.password_file': " + refused);
+    c = parse_config("export:\n  upload:\n    url: ftp://u:pw@h/d/\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:3:10: key 'export.upload.url': " + refused);
+    EXPECT_EQ(c.error().message().find(":pw@"), std::string::npos);
+    // No password (anonymous), TLS, ftps:// or the explicit opt-in: accepted.
+    for (const char* ok :
+         {"url: ftp://anonymous@h/d/", "url: ftp://h/d/\n    password: pw\n    tls: required",
+          "url: ftps://h/d/\n    password: pw", "url: ftp://h/d/\n    password: pw\n    allow_plaintext_auth: true"}) {
+        c = parse_config(std::string("export:\n  upload:\n    ") + ok + "\n", "t.yaml");
+        EXPECT_TRUE(c) << ok << ": " << c.error().message();
+    }
+    c = parse_config(
+        "export:\n  upload:\n    url: ftp://h/d/\n    tls: required\n    ca_file: /etc/pf/ca.pem\n"
+        "    pinned_public_key: \"sha256//AAAA\"\n",
+        "t.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_TRUE(c->export_.upload.tls_required);
+    EXPECT_EQ(c->export_.upload.ca_file, "/etc/pf/ca.pem");
+    EXPECT_EQ(c->export_.upload.pinned_public_key, "sha256//AAAA");
+    EXPECT_NE(
+        dump_config(*c).find("    tls: required\n    ca_file: /etc/pf/ca.pem\n    pinned_public_key: sha256//AAAA\n"),
+        std::string::npos)
+        << dump_config(*c);
+    c = parse_config("export:\n  upload:\n    url: ftp://h/d/\n    tls: yes\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:4:10: key 'export.upload.tls': expected required or none, got 'yes'");
+    c = parse_config("export:\n  upload:\n    url: sftp://h/d/\n    tls: required\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(),
+              "t.yaml:4:10: key 'export.upload': tls, ca_file, pinned_public_key and allow_plaintext_auth are for FTP");
+}
+
+// Built without the config's check, the uploader refuses too (before connecting).
+TEST(ExportUpload, FtpPasswordInClearIsRefused) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_ftp_clear_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "flows_1.csv.gz") << "data";
+    ExportUploadConfig u;
+    u.url = "ftp://ftp.invalid/in/";
+    u.password = "secret";
+    auto st = Uploader(u).upload((dir / "flows_1.csv.gz").string(), "flows_1.csv.gz");
+    ASSERT_FALSE(st);
+    EXPECT_EQ(
+        st.error().message(),
+        "upload flows_1.csv.gz to ftp://ftp.invalid/in/: refused: ftp:// without tls: required would send the FTP "
+        "password in clear: set tls: required, use ftps://, or set allow_plaintext_auth: true");
+    std::filesystem::remove_all(dir);
+}
+
+// No host key configured: refused before any connection (the address is not even
+// resolved), the file stays where it is.
+TEST(ExportUpload, SftpWithoutAHostKeyIsRefused) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_sftp_nokey_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "flows_1.csv.gz") << "data";
+    ExportUploadConfig u;
+    u.url = "sftp://user:secret@sftp.invalid/in/";
+    u.password = "secret";
+    auto st = Uploader(u).upload((dir / "flows_1.csv.gz").string(), "flows_1.csv.gz");
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().message(),
+              "upload flows_1.csv.gz to sftp://user:****@sftp.invalid/in/: refused: the SFTP server's host key is not "
+              "configured (set export.upload.host_key_sha256 or known_hosts, or trust_first_host_key: true; the "
+              "files stay spooled)");
+    auto r = Uploader(u).run_cycle(dir.string(), "flows_");
+    EXPECT_EQ(r.failed, 1u);
+    EXPECT_EQ(r.uploaded, 0u);
+    EXPECT_TRUE(std::filesystem::exists(dir / "flows_1.csv.gz"));
+    std::filesystem::remove_all(dir);
 }
 
 // ---- CLI ----

@@ -53,7 +53,7 @@ customer_report:
   query_headers: {Authorization: "Bearer HDRT0KEN", X-Trace: ""}
 export:
   files: {directory: /var/spool/peakflow}
-  upload: {url: "ftp://carol:ftp-pw@ftp.example/in/", user: carol}
+  upload: {url: "ftp://carol:ftp-pw@ftp.example/in/", user: carol, allow_plaintext_auth: true}
   status: {url: "https://eve:stpw@status.example/post"}
 )",
                           "t.yaml");
@@ -79,6 +79,7 @@ TEST(ExportUpload, TheErrorNamesTheUrlWithoutItsPassword) {
     std::ofstream(dir / "flows_1.csv.gz") << "x";
     ExportUploadConfig cfg;
     cfg.url = "ftp://carol:ftp-pw@127.0.0.1:1/in/";
+    cfg.allow_plaintext_auth = true;
     Uploader up(cfg);
     auto st = up.upload((dir / "flows_1.csv.gz").string(), "flows_1.csv.gz");
     ASSERT_FALSE(st);
@@ -94,7 +95,8 @@ TEST(ExportUpload, TheErrorNamesTheUrlWithoutItsPassword) {
 
 TEST(ExportStartLine, TheUploadUrlIsMasked) {
     auto c = parse_config(
-        "export:\n  files: {directory: /var/spool/pf}\n  upload: {url: \"ftp://carol:ftp-pw@ftp.example/in/\"}\n"
+        "export:\n  files: {directory: /var/spool/pf}\n  upload: {url: \"ftp://carol:ftp-pw@ftp.example/in/\", "
+        "allow_plaintext_auth: true}\n"
         "  ipfix: {collectors: [\"198.18.0.9:4739\"]}\n",
         "t.yaml");
     ASSERT_TRUE(c) << c.error().message();
@@ -113,7 +115,8 @@ TEST(ExportStatusCli, TheUploadUrlIsMasked) {
         << "{\"files_written\":1,\"files_uploaded\":0,\"upload_failures\":1,\"records_dropped\":0,\"last_upload\":0,"
            "\"last_error\":\"upload x to ftp://carol:ftp-pw@ftp.example/in/: Access denied: 530\"}\n";
     auto c = parse_config("export:\n  files:\n    directory: " + dir.string() +
-                              "\n  upload:\n    url: ftp://carol:ftp-pw@ftp.example/in/\n  status:\n    file: " +
+                              "\n  upload:\n    url: ftp://carol:ftp-pw@ftp.example/in/\n    allow_plaintext_auth: "
+                              "true\n  status:\n    file: " +
                               dir.string() + "/status.jsonl\n",
                           "t.yaml");
     ASSERT_TRUE(c) << c.error().message();

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
@@ -84,6 +85,40 @@ TEST_F(Sqlite, OpenSetsTheModeWalAndSynchronousItIsAskedFor) {
     SqliteDb r = open(ro);
     ASSERT_TRUE(r);
     EXPECT_FALSE(r.exec("CREATE TABLE t(x)"));
+}
+
+// Under SysV and OpenWrt daemons start with umask 022: the database, its -wal and -shm are
+// 0600 all the same, and a file an older version left readable by others is closed to them.
+TEST_F(Sqlite, TheDatabaseAndItsWalAreOwnerOnlyWhateverTheUmask) {
+    const mode_t old_umask = ::umask(022);
+    auto mode = [](const std::string& f) {
+        struct stat st {};
+        return ::stat(f.c_str(), &st) == 0 ? int(st.st_mode & 07777) : -1;
+    };
+    {
+        SqliteOptions o;
+        o.mode = SqliteMode::Create;
+        o.wal = true;
+        SqliteDb db = open(o);
+        ASSERT_TRUE(db);
+        ASSERT_TRUE(db.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1)"));
+        EXPECT_EQ(mode(path_), 0600);
+        EXPECT_EQ(mode(path_ + "-wal"), 0600);
+        EXPECT_EQ(mode(path_ + "-shm"), 0600);
+    }
+    ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+    {
+        SqliteOptions o;
+        o.mode = SqliteMode::ReadWrite;
+        o.wal = true;
+        SqliteDb db = open(o);
+        ASSERT_TRUE(db);
+        ASSERT_TRUE(db.exec("INSERT INTO t VALUES (2)"));
+        EXPECT_EQ(mode(path_), 0600);
+        EXPECT_EQ(mode(path_ + "-wal"), 0600);
+        EXPECT_EQ(mode(path_ + "-shm"), 0600);
+    }
+    ::umask(old_umask);
 }
 
 TEST_F(Sqlite, FailuresReadWithThePathOrTheContextTheOwnerGave) {

@@ -4,6 +4,7 @@
 #include <spdlog/sinks/daily_file_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -519,6 +520,9 @@ int run_attach(const CliCommand& c) {
     tracker->loaded(cfg, std::move(outcome));
     DaemonOptions o = daemon_options(cfg, c);
     spdlog::set_level(spdlog::level::from_str(o.log_level));
+    // As the systemd unit's UMask=0077, under SysV and OpenWrt too (umask 022 there): the
+    // logs, the export spool and state, the databases are for root alone.
+    ::umask(::umask(0) | 077);
     if (!cfg.log_dir.empty()) {
         // A start that has no interface to count on leaves no log directory behind either.
         check_start_interfaces(o).take();
@@ -653,7 +657,7 @@ int run_export_pipe_cmd(const CliCommand& c) {
         o.cfg.files.directory = c.data_dir;
     }
     o.cfg.files.enabled = true;
-    prepare_export_upload(o.cfg).take();
+    prepare_export_upload(o.cfg, cfg.accounting.database).take();
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     sigset_t sigs;
     sigemptyset(&sigs);

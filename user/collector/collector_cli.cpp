@@ -605,6 +605,9 @@ int cmd_audit(const Opts& o) {
 int cmd_serve(const Opts& o, const sigset_t& sigs) {
     CollectorConfig c = load_collector_config(o.config).take();
     spdlog::set_level(spdlog::level::from_str(o.log_level.empty() ? c.log_level : o.log_level));
+    // As the systemd unit's UMask=0077, under SysV and OpenWrt too (umask 022 there): logs,
+    // alert file and store for the collector's user alone.
+    ::umask(::umask(0) | 077);
     if (!c.log_dir.empty()) add_log_files(c.log_dir, "peakflow-collector").take();
     spdlog::info("{} starting: listen {} ({}), database {}, config {}", collector_version(), c.listen,
                  c.tls() ? "HTTPS" : "HTTP", redact_database(c.database),

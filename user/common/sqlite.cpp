@@ -1,6 +1,8 @@
 #include "peakflow/common/sqlite.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,7 +49,30 @@ std::string pragmas(const SqliteOptions& o) {
 
 // ---- SqliteDb -----------------------------------------------------------------------
 
+namespace {
+
+// The history, the outbox and the collector's store hold MACs, traffic and tokens: 0600,
+// whatever the umask (SysV and OpenWrt start daemons with 022). SQLite gives its -wal and
+// -shm files the main file's permissions, so creating that one 0600 is enough; a file an
+// older version left readable by others is closed to them.
+void make_private(const std::string& path, SqliteMode mode) {
+    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return;
+    if (mode == SqliteMode::Create) {
+        const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0) ::close(fd);
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        const std::string f = path + suffix;
+        struct stat st {};
+        if (::stat(f.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07) && st.st_uid == ::geteuid())
+            ::chmod(f.c_str(), st.st_mode & 0700);
+    }
+}
+
+}  // namespace
+
 Result<SqliteDb> SqliteDb::open(const std::string& path, const SqliteOptions& o) {
+    if (o.mode != SqliteMode::ReadOnly) make_private(path, o.mode);
     SqliteDb db;
     db.path_ = path;
     db.error_context_ = o.error_context;

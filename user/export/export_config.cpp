@@ -3,6 +3,7 @@
 #include "peakflow/export/export_config.hpp"
 
 #include "peakflow/common/redact.hpp"
+#include "peakflow/common/secret_file.hpp"
 
 #include "peakflow/accounting/calendar.hpp"
 
@@ -40,8 +41,16 @@ std::string time_zone(const std::string& v) {
 }
 
 std::string ftp_url(const std::string& v) {
-    if (v.rfind("ftp://", 0) == 0 || v.rfind("sftp://", 0) == 0) return "";
-    return "expected an ftp:// or sftp:// URL, got '" + v + "'";
+    if (v.rfind("ftp://", 0) == 0 || v.rfind("ftps://", 0) == 0 || v.rfind("sftp://", 0) == 0) return "";
+    return "expected an ftp://, ftps:// or sftp:// URL, got '" + v + "'";
+}
+
+std::string tls_mode(const std::string& v) {
+    return v == "required" || v == "none" ? "" : "expected required or none, got '" + v + "'";
+}
+
+std::string pinned_key(const std::string& v) {
+    return v.rfind("sha256//", 0) == 0 && v.size() > 8 ? "" : "expected sha256//BASE64 (curl's --pinnedpubkey form)";
 }
 
 // Empty is allowed: no status reports over HTTP.
@@ -72,19 +81,19 @@ Status parse_files(const Parser& p, const YAML::Node& n, const std::string& k, E
 }
 
 Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, ExportUploadConfig& c) {
-    if (auto st = check_keys(p, n, k,
-                             {"url", "user", "password", "password_file", "interval", "passive", "spool_limit",
-                              "host_key_sha256", "known_hosts"});
+    if (auto st = check_keys(
+            p, n, k,
+            {"url", "user", "password", "password_file", "interval", "passive", "spool_limit", "host_key_sha256",
+             "known_hosts", "trust_first_host_key", "tls", "ca_file", "pinned_public_key", "allow_plaintext_auth"});
         !st)
         return st;
-    if (!n["url"]) return p.error_at(n.Mark(), k + ".url", "missing (ftp://host/dir/ or sftp://host/dir/)");
-    if (auto st = p.read_checked(n["url"], k + ".url", "an ftp:// or sftp:// URL", c.url, ftp_url); !st) return st;
+    if (!n["url"])
+        return p.error_at(n.Mark(), k + ".url", "missing (ftp://host/dir/, ftps://host/dir/ or sftp://host/dir/)");
+    if (auto st = p.read_checked(n["url"], k + ".url", "an ftp://, ftps:// or sftp:// URL", c.url, ftp_url); !st)
+        return st;
     if (c.url.back() != '/') c.url += '/';
     if (auto st = p.read_child(n, k, "user", "a user name", c.user); !st) return st;
-    if (auto st = p.read_child(n, k, "password", "a password", c.password); !st) return st;
-    if (auto st = p.read_child(n, k, "password_file", "a file path", c.password_file); !st) return st;
-    if (n["password"] && n["password_file"])
-        return p.error_at(n["password_file"].Mark(), k + ".password_file", "give password or password_file, not both");
+    if (auto st = read_secret_child(p, n, k, "password", c.password, &c.password_file); !st) return st;
     if (auto st = p.read_child_bounded(n, k, "interval", 1, 86400, c.interval); !st) return st;
     if (auto st = p.read_child(n, k, "passive", "true or false", c.passive); !st) return st;
     if (auto st = read_child_size(p, n, k, "spool_limit", 0, c.spool_limit); !st) return st;
@@ -106,9 +115,29 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
                               "characters)");
     }
     if (auto st = p.read_child(n, k, "known_hosts", "a file path", c.known_hosts); !st) return st;
-    if (!sftp && (n["host_key_sha256"] || n["known_hosts"]))
-        return p.error_at(n[n["known_hosts"] ? "known_hosts" : "host_key_sha256"].Mark(), k,
-                          "host_key_sha256 and known_hosts are for sftp:// URLs");
+    if (auto st = p.read_child(n, k, "trust_first_host_key", "true or false", c.trust_first_host_key); !st) return st;
+    for (const char* key : {"host_key_sha256", "known_hosts", "trust_first_host_key"})
+        if (!sftp && n[key])
+            return p.error_at(n[key].Mark(), k,
+                              "host_key_sha256, known_hosts and trust_first_host_key are for sftp:// URLs");
+    std::string tls;
+    if (auto st = p.read_child_checked(n, k, "tls", "required or none", tls, tls_mode); !st) return st;
+    c.tls_required = tls == "required";
+    if (auto st = p.read_child(n, k, "ca_file", "a file path", c.ca_file); !st) return st;
+    if (auto st = p.read_child_checked(n, k, "pinned_public_key", "sha256//BASE64", c.pinned_public_key, pinned_key);
+        !st)
+        return st;
+    if (auto st = p.read_child(n, k, "allow_plaintext_auth", "true or false", c.allow_plaintext_auth); !st) return st;
+    for (const char* key : {"tls", "ca_file", "pinned_public_key", "allow_plaintext_auth"})
+        if (sftp && n[key])
+            return p.error_at(n[key].Mark(), k, "tls, ca_file, pinned_public_key and allow_plaintext_auth are for FTP");
+    if (ftp_auth_in_clear(c)) {
+        const char* where = n["password"] ? "password" : n["password_file"] ? "password_file" : "url";
+        return p.error_at(n[where].Mark(), k + "." + where, kFtpPlaintextAuth);
+    }
+    if (c.trust_first_host_key && (n["host_key_sha256"] || n["known_hosts"]))
+        return p.error_at(n["trust_first_host_key"].Mark(), k + ".trust_first_host_key",
+                          "only without host_key_sha256 and known_hosts (they already name the key)");
     return Ok{};
 }
 
@@ -139,6 +168,16 @@ Status parse_ipfix(const Parser& p, const YAML::Node& n, const std::string& k, E
 }
 
 }  // namespace
+
+bool ftp_auth_in_clear(const ExportUploadConfig& u) {
+    if (u.url.rfind("ftp://", 0) != 0 || u.tls_required || u.allow_plaintext_auth) return false;
+    // A password as a key, or as user info in the URL (ftp://user:pass@host/).
+    const std::string rest = u.url.substr(6);
+    const auto at = rest.find('@');
+    const bool url_password =
+        at != std::string::npos && at < rest.find('/') && rest.substr(0, at).find(':') != std::string::npos;
+    return !u.password.empty() || !u.password_file.empty() || url_password;
+}
 
 ExportConfig with_flow_pairs(ExportConfig e, const std::string& database) {
     e.pairs_database = database;
@@ -191,7 +230,8 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
         out << YAML::Key << "upload" << YAML::Value << YAML::BeginMap;
         out << YAML::Key << "url" << YAML::Value << mask_url_secrets(c.upload.url);
         out << YAML::Key << "user" << YAML::Value << c.upload.user;
-        if (!c.upload.password.empty()) out << YAML::Key << "password" << YAML::Value << "(set)";
+        if (!c.upload.password.empty() && c.upload.password_file.empty())
+            out << YAML::Key << "password" << YAML::Value << "(set)";
         if (!c.upload.password_file.empty())
             out << YAML::Key << "password_file" << YAML::Value << c.upload.password_file;
         out << YAML::Key << "interval" << YAML::Value << c.upload.interval.count();
@@ -200,6 +240,12 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
         if (!c.upload.host_key_sha256.empty())
             out << YAML::Key << "host_key_sha256" << YAML::Value << "SHA256:" + c.upload.host_key_sha256;
         if (!c.upload.known_hosts.empty()) out << YAML::Key << "known_hosts" << YAML::Value << c.upload.known_hosts;
+        if (c.upload.trust_first_host_key) out << YAML::Key << "trust_first_host_key" << YAML::Value << true;
+        if (c.upload.tls_required) out << YAML::Key << "tls" << YAML::Value << "required";
+        if (!c.upload.ca_file.empty()) out << YAML::Key << "ca_file" << YAML::Value << c.upload.ca_file;
+        if (!c.upload.pinned_public_key.empty())
+            out << YAML::Key << "pinned_public_key" << YAML::Value << c.upload.pinned_public_key;
+        if (c.upload.allow_plaintext_auth) out << YAML::Key << "allow_plaintext_auth" << YAML::Value << true;
         out << YAML::EndMap;
     }
     if (!c.status.url.empty() || !c.status.file.empty()) {

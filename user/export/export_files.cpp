@@ -15,12 +15,14 @@
 
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/common/fd.hpp"
+#include "peakflow/common/mono_clock.hpp"
 #include "peakflow/export/flow_export.hpp"
 
 namespace pf {
 
-RollingCsvWriter::RollingCsvWriter(ExportFilesConfig cfg, Clock clock)
-    : cfg_(std::move(cfg)), clock_(std::move(clock)), header_(kFlowCsvHeader) {
+RollingCsvWriter::RollingCsvWriter(ExportFilesConfig cfg, Clock clock, Clock mono_ms)
+    : cfg_(std::move(cfg)), clock_(std::move(clock)), mono_ms_(std::move(mono_ms)), header_(kFlowCsvHeader) {
+    if (!mono_ms_) mono_ms_ = steady_ms;
     auto cal = Calendar::create(cfg_.timezone, {}, 1);
     if (cal) {
         auto c = std::make_shared<Calendar>(std::move(*cal));
@@ -102,7 +104,7 @@ Status RollingCsvWriter::open_new() {
     }
     gzbuffer(gz, 256 * 1024);
     gz_ = gz;
-    opened_at_ = now;
+    opened_mono_ms_ = mono_ms_();
     raw_size_ = 0;
     buf_ = header_;
     return Ok{};
@@ -160,7 +162,7 @@ Status RollingCsvWriter::sync() {
 }
 
 Status RollingCsvWriter::tick() {
-    if (gz_ && clock_() - opened_at_ >= cfg_.rotate_interval.count()) return close();
+    if (gz_ && mono_ms_() - opened_mono_ms_ >= cfg_.rotate_interval.count() * 1000) return close();
     return Ok{};
 }
 
@@ -185,7 +187,8 @@ Status RollingCsvWriter::close() {
         return Error("rename export file", part_path_, errno);
     fsync_dir(cfg_.directory);
     files_written_++;
-    spdlog::info("export: finished {} ({} bytes uncompressed, {} s)", final_path_, raw_size_, clock_() - opened_at_);
+    spdlog::info("export: finished {} ({} bytes uncompressed, {} s)", final_path_, raw_size_,
+                 (mono_ms_() - opened_mono_ms_) / 1000);
     part_path_.clear();
     return Ok{};
 }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "peakflow/common/mono_clock.hpp"
 #include "peakflow/common/redact.hpp"
 #include "peakflow/export/export_service.hpp"
 #include "peakflow/export/flow_export.hpp"
@@ -35,8 +36,9 @@ class Pipe {
     explicit Pipe(const ExportPipeOptions& o)
         : o_(o),
           clock_(o.clock ? o.clock : [] { return static_cast<int64_t>(::time(nullptr)); }),
+          mono_ms_(o.mono_ms ? o.mono_ms : steady_ms),
           alerts_(o.alerts ? o.alerts : &log_alerts_),
-          writer_(o.cfg.files, clock_),
+          writer_(o.cfg.files, clock_, mono_ms_),
           outlet_(o.cfg, clock_, alerts_, o.language) {}
 
     Status run() {
@@ -52,7 +54,7 @@ class Pipe {
   private:
     Status read_loop() {
         std::vector<char> buf(64 * 1024);
-        last_sync_ = clock_();
+        last_sync_ms_ = mono_ms_();
         for (;;) {
             pollfd fds[2] = {{o_.in_fd, POLLIN, 0}, {o_.stop_fd, POLLIN, 0}};
             const int r = poll(fds, o_.stop_fd >= 0 ? 2 : 1, 1000);
@@ -89,10 +91,10 @@ class Pipe {
             if (auto st = writer_.tick(); !st) return st;
             // Rows on disk within a second: a crash loses at most that (the .part is finished
             // at the next start).
-            if (dirty_ && clock_() - last_sync_ >= 1) {
+            if (dirty_ && mono_ms_() - last_sync_ms_ >= 1000) {
                 if (auto st = writer_.sync(); !st) return st;
                 dirty_ = false;
-                last_sync_ = clock_();
+                last_sync_ms_ = mono_ms_();
             }
             outlet_.counters().files_written = writer_.files_written();
         }
@@ -149,13 +151,14 @@ class Pipe {
 
     const ExportPipeOptions& o_;
     std::function<int64_t()> clock_;
+    std::function<int64_t()> mono_ms_;
     LogAlertSink log_alerts_;
     AlertSink* alerts_;
     RollingCsvWriter writer_;
     ExportOutlet outlet_;
     NfacctdCsvReader reader_;
     bool dirty_ = false, header_set_ = false;
-    int64_t last_sync_ = 0;
+    int64_t last_sync_ms_ = 0;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "peakflow/export/export_service.hpp"
 #include "peakflow/common/guarded.hpp"
+#include "peakflow/common/mono_clock.hpp"
 
 #include <net/if.h>
 #include <spdlog/spdlog.h>
@@ -201,7 +202,7 @@ class ExportService : public Service {
         }
         counters.records += all.size();
         int64_t now = clock_();
-        if (ipfix_) counters.ipfix_errors += ipfix_->send(all, now);
+        if (ipfix_) counters.ipfix_errors += ipfix_->send(all, now, steady_ms());
         if (pairs_)
             if (auto st = pairs_->add(all); !st) spdlog::warn("flows: {}", st.error().message());
         if (!writer_) {
@@ -473,19 +474,22 @@ std::string export_status_json(const ExportStatus& s) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Status prepare_export_upload(ExportConfig& c) {
-    if (!c.upload.password_file.empty()) {
-        std::ifstream in(c.upload.password_file);
-        if (!in) return Error("read export.upload.password_file", c.upload.password_file, errno);
-        c.upload.password = read_first_line(c.upload.password_file);
-    }
+Status prepare_export_upload(ExportConfig& c, const std::string& database) {
+    if (!c.upload.ca_file.empty() && ::access(c.upload.ca_file.c_str(), R_OK) != 0)
+        return Error("read export.upload.ca_file", c.upload.ca_file, errno);
+    if (c.upload.allow_plaintext_auth && c.upload.url.rfind("ftp://", 0) == 0 && !c.upload.tls_required &&
+        (!c.upload.password.empty() || c.upload.url.find('@') != std::string::npos))
+        spdlog::warn(
+            "export: the FTP password goes to {} in clear (allow_plaintext_auth); use ftps:// or tls: required",
+            mask_url_secrets(c.upload.url));
     if (c.upload.url.rfind("sftp://", 0) == 0) {
         if (!c.upload.known_hosts.empty() && ::access(c.upload.known_hosts.c_str(), R_OK) != 0)
             return Error("read export.upload.known_hosts", c.upload.known_hosts, errno);
-        if (c.upload.host_key_sha256.empty() && c.upload.known_hosts.empty())
-            spdlog::warn(
-                "export: the SFTP server's host key is not checked; set export.upload.host_key_sha256 or "
-                "known_hosts");
+        if (c.upload.trust_first_host_key)
+            c.upload.host_key_store =
+                std::filesystem::path(database).parent_path().append("sftp_host_keys").lexically_normal().string();
+        else if (c.upload.host_key_sha256.empty() && c.upload.known_hosts.empty())
+            spdlog::error("export: uploads to {} {}", mask_url_secrets(c.upload.url), kSftpHostKeyUnset);
     }
     return Ok{};
 }
@@ -494,7 +498,7 @@ Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx) {
     const ExportConfig& cfg = ctx.sections.get<ExportConfig>();
     if (!cfg.enabled) return std::unique_ptr<Service>();
     ExportConfig c = cfg;
-    if (auto st = prepare_export_upload(c); !st) return st.error();
+    if (auto st = prepare_export_upload(c, ctx.accounting.database); !st) return st.error();
     std::function<int64_t()> clock = ctx.clock;
     if (!clock) clock = [] { return static_cast<int64_t>(::time(nullptr)); };
     auto s = std::make_unique<ExportService>(c, cfg, ctx.ifaces, ctx.paths, clock, ctx.alerts,

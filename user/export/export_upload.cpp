@@ -2,16 +2,24 @@
 // SFTP (temporary name, then rename).
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
+#include <sstream>
 
 #include "peakflow/common/http.hpp"
 #include "peakflow/common/redact.hpp"
+#include "peakflow/common/text_file.hpp"
 #include "peakflow/export/flow_export.hpp"
+#include "peakflow/push/sinks.hpp"
 
 namespace pf {
 
@@ -33,7 +41,84 @@ std::string url_path(const std::string& url) {
     return slash == std::string::npos ? "/" : url.substr(slash);
 }
 
-std::string hint_for(CURLcode rc) {
+// HOST:PORT of sftp://[user[:pass]@]host[:port]/path (the port 22 when the URL has none).
+std::string ssh_host_port(const std::string& url) {
+    auto scheme = url.find("://");
+    size_t from = scheme == std::string::npos ? 0 : scheme + 3;
+    std::string auth = url.substr(from, url.find('/', from) - from);
+    if (auto at = auth.rfind('@'); at != std::string::npos) auth.erase(0, at + 1);
+    const auto bracket = auth.rfind(']');
+    const auto colon = auth.rfind(':');
+    if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) auth += ":22";
+    return auth;
+}
+
+// What ssh-keygen -l -E sha256 prints for a key blob: SHA256: and base64 without padding.
+std::string ssh_fingerprint(const char* key, size_t len) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(key, len, md, &n, EVP_sha256(), nullptr);
+    std::string b = base64(std::string(reinterpret_cast<const char*>(md), n));
+    while (!b.empty() && b.back() == '=') b.pop_back();
+    return "SHA256:" + b;
+}
+
+// The SFTP host key trusted on first use (upload.trust_first_host_key): the store holds one
+// "HOST:PORT SHA256:..." line per server, 0600, replaced whole (write, fsync, rename).
+struct FirstUseKey {
+    std::string store, host;
+    std::string seen, trusted;  // fingerprints; trusted empty: none stored yet
+    std::string error;          // the store could not be written
+};
+
+std::string trusted_key(const std::string& store, const std::string& host) {
+    std::istringstream in(read_text_file(store));
+    std::string h, fp;
+    while (in >> h >> fp)
+        if (h == host) return fp;
+    return "";
+}
+
+std::string add_trusted_key(const std::string& store, const std::string& host, const std::string& fp) {
+    const std::string tmp = store + ".tmp";
+    const std::string text = read_text_file(store) + host + " " + fp + "\n";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return "cannot write " + tmp + ": " + std::strerror(errno);
+    bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+              ::fsync(fd) == 0;
+    const int err = errno;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), store.c_str()) != 0) {
+        const std::string e = "cannot write " + store + ": " + std::strerror(ok ? errno : err);
+        ::unlink(tmp.c_str());
+        return e;
+    }
+    return "";
+}
+
+int first_use_check(void* p, int /*keytype*/, const char* key, size_t len) {
+    auto& f = *static_cast<FirstUseKey*>(p);
+    f.seen = ssh_fingerprint(key, len);
+    f.trusted = trusted_key(f.store, f.host);
+    if (f.trusted.empty()) {
+        f.error = add_trusted_key(f.store, f.host, f.seen);
+        if (!f.error.empty()) return CURLKHMATCH_MISMATCH;
+        spdlog::warn("export: trusting the SFTP server {}'s host key {} from now on (first use; stored in {})", f.host,
+                     f.seen, f.store);
+        return CURLKHMATCH_OK;
+    }
+    return f.trusted == f.seen ? CURLKHMATCH_OK : CURLKHMATCH_MISMATCH;
+}
+
+std::string hint_for(CURLcode rc, bool sftp) {
+    if (!sftp) switch (rc) {
+            case CURLE_PEER_FAILED_VERIFICATION:
+                return " (the FTP server's TLS certificate is not trusted: check export.upload.ca_file)";
+            case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+                return " (the FTP server's public key does not match export.upload.pinned_public_key)";
+            case CURLE_USE_SSL_FAILED: return " (the FTP server does not offer AUTH TLS: tls: required refuses it)";
+            default: break;
+        }
     switch (rc) {
         case CURLE_LOGIN_DENIED: return " (login denied: check export.upload.user and the password)";
         case CURLE_COULDNT_CONNECT: return " (server not reachable; files stay spooled and are retried)";
@@ -55,9 +140,14 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     long size = std::ftell(f.get());
     std::fseek(f.get(), 0, SEEK_SET);
 
+    const bool sftp = cfg_.url.rfind("sftp://", 0) == 0;
+    const bool first_use = sftp && cfg_.host_key_sha256.empty() && cfg_.known_hosts.empty();
+    if (first_use && !cfg_.trust_first_host_key)
+        return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + kSftpHostKeyUnset);
+    if (ftp_auth_in_clear(cfg_))
+        return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": refused: " + kFtpPlaintextAuth);
     CurlEasy c;
     if (!c) return Error("curl_easy_init", mask_url_secrets(cfg_.url));
-    const bool sftp = cfg_.url.rfind("sftp://", 0) == 0;
     const std::string tmp = name + ".tmp";
     const std::string url = cfg_.url + tmp;
     char errbuf[CURL_ERROR_SIZE] = {0};
@@ -83,10 +173,21 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
     if (!sftp && !cfg_.passive) curl_easy_setopt(c.get(), CURLOPT_FTPPORT, "-");
+    // FTP over TLS: control and data connections (ftps:// is TLS from the start anyway).
+    if (!sftp && cfg_.tls_required) curl_easy_setopt(c.get(), CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+    if (!sftp && !cfg_.ca_file.empty()) curl_easy_setopt(c.get(), CURLOPT_CAINFO, cfg_.ca_file.c_str());
+    if (!sftp && !cfg_.pinned_public_key.empty())
+        curl_easy_setopt(c.get(), CURLOPT_PINNEDPUBLICKEY, cfg_.pinned_public_key.c_str());
     if (sftp && !cfg_.host_key_sha256.empty())
         curl_easy_setopt(c.get(), CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, cfg_.host_key_sha256.c_str());
     // With a known_hosts file and no callback, libcurl accepts only a key listed there.
     if (sftp && !cfg_.known_hosts.empty()) curl_easy_setopt(c.get(), CURLOPT_SSH_KNOWNHOSTS, cfg_.known_hosts.c_str());
+    // Neither: the key this server showed first, or the first one now (before the password).
+    FirstUseKey fk{cfg_.host_key_store, ssh_host_port(cfg_.url), "", "", ""};
+    if (first_use) {
+        curl_easy_setopt(c.get(), CURLOPT_SSH_HOSTKEYFUNCTION, first_use_check);
+        curl_easy_setopt(c.get(), CURLOPT_SSH_HOSTKEYDATA, &fk);
+    }
     if (abort_) {
         curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, abort_);
@@ -99,9 +200,17 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     if (rc != CURLE_OK) {
         std::string msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
+        if (first_use && rc == CURLE_PEER_FAILED_VERIFICATION) {
+            const std::string what =
+                !fk.error.empty() ? "the SFTP server's host key " + fk.seen + " cannot be stored: " + fk.error
+                                  : "the SFTP server's host key changed: it is " + fk.seen + ", " + fk.trusted +
+                                        " was trusted on first use (if the server's key was replaced, delete the " +
+                                        fk.host + " line from " + fk.store + ")";
+            return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + what);
+        }
         // The URL may carry user:password@; the error goes to the log and the status line.
         return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + mask_url_in(msg, cfg_.url) +
-                     hint_for(rc));
+                     hint_for(rc, sftp));
     }
     return Ok{};
 }

@@ -147,7 +147,7 @@ std::vector<std::string> IpfixEncoder::encode(const std::vector<FlowRecord>& rec
 Result<IpfixSender> IpfixSender::create(const ExportIpfixConfig& cfg) {
     IpfixSender s;
     s.enc_ = std::make_unique<IpfixEncoder>(cfg.observation_domain, cfg.mtu);
-    s.refresh_ = cfg.template_refresh.count();
+    s.refresh_ms_ = cfg.template_refresh.count() * 1000;
     for (const auto& c : cfg.collectors) {
         auto colon = c.rfind(':');
         std::string host = c.substr(0, colon), port = c.substr(colon + 1);
@@ -169,8 +169,9 @@ Result<IpfixSender> IpfixSender::create(const ExportIpfixConfig& cfg) {
 IpfixSender::IpfixSender(IpfixSender&& o) noexcept
     : targets_(std::move(o.targets_)),
       enc_(std::move(o.enc_)),
-      last_template_(o.last_template_),
-      refresh_(o.refresh_),
+      templates_sent_(o.templates_sent_),
+      last_template_ms_(o.last_template_ms_),
+      refresh_ms_(o.refresh_ms_),
       messages_(o.messages_) {
     o.targets_.clear();
 }
@@ -181,8 +182,9 @@ IpfixSender& IpfixSender::operator=(IpfixSender&& o) noexcept {
         targets_ = std::move(o.targets_);
         o.targets_.clear();
         enc_ = std::move(o.enc_);
-        last_template_ = o.last_template_;
-        refresh_ = o.refresh_;
+        templates_sent_ = o.templates_sent_;
+        last_template_ms_ = o.last_template_ms_;
+        refresh_ms_ = o.refresh_ms_;
         messages_ = o.messages_;
     }
     return *this;
@@ -192,10 +194,13 @@ IpfixSender::~IpfixSender() {
     for (auto& t : targets_) close(t.fd);
 }
 
-uint64_t IpfixSender::send(const std::vector<FlowRecord>& recs, int64_t now) {
-    const bool tmpl = now - last_template_ >= refresh_;
+uint64_t IpfixSender::send(const std::vector<FlowRecord>& recs, int64_t now, int64_t mono_ms) {
+    const bool tmpl = !templates_sent_ || mono_ms - last_template_ms_ >= refresh_ms_;
     if (recs.empty() && !tmpl) return 0;
-    if (tmpl) last_template_ = now;
+    if (tmpl) {
+        templates_sent_ = true;
+        last_template_ms_ = mono_ms;
+    }
     uint64_t errors = 0;
     for (const auto& m : enc_->encode(recs, static_cast<uint32_t>(now), tmpl)) {
         for (const auto& t : targets_) {

@@ -148,6 +148,10 @@ Status apply(const Reader& r, ExportConfig& cfg) {
         cfg.upload.password_file.clear();
         cfg.upload.host_key_sha256.clear();
         cfg.upload.known_hosts.clear();
+        cfg.upload.trust_first_host_key = false;
+        // The processor's plain FTP, as it was (export pipe warns at start): its keys have
+        // no TLS. The peakflow config's export.upload.tls/ca_file still apply when set.
+        cfg.upload.allow_plaintext_auth = true;
     } else {
         for (const char* k : {"processor_ftp_port", "processor_ftp_user", "processor_ftp_pass", "processor_ftp_dir"})
             if (r.get(k)) return r.bad(k, "needs processor_ftp_host");

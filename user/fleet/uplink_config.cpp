@@ -2,15 +2,13 @@
 #include "peakflow/fleet/uplink_config.hpp"
 
 #include <arpa/inet.h>
-#include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
-#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <optional>
+
+#include "peakflow/common/secret_file.hpp"
 
 namespace pf {
 namespace {
@@ -25,22 +23,13 @@ std::string host_name() {
 // content (it may be the token with a typo).
 Status read_token_file(const Parser& p, const YAML::Node& at, const std::string& key, const std::string& path,
                        std::string& out) {
-    std::ifstream in(path);
-    if (!in) return p.error_at(at.Mark(), key, "cannot read " + path + ": " + std::strerror(errno));
-    std::string line;
-    std::getline(in, line);
-    const char* blanks = " \t\r\n";
-    auto b = line.find_first_not_of(blanks);
-    line = b == std::string::npos ? "" : line.substr(b, line.find_last_not_of(blanks) - b + 1);
-    if (!is_collector_token(line))
-        return p.error_at(at.Mark(), key, path + " does not hold a collector token (pfc_ followed by 64 hex digits)");
     // The token is the agent's whole identity at the collector: anyone who reads it can
-    // report in its name. A warning, not an error: some installs keep configs group-readable.
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
-        spdlog::warn("{}: collector token file {} is readable by group or others (mode {:04o}); chmod 600 it",
-                     p.source(), path, st.st_mode & 07777);
-    out = std::move(line);
+    // report in its name (the file's owner and mode are checked as every secret file's).
+    auto line = read_secret_line(path);
+    if (!line) return p.error_at(at.Mark(), key, line.error().message());
+    if (!is_collector_token(*line))
+        return p.error_at(at.Mark(), key, path + " does not hold a collector token (pfc_ followed by 64 hex digits)");
+    out = std::move(*line);
     return Ok{};
 }
 

@@ -1,6 +1,7 @@
 #include "peakflow/push/outbox.hpp"
 #include "peakflow/common/escape.hpp"
 #include "peakflow/common/guarded.hpp"
+#include "peakflow/common/mono_clock.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -52,11 +53,6 @@ CREATE TABLE IF NOT EXISTS outbox_once(
 
 int64_t system_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-int64_t steady_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
 }
 

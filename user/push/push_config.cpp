@@ -4,6 +4,7 @@
 #include "peakflow/push/push_config.hpp"
 
 #include "peakflow/common/redact.hpp"
+#include "peakflow/common/secret_file.hpp"
 
 namespace pf {
 
@@ -18,17 +19,21 @@ bool smtp_auth_in_clear(const SinkConfig& s) {
 namespace {
 
 Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, SinkConfig& s) {
-    if (auto st = check_keys(p, n, key, {"name",     "type",
-                                         "enabled",  "url",
-                                         "token",    "sendkey",
-                                         "key",      "secret",
-                                         "keyword",  "msgtype",
-                                         "headers",  "template",
-                                         "from",     "to",
-                                         "username", "password",
-                                         "starttls", "alerts",
-                                         "reports",  "rate_per_minute",
-                                         "ca_file",  "allow_plaintext_auth"});
+    if (auto st = check_keys(p, n, key, {"name",         "type",
+                                         "enabled",      "url",
+                                         "token",        "sendkey",
+                                         "key",          "secret",
+                                         "keyword",      "msgtype",
+                                         "headers",      "template",
+                                         "from",         "to",
+                                         "username",     "password",
+                                         "starttls",     "alerts",
+                                         "reports",      "rate_per_minute",
+                                         "ca_file",      "allow_plaintext_auth",
+                                         "url_file",     "token_file",
+                                         "sendkey_file", "key_file",
+                                         "secret_file",  "password_file",
+                                         "headers_file"});
         !st)
         return st;
     if (!n["name"]) return p.error_at(n.Mark(), key + ".name", "every sink needs a name");
@@ -47,21 +52,21 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
     struct Field {
         const char* name;
         std::string* out;
-    } fields[] = {{"url", &s.url},       {"token", &s.token},       {"sendkey", &s.sendkey},   {"key", &s.key},
-                  {"secret", &s.secret}, {"keyword", &s.keyword},   {"msgtype", &s.msgtype},   {"template", &s.tmpl},
-                  {"from", &s.from},     {"username", &s.username}, {"password", &s.password}, {"ca_file", &s.ca_file}};
+    } fields[] = {{"keyword", &s.keyword}, {"msgtype", &s.msgtype},   {"template", &s.tmpl},
+                  {"from", &s.from},       {"username", &s.username}, {"ca_file", &s.ca_file}},
+      secrets[] = {{"url", &s.url}, {"token", &s.token},   {"sendkey", &s.sendkey},
+                   {"key", &s.key}, {"secret", &s.secret}, {"password", &s.password}};
     for (const auto& f : fields)
         if (auto st = p.read_child(n, key, f.name, "a string", *f.out); !st) return st;
+    // A webhook's URL may hold its token: every secret also as NAME_file (secret_file.hpp).
+    for (const auto& f : secrets)
+        if (auto st = read_secret_child(p, n, key, f.name, *f.out); !st) return st;
     for (auto [name, field] :
          {std::pair{"enabled", &s.enabled}, std::pair{"alerts", &s.alerts}, std::pair{"starttls", &s.starttls},
           std::pair{"allow_plaintext_auth", &s.allow_plaintext_auth}})
         if (auto st = p.read_child(n, key, name, "true or false", *field); !st) return st;
     if (auto st = p.read_child_bounded(n, key, "rate_per_minute", 0, 100000, s.rate_per_minute); !st) return st;
-    if (n["headers"])
-        if (auto st = p.read_map(n["headers"], key + ".headers", "a mapping of header: value", "a string", s.headers);
-            !st)
-            return st;
-    if (auto st = check_http_headers(p, n["headers"], key + ".headers"); !st) return st;
+    if (auto st = read_secret_headers(p, n, key, "headers", s.headers); !st) return st;
     // A single address or report kind may be given without the brackets.
     auto list = [&](const char* name, std::vector<std::string>& out) -> Status {
         const auto& l = n[name];
@@ -113,7 +118,11 @@ Status parse_sink(const Parser& p, const YAML::Node& n, const std::string& key, 
         if (st && s.url.rfind("smtp://", 0) != 0 && s.url.rfind("smtps://", 0) != 0)
             return p.error_at(n["url"].Mark(), key + ".url", "expected smtp://HOST[:PORT] or smtps://HOST[:PORT]");
         if (st && smtp_auth_in_clear(s)) {
-            const char* where = n["password"] ? "password" : n["username"] ? "username" : "url";
+            const char* where = n["password"]        ? "password"
+                                : n["password_file"] ? "password_file"
+                                : n["username"]      ? "username"
+                                : n["url"]           ? "url"
+                                                     : "url_file";
             return p.error_at(n[where].Mark(), key + "." + where, kPlaintextAuth);
         }
     }

@@ -3,6 +3,7 @@
 #include "peakflow/push/reports_config.hpp"
 
 #include "peakflow/common/redact.hpp"
+#include "peakflow/common/secret_file.hpp"
 
 #include <cstdio>
 #include <exception>
@@ -90,13 +91,14 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
                                     CustomerReportConfig& out) {
     if (auto st = check_keys(p, n, key,
                              {"enabled", "sink", "iface", "macs", "direction", "provider_id", "provider_uiid", "isp_id",
-                              "device_type", "fields", "query_url", "query_headers", "verify_hours", "catch_up_hours"});
+                              "device_type", "fields", "query_url", "query_headers", "verify_hours", "catch_up_hours",
+                              "query_url_file", "query_headers_file"});
         !st)
         return st;
     if (auto st = p.read_child(n, key, "enabled", "true or false", out.enabled); !st) return st;
-    for (auto [name, field] :
-         {std::pair{"sink", &out.sink}, std::pair{"iface", &out.iface}, std::pair{"query_url", &out.query_url}})
+    for (auto [name, field] : {std::pair{"sink", &out.sink}, std::pair{"iface", &out.iface}})
         if (auto st = p.read_child(n, key, name, "a string", *field); !st) return st;
+    if (auto st = read_secret_child(p, n, key, "query_url", out.query_url); !st) return st;
     if (!out.query_url.empty() && out.query_url.rfind("http://", 0) != 0 && out.query_url.rfind("https://", 0) != 0)
         return p.error_at(n["query_url"].Mark(), key + ".query_url", "expected an http:// or https:// URL");
     if (auto st = p.read_child_checked(n, key, "direction", "tx, rx or both", out.direction,
@@ -141,12 +143,7 @@ Status parse_customer_report_config(const Parser& p, const YAML::Node& n, const 
             out.fields.push_back(f);
         }
     }
-    if (n["query_headers"])
-        if (auto st = p.read_map(n["query_headers"], key + ".query_headers", "a mapping of header: value", "a string",
-                                 out.query_headers);
-            !st)
-            return st;
-    if (auto st = check_http_headers(p, n["query_headers"], key + ".query_headers"); !st) return st;
+    if (auto st = read_secret_headers(p, n, key, "query_headers", out.query_headers); !st) return st;
     if (auto st = p.read_child_bounded(n, key, "verify_hours", 1, 24 * 31, out.verify_hours); !st) return st;
     if (auto st = p.read_child_bounded(n, key, "catch_up_hours", 1, 24 * 31, out.catch_up_hours); !st) return st;
     if (out.enabled && out.sink.empty())

@@ -25,7 +25,8 @@ struct ExportFilesConfig {
 };
 
 struct ExportUploadConfig {
-    std::string url;  // ftp://host[:port]/dir/ or sftp://host[:port]/dir/; empty: no upload
+    // ftp://host[:port]/dir/, ftps:// (TLS from the first byte) or sftp://; empty: no upload
+    std::string url;
     std::string user;
     std::string password;
     std::string password_file;
@@ -34,9 +35,23 @@ struct ExportUploadConfig {
     uint64_t spool_limit = 0;  // bytes of finished files kept locally; 0: no limit
     // SFTP: the server's host key, as `ssh-keygen -l -E sha256 -f KEY` prints it (the
     // "SHA256:" prefix optional), and/or an OpenSSH known_hosts file it must be listed in.
-    // Neither set: the key is not checked (a warning at start).
+    // Neither set: uploads are refused, unless trust_first_host_key: the first key the
+    // server shows is stored in host_key_store and every other key is refused afterwards.
     std::string host_key_sha256;
     std::string known_hosts;
+    bool trust_first_host_key = false;
+    // FTP over TLS: tls_required (`tls: required`) sends AUTH TLS on ftp:// and refuses a
+    // server without it (login and data encrypted); ca_file: the CAs trusted instead of the
+    // system's; pinned_public_key: "sha256//BASE64" of the server's public key (curl's
+    // --pinnedpubkey form). ftp:// with a password and without tls: required is a config
+    // error unless allow_plaintext_auth.
+    bool tls_required = false;
+    std::string ca_file;
+    std::string pinned_public_key;
+    bool allow_plaintext_auth = false;
+    // Not in the file: <the history database's directory>/sftp_host_keys (0600), set by
+    // prepare_export_upload.
+    std::string host_key_store;
     bool operator==(const ExportUploadConfig&) const = default;
 };
 
@@ -81,6 +96,14 @@ struct ExportConfig {
 // alone, with timeouts that bring a bucket's records soon after it ends (active 60 s,
 // idle 15 s), writing no files.
 ExportConfig with_flow_pairs(ExportConfig e, const std::string& database);
+
+// ftp:// with a password (password, password_file or user:pass@ in the URL) and neither
+// tls: required nor allow_plaintext_auth: the password would cross the network in clear.
+// A config error at load; the uploader refuses as well.
+bool ftp_auth_in_clear(const ExportUploadConfig& u);
+inline constexpr const char* kFtpPlaintextAuth =
+    "ftp:// without tls: required would send the FTP password in clear: set tls: required, use ftps://, or set "
+    "allow_plaintext_auth: true";
 
 // Section parser for the `export:` key (config.cpp calls it) and its dump.
 Status parse_export_config(const Parser& p, const YAML::Node& n, const std::string& key, ExportConfig& out);

@@ -23,8 +23,9 @@ struct ExportPipeOptions {
     // reason ("SIGTERM"), or "" for a signal that does not stop it. -1: none.
     int stop_fd = -1;
     std::function<std::string()> read_stop;
-    std::function<int64_t()> clock;  // UTC seconds; null: time()
-    AlertSink* alerts = nullptr;     // the spool limit's alerts; null: the log
+    std::function<int64_t()> clock;    // UTC seconds (file names); null: time()
+    std::function<int64_t()> mono_ms;  // ms, rotation and syncs; null: steady_clock
+    AlertSink* alerts = nullptr;       // the spool limit's alerts; null: the log
     Language language = Language::En;
 };
 

@@ -79,9 +79,12 @@ class ExportOutlet {
 // collector cannot be resolved, the password file cannot be read.
 Result<std::unique_ptr<Service>> make_export_service(ServiceContext& ctx);
 
-// Before the upload starts: the password read from upload.password_file, an SFTP
-// known_hosts file checked for reading (a warning when the host key is not checked at all).
-Status prepare_export_upload(ExportConfig& c);
+// Before the upload starts (the password of upload.password_file was read with the
+// config, secret_file.hpp): an SFTP
+// known_hosts file checked for reading, the store of host keys trusted on first use put
+// beside the history `database` (an error logged when no host key is configured at all:
+// SFTP uploads are then refused).
+Status prepare_export_upload(ExportConfig& c, const std::string& database);
 
 // The line the export logs at start: interfaces, timeouts, where records go (the upload
 // URL with its password masked).

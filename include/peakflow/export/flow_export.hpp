@@ -131,7 +131,9 @@ void append_csv_row(std::string& out, const FlowRecord& r);
 class RollingCsvWriter {
   public:
     using Clock = std::function<int64_t()>;  // UTC seconds
-    RollingCsvWriter(ExportFilesConfig cfg, Clock clock);
+    // clock names the files (a timestamp); mono_ms (milliseconds on a monotonic clock, null:
+    // steady_clock) times rotate_interval, so a wall clock stepped back does not stall it.
+    RollingCsvWriter(ExportFilesConfig cfg, Clock clock, Clock mono_ms = {});
     ~RollingCsvWriter();
     RollingCsvWriter(const RollingCsvWriter&) = delete;
     RollingCsvWriter& operator=(const RollingCsvWriter&) = delete;
@@ -164,12 +166,13 @@ class RollingCsvWriter {
     Status write_rows(size_t n, const std::function<void(std::string&, size_t)>& append);
     ExportFilesConfig cfg_;
     Clock clock_;
+    Clock mono_ms_;
     std::string header_;
     void* gz_ = nullptr;  // gzFile
     int fd_ = -1;
     int dir_lock_ = -1;
     std::string part_path_, final_path_;
-    int64_t opened_at_ = 0;
+    int64_t opened_mono_ms_ = 0;
     uint64_t raw_size_ = 0;
     uint32_t index_ = 0;
     uint64_t files_written_ = 0, records_written_ = 0;
@@ -185,6 +188,11 @@ struct SpoolFile {
 std::vector<SpoolFile> list_spool(const std::string& dir, const std::string& prefix);
 
 // Uploads finished files with libcurl (FTP: temporary name then RNFR/RNTO; SFTP: rename).
+// Why an SFTP upload with no host key configured is refused (before connecting).
+inline constexpr const char* kSftpHostKeyUnset =
+    "refused: the SFTP server's host key is not configured (set export.upload.host_key_sha256 or known_hosts, or "
+    "trust_first_host_key: true; the files stay spooled)";
+
 class Uploader {
   public:
     explicit Uploader(ExportUploadConfig cfg) : cfg_(std::move(cfg)) {}
@@ -229,8 +237,10 @@ class IpfixSender {
     IpfixSender(IpfixSender&&) noexcept;
     IpfixSender& operator=(IpfixSender&&) noexcept;
     ~IpfixSender();
-    // Sends; templates at least every template_refresh seconds. Returns send errors count.
-    uint64_t send(const std::vector<FlowRecord>& recs, int64_t now);
+    // Sends; templates at least every template_refresh seconds, timed on mono_ms
+    // (milliseconds on a monotonic clock); now (UTC seconds) is the messages' export time.
+    // Returns the count of send errors.
+    uint64_t send(const std::vector<FlowRecord>& recs, int64_t now, int64_t mono_ms);
     uint64_t messages_sent() const { return messages_; }
 
   private:
@@ -241,8 +251,9 @@ class IpfixSender {
     };
     std::vector<Target> targets_;
     std::unique_ptr<IpfixEncoder> enc_;
-    int64_t last_template_ = -1000000;
-    int64_t refresh_ = 60;
+    bool templates_sent_ = false;
+    int64_t last_template_ms_ = 0;
+    int64_t refresh_ms_ = 60000;
     uint64_t messages_ = 0;
 };
 
