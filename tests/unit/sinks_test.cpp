@@ -168,6 +168,13 @@ TEST(Sinks, AnswersNeedHttp2xxAndTheServiceSuccessCode) {
     h.type = "http";
     EXPECT_TRUE(judge_answer(h, 204, "").ok);
     EXPECT_EQ(judge_answer(h, 503, "busy").error, "HTTP 503: busy");
+    // A NUL ends nlohmann's input: what follows it would have been ignored.
+    EXPECT_EQ(judge_answer(d, 200, std::string(R"({"errcode":0})") + '\0' + "junk").error,
+              std::string("answer is not a JSON object: {\"errcode\":0}") + '\0' + "junk");
+    // The service's message is cut as its body is (the error goes to the history and the log).
+    r = judge_answer(d, 200, R"({"errcode":1,"errmsg":")" + std::string(100000, 'x') + "\"}");
+    EXPECT_EQ(r.error, "errcode 1: " + cut_text(std::string(100000, 'x'), 200));
+    EXPECT_EQ(r.error.size(), 211u);
 }
 
 TEST(Sinks, EmailMessageHeadersAndBody) {

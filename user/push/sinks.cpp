@@ -13,25 +13,6 @@
 
 namespace pf {
 
-bool SinkConfig::takes(const std::string& kind) const {
-    if (kind == "alert" || kind == "recovery") return alerts;
-    if (kind == "test" || kind == "message") return true;
-    for (const auto& r : reports)
-        if (r == kind) return true;
-    return false;
-}
-
-int SinkConfig::effective_rate() const {
-    if (rate_per_minute >= 0) return rate_per_minute;
-    return type == "dingtalk" || type == "wecom" ? 20 : 0;
-}
-
-const SinkConfig* PushConfig::find(const std::string& name) const {
-    for (const auto& s : sinks)
-        if (s.name == name) return &s;
-    return nullptr;
-}
-
 std::string url_encode(const std::string& s) {
     static const char* hex = "0123456789ABCDEF";
     std::string o;
@@ -74,41 +55,6 @@ std::string feishu_sign(const std::string& secret, int64_t timestamp_s) {
 std::string json_escape(const std::string& s) {
     std::string q = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return q.substr(1, q.size() - 2);
-}
-
-namespace {
-
-// Largest prefix length <= n that does not split a UTF-8 character.
-size_t utf8_floor(const std::string& s, size_t n) {
-    if (n >= s.size()) return s.size();
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    return n;
-}
-
-}  // namespace
-
-std::string cut_text(const std::string& text, size_t limit) {
-    if (text.size() <= limit) return text;
-    // The note's length depends on the number it carries; two rounds settle it.
-    size_t keep = limit;
-    std::string note;
-    for (int i = 0; i < 3; ++i) {
-        note = "\n… (cut: " + std::to_string(text.size() - keep) + " bytes omitted)";
-        keep = note.size() > limit ? 0 : utf8_floor(text, limit - note.size());
-    }
-    note = "\n… (cut: " + std::to_string(text.size() - keep) + " bytes omitted)";
-    return text.substr(0, keep) + note;
-}
-
-std::string cut_chars(const std::string& text, size_t limit) {
-    size_t chars = 0, i = 0;
-    while (i < text.size()) {
-        if (chars == limit) return text.substr(0, i);
-        unsigned char c = static_cast<unsigned char>(text[i]);
-        i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        ++chars;
-    }
-    return text;
 }
 
 std::string render_template(const std::string& tmpl, const OutboundMessage& m, const MessageMeta& meta) {
