@@ -145,21 +145,25 @@ for f in $(remote_files); do
     [[ $(basename "$f") =~ ^flows_[0-9]{8}_[0-9]{6}_[0-9]{3}\.csv\.gz$ ]] || fail "unexpected remote name $f"
     gzip -t "$f" || fail "$f is not a valid gzip file"
 done
-posted_uploads() { # the status POSTs report at least one uploaded file, with the instance id
+posted_uploads() { # the last status POST says exactly what the FTP server holds, nothing queued or failed
     "$PY" -c '
-import json, sys
-ok = False
+import json, os, sys
+last = None
 for line in open(sys.argv[1]):
     p = json.loads(line)
-    b = p["body"]
     assert p["path"] == "/api/uploadStatus" and p["type"] == "application/json", p
-    assert b["instance_id"] == sys.argv[2], b
-    for k in ("files_written", "files_uploaded", "upload_failures", "bytes_uploaded", "queue_files", "queue_bytes", "last_error"):
-        assert k in b, (k, b)
-    ok = ok or (b["files_uploaded"] >= 1 and b["bytes_uploaded"] > 0)
-sys.exit(0 if ok else 1)' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" 2>/dev/null
+    assert p["body"]["instance_id"] == sys.argv[2], p
+    last = p["body"]
+names = [n for n in os.listdir(sys.argv[3]) if n.endswith(".csv.gz")]
+want = {"files_uploaded": len(names), "bytes_uploaded": sum(os.path.getsize(os.path.join(sys.argv[3], n)) for n in names),
+        "upload_failures": 0, "queue_files": 0, "queue_bytes": 0, "last_error": ""}
+got = {k: last.get(k) for k in want} if last else None
+if got != want:
+    sys.exit("last status POST %s, the server holds %s" % (got, want))' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" "$REMOTE" \
+        2>"$PF_T/posted.why"
 }
-pf_wait_for "a status POST reporting the upload" 10 posted_uploads
+for ((i = 0; i < 50; i++)); do posted_uploads && break; sleep 0.2; done
+posted_uploads || fail "no status POST says what the FTP server holds: $(cat "$PF_T/posted.why")"
 pf_log "step 1: $(remote_files | wc -l) file(s) uploaded, spool empty, status POSTed"
 
 # 2. Server away: files stay spooled, the failure is logged, then they go up in name order.

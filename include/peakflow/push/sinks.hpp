@@ -50,7 +50,8 @@ std::string render_template(const std::string& tmpl, const OutboundMessage& m, c
 // Size limits we cut to (bytes of the text part); see README "Push: outbox and sinks".
 inline constexpr size_t kDingTalkTextLimit = 20000;
 inline constexpr size_t kWeComMarkdownLimit = 4096;
-inline constexpr size_t kFeishuTextLimit = 18000;  // custom bots take request bodies up to 20 KB
+inline constexpr size_t kFeishuTextLimit = 18000;      // before JSON escaping; then cut further if need be
+inline constexpr size_t kFeishuBodyLimit = 20 * 1024;  // custom bots take request bodies up to 20 KB
 inline constexpr size_t kServerChanDespLimit = 32000;
 inline constexpr size_t kServerChanTitleChars = 32;
 
