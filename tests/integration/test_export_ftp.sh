@@ -194,7 +194,21 @@ pf_wait_for "a .part file for flow 40004" 10 bash -c "ls '$SPOOL'/*.part >/dev/n
 pf_stop_daemon TERM
 assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
 [[ -z $(find "$SPOOL" -name '*.part') ]] || fail ".part file left after SIGTERM: $(ls "$SPOOL")"
-grep -q '"files_uploaded":' "$PF_T/export-status.jsonl" || fail "no status lines in the status file"
+# The status file's last line (written as the daemon stopped) says what the spool and the
+# FTP server hold: the files waiting and their bytes, and every uploaded file; its
+# last_error is the last upload error the log has (step 2's, kept after the recovery).
+last_upload_error=$(grep ' error export: upload ' "$DAEMON_LOG" | tail -n 1 | sed 's/^.* error export: //')
+"$PY" - "$PF_T/export-status.jsonl" "$SPOOL" "$REMOTE" "$last_upload_error" <<'EOF' || fail "the status file's last line is not what the spool and the server hold"
+import json, os, sys
+last = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+def files(d):
+    return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".csv.gz")]
+spool, remote = files(sys.argv[2]), files(sys.argv[3])
+want = {"queue_files": len(spool), "queue_bytes": sum(map(os.path.getsize, spool)), "files_uploaded": len(remote),
+        "files_written": len(spool) + len(remote), "last_error": sys.argv[4]}
+got = {k: last.get(k) for k in want}
+assert got == want, (got, want)
+EOF
 pf_log "step 3: SIGTERM finished the open file"
 
 # 4. A wrong password: a clear error, the files stay.
