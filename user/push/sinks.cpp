@@ -151,21 +151,30 @@ HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const 
         r.url = base + "/" + s.token;
         // The keyword goes in before cutting, as for DingTalk. The bot refuses request bodies
         // over 20 KB, and JSON escaping makes the body longer than the text (up to 6 bytes a
-        // byte): the text is cut shorter by what the body is over, until it fits.
+        // byte): where the body at the text limit is too long, the longest cut that fits is
+        // searched for (the body grows with the cut).
         const std::string text = m.title + "\n\n" + chat_text(m);
         const std::string kw = s.keyword.empty() ? "" : "\n\n" + s.keyword;
         const bool has_kw = s.keyword.empty() || text.find(s.keyword) != std::string::npos;
-        size_t limit = kFeishuTextLimit - (has_kw ? 0 : kw.size());
-        for (int round = 0;; round++) {
-            j = {{"msg_type", "text"}, {"content", {{"text", cut_text(text, limit) + (has_kw ? "" : kw)}}}};
+        auto body = [&](size_t limit) {
+            nlohmann::json b = {{"msg_type", "text"},
+                                {"content", {{"text", cut_text(text, limit) + (has_kw ? "" : kw)}}}};
             if (!s.secret.empty()) {
                 int64_t ts = now_ms / 1000;
-                j["timestamp"] = std::to_string(ts);
-                j["sign"] = feishu_sign(s.secret, ts);
+                b["timestamp"] = std::to_string(ts);
+                b["sign"] = feishu_sign(s.secret, ts);
             }
-            r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-            if (r.body.size() <= kFeishuBodyLimit || limit == 0 || round == 16) break;
-            limit -= std::min(limit, r.body.size() - kFeishuBodyLimit);
+            return b.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        };
+        const size_t limit = kFeishuTextLimit - (has_kw ? 0 : kw.size());
+        r.body = body(limit);
+        if (r.body.size() > kFeishuBodyLimit) {
+            size_t fits = 0, too_long = limit;  // body(0) is the note alone
+            while (too_long - fits > 1) {
+                const size_t mid = fits + (too_long - fits) / 2;
+                (body(mid).size() <= kFeishuBodyLimit ? fits : too_long) = mid;
+            }
+            r.body = body(fits);
         }
         r.headers.push_back("Content-Type: application/json; charset=utf-8");
         return r;
