@@ -82,7 +82,7 @@ grep -q "recovered \[procwatch\] runaway:$BURN:.*ended: exited" "$DAEMON_LOG" ||
 wait "$SPIKE" || fail "spike process failed"
 BG_PIDS=()
 pf_check_stop_signals_blocked
-pf_stop_daemon
+pf_stop_daemon TERM
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
 
 assert_eq "runaway alerts for the burner" 1 "$(grep -c "alert \[procwatch\] runaway:$BURN:" "$DAEMON_LOG")"
