@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole suite: format check, build, unit + bpf tiers, the dashboard in headless Chromium,
 # the kernel tier on Debian 12's 6.1 under qemu, integration tier, fuzzing (each libFuzzer
-# target for a bounded time), packages (deb, rpm, install test in a clean Debian 12 root),
-# then the unit and bpf tiers again under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
+# target for a bounded time, in the background during the integration tier), packages
+# (deb, rpm, install test in a clean Debian 12 root), then the unit and bpf tiers again
+# under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root (the bpf
 # and integration tiers load programs and make network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +27,9 @@ stage() { # NAME [WHAT]: ends the running stage and starts NAME ("== NAME[: WHAT
 }
 stage_times() {
     local rc=$?
-    # A background build still running when a stage failed: stop all of it.
+    # A background build or fuzzing run still going when a stage failed: stop all of it.
     [[ -z ${ASAN_PID:-} ]] || kill -- "-$ASAN_PID" 2>/dev/null || true
+    [[ -z ${FUZZ_PID:-} ]] || kill -- "-$FUZZ_PID" 2>/dev/null || true
     if [[ -n $STAGE ]]; then
         if ((rc == 0)); then
             TIMES+=("$(printf '%6d s  %s' $((SECONDS - STAGE_T0)) "$STAGE")")
@@ -86,8 +88,14 @@ asan_build() {
 }
 ASAN_PID=""
 ASAN_LOG=$PWD/build-asan/build.log
+# Fuzzing (each libFuzzer target for 60 s of wall clock, tests/fuzz/run.sh) needs only CPU
+# too: it builds and runs its targets in the background from here on as well, at the same
+# idle priority, sharing the CPU time the tests leave with the ASan build; waited for after
+# the integration tier. PF_TEST_SERIAL=1 runs it in its own stage instead.
+FUZZ_PID=""
+FUZZ_LOG=$PWD/build-fuzz/run.log
 if [[ ${PF_TEST_SERIAL:-0} != 1 ]]; then
-    mkdir -p build-asan
+    mkdir -p build-asan build-fuzz
     echo "== ASan + UBSan: build started in the background at idle priority (log: $ASAN_LOG)"
     idle=(chrt --idle 0)
     "${idle[@]}" true 2>/dev/null || idle=() # not allowed here: nice 19 alone
@@ -95,13 +103,27 @@ if [[ ${PF_TEST_SERIAL:-0} != 1 ]]; then
     setsid "${idle[@]}" nice -n 19 bash -c "set -euo pipefail; jobs=$jobs; $(declare -f asan_build); asan_build" \
         >"$ASAN_LOG" 2>&1 &
     ASAN_PID=$!
+    echo "== fuzzing: started in the background at idle priority (log: $FUZZ_LOG)"
+    FUZZ_T0=$SECONDS
+    setsid "${idle[@]}" nice -n 19 tests/fuzz/run.sh 60 >"$FUZZ_LOG" 2>&1 &
+    FUZZ_PID=$!
 fi
 
 stage "tests: integration"
 ctest --test-dir build --output-on-failure -L integration
 
-stage fuzzing "every libFuzzer target for 60 s (tests/fuzz/run.sh), up to $jobs at once"
-tests/fuzz/run.sh 60
+if [[ -n $FUZZ_PID ]]; then
+    stage fuzzing "waiting for the background run (every libFuzzer target for 60 s, up to $jobs at once)"
+    fuzz_rc=0
+    wait "$FUZZ_PID" || fuzz_rc=$?
+    FUZZ_PID=""
+    echo "== fuzzing took $((SECONDS - FUZZ_T0)) s in the background; its output ($FUZZ_LOG):"
+    cat "$FUZZ_LOG"
+    ((fuzz_rc == 0)) || { echo "== fuzzing failed (exit $fuzz_rc)"; exit 1; }
+else
+    stage fuzzing "every libFuzzer target for 60 s (tests/fuzz/run.sh), up to $jobs at once"
+    tests/fuzz/run.sh 60
+fi
 
 stage packages ".deb and .rpm, their contents, init scripts, completion"
 (cd build && cpack -G "DEB;RPM")

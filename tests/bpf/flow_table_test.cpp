@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "bpf_harness.hpp"
 
@@ -144,15 +146,28 @@ TEST(FlowTable, ManyFlowsAreAllFoundAndTaken) {
     auto ev = obj.maps().read_events().take();
     const size_t refused = ev[PF_EV_FLOW_MAP_FULL];
     EXPECT_EQ(refused, 0u) << "refused at 37% of the table";
-    auto rows = obj.maps().read_flows().take();
-    EXPECT_EQ(rows.size() + refused, 3000u);
-    FlowTake t = obj.maps().take_flows(keys);
-    EXPECT_EQ(t.rows.size(), rows.size());
-    uint64_t bytes = 0;
-    for (const auto& r : t.rows) bytes += r.bytes;
-    uint64_t want = 0;
-    for (const auto& r : rows) want += r.bytes;
-    EXPECT_EQ(bytes, want);
+    // What was sent, independently of any reader: one packet of udp(p, p % 50) per flow.
+    std::unordered_map<pf_flow_key, uint64_t, FlowKeyHash, FlowKeyEq> sent;
+    uint64_t sent_bytes = 0;
+    for (uint16_t p = 1; p <= 3000; p++) {
+        sent[key(p)] = udp(p, p % 50).size();
+        sent_bytes += udp(p, p % 50).size();
+    }
+    // Each flow exactly once, with its own packet's bytes: by the reader, then by the take.
+    for (const std::vector<FlowRow>& got : {obj.maps().read_flows().take(), obj.maps().take_flows(keys).rows}) {
+        ASSERT_EQ(got.size(), 3000u);
+        std::unordered_map<pf_flow_key, uint64_t, FlowKeyHash, FlowKeyEq> seen;
+        uint64_t bytes = 0;
+        for (const auto& r : got) {
+            auto it = sent.find(r.key);
+            ASSERT_NE(it, sent.end()) << "a flow that was not sent";
+            EXPECT_EQ(r.bytes, it->second);
+            EXPECT_EQ(r.packets, 1u);
+            EXPECT_TRUE(seen.emplace(r.key, r.bytes).second) << "a flow twice";
+            bytes += r.bytes;
+        }
+        EXPECT_EQ(bytes, sent_bytes);
+    }
     EXPECT_TRUE(obj.maps().read_flows().take().empty());
 }
 

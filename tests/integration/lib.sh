@@ -367,6 +367,23 @@ pf_start_daemon() {
     pf_log "daemon '$name' ready (pid $DAEMON_PID, attach $IF_A $*)"
 }
 
+# pf_wait_outbox_empty: waits (up to 30 s) until the daemon in NS_A reports an empty push
+# outbox on its /metrics (127.0.0.1:9977). A row leaves the outbox only in the transaction
+# that records its confirmed delivery, and a send always starts from a row: once it is
+# empty every message has been answered and no sink worker has one left to send, so a
+# message sent twice is in the stand-in's log by then (where a fixed sleep could miss it).
+pf_wait_outbox_empty() {
+    local i depth=""
+    for ((i = 0; i < 300; i++)); do
+        depth=$(pf_ns "$NS_A" "$PY" -c 'import urllib.request
+for l in urllib.request.urlopen("http://127.0.0.1:9977/metrics", timeout=5).read().decode().splitlines():
+    if l.startswith("peakflow_outbox_depth "): print(l.split()[1])' 2>/dev/null || true)
+        [[ $depth == 0 ]] && return 0
+        sleep 0.1
+    done
+    fail "the push outbox did not empty within 30 s (depth: ${depth:-no answer from /metrics})"
+}
+
 # pf_streams SECONDS: background load both ways (UDP at 400 pps plus a paced TCP
 # connection, each direction); sets STREAM_PIDS. pf_wait_streams waits for them.
 pf_streams() {

@@ -82,7 +82,7 @@ assert_eq "second run: exit status" 0 "$DAEMON_RC"
 
 read -r b_rxb _ b_txb _ <<<"$base"
 read -r h_rxb _ h_txb _ <<<"$k_hour"
-read -r e_rxb _ e_txb _ <<<"$k_end"
+read -r _ _ e_txb _ <<<"$k_end"
 hour_tx=$((h_txb - b_txb))
 hour_rx=$((h_rxb - b_rxb))
 pf_log "kernel deltas over 15:00-16:00: tx $hour_tx B, rx $hour_rx B; after 16:00: tx $((e_txb - h_txb)) B"
@@ -101,6 +101,24 @@ stored_both=$(points_sql "rx_bytes + tx_bytes" "$t_1500")
 assert_eq "buckets of 15:xx holding rows" "$t_1500 $t_1505 $t_1555" \
     "$(hist_sql "SELECT ts FROM bucket5m WHERE mac = -1 AND ts >= $t_1500 AND ts < $t_1600 ORDER BY ts" | tr '\n' ' ' | sed 's/ $//')"
 
+# The points from what was sent, independently of the daemon and its database: the wire
+# bytes of each hist_udp burst (echoed, so tx = rx), in the bucket it was sent in.
+w_1500=$(hist_wire_bytes 21 "100,1200")
+w_1505=$(hist_wire_bytes 13 "1,700")
+w_1555=$(($(hist_wire_bytes 5 "333") + $(hist_wire_bytes 17 "64,1472")))
+w_1600=$(hist_wire_bytes 9 "250")
+sent_points() { # FACTOR V0 V1 V11
+    local i out="" v
+    for ((i = 0; i < 12; i++)); do
+        v=0
+        ((i == 0)) && v=$(($1 * $2))
+        ((i == 1)) && v=$(($1 * $3))
+        ((i == 11)) && v=$(($1 * $4))
+        out+="${out:+,}\"v$i\":$v"
+    done
+    echo "$out"
+}
+
 body() { # V-POINTS HOUR
     echo "{\"flux_dat\":\"2026-11-21\",\"flux_hour\":\"2026-11-21 $2\",\"provider_id\":\"P-100\",\"provider_uiid\":\"9f3c-77\",\"isp_id\":3,\"mac\":\"$MAC_A\",$1,\"version\":1,\"device_type\":12,\"region\":\"sh\"}"
 }
@@ -112,12 +130,14 @@ pf_run "$PF_T/c15" "$NS_A" report --customer-hour 2026-11-21T15 -f "$CFG" --data
 assert_eq "report --customer-hour 15 exit status ($(cat "$PF_T/c15.err"))" 0 "$PF_RC"
 got=$(cat "$PF_T/c15.out")
 assert_eq "customer body of 15:xx (tx) vs the stored buckets" "$(body "$stored_tx" 15)" "$got"
+assert_eq "customer body of 15:xx (tx) vs the traffic sent" "$(body "$(sent_points 1 "$w_1500" "$w_1505" "$w_1555")" 15)" "$got"
 assert_eq "sum of v0..v11 (tx) vs the kernel's tx_bytes delta over the hour" "$hour_tx" "$(sum_points "$got")"
 
 pf_run "$PF_T/b15" "$NS_A" report --customer-hour 2026-11-21T15 -f "$CFG_BOTH" --database "$HIST_DB"
 assert_eq "report --customer-hour (both) exit status ($(cat "$PF_T/b15.err"))" 0 "$PF_RC"
 got=$(cat "$PF_T/b15.out")
 assert_eq "customer body of 15:xx (both) vs the stored buckets" "$(body "$stored_both" 15)" "$got"
+assert_eq "customer body of 15:xx (both) vs the traffic sent" "$(body "$(sent_points 2 "$w_1500" "$w_1505" "$w_1555")" 15)" "$got"
 assert_eq "sum of v0..v11 (both) vs the kernel's rx_bytes + tx_bytes deltas over the hour" \
     "$((hour_rx + hour_tx))" "$(sum_points "$got")"
 
@@ -125,6 +145,7 @@ pf_run "$PF_T/c16" "$NS_A" report --customer-hour 2026-11-21T16 --mac "$MAC_A" -
 assert_eq "report --customer-hour 16 exit status ($(cat "$PF_T/c16.err"))" 0 "$PF_RC"
 got=$(cat "$PF_T/c16.out")
 assert_eq "customer body of 16:xx (tx) vs the stored buckets" "$(body "$(points_sql tx_bytes "$t_1600")" 16)" "$got"
+assert_eq "customer body of 16:xx (tx) vs the traffic sent" "$(body "$(sent_points 1 "$w_1600" 0 0)" 16)" "$got"
 assert_eq "sum of v0..v11 of 16:xx vs the kernel's tx_bytes delta after 16:00" "$((e_txb - h_txb))" "$(sum_points "$got")"
 
 # Bad input: one error line, exit 1 (malformed hour) or 2 (usage).

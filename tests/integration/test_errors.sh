@@ -40,6 +40,12 @@ pf_expect_msg() {
     fail "$what: expected a line of stderr matching all of [$*], got: $(cat "$PF_T/fail.err")"
 }
 
+# pf_expect_error WHAT LINE: the one error line on stderr is exactly LINE (the log lines
+# before it are not checked).
+pf_expect_error() {
+    assert_eq "$1: the error line on stderr" "$2" "$(grep '^peakflow-bpf: error: ' "$PF_T/fail.err")"
+}
+
 # --- attach twice -----------------------------------------------------------------------
 base=$(pf_quiesce "$NS_A" "$IF_A")
 pf_start_daemon first
@@ -53,12 +59,13 @@ pf_check_exact "first daemon after a refused second attach" "$base"
 # --- unknown interface ------------------------------------------------------------------
 nosuch="pfno$PF_ID"
 pf_expect_fail "unknown interface" "$NS_A" attach "$nosuch" --config "$PF_CONFIG"
-pf_expect_msg "unknown interface" "$nosuch"
+pf_expect_error "unknown interface" "peakflow-bpf: error: unknown interface '$nosuch' (see 'ip link' for the names)"
 [[ ! -e $PIN_ROOT/$nosuch ]] || fail "unknown interface: a pin directory $PIN_ROOT/$nosuch was created"
 
 # --- dump without pins ------------------------------------------------------------------
 pf_expect_fail "dump without pins" "$NS_B" dump "$IF_B" --json
-pf_expect_msg "dump without pins" "$IF_B"
+pf_expect_error "dump without pins" "peakflow-bpf: error: peakflow is not attached to $IF_B (no pinned maps in $PIN_ROOT/$IF_B; start 'peakflow-bpf attach $IF_B')"
+assert_eq "dump without pins: stderr is the error line only" 1 "$(wc -l <"$PF_T/fail.err")"
 [[ ! -e $PIN_ROOT/$IF_B ]] || fail "dump without pins: a pin directory $PIN_ROOT/$IF_B was created"
 
 # --- no privileges ----------------------------------------------------------------------
@@ -114,7 +121,8 @@ for xmode in xdpgeneric xdp; do
     [[ -n $id_before ]] || fail "test bug: foreign XDP program not attached to $IF_B"
     for want in auto native generic; do
         pf_expect_fail "foreign $xmode program, attach --xdp-mode $want" "$NS_B" attach "$IF_B" --config "$PF_CONFIG" --xdp-mode "$want"
-        pf_expect_msg "foreign $xmode program, attach --xdp-mode $want" "XDP"
+        pf_expect_error "foreign $xmode program, attach --xdp-mode $want" \
+            "peakflow-bpf: error: another XDP program (id $id_before, 'foreign_pass') is attached to $IF_B (peakflow does not replace it; remove it, or use --xdp-mode off to count ingress with TC)"
         assert_eq "foreign $xmode program, attach --xdp-mode $want: XDP program id on $IF_B" "$id_before" "$(pf_xdp_prog_id "$NS_B" "$IF_B")"
         assert_eq "foreign $xmode program, attach --xdp-mode $want: XDP mode on $IF_B" "$mode_before" "$(pf_xdp_attached "$NS_B" "$IF_B")"
         pf_tc_filters "$NS_B" "$IF_B" egress | grep -q 'pf_tc_' &&

@@ -164,21 +164,25 @@ for f in $(remote_files); do
     [[ $(basename "$f") =~ ^flows_[0-9]{8}_[0-9]{6}_[0-9]{3}\.csv\.gz$ ]] || fail "unexpected remote name $f"
     gzip -t "$f" || fail "$f is not a valid gzip file"
 done
-posted_uploads() { # the status POSTs report at least one uploaded file, with the instance id
+posted_uploads() { # the last status POST says exactly what the FTP server holds, nothing queued or failed
     "$PY" -c '
-import json, sys
-ok = False
+import json, os, sys
+last = None
 for line in open(sys.argv[1]):
     p = json.loads(line)
-    b = p["body"]
     assert p["path"] == "/api/uploadStatus" and p["type"] == "application/json", p
-    assert b["instance_id"] == sys.argv[2], b
-    for k in ("files_written", "files_uploaded", "upload_failures", "bytes_uploaded", "queue_files", "queue_bytes", "last_error"):
-        assert k in b, (k, b)
-    ok = ok or (b["files_uploaded"] >= 1 and b["bytes_uploaded"] > 0)
-sys.exit(0 if ok else 1)' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" 2>/dev/null
+    assert p["body"]["instance_id"] == sys.argv[2], p
+    last = p["body"]
+names = [n for n in os.listdir(sys.argv[3]) if n.endswith(".csv.gz")]
+want = {"files_uploaded": len(names), "bytes_uploaded": sum(os.path.getsize(os.path.join(sys.argv[3], n)) for n in names),
+        "upload_failures": 0, "queue_files": 0, "queue_bytes": 0, "last_error": ""}
+got = {k: last.get(k) for k in want} if last else None
+if got != want:
+    sys.exit("last status POST %s, the server holds %s" % (got, want))' "$PF_T/status-posts.jsonl" "$(cat /etc/machine-id)" "$REMOTE" \
+        2>"$PF_T/posted.why"
 }
-pf_wait_for "a status POST reporting the upload" 10 posted_uploads
+for ((i = 0; i < 50; i++)); do posted_uploads && break; sleep 0.2; done
+posted_uploads || fail "no status POST says what the FTP server holds: $(cat "$PF_T/posted.why")"
 for f in "$PF_T/history.db" "$PF_T/history.db-wal" "$PF_T/history.db-shm" "$SPOOL/.peakflow-export-state" \
     "$PF_T/export-status.jsonl"; do
     assert_eq "mode of $f under umask 022" 600 "$(stat -c %a "$f")"
@@ -214,7 +218,21 @@ assert_eq "mode of the open export file under umask 022" 600 "$(stat -c %a "$SPO
 pf_stop_daemon TERM
 assert_eq "exit status after SIGTERM" 0 "$DAEMON_RC"
 [[ -z $(find "$SPOOL" -name '*.part') ]] || fail ".part file left after SIGTERM: $(ls "$SPOOL")"
-grep -q '"files_uploaded":' "$PF_T/export-status.jsonl" || fail "no status lines in the status file"
+# The status file's last line (written as the daemon stopped) says what the spool and the
+# FTP server hold: the files waiting and their bytes, and every uploaded file; its
+# last_error is the last upload error the log has (step 2's, kept after the recovery).
+last_upload_error=$(grep ' error export: upload ' "$DAEMON_LOG" | tail -n 1 | sed 's/^.* error export: //')
+"$PY" - "$PF_T/export-status.jsonl" "$SPOOL" "$REMOTE" "$last_upload_error" <<'EOF' || fail "the status file's last line is not what the spool and the server hold"
+import json, os, sys
+last = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+def files(d):
+    return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".csv.gz")]
+spool, remote = files(sys.argv[2]), files(sys.argv[3])
+want = {"queue_files": len(spool), "queue_bytes": sum(map(os.path.getsize, spool)), "files_uploaded": len(remote),
+        "files_written": len(spool) + len(remote), "last_error": sys.argv[4]}
+got = {k: last.get(k) for k in want}
+assert got == want, (got, want)
+EOF
 pf_log "step 3: SIGTERM finished the open file"
 
 # 4. A wrong password: a clear error, the files stay.

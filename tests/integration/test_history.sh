@@ -143,7 +143,12 @@ assert_eq "traffic summary log for 2026-11-21" \
     "2026-11-21 $IF_A peak_up=$w_bc peak_down=$w_bc offpeak_up=$W_A offpeak_down=$W_A total=$((2 * (W_A + w_bc)))" \
     "$summary"
 grep -q 'ready: counting on' "$PF_T"/logs/peakflow_*.log || fail "no daily log file with the daemon's log in $PF_T/logs"
+# error.log: the error-level lines of the daily logs, exactly (these runs log none, so it
+# is there and empty).
 [[ -f $PF_T/logs/error.log ]] || fail "no error.log in $PF_T/logs"
+assert_eq "error.log: the daily logs' error lines" "$(grep -h '^[0-9-]* [0-9:.]* error ' "$PF_T"/logs/peakflow_*.log || true)" \
+    "$(cat "$PF_T/logs/error.log")"
+assert_eq "error.log size" 0 "$(stat -c %s "$PF_T/logs/error.log")"
 pf_log "midnight run: 23:55 bucket peak, 00:00 bucket off-peak, 2026-11-21 rolled up exactly"
 
 # ---- run 3: kill -9 in the middle of traffic, restart ---------------------------------

@@ -76,9 +76,13 @@ http_get "$NS_A" "$METRICS_URL" >"$PF_T/metrics.txt" || fail "GET $METRICS_URL i
 [[ ! -s $PF_T/promtool.log ]] || fail "promtool check metrics complains about /metrics: $(cat "$PF_T/promtool.log")"
 grep -qxF "peakflow_interface_bytes_total{device=\"$IF_A\",direction=\"rx\"} $d_rxb" "$PF_T/metrics.txt" ||
     fail "/metrics has no rx bytes line for $IF_A with $d_rxb: $(grep "$IF_A" "$PF_T/metrics.txt")"
-if http_get "$NS_A" "http://127.0.0.1:$METRICS_PORT/" >/dev/null 2>&1; then
-    fail "GET / on the metrics port answered 200 (want 404)"
-fi
+# Anything but /metrics: 404 exactly (not a refused connection, a 500 or a timeout).
+status=$(timeout -k 5 20 nsenter "--net=/run/netns/$NS_A" -- "$PY" -c 'import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)' "http://127.0.0.1:$METRICS_PORT/" 2>&1 || true)
+assert_eq "GET / on the metrics port: HTTP status" 404 "$status"
 
 # A real Prometheus in the same namespace, scraping every second.
 mkdir "$PF_T/prom-data"

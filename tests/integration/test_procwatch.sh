@@ -82,7 +82,7 @@ grep -q "recovered \[procwatch\] runaway:$BURN:.*ended: exited" "$DAEMON_LOG" ||
 wait "$SPIKE" || fail "spike process failed"
 BG_PIDS=()
 pf_check_stop_signals_blocked
-pf_stop_daemon
+pf_stop_daemon TERM
 assert_eq "daemon exit status" 0 "$DAEMON_RC"
 
 assert_eq "runaway alerts for the burner" 1 "$(grep -c "alert \[procwatch\] runaway:$BURN:" "$DAEMON_LOG")"
@@ -98,8 +98,15 @@ for t in host_cpu host_mem host_disk host_sys host_users; do
     n=$(q "SELECT count(*) FROM $t")
     ((n > 0)) || fail "no rows in $t"
 done
-mem=$(q "SELECT count(*) FROM host_mem WHERE total > 0 AND used > 0 AND used < 100")
-((mem > 0)) || fail "host_mem rows without plausible figures"
+# What is known exactly: the machine's memory (MemTotal, bytes), host name, kernel and OS in
+# every sample, and the used share between the figures it is made of.
+mem_total=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) * 1024))
+os=$(sed -n 's/^PRETTY_NAME=//p' /etc/os-release | sed 's/^"//; s/"$//')
+assert_eq "host_mem: distinct total (MemTotal in bytes)" "$mem_total" "$(q "SELECT DISTINCT total FROM host_mem")"
+assert_eq "host_mem rows with used outside 0-100 or free above total" 0 \
+    "$(q "SELECT count(*) FROM host_mem WHERE used <= 0 OR used >= 100 OR free < 0 OR free > total")"
+assert_eq "host_sys: distinct 'hostname|kernel|os|mem_total'" "$(hostname)|$(uname -r)|$os|$mem_total" \
+    "$(q "SELECT DISTINCT hostname, kernel, os, mem_total FROM host_sys")"
 
 # The memory line of the command: the requirements' format, total = MemTotal in MiB.
 mem=$("$PF_BIN" host mem) || fail "host mem failed"

@@ -20,9 +20,9 @@ pf_setup_pair
 # Stand-ins run in NS_A, where the daemon's 127.0.0.1 is.
 cat >"$PF_T/robots.json" <<'EOF'
 {"dingtalk": {"dtok": {"secret": "SECstandin", "keyword": "peakflow"}, "dtok2": {}},
- "serverchan": {"SCTkey": {}},
+ "serverchan": {"SCTkey": {}, "SCTfree": {}},
  "wecom": {"wkey": {}},
- "feishu": {"ftok": {"secret": "fsecret"}}}
+ "feishu": {"ftok": {"secret": "fsecret", "keyword": "peakflow"}, "ftok2": {"keyword": "grafana"}}}
 EOF
 nsenter "--net=/run/netns/$NS_A" -- "$PY" "$STANDIN" --config "$PF_T/robots.json" --record "$REC" \
     --port-file "$PF_T/port" >"$PF_T/standin.log" 2>&1 &
@@ -91,16 +91,19 @@ push:
     - {name: wrongsign, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECwrong, enabled: false}
     - {name: burst, type: dingtalk, url: "$BASE/robot/send", token: dtok2, enabled: false}
     - {name: nokeyword, type: dingtalk, url: "$BASE/robot/send", token: dtok, secret: SECstandin, keyword: "not-there", enabled: false}
+    - {name: scfree, type: serverchan, url: "$BASE", sendkey: SCTfree, enabled: false}
+    - {name: fskw, type: feishu, url: "$BASE/open-apis/bot/v2/hook", token: ftok2, keyword: grafana, enabled: false}
+    - {name: fsnokw, type: feishu, url: "$BASE/open-apis/bot/v2/hook", token: ftok2, enabled: false}
 EOF
 # The SMTP password over smtp:// without starttls: refused at load unless allowed by name.
 sed 's/, allow_plaintext_auth: true}/}/' "$TESTCONF" >"$PF_T/clear.yaml"
 line=$(grep -n 'name: mailauth' "$PF_T/clear.yaml" | cut -d: -f1)
 pf_run "$PF_T/clear" "$NS_A" push --test -f "$PF_T/clear.yaml"
 assert_eq "push --test with a clear-text SMTP password: exit" 1 "$PF_RC"
-grep -qF "$PF_T/clear.yaml:$line:" "$PF_T/clear.err" &&
-    grep -qF "key 'push.sinks[" "$PF_T/clear.err" &&
-    grep -qF "].password': smtp:// without starttls would send the SMTP password in clear: set starttls: true, use smtps://, or set allow_plaintext_auth: true" "$PF_T/clear.err" ||
+if ! grep -qF "$PF_T/clear.yaml:$line:" "$PF_T/clear.err" || ! grep -qF "key 'push.sinks[" "$PF_T/clear.err" ||
+    ! grep -qF "].password': smtp:// without starttls would send the SMTP password in clear: set starttls: true, use smtps://, or set allow_plaintext_auth: true" "$PF_T/clear.err"; then
     fail "no load error naming the file, line and key: $(cat "$PF_T/clear.err")"
+fi
 grep -q m4il "$PF_T/clear.err" "$PF_T/clear.out" && fail "the password is in the error output"
 
 pf_run "$PF_T/ptest" "$NS_A" push --test -f "$TESTCONF"
@@ -172,6 +175,65 @@ pf_run "$PF_T/pburst" "$NS_A" push --test burst -f "$TESTCONF"
 assert_eq "burst 21 exit" 1 "$PF_RC"
 grep -qx 'burst (dingtalk): FAILED: errcode 130101: send too fast, exceed 20 times per minute' "$PF_T/pburst.out" ||
     fail "$(cat "$PF_T/pburst.out")"
+
+pf_log "push --test: ServerChan's free tier takes 5 messages a day; Feishu's keyword rule"
+for i in 1 2 3 4 5; do
+    pf_run "$PF_T/pfree" "$NS_A" push --test scfree -f "$TESTCONF"
+    assert_eq "ServerChan free tier: message $i" 0 "$PF_RC"
+done
+pf_run "$PF_T/pfree" "$NS_A" push --test scfree -f "$TESTCONF"
+assert_eq "ServerChan free tier: message 6" 1 "$PF_RC"
+grep -qx 'scfree (serverchan): FAILED: code 40001: 超过当天的发送次数限制\[5\]，请稍后再试' "$PF_T/pfree.out" ||
+    fail "$(cat "$PF_T/pfree.out")"
+pf_run "$PF_T/pfkw" "$NS_A" push --test fskw -f "$TESTCONF"
+assert_eq "Feishu: the sink adds the robot's keyword" 0 "$PF_RC"
+pf_run "$PF_T/pfkw" "$NS_A" push --test fsnokw -f "$TESTCONF"
+assert_eq "Feishu: no keyword" 1 "$PF_RC"
+grep -qx 'fsnokw (feishu): FAILED: code 19024: Key Words Not Found' "$PF_T/pfkw.out" || fail "$(cat "$PF_T/pfkw.out")"
+assert_eq "Feishu messages accepted for the keyword robot" "grafana" \
+    "$("$PY" -c 'import json, sys
+for l in open(sys.argv[1], encoding="utf-8"):
+    e = json.loads(l)
+    if e["service"] == "feishu" and e["token"] == "ftok2": print(e["body"]["content"]["text"].rsplit("\n", 1)[-1])' "$REC")"
+
+pf_log "the stand-in refuses what the services refuse: no JSON Content-Type, a DingTalk keyword split between title and text, a sixth Feishu message in a second"
+pf_ns "$NS_A" "$PY" - "$BASE" <<'EOF' || fail "the stand-in accepts what the services refuse"
+import base64, hashlib, hmac, json, sys, time, urllib.parse, urllib.request
+base = sys.argv[1]
+def post(path, body, ctype="application/json"):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST")
+    if ctype:
+        req.add_header("Content-Type", ctype)
+    return json.loads(urllib.request.urlopen(req, timeout=5).read())
+ding = {"msgtype": "markdown", "markdown": {"title": "t", "text": "x"}}
+wecom = {"msgtype": "markdown", "markdown": {"content": "x"}}
+feishu = {"msg_type": "text", "content": {"text": "grafana x"}}
+for ctype in ("application/x-www-form-urlencoded", "text/plain", None):
+    assert post("/robot/send?access_token=dtok2", ding, ctype)["errcode"] == 43004, ctype
+    assert post("/cgi-bin/webhook/send?key=wkey", wecom, ctype)["errcode"] == 40008, ctype
+    assert post("/open-apis/bot/v2/hook/ftok2", feishu, ctype)["code"] == 19002, ctype
+# A keyword split between title and text: neither has it (the robot checks each on its own).
+split = {"msgtype": "markdown", "markdown": {"title": "alert from peak", "text": "flow: eth0 down"}}
+ts = str(int(time.time() * 1000))
+sign = base64.b64encode(hmac.new(b"SECstandin", (ts + "\nSECstandin").encode(), hashlib.sha256).digest()).decode()
+q = "/robot/send?access_token=dtok&timestamp=%s&sign=%s" % (ts, urllib.parse.quote(sign))
+a = post(q, split)
+assert a == {"errcode": 310000, "errmsg": "keywords not in content"}, a
+# Feishu: 5 a second per bot. Six in a row within one second: the sixth is refused (when the
+# six took longer than a second on a loaded machine, again). The fskw test message above
+# was this bot's last: more than a second ago first.
+time.sleep(1.1)
+for attempt in range(5):
+    t0 = time.monotonic()
+    codes = [post("/open-apis/bot/v2/hook/ftok2", feishu)["code"] for _ in range(6)]
+    if time.monotonic() - t0 < 1:
+        break
+    time.sleep(1.1)
+else:
+    raise SystemExit("six requests never fitted into one second")
+assert codes[:5] == [0] * 5 and codes[5] == 11232, codes
+EOF
+
 # push --test goes straight to the services: nothing in the outbox or the history.
 [[ ! -e $PF_T/history.db ]] || fail "push --test wrote to the history database"
 
@@ -193,6 +255,7 @@ push:
     - {name: sc, type: serverchan, url: "$BASE", sendkey: SCTkey, alerts: true}
     - {name: off, type: webhook, url: "$BASE/webhook/off", enabled: false}
     - {name: wc, type: wecom, url: "$BASE/cgi-bin/webhook/send", key: wkey, alerts: false}
+    - {name: fs, type: feishu, url: "$BASE/open-apis/bot/v2/hook", token: ftok, secret: fsecret, keyword: peakflow, alerts: false}
 EOF
 "$PF_BIN" config check "$PF_CONFIG" >"$PF_T/check.out"
 # The commented example of every sink in config/config.yaml is valid once uncommented (the
@@ -225,7 +288,7 @@ wait_for() { # WHAT CMD...: up to 30 s
 has_lines() { [[ $(accepted "$1" | grep -c "$2" || true) -ge $3 ]]; }
 wait_for "3 DingTalk deliveries" has_lines dingtalk 'msg-' 3
 wait_for "alert and recovery on ServerChan" has_lines serverchan 'push to ding' 2
-sleep 1.5 # anything sent twice would show up by now
+pf_wait_outbox_empty # every message answered: one sent twice is in the stand-in's log now
 assert_eq "DingTalk messages, in order, once each" "peakflow msg-1
 peakflow msg-2
 peakflow msg-3" "$(accepted dingtalk | grep msg-)"
@@ -272,7 +335,7 @@ assert_eq "accepted before the restart" 0 "$(accepted dingtalk | grep -c msg-4 |
 pf_start_daemon push2
 wait_for "msg-4 delivered after the restart" has_lines dingtalk 'msg-4' 1
 wait_for "the killed request dropped by the stand-in" grep -q '"dropped": true' "$REC.all"
-sleep 1.5
+pf_wait_outbox_empty
 assert_eq "msg-4 accepted once" 1 "$(accepted dingtalk | grep -c msg-4)"
 "$PF_BIN" history --json --database "$PF_T/history.db" >"$PF_T/h2.json"
 "$PY" - "$PF_T/h2.json" <<'EOF' || fail "history after restart wrong: $(cat "$PF_T/h2.json")"
@@ -292,7 +355,7 @@ assert_eq "msg-5 accepted once" 1 "$(accepted dingtalk | grep -c msg-5)"
 "$PF_BIN" history --json --database "$PF_T/history.db" | "$PY" -c 'import json, sys
 h = json.load(sys.stdin)["history"][-1]
 assert (h["sink"], h["status"], h["attempts"]) == ("ding", "sent", 1), h' || fail "msg-5 not recorded as sent"
-grep -q 'push: 4 sink(s), 1 message(s) waiting in the outbox' "$PF_T/push2.log" || fail "restart did not find msg-4 waiting"
+grep -q 'push: 5 sink(s), 1 message(s) waiting in the outbox' "$PF_T/push2.log" || fail "restart did not find msg-4 waiting"
 
 pf_log "messages over the services' size limits are cut to fit, with a note"
 pf_start_daemon push3
@@ -301,6 +364,26 @@ pf_start_daemon push3
 "$PF_BIN" push --message "$(cat "$PF_T/long.txt")" --sink wc -f "$PF_CONFIG" >/dev/null
 wait_for "the long DingTalk message" has_lines dingtalk 'bytes omitted' 1
 wait_for "the long WeCom message" grep -q '"service": "wecom"' "$REC"
+# Feishu takes request bodies up to 20 KB: 30000 quotes are 60000 bytes once JSON-escaped,
+# so the text is cut to what fits (cut at 18000 bytes before escaping, the body was 36 KB
+# and refused for ever).
+"$PY" -c 'print("peakflow " + "\"" * 30000)' >"$PF_T/quotes.txt"
+"$PF_BIN" push --message "$(cat "$PF_T/quotes.txt")" --sink fs -f "$PF_CONFIG" >/dev/null
+wait_for "the long Feishu message" grep -q '"service": "feishu", "token": "ftok"' "$REC"
+"$PY" - "$REC" <<'EOF' || fail "the long Feishu message wrong: $(grep '"service": "feishu"' "$REC.all" | tail -n 3)"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + ".all", encoding="utf-8")]
+sizes = [r["bytes"] for r in rows if r.get("service") == "feishu" and "bytes" in r]
+assert len(sizes) == 1 and 20 * 1024 - 200 < sizes[0] <= 20 * 1024, sizes  # one request, just within
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+text = [r for r in rows if r["service"] == "feishu" and r["token"] == "ftok"][-1]["body"]["content"]["text"]
+head = "peakflow-bpf message\n\npeakflow " # the title, then the text
+kept, note = text.split("\n\u2026 (cut: ")
+omitted = int(note.split(" ")[0])
+assert note == "%d bytes omitted)" % omitted, note
+assert kept == (head + '"' * 30000)[: len(kept)], kept[:40]
+assert len(kept.encode()) + omitted == len(head) + 30000, (len(kept), omitted)
+EOF
 "$PY" - "$REC" <<'EOF' || fail "cut messages wrong"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]

@@ -38,17 +38,28 @@ write_config() { # DRAIN_SECONDS LOG_LEVEL
 
 base=$(pf_quiesce "$NS_A" "$IF_A")
 write_config 1 info
-NOTIFY_SOCKET=$NOTIFY_SOCK WATCHDOG_USEC=1000000 pf_start_daemon service --xdp-mode generic
+NOTIFY_SOCKET=$NOTIFY_SOCK WATCHDOG_USEC=2000000 pf_start_daemon service --xdp-mode generic
 
 for ((i = 0; i < 50; i++)); do (($(count_msgs 'READY=1') >= 1)) && break; sleep 0.1; done
 assert_eq "READY=1 after attaching" 1 "$(count_msgs 'READY=1')"
 grep -q "STATUS=counting on $IF_A" "$NOTIFY_LOG" || fail "no STATUS naming $IF_A: $(cat "$NOTIFY_LOG")"
 
-# Watchdog: WATCHDOG_USEC=1 s, pinged every 0.5 s whatever the drain interval.
+# Watchdog: WATCHDOG_USEC=2 s, pinged at half of it (every 1 s, whatever the drain interval).
+# From one ping, the next two are waited for: each comes at least 1 s after the one before,
+# so they take about 2 s (the poll may see either ping late by some 100 ms); a fixed 500 ms
+# (or a ping at every drain) would take about 1 s, the full interval 4 s. The upper bound
+# leaves 1.5 s for a loaded machine.
+wait_pings() { # N: until N pings in all
+    for ((i = 0; i < 200; i++)); do (($(count_msgs 'WATCHDOG=1') >= $1)) && return 0; sleep 0.02; done
+    fail "fewer than $1 WATCHDOG=1 messages: $(tail -n 5 "$NOTIFY_LOG")"
+}
+wait_pings $(($(count_msgs 'WATCHDOG=1') + 1))
 w0=$(count_msgs 'WATCHDOG=1')
-sleep 2.2
-w1=$(count_msgs 'WATCHDOG=1')
-((w1 - w0 >= 4 && w1 - w0 <= 5)) || fail "expected 4-5 WATCHDOG=1 in 2.2 s, got $((w1 - w0))"
+t0=$(date +%s%N)
+wait_pings $((w0 + 2))
+ms=$((($(date +%s%N) - t0) / 1000000))
+((ms >= 1800 && ms <= 3500)) || fail "2 WATCHDOG=1 after one took $ms ms, expected about 2000 (a ping every 1 s)"
+pf_log "watchdog: 2 pings $ms ms after one"
 
 pf_known_traffic
 
@@ -60,7 +71,7 @@ grep -q 'reloaded: drain every 2000 ms' "$DAEMON_LOG" || fail "no reload logged:
 assert_eq "RELOADING=1 after SIGHUP" 1 "$(count_msgs 'RELOADING=1')"
 # The READY=1 that ends the reload comes after RELOADING=1.
 [[ $(grep -E 'RELOADING=1|READY=1' "$NOTIFY_LOG" | tail -n 1) == *READY=1* ]] || fail "no READY=1 after RELOADING=1"
-sleep 2.5
+for ((i = 0; i < 100; i++)); do grep -q ' debug drain ' "$DAEMON_LOG" && break; sleep 0.1; done
 grep -q ' debug drain ' "$DAEMON_LOG" || fail "log level debug from the reloaded config not applied"
 
 pf_known_traffic

@@ -22,11 +22,15 @@ check() { local what=$1; shift; if "$@"; then passed=$((passed + 1)); else faile
 cat >"$tmp/fake.c" <<'C'
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 static volatile sig_atomic_t hup, term;
 static void on(int s) { if (s == SIGHUP) hup = 1; else term = 1; }
 int main(int argc, char** argv) {
     signal(SIGHUP, on); signal(SIGTERM, on);
+    /* What the daemon's files get: SQLite creates its database and WAL 0666 & ~umask. */
+    FILE* db = fopen(getenv("PF_FAKE_DB"), "w");
+    if (db) fclose(db);
     printf("start");
     for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
     printf("\n"); fflush(stdout);
@@ -45,7 +49,7 @@ sed -e "s#^DAEMON=/usr/sbin/peakflow-bpf#DAEMON=$tmp/peakflow-bpf#" \
     "$src/sysvinit/peakflow-bpf" >"$tmp/init"
 echo 'DAEMON_ARGS="--config /etc/peakflow/config.yaml"' >"$tmp/default"
 chmod 755 "$tmp/init"
-init() { "$tmp/init" "$@" >/dev/null 2>&1; }
+init() { (umask 022 && PF_FAKE_DB=$tmp/fake.db "$tmp/init" "$@" >/dev/null 2>&1); }
 rc_of() { local rc=0; init "$@" || rc=$?; echo "$rc"; }
 wait_log() { for _ in $(seq 50); do grep -qx "$1" "$tmp/pf.log" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
@@ -53,6 +57,10 @@ check "sysv: LSB header" grep -q '^### BEGIN INIT INFO' "$src/sysvinit/peakflow-
 check "sysv: status before start is 3" [ "$(rc_of status)" = 3 ]
 check "sysv: start" [ "$(rc_of start)" = 0 ]
 check "sysv: daemon started with attach and DAEMON_ARGS" wait_log "start attach --config /etc/peakflow/config.yaml"
+# Started from a shell with umask 022, as init does: the files the daemon makes are 0600.
+check "sysv: a file the daemon creates is 0600 (umask 077), not $(stat -c %a "$tmp/fake.db" 2>&1)" \
+    [ "$(stat -c %a "$tmp/fake.db")" = 600 ]
+check "sysv: the log file is 0600, not $(stat -c %a "$tmp/pf.log" 2>&1)" [ "$(stat -c %a "$tmp/pf.log")" = 600 ]
 pid=$(cat "$tmp/run/pf.pid")
 check "sysv: second start is a no-op" [ "$(rc_of start)" = 0 ]
 check "sysv: same pid after second start" [ "$(cat "$tmp/run/pf.pid")" = "$pid" ]

@@ -3,8 +3,20 @@
 ServerChan Turbo, WeCom group robot, Feishu bot) plus a generic webhook, for tests.
 
 It checks requests the way the real services do (tokens, signatures and their time
-window, keyword rule, required fields and size limits, rate limits) and answers with the
-services' error codes. Every accepted message is appended to --record as one JSON line.
+window, Content-Type, keyword rules, required fields and size limits, rate limits and
+ServerChan's daily quota) and answers with the services' error codes. Every accepted
+message is appended to --record as one JSON line.
+
+  DingTalk  Content-Type application/json (else 43004); the keyword in the title or in the
+            text (each on its own: a keyword split across them is not found, 310000);
+            text or markdown text up to 20000 bytes (460101); 20 a minute (130101)
+  WeCom     Content-Type application/json (else 40008: the body is not read as JSON);
+            markdown content up to 4096 bytes (40058); 20 a minute (45009)
+  Feishu    Content-Type application/json (else 19002: no msg_type is seen); the keyword in
+            the text (19024); request bodies up to 20 KB (9499); 100 a minute and 5 a
+            second (11232)
+  ServerChan  title up to 32 characters, desp up to 32 KB; the free tier's 5 messages a
+            day (40001), or "quota" per SENDKEY
 
   chat_standin.py --config robots.json --record accepted.jsonl --port-file port
 
@@ -12,7 +24,7 @@ robots.json:
   {"dingtalk":   {"TOKEN": {"secret": "SEC...", "keyword": "peakflow"}},
    "serverchan": {"SENDKEY": {"quota": 5}},
    "wecom":      {"KEY": {}},
-   "feishu":     {"TOKEN": {"secret": "..."}}}
+   "feishu":     {"TOKEN": {"secret": "...", "keyword": "peakflow"}}}
 
 Control (for fault tests), POST /_control with JSON:
   {"service": "dingtalk", "fail": N, "status": 500}  answer the next N requests with HTTP 500
@@ -47,10 +59,14 @@ def feishu_sign(secret, ts):
     return base64.b64encode(mac).decode()
 
 
-def rate_ok(key, limit, now):
+def rate_ok(key, limit, now, window=60):
     times = [t for t in SENT.get(key, []) if t > now - 60]
     SENT[key] = times
-    return len(times) < limit
+    return len([t for t in times if t > now - window]) < limit
+
+
+def json_content_type(headers):
+    return headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/json"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -140,6 +156,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, {"errcode": 310000, "errmsg": "sign not match, timestamp invalid"})
             if not hmac.compare_digest(sign, ding_sign(robot["secret"], ts)):
                 return self.answer(200, {"errcode": 310000, "errmsg": "sign not match"})
+        if not json_content_type(self.headers):
+            return self.answer(200, {"errcode": 43004, "errmsg": "无效的HTTP HEADER Content-Type"})
         try:
             body = json.loads(raw)
         except ValueError:
@@ -149,19 +167,19 @@ class Handler(BaseHTTPRequestHandler):
             content = body.get("text", {}).get("content")
             if not isinstance(content, str) or not content:
                 return self.answer(200, {"errcode": 40035, "errmsg": "missing text.content"})
-            checked = content
+            checked = [content]
         elif mt == "markdown":
             md = body.get("markdown", {})
             if not isinstance(md.get("title"), str) or not isinstance(md.get("text"), str) or not md["text"]:
                 return self.answer(200, {"errcode": 40035, "errmsg": "missing markdown.title or markdown.text"})
             content = md["text"]
-            checked = md["title"] + md["text"]
+            checked = [md["title"], md["text"]]  # each on its own
         else:
             return self.answer(200, {"errcode": 40035, "errmsg": "unsupported msgtype"})
         if len(content.encode()) > 20000:
             return self.answer(200, {"errcode": 460101, "errmsg": "message too long, exceed 20000 bytes"})
         kw = robot.get("keyword")
-        if kw and kw not in checked:
+        if kw and not any(kw in c for c in checked):
             return self.answer(200, {"errcode": 310000, "errmsg": "keywords not in content"})
         now = time.time()
         with LOCK:
@@ -190,7 +208,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, {"code": 40004, "message": "desp too long (max 32KB)", "data": None})
         with LOCK:
             n = len(SENT.setdefault(("serverchan", key), []))
-            if n >= robot.get("quota", 1000):
+            if n >= robot.get("quota", 5):  # the free tier: 5 a day
                 return self.answer(200, {"code": 40001, "message": "超过当天的发送次数限制[5]，请稍后再试", "data": None})
             SENT[("serverchan", key)].append(time.time())
         self.record(ARGS.record, {"service": "serverchan", "token": key, "body": form})
@@ -200,6 +218,8 @@ class Handler(BaseHTTPRequestHandler):
         key = query.get("key", [""])[0]
         if key not in ROBOTS.get("wecom", {}):
             return self.answer(200, {"errcode": 93000, "errmsg": "invalid webhook url"})
+        if not json_content_type(self.headers):
+            return self.answer(200, {"errcode": 40008, "errmsg": "invalid message type"})
         try:
             body = json.loads(raw)
         except ValueError:
@@ -221,6 +241,8 @@ class Handler(BaseHTTPRequestHandler):
         robot = ROBOTS.get("feishu", {}).get(token)
         if robot is None:
             return self.answer(200, {"code": 19001, "msg": "param invalid: incoming webhook access token invalid", "data": {}})
+        if not json_content_type(self.headers):
+            return self.answer(200, {"code": 19002, "msg": "params error, msg_type need", "data": {}})
         try:
             body = json.loads(raw)
         except ValueError:
@@ -235,6 +257,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, {"code": 19002, "msg": "params error, msg_type need", "data": {}})
         if len(raw) > 20 * 1024:
             return self.answer(200, {"code": 9499, "msg": "request body too large (max 20KB)", "data": {}})
+        kw = robot.get("keyword")
+        if kw and kw not in body["content"]["text"]:
+            return self.answer(200, {"code": 19024, "msg": "Key Words Not Found", "data": {}})
+        now = time.time()
+        with LOCK:
+            if not rate_ok(("feishu", token), 100, now) or not rate_ok(("feishu", token), 5, now, window=1):
+                return self.answer(200, {"code": 11232, "msg": "frequency limited psm[lark.oapi.app_platform_runtime]", "data": {}})
+            SENT.setdefault(("feishu", token), []).append(now)
         self.record(ARGS.record, {"service": "feishu", "token": token, "body": body})
         self.answer(200, {"code": 0, "msg": "success", "data": {}})
 

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <atomic>
+#include <chrono>
 
 #include <filesystem>
 #include <fstream>
@@ -308,6 +310,22 @@ class QueryServer {
                 res.set_content(raw, "application/json");
                 return;
             }
+            if (stream_bytes > 0) {  // that many bytes of '[', made as they are sent, never held
+                res.set_content_provider(stream_bytes, "application/json",
+                                         [](size_t, size_t length, httplib::DataSink& sink) {
+                                             static const std::string chunk(64 * 1024, '[');
+                                             return sink.write(chunk.data(), std::min(length, chunk.size()));
+                                         });
+                return;
+            }
+            if (trickle) {  // one byte a second, for ever
+                res.set_chunked_content_provider("application/json", [this](size_t, httplib::DataSink& sink) {
+                    for (int i = 0; i < 10 && !stopping; i++)
+                        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                    return !stopping && sink.write("[", 1);
+                });
+                return;
+            }
             json data = json::array();
             for (const auto& r : held)
                 if (r["mac"] == req.get_param_value("mac")) data.push_back(r);
@@ -318,12 +336,16 @@ class QueryServer {
         // Bound and listening already: a connection made before the thread accepts waits.
     }
     ~QueryServer() {
+        stopping = true;
         srv_.stop();
         thread_.join();
     }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/flux"; }
     std::vector<json> held;
-    std::string raw;  // when set, the answer instead of `held`
+    std::string raw;                   // when set, the answer instead of `held`
+    size_t stream_bytes = 0;           // when set, an answer of this many bytes instead
+    std::atomic<bool> trickle{false};  // when set, an answer of one byte a second instead
+    std::atomic<bool> stopping{false};
     std::vector<std::string> queries;
 
   private:
@@ -432,6 +454,9 @@ TEST_F(CustomerReport, HostileVerificationAnswersAreRecordedAsErrors) {
         {R"([{"mac":")" + mac + R"(","flux_hour":"2026-11-21 15","version":1,"v3":1.5}])",
          "record 0: field 'v3' is not an integer"},
         {"[{\"mac\":", "not JSON"},
+        // Found by tests/fuzz/customer_answer_fuzz.cpp: the parser stopped at the NUL and took
+        // "[]" (every hour recorded as missing).
+        {std::string("[]") + '\0' + R"([{"mac":5}])", "not JSON"},
     };
     const Calendar cal = shanghai();
     int64_t now = kSh1700 + 600;
@@ -448,6 +473,63 @@ TEST_F(CustomerReport, HostileVerificationAnswersAreRecordedAsErrors) {
                 << answer;
         now += 60;
     }
+    for (const auto& sent : s->sent().take()) EXPECT_EQ(sent.version, 1);
+}
+
+// The process's peak resident memory so far (VmHWM), in KiB.
+long vm_hwm_kib() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+// Answers hostile by size and speed: 1 GB (the stand-in makes it as it sends it) and one
+// byte a second. Each is an `error` for the hours asked about, within the query's timeout,
+// and the 1 GB answer is never held: the process's peak memory grows by less than 64 MiB
+// (the answer is cut at 8 MiB).
+TEST_F(CustomerReport, HugeAndTricklingAnswersAreErrorsInBoundedTimeAndMemory) {
+    fill_hour();
+    QueryServer server;
+    RecordingQueue q;
+    auto o = verifying(options(), server);
+    o.query_timeout = std::chrono::seconds(2);
+    auto s = CustomerReportService::create(o, q).take();
+    ASSERT_TRUE(s->tick(kSh1700 + 10).ok());
+    ASSERT_EQ(q.take().size(), 3u);  // hours 14, 15 and 16
+    const std::string mac = "02:aa:bb:cc:dd:01";
+    const Calendar cal = shanghai();
+    auto expect_errors = [&](int64_t now, const std::string& why) {
+        auto log = customer_verify_log(db_, cal, 3).take();
+        ASSERT_EQ(log.size(), 3u);
+        for (int i = 0; i < 3; i++)
+            EXPECT_EQ(log[static_cast<size_t>(i)], cal.format_local(now) + "  " + mac + "  2026-11-21 1" +
+                                                       std::to_string(6 - i) + "  error  query " + server.url() + ": " +
+                                                       why);
+    };
+
+    server.stream_bytes = size_t{1} << 30;
+    const long hwm_before = vm_hwm_kib();
+    ASSERT_GT(hwm_before, 0);
+    int64_t now = kSh1700 + 600;
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(s->verify(now).ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+    EXPECT_LT(vm_hwm_kib() - hwm_before, 64 * 1024);
+    expect_errors(now, "answer larger than 8388608 bytes");
+    EXPECT_TRUE(q.take().empty());
+
+    server.stream_bytes = 0;
+    server.trickle = true;
+    now += 60;
+    t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(s->verify(now).ok());
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(took, std::chrono::milliseconds(1900));
+    EXPECT_LT(took, std::chrono::seconds(5));
+    expect_errors(now, "Timeout was reached");
+    EXPECT_TRUE(q.take().empty());
     for (const auto& sent : s->sent().take()) EXPECT_EQ(sent.version, 1);
 }
 

@@ -378,9 +378,38 @@ TEST_F(PushReports, AFailedEnqueueIsTriedAgainAndNothingIsSentTwice) {
     q.fail = true;
     EXPECT_FALSE(s->tick(kSh21_0005).ok());
     EXPECT_TRUE(s->sent().take().empty());
+    EXPECT_TRUE(q.take().empty());
     q.fail = false;
     ASSERT_TRUE(s->tick(kSh21_0005 + 10).ok());
-    EXPECT_EQ(q.take().size(), 2u);
+    auto m = q.take();
+    ASSERT_EQ(m.size(), 2u);
+    EXPECT_EQ(m[0].sink, "ding");
+    EXPECT_EQ(m[1].sink, "mail");
+    for (const auto& x : m) EXPECT_EQ(x.kind + " " + x.period, "daily 2026-11-20");
+    // Ticks after the retry, that day and after a restart: nothing is queued again.
+    ASSERT_TRUE(s->tick(kSh21_0005 + 20).ok());
+    ASSERT_TRUE(s->tick(kSh21_0005 + 3600).ok());
+    EXPECT_TRUE(q.take().empty());
+    s->stop();
+    clock_ = kSh21_0005 + 3650;
+    s = ReportService::create(options(), q).take();  // restart
+    ASSERT_TRUE(s->tick(kSh21_0005 + 3700).ok());
+    EXPECT_TRUE(q.take().empty());
+    // The next day's report refused for the second sink only: the retry queues that one, and
+    // not the first sink's again.
+    const int64_t next_day = kSh21_0005 + 86400;
+    q.accept = 1;
+    EXPECT_FALSE(s->tick(next_day).ok());
+    m = q.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].sink + " " + m[0].kind + " " + m[0].period, "ding daily 2026-11-21");
+    q.accept = -1;
+    ASSERT_TRUE(s->tick(next_day + 10).ok());
+    m = q.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0].sink + " " + m[0].kind + " " + m[0].period, "mail daily 2026-11-21");
+    ASSERT_TRUE(s->tick(next_day + 20).ok());
+    EXPECT_TRUE(q.take().empty());
 }
 
 // The real outbox on the same file: the report is queued, then recording it as sent fails

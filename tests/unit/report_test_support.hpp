@@ -21,7 +21,8 @@ class RecordingQueue : public MessageQueue {
   public:
     Status enqueue(const OutboundMessage& m) override {
         std::lock_guard<std::mutex> l(mu_);
-        if (fail) return Error("outbox refused (test)");
+        if (fail || accept == 0) return Error("outbox refused (test)");
+        if (accept > 0) accept--;
         messages.push_back(m);
         return Ok{};
     }
@@ -32,6 +33,7 @@ class RecordingQueue : public MessageQueue {
         return out;
     }
     bool fail = false;
+    int accept = -1;  // >= 0: takes this many more messages, then refuses (a disk filling up)
     std::vector<OutboundMessage> messages;
 
   private:

@@ -119,6 +119,52 @@ TEST(Sinks, FeishuBodyCarriesTimestampSecondsAndSign) {
                       R"("HLzt7YDW5Xjz5Mh4RVOd0NRODMm01O79OcTFVCyWBbQ=","timestamp":"1700000000"})");
 }
 
+// The bot takes request bodies up to 20 KB; the text was cut at 18000 bytes before JSON
+// escaping, so a text of quotes or control characters made a body of 36 or 108 KB.
+TEST(Sinks, FeishuLongTextIsCutSoTheBodyStaysWithin20KB) {
+    SinkConfig s;
+    s.type = "feishu";
+    s.token = "hook1";
+    s.secret = "fsecret";
+    for (const std::string& fill : {std::string("x"), std::string("\""), std::string("\x01"), std::string("汉")}) {
+        std::string text;
+        while (text.size() < 30000) text += fill;
+        OutboundMessage m{"f", "alert", "k", "Title", text, ""};
+        HttpRequest r = render_request(s, m, {}, 1700000000123);
+        EXPECT_LE(r.body.size(), kFeishuBodyLimit) << fill;
+        const std::string got = nlohmann::json::parse(r.body)["content"]["text"];
+        // Cut no further than needed: to the text limit, or close to the body limit.
+        EXPECT_TRUE(got.size() + 3 >= kFeishuTextLimit || r.body.size() > kFeishuBodyLimit - 200)
+            << fill << " " << got.size() << " " << r.body.size();
+        const size_t note = got.find("\n… (cut: ");
+        ASSERT_NE(note, std::string::npos) << fill;
+        const size_t omitted = std::stoul(got.substr(note + std::string("\n… (cut: ").size()));
+        EXPECT_EQ(got.substr(note), "\n… (cut: " + std::to_string(omitted) + " bytes omitted)");
+        // What is kept is the start of the text, and with what was left out it is all of it.
+        const std::string whole = "Title\n\n" + text;
+        EXPECT_EQ(got.substr(0, note), whole.substr(0, note)) << fill;
+        EXPECT_EQ(note + omitted, whole.size()) << fill;
+    }
+}
+
+// Feishu's keyword rule, as DingTalk's: a keyword missing from the text is added, inside
+// the limits.
+TEST(Sinks, FeishuAddsAMissingKeyword) {
+    SinkConfig s;
+    s.type = "feishu";
+    s.token = "hook1";
+    s.keyword = "peakflow";
+    OutboundMessage m{"f", "alert", "k", "Title", "Body", ""};
+    EXPECT_EQ(render_request(s, m, {}, 0).body,
+              R"({"content":{"text":"Title\n\nBody\n\npeakflow"},"msg_type":"text"})");
+    m.text = "Body from peakflow";
+    EXPECT_EQ(render_request(s, m, {}, 0).body,
+              R"({"content":{"text":"Title\n\nBody from peakflow"},"msg_type":"text"})");
+    m.text = std::string(30000, '"');
+    const std::string got = nlohmann::json::parse(render_request(s, m, {}, 0).body)["content"]["text"];
+    EXPECT_EQ(got.substr(got.size() - 10), "\n\npeakflow");
+}
+
 TEST(Sinks, WebhookTemplateEscapesPlaceholders) {
     SinkConfig s;
     s.type = "webhook";
@@ -168,6 +214,13 @@ TEST(Sinks, AnswersNeedHttp2xxAndTheServiceSuccessCode) {
     h.type = "http";
     EXPECT_TRUE(judge_answer(h, 204, "").ok);
     EXPECT_EQ(judge_answer(h, 503, "busy").error, "HTTP 503: busy");
+    // A NUL ends nlohmann's input: what follows it would have been ignored.
+    EXPECT_EQ(judge_answer(d, 200, std::string(R"({"errcode":0})") + '\0' + "junk").error,
+              std::string("answer is not a JSON object: {\"errcode\":0}") + '\0' + "junk");
+    // The service's message is cut as its body is (the error goes to the history and the log).
+    r = judge_answer(d, 200, R"({"errcode":1,"errmsg":")" + std::string(100000, 'x') + "\"}");
+    EXPECT_EQ(r.error, "errcode 1: " + cut_text(std::string(100000, 'x'), 200));
+    EXPECT_EQ(r.error.size(), 211u);
 }
 
 TEST(Sinks, EmailMessageHeadersAndBody) {

@@ -28,8 +28,12 @@ const std::map<std::string, KeyHandler>& handlers() {
          [](const Parser& p, const YAML::Node& n, const std::string& k, Config& c) -> Status {
              return p.read_list(n, k, "a list of interface names", "an interface name", c.interfaces,
                                 [](const std::string& name) {
-                                    if (name.empty() || name.size() > 15 || name.find('/') != std::string::npos)
-                                        return "'" + name + "' is not a valid interface name";
+                                    // The kernel's rule (dev_valid_name), in printable ASCII: a name
+                                    // `config check` prints is one it reads back the same.
+                                    bool ok = !name.empty() && name.size() <= 15 && name != "." && name != "..";
+                                    for (unsigned char ch : name)
+                                        ok = ok && ch > 0x20 && ch < 0x7f && ch != '/' && ch != ':';
+                                    if (!ok) return "'" + name + "' is not a valid interface name";
                                     return std::string();
                                 });
          }},

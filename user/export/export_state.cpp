@@ -68,7 +68,7 @@ bool write_all(int fd, const std::string& s) {
 
 }  // namespace
 
-Status save_flow_state(const std::string& path, const FlowStateFile& st) {
+std::string render_flow_state(const FlowStateFile& st) {
     std::string out = std::string(kMagic) + "\nboot " + st.boot_id + "\n";
     char num[160];
     for (const auto& i : st.ifaces) {
@@ -81,6 +81,11 @@ Status save_flow_state(const std::string& path, const FlowStateFile& st) {
             out += num;
         }
     }
+    return out;
+}
+
+Status save_flow_state(const std::string& path, const FlowStateFile& st) {
+    const std::string out = render_flow_state(st);
     const std::string tmp = path + ".tmp";
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
     if (!fd.valid()) return Error("write export state", tmp, errno);
@@ -101,13 +106,8 @@ Status save_flow_state(const std::string& path, const FlowStateFile& st) {
 
 namespace {
 
-Result<FlowStateFile> parse_flow_state(const std::string& path) {
+Result<FlowStateFile> parse_flow_state(std::istream& in, const std::string& path) {
     FlowStateFile st;
-    std::ifstream in(path);
-    if (!in) {
-        if (errno == ENOENT) return st;
-        return Error("read export state", path, errno);
-    }
     auto bad = [&](const std::string& what) { return Error("read export state (" + what + ")", path, EINVAL); };
     std::string line;
     if (!std::getline(in, line) || line != kMagic) return bad("not a state file");
@@ -119,14 +119,15 @@ Result<FlowStateFile> parse_flow_state(const std::string& path) {
         std::string tag;
         FlowStateFile::Iface i;
         std::string count_text;
-        if (!(ls >> tag >> i.name >> i.flow_map_id >> count_text) || tag != "iface") return bad("bad line: " + line);
+        if (!(ls >> tag >> i.name >> i.flow_map_id >> count_text) || tag != "iface")
+            return bad("bad line: " + line.substr(0, 80));
         // Digits only (istream would read "-1" as SIZE_MAX), and only checked, never used to
         // allocate: the lines that follow say how many flows there really are.
         if (count_text.empty() || count_text.size() > 7 ||
             count_text.find_first_not_of("0123456789") != std::string::npos)
-            return bad("bad count: " + line);
+            return bad("bad count: " + line.substr(0, 80));
         const size_t count = std::stoul(count_text);
-        if (count > kMaxStateFlows) return bad("bad count: " + line);
+        if (count > kMaxStateFlows) return bad("bad count: " + line.substr(0, 80));
         for (size_t n = 0; n < count; n++) {
             if (!std::getline(in, line)) return bad("truncated");
             std::istringstream fs(line);
@@ -144,9 +145,23 @@ Result<FlowStateFile> parse_flow_state(const std::string& path) {
 
 }  // namespace
 
+Result<FlowStateFile> parse_flow_state_text(const std::string& text, const std::string& path) {
+    try {
+        std::istringstream in(text);
+        return parse_flow_state(in, path);
+    } catch (const std::exception& e) {
+        return Error("read export state (" + std::string(e.what()) + ")", path, EINVAL);
+    }
+}
+
 Result<FlowStateFile> load_flow_state(const std::string& path) {
     try {
-        return parse_flow_state(path);
+        std::ifstream in(path);
+        if (!in) {
+            if (errno == ENOENT) return FlowStateFile{};
+            return Error("read export state", path, errno);
+        }
+        return parse_flow_state(in, path);
     } catch (const std::exception& e) {  // e.g. a line too long to hold: still just a bad file
         return Error("read export state (" + std::string(e.what()) + ")", path, EINVAL);
     }

@@ -34,24 +34,6 @@ void SkeletonDeleter::operator()(peakflow_bpf* s) const {
     peakflow_bpf__destroy(s);
 }
 
-const char* to_string(XdpMode m) {
-    switch (m) {
-        case XdpMode::Auto: return "auto";
-        case XdpMode::Native: return "native";
-        case XdpMode::Generic: return "generic";
-        case XdpMode::Off: return "off";
-    }
-    return "?";
-}
-
-Result<XdpMode> parse_xdp_mode(const std::string& s) {
-    if (s == "auto") return XdpMode::Auto;
-    if (s == "native") return XdpMode::Native;
-    if (s == "generic") return XdpMode::Generic;
-    if (s == "off") return XdpMode::Off;
-    return Error{"invalid XDP mode '" + s + "'", "", 0, "expected auto, native, generic or off"};
-}
-
 std::string prog_name_by_id(uint32_t id) {
     if (id == 0) return {};
     Fd fd(bpf_prog_get_fd_by_id(id));

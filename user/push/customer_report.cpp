@@ -1,4 +1,5 @@
 #include "peakflow/push/customer_report.hpp"
+#include "peakflow/push/customer_answer.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -409,62 +410,24 @@ Status CustomerReportService::tick(int64_t now) {
 
 namespace {
 
-// The held records of a few MACs for some hours: far below this, unless the server is wrong.
-constexpr size_t kQueryAnswerCap = 8u << 20;
-
-// GET query_url?mac=..&start=..&end=.. -> the records it holds (see README).
-// The answer is the customer's, not ours: every field verification reads is checked for its
-// type and range here, so a wrong type or an absurd number fails the query (recorded as
-// `error`) instead of throwing out of the service's thread or overflowing a version.
-constexpr int64_t kMaxHeldVersion = 1000000;
-
-std::string held_record_problem(const Json& rec) {
-    if (!rec.is_object()) return "not an object";
-    for (const char* k : {"mac", "flux_hour"})
-        if (rec.contains(k) && !rec[k].is_string()) return std::string("field '") + k + "' is not a string";
-    if (rec.contains("version")) {
-        const Json& v = rec["version"];
-        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxHeldVersion)
-            return "field 'version' is not an integer between 0 and " + std::to_string(kMaxHeldVersion);
-    }
-    for (int i = 0; i < 12; i++) {
-        const std::string k = "v" + std::to_string(i);
-        if (rec.contains(k) && !rec[k].is_number_unsigned() && !rec[k].is_number_integer())
-            return "field '" + k + "' is not an integer";
-    }
-    return "";
-}
-
-// Fields of a record held_record_problem() passed.
-std::string held_string(const Json& rec, const char* k) {
-    return rec.contains(k) ? rec[k].get<std::string>() : std::string();
-}
-int held_version(const Json& rec) {
-    return rec.contains("version") ? static_cast<int>(rec["version"].get<int64_t>()) : 0;
-}
-
-Result<Json> fetch_held(const CustomerReportConfig& c, const std::string& mac, const std::string& start,
-                        const std::string& end) {
+// GET query_url?mac=..&start=..&end=.. -> the records it holds for mac (see README).
+Result<std::map<std::string, HeldRecord>> fetch_held(const CustomerReportConfig& c, std::chrono::milliseconds timeout,
+                                                     const std::string& mac, const std::string& start,
+                                                     const std::string& end) {
     HttpRequest req;
     req.url = c.query_url + (c.query_url.find('?') == std::string::npos ? "?" : "&") + "mac=" + url_escape(mac) +
               "&start=" + url_escape(start) + "&end=" + url_escape(end);
     for (const auto& [k, v] : c.query_headers) req.headers.push_back(k + ": " + v);
-    req.timeout = std::chrono::seconds(30);
-    req.connect_timeout = std::chrono::seconds(10);
-    req.max_response_bytes = kQueryAnswerCap;
+    req.timeout = timeout;
+    req.connect_timeout = std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(10));
+    req.max_response_bytes = kQueryAnswerCap;  // a longer answer is an error, never held whole
     auto answer = http_request(req);
     if (!answer) return Error("query " + c.query_url + ": " + answer.error().message());
     const long status = answer->status;
-    const std::string& body = answer->body;
     if (status < 200 || status > 299) return Error("query " + c.query_url + ": HTTP " + std::to_string(status));
-    Json j = Json::parse(body, nullptr, false);
-    if (j.is_discarded()) return Error("query " + c.query_url + ": not JSON");
-    if (j.is_object() && j.contains("data")) j = std::move(j["data"]);
-    if (!j.is_array()) return Error("query " + c.query_url + ": expected a JSON array or {\"data\": [...]}");
-    for (size_t i = 0; i < j.size(); i++)
-        if (std::string why = held_record_problem(j[i]); !why.empty())
-            return Error("query " + c.query_url + ": record " + std::to_string(i) + ": " + why);
-    return j;
+    auto held = parse_held_answer(answer->body, mac);
+    if (!held) return Error("query " + c.query_url + ": " + held.error().message());
+    return held;
 }
 
 }  // namespace
@@ -515,18 +478,13 @@ Status CustomerReportService::verify(int64_t now) {
     for (const auto& [mac, list] : hours) {
         const std::optional<int64_t> peer = peers.count(mac) ? peers[mac] : std::nullopt;
         if (!o_.cfg.macs.empty() && !peers.count(mac)) continue;  // no longer reported
-        auto held = fetch_held(o_.cfg, mac, flux_hour(*cal_, list.front()), flux_hour(*cal_, list.back()));
+        auto held =
+            fetch_held(o_.cfg, o_.query_timeout, mac, flux_hour(*cal_, list.front()), flux_hour(*cal_, list.back()));
         if (!held) {
             for (int64_t h : list) record_verify(now, mac, h, "error", held.error().message());
             continue;
         }
-        std::map<std::string, const Json*> by_hour;
-        for (const auto& rec : *held)
-            if (held_string(rec, "mac") == mac && rec.contains("flux_hour")) {
-                const Json*& slot = by_hour[held_string(rec, "flux_hour")];
-                // Several versions held: the highest counts.
-                if (!slot || held_version(rec) > held_version(*slot)) slot = &rec;
-            }
+        const std::map<std::string, HeldRecord>& by_hour = *held;
         for (int64_t h : list) {
             auto ours = hour_points(*store_, o_.adjustments, o_.iface, peer, o_.cfg.direction, h);
             if (!ours) return ours.error();
@@ -536,22 +494,20 @@ Status CustomerReportService::verify(int64_t now) {
                 record_verify(now, mac, h, "missing", "the customer holds no record of this hour");
                 continue;
             }
-            const Json& rec = *it->second;
+            const HeldRecord& rec = it->second;
             bool same = true;
             std::string diff;
             for (size_t i = 0; i < 12; i++) {
-                const std::string k = "v" + std::to_string(i);
-                const bool ok = rec.contains(k) && rec[k].is_number_unsigned() && rec[k].get<uint64_t>() == (*ours)[i];
+                const bool ok = rec.points[i] == (*ours)[i];
                 if (!ok && diff.empty())
-                    diff = k + ": held " + (rec.contains(k) ? rec[k].dump() : std::string("none")) + ", ours " +
-                           std::to_string((*ours)[i]);
+                    diff = "v" + std::to_string(i) + ": held " + rec.shown[i] + ", ours " + std::to_string((*ours)[i]);
                 same = same && ok;
             }
             if (same) {
-                record_verify(now, mac, h, "matched", "version " + std::to_string(held_version(rec)));
+                record_verify(now, mac, h, "matched", "version " + std::to_string(rec.version));
                 continue;
             }
-            const int next = std::max(version, held_version(rec)) + 1;
+            const int next = std::max(version, rec.version) + 1;
             record_verify(now, mac, h, "mismatch", diff + "; resent as version " + std::to_string(next));
             if (auto st = queue_hour(mac, peer, h, next, "resent", now); !st) {
                 record_verify(now, mac, h, "error", "resend: " + st.error().message());

@@ -251,4 +251,23 @@ void dump_push_config(YAML::Emitter& out, const PushConfig& c) {
     out << YAML::EndMap;
 }
 
+bool SinkConfig::takes(const std::string& kind) const {
+    if (kind == "alert" || kind == "recovery") return alerts;
+    if (kind == "test" || kind == "message") return true;
+    for (const auto& r : reports)
+        if (r == kind) return true;
+    return false;
+}
+
+int SinkConfig::effective_rate() const {
+    if (rate_per_minute >= 0) return rate_per_minute;
+    return type == "dingtalk" || type == "wecom" ? 20 : 0;
+}
+
+const SinkConfig* PushConfig::find(const std::string& name) const {
+    for (const auto& s : sinks)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
 }  // namespace pf

@@ -13,25 +13,6 @@
 
 namespace pf {
 
-bool SinkConfig::takes(const std::string& kind) const {
-    if (kind == "alert" || kind == "recovery") return alerts;
-    if (kind == "test" || kind == "message") return true;
-    for (const auto& r : reports)
-        if (r == kind) return true;
-    return false;
-}
-
-int SinkConfig::effective_rate() const {
-    if (rate_per_minute >= 0) return rate_per_minute;
-    return type == "dingtalk" || type == "wecom" ? 20 : 0;
-}
-
-const SinkConfig* PushConfig::find(const std::string& name) const {
-    for (const auto& s : sinks)
-        if (s.name == name) return &s;
-    return nullptr;
-}
-
 std::string url_encode(const std::string& s) {
     static const char* hex = "0123456789ABCDEF";
     std::string o;
@@ -74,41 +55,6 @@ std::string feishu_sign(const std::string& secret, int64_t timestamp_s) {
 std::string json_escape(const std::string& s) {
     std::string q = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return q.substr(1, q.size() - 2);
-}
-
-namespace {
-
-// Largest prefix length <= n that does not split a UTF-8 character.
-size_t utf8_floor(const std::string& s, size_t n) {
-    if (n >= s.size()) return s.size();
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    return n;
-}
-
-}  // namespace
-
-std::string cut_text(const std::string& text, size_t limit) {
-    if (text.size() <= limit) return text;
-    // The note's length depends on the number it carries; two rounds settle it.
-    size_t keep = limit;
-    std::string note;
-    for (int i = 0; i < 3; ++i) {
-        note = "\n… (cut: " + std::to_string(text.size() - keep) + " bytes omitted)";
-        keep = note.size() > limit ? 0 : utf8_floor(text, limit - note.size());
-    }
-    note = "\n… (cut: " + std::to_string(text.size() - keep) + " bytes omitted)";
-    return text.substr(0, keep) + note;
-}
-
-std::string cut_chars(const std::string& text, size_t limit) {
-    size_t chars = 0, i = 0;
-    while (i < text.size()) {
-        if (chars == limit) return text.substr(0, i);
-        unsigned char c = static_cast<unsigned char>(text[i]);
-        i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        ++chars;
-    }
-    return text;
 }
 
 std::string render_template(const std::string& tmpl, const OutboundMessage& m, const MessageMeta& meta) {
@@ -203,13 +149,35 @@ HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const 
              {"markdown", {{"content", cut_text(head + markdown_text(m), kWeComMarkdownLimit)}}}};
     } else if (s.type == "feishu") {
         r.url = base + "/" + s.token;
-        j = {{"msg_type", "text"},
-             {"content", {{"text", cut_text(m.title + "\n\n" + chat_text(m), kFeishuTextLimit)}}}};
-        if (!s.secret.empty()) {
-            int64_t ts = now_ms / 1000;
-            j["timestamp"] = std::to_string(ts);
-            j["sign"] = feishu_sign(s.secret, ts);
+        // The keyword goes in before cutting, as for DingTalk. The bot refuses request bodies
+        // over 20 KB, and JSON escaping makes the body longer than the text (up to 6 bytes a
+        // byte): where the body at the text limit is too long, the longest cut that fits is
+        // searched for (the body grows with the cut).
+        const std::string text = m.title + "\n\n" + chat_text(m);
+        const std::string kw = s.keyword.empty() ? "" : "\n\n" + s.keyword;
+        const bool has_kw = s.keyword.empty() || text.find(s.keyword) != std::string::npos;
+        auto body = [&](size_t limit) {
+            nlohmann::json b = {{"msg_type", "text"},
+                                {"content", {{"text", cut_text(text, limit) + (has_kw ? "" : kw)}}}};
+            if (!s.secret.empty()) {
+                int64_t ts = now_ms / 1000;
+                b["timestamp"] = std::to_string(ts);
+                b["sign"] = feishu_sign(s.secret, ts);
+            }
+            return b.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        };
+        const size_t limit = kFeishuTextLimit - (has_kw ? 0 : kw.size());
+        r.body = body(limit);
+        if (r.body.size() > kFeishuBodyLimit) {
+            size_t fits = 0, too_long = limit;  // body(0) is the note alone
+            while (too_long - fits > 1) {
+                const size_t mid = fits + (too_long - fits) / 2;
+                (body(mid).size() <= kFeishuBodyLimit ? fits : too_long) = mid;
+            }
+            r.body = body(fits);
         }
+        r.headers.push_back("Content-Type: application/json; charset=utf-8");
+        return r;
     } else if (s.type == "webhook") {
         r.url = base;
         r.body = render_template(s.tmpl.empty() ? kDefaultTemplate : s.tmpl, m, meta);
@@ -241,46 +209,6 @@ HttpRequest render_request(const SinkConfig& s, const OutboundMessage& m, const 
     }
     r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     r.headers.push_back("Content-Type: application/json; charset=utf-8");
-    return r;
-}
-
-SendResult judge_answer(const SinkConfig& s, long status, const std::string& body) {
-    SendResult r;
-    r.http_status = status;
-    r.answer = body;
-    if (status < 200 || status > 299) {
-        r.error = "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + cut_text(body, 200));
-        return r;
-    }
-    if (s.type == "webhook" || s.type == "http") {
-        r.ok = true;
-        return r;
-    }
-    auto j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-        r.error = "answer is not a JSON object: " + cut_text(body, 200);
-        return r;
-    }
-    if (s.type == "collector") {
-        auto st = j.find("status");
-        r.ok = st != j.end() && st->is_string() && *st == "ok";
-        if (!r.ok) r.error = "answer has no \"status\":\"ok\": " + cut_text(body, 200);
-        return r;
-    }
-    const char* code_key = s.type == "dingtalk" || s.type == "wecom" ? "errcode" : "code";
-    const char* msg_key = s.type == "dingtalk" || s.type == "wecom" ? "errmsg" : s.type == "feishu" ? "msg" : "message";
-    auto code = j.find(code_key);
-    if (code == j.end() && s.type == "feishu") code = j.find("StatusCode");  // older Feishu answers
-    if (code == j.end() || !code->is_number_integer()) {
-        r.error = std::string("answer has no ") + code_key + ": " + cut_text(body, 200);
-        return r;
-    }
-    if (code->get<int64_t>() != 0) {
-        std::string msg = j.contains(msg_key) && j[msg_key].is_string() ? j[msg_key].get<std::string>() : "";
-        r.error = std::string(code_key) + " " + std::to_string(code->get<int64_t>()) + (msg.empty() ? "" : ": " + msg);
-        return r;
-    }
-    r.ok = true;
     return r;
 }
 

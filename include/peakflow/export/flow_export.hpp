@@ -118,6 +118,10 @@ struct FlowStateFile {
 Status save_flow_state(const std::string& path, const FlowStateFile& st);
 // A missing file is an empty state; a malformed one is an error (the caller starts from zero).
 Result<FlowStateFile> load_flow_state(const std::string& path);
+// The file's text, and reading it (path only names it in errors): what the two above write
+// and read, apart for the fuzz target (tests/fuzz/export_state_fuzz.cpp).
+std::string render_flow_state(const FlowStateFile& st);
+Result<FlowStateFile> parse_flow_state_text(const std::string& text, const std::string& path);
 // At start: the saved state, or, when the file cannot be used, an empty state, the file
 // renamed to PATH.bad and one warning. Never fails: a damaged file must not stop the start.
 FlowStateFile load_flow_state_at_start(const std::string& path);

@@ -6,6 +6,7 @@
 // a mismatch is sent again with version + 1 (customer_verify table).
 
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -78,6 +79,8 @@ class CustomerReportService : public TickedService {
         std::vector<Adjustment> adjustments;
         int64_t drain_interval = 10;  // seconds: an hour is due this long after it ended
         std::function<int64_t()> clock;
+        // Verification's query: the whole answer within this (a trickling server is an error).
+        std::chrono::milliseconds query_timeout{30000};
     };
     static Result<std::unique_ptr<CustomerReportService>> create(Options o, MessageQueue& queue);
     ~CustomerReportService() override;

@@ -41,6 +41,8 @@ std::string json_escape(const std::string& s);  // without the quotes
 // Cuts text to at most `limit` bytes (on a UTF-8 character boundary), ending with
 // "\n… (cut: N bytes omitted)" when it had to cut. Unchanged if it fits.
 std::string cut_text(const std::string& text, size_t limit);
+// Largest prefix length <= n of s that does not split a UTF-8 character.
+size_t utf8_floor(const std::string& s, size_t n);
 // Cuts to at most `limit` characters (UTF-8 code points), no note (titles).
 std::string cut_chars(const std::string& text, size_t limit);
 std::string render_template(const std::string& tmpl, const OutboundMessage& m, const MessageMeta& meta);
@@ -48,7 +50,8 @@ std::string render_template(const std::string& tmpl, const OutboundMessage& m, c
 // Size limits we cut to (bytes of the text part); see README "Push: outbox and sinks".
 inline constexpr size_t kDingTalkTextLimit = 20000;
 inline constexpr size_t kWeComMarkdownLimit = 4096;
-inline constexpr size_t kFeishuTextLimit = 18000;  // custom bots take request bodies up to 20 KB
+inline constexpr size_t kFeishuTextLimit = 18000;      // before JSON escaping; then cut further if need be
+inline constexpr size_t kFeishuBodyLimit = 20 * 1024;  // custom bots take request bodies up to 20 KB
 inline constexpr size_t kServerChanDespLimit = 32000;
 inline constexpr size_t kServerChanTitleChars = 32;
 
