@@ -33,8 +33,11 @@ std::string url_path(const std::string& url) {
     return slash == std::string::npos ? "/" : url.substr(slash);
 }
 
-std::string hint_for(CURLcode rc) {
+std::string hint_for(CURLcode rc, const ExportUploadConfig& c) {
     switch (rc) {
+        case CURLE_OPERATION_TIMEDOUT:
+            return " (timed out: export.upload.timeout is " + std::to_string(c.timeout.count()) +
+                   " s; the file stays spooled and is retried)";
         case CURLE_LOGIN_DENIED: return " (login denied: check export.upload.user and the password)";
         case CURLE_COULDNT_CONNECT: return " (server not reachable; files stay spooled and are retried)";
         case CURLE_REMOTE_ACCESS_DENIED: return " (the server refused access to the directory)";
@@ -80,8 +83,10 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 15L);
+    // A stalled server fails after a minute; one that trickles, after the whole timeout.
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, static_cast<long>(cfg_.timeout.count()));
     if (!sftp && !cfg_.passive) curl_easy_setopt(c.get(), CURLOPT_FTPPORT, "-");
     if (sftp && !cfg_.host_key_sha256.empty())
         curl_easy_setopt(c.get(), CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, cfg_.host_key_sha256.c_str());
@@ -101,7 +106,7 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
         // The URL may carry user:password@; the error goes to the log and the status line.
         return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + mask_url_in(msg, cfg_.url) +
-                     hint_for(rc));
+                     hint_for(rc, cfg_));
     }
     return Ok{};
 }
