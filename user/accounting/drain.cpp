@@ -103,6 +103,14 @@ std::optional<int64_t> Accountant::drain(const std::vector<Drainer*>& drainers) 
         size_t n = 0;
         for (const auto& p : pending_) n += p.rows.size();
         spdlog::warn("could not write the history ({} rows kept for the next drain): {}", n, st.error().message());
+        if (const DroppedRows d = bound_pending_rows(pending_, kPendingRowsCap); d.rows) {
+            dropped_.rows += d.rows;
+            dropped_.bytes += d.bytes;
+            spdlog::error(
+                "history: {} rows ({} bytes) dropped to keep at most {} in memory while the database fails ({} rows, "
+                "{} bytes since start)",
+                d.rows, d.bytes, kPendingRowsCap, dropped_.rows, dropped_.bytes);
+        }
         return std::nullopt;
     }
     pending_.clear();

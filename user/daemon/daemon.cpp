@@ -315,6 +315,8 @@ int run_daemon(const DaemonOptions& opts) {
         stats.update([&](DaemonStats& d) {
             d.last_drain_seconds = s;
             d.drains++;
+            d.history_rows_dropped = acct.dropped().rows;
+            d.history_bytes_dropped = acct.dropped().bytes;
         });
     };
     drain();  // what was counted while we were away

@@ -70,6 +70,10 @@ class Accountant {
     void reconfigure(Calendar cal, const Retention& retention);
     // The drain's time (UTC seconds) when its rows were committed; nullopt when they wait.
     std::optional<int64_t> drain(const std::vector<Drainer*>& drainers);
+    // Rows kept for the next drain while the history cannot be written are bounded
+    // (bound_pending_rows); what was dropped since start, for /metrics.
+    static constexpr size_t kPendingRowsCap = 200000;  // about 20 MB
+    DroppedRows dropped() const { return dropped_; }
 
   private:
     void log_day_summary(const LocalDate& day);
@@ -80,6 +84,7 @@ class Accountant {
     std::function<int64_t()> clock_;
     std::string boot_id_;
     std::vector<DrainRows> pending_;
+    DroppedRows dropped_;
     bool rolled_up_ = false;
     LocalDate last_day_;
 };
