@@ -79,6 +79,7 @@ void Accountant::reconfigure(Calendar cal, const Retention& retention) {
 
 std::optional<int64_t> Accountant::drain(const std::vector<Drainer*>& drainers) {
     int64_t now = clock_();
+    events_.clear();
     for (Drainer* dr : drainers) {
         auto d = dr->drain();
         if (!d) {
@@ -86,6 +87,7 @@ std::optional<int64_t> Accountant::drain(const std::vector<Drainer*>& drainers) 
             continue;
         }
         spdlog::debug("drain {}", summarize(*d));
+        events_[dr->ifname()] = d->events;
         DrainRows rows;
         rows.iface = dr->ifname();
         rows.map_id = dr->generation();

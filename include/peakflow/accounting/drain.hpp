@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,6 +75,8 @@ class Accountant {
     // (bound_pending_rows); what was dropped since start, for /metrics.
     static constexpr size_t kPendingRowsCap = 200000;  // about 20 MB
     DroppedRows dropped() const { return dropped_; }
+    // Each interface's kernel event counts (cumulative) as the last drain read them.
+    const std::map<std::string, EventCounts>& events() const { return events_; }
 
   private:
     void log_day_summary(const LocalDate& day);
@@ -85,6 +88,7 @@ class Accountant {
     std::string boot_id_;
     std::vector<DrainRows> pending_;
     DroppedRows dropped_;
+    std::map<std::string, EventCounts> events_;
     bool rolled_up_ = false;
     LocalDate last_day_;
 };
