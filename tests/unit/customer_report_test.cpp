@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -299,9 +300,15 @@ class QueryServer {
   public:
     QueryServer() {
         srv_.Get("/flux", [this](const httplib::Request& req, httplib::Response& res) {
-            std::lock_guard<std::mutex> l(mu_);
+            std::unique_lock<std::mutex> l(mu_);
             queries.push_back(req.get_param_value("mac") + " " + req.get_param_value("start") + " " +
                               req.get_param_value("end"));
+            if (hold_) {  // a slow API: answers once the test releases it
+                holding_ = true;
+                cv_.notify_all();
+                cv_.wait(l, [this] { return !hold_; });
+            }
+            answered_++;
             if (req.get_header_value("Authorization") != "Bearer t0ken") {
                 res.status = 401;
                 return;
@@ -341,6 +348,26 @@ class QueryServer {
         thread_.join();
     }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/flux"; }
+    // Hold every request until release(); wait_holding() returns once one is held.
+    void hold() {
+        std::lock_guard<std::mutex> l(mu_);
+        hold_ = true;
+    }
+    void wait_holding() {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return holding_; });
+    }
+    void release() {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            hold_ = false;
+        }
+        cv_.notify_all();
+    }
+    int answered() {
+        std::lock_guard<std::mutex> l(mu_);
+        return answered_;
+    }
     std::vector<json> held;
     std::string raw;                   // when set, the answer instead of `held`
     size_t stream_bytes = 0;           // when set, an answer of this many bytes instead
@@ -353,6 +380,9 @@ class QueryServer {
     int port_ = 0;
     std::thread thread_;
     std::mutex mu_;
+    std::condition_variable cv_;
+    bool hold_ = false, holding_ = false;
+    int answered_ = 0;
 };
 
 // Options that verify the last 6 hours against `server`, with the token it accepts.
@@ -424,6 +454,46 @@ TEST_F(CustomerReport, VerificationResendsMismatchesWithTheNextVersion) {
     log = customer_verify_log(db_, cal, 10).take();
     EXPECT_EQ(log[0],
               "2026-11-21 17:21:40  02:aa:bb:cc:dd:01  2026-11-21 16  error  query " + server.url() + ": HTTP 401");
+}
+
+// A reload (SIGHUP on the daemon's main thread) while a verification pass waits on a slow
+// customer API completes at once: the query holds no lock the reload needs. The stand-in
+// holds the query until the reload has returned, so this cannot pass by timing.
+TEST_F(CustomerReport, ReloadDoesNotWaitForTheCustomerApi) {
+    fill_hour();
+    QueryServer server;
+    RecordingQueue q;
+    auto o = verifying(options(), server);
+    auto s = CustomerReportService::create(o, q).take();
+    ASSERT_TRUE(s->tick(kSh1700 + 10).ok());
+    ASSERT_EQ(q.take().size(), 3u);  // hours 14, 15 and 16
+    server.hold();
+    // The next hour's drain queues hour 17 and verifies 14 to 16, as the ticker thread does.
+    Status pass = Ok{};
+    std::thread verifier([&] { pass = s->tick(kSh1700 + kHour + 10); });
+    server.wait_holding();
+
+    ServiceContext next;
+    next.accounting.timezone = "Asia/Shanghai";
+    next.sections.set(o.cfg);
+    auto reload = std::async(std::launch::async, [&] { s->reload(next); });
+    // The bound only keeps a failing run from hanging: before the fix the reload waited for
+    // the query, which the stand-in never answers until released below.
+    const bool reloaded = reload.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    const int answered_at_reload = server.answered();
+    server.release();
+    verifier.join();
+    reload.wait();
+    EXPECT_TRUE(reloaded);
+    EXPECT_EQ(answered_at_reload, 0);
+    // The pass went on after the reload and judged the answer (nothing held: all missing).
+    ASSERT_TRUE(pass.ok());
+    EXPECT_EQ(server.answered(), 1);
+    EXPECT_EQ(q.take().size(), 1u);
+    const Calendar cal = shanghai();
+    auto log = customer_verify_log(db_, cal, 10).take();
+    ASSERT_EQ(log.size(), 3u);
+    for (const auto& line : log) EXPECT_NE(line.find("  missing  "), std::string::npos) << line;
 }
 
 // The answer is the customer's: wrong types and absurd numbers are an `error` outcome for

@@ -1,15 +1,18 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "peakflow/app/cli.hpp"
 #include "peakflow/app/config.hpp"
@@ -629,6 +632,7 @@ TEST(ExportConfig, ParsesKeysAndDefaults) {
     EXPECT_EQ(c->export_.files.rotate_interval.count(), 600);
     EXPECT_EQ(c->export_.upload.url, "ftp://127.0.0.1:2121/in/");
     EXPECT_EQ(c->export_.upload.interval.count(), 600);
+    EXPECT_EQ(c->export_.upload.timeout.count(), 600);
     EXPECT_TRUE(c->export_.upload.passive);
     EXPECT_EQ(c->export_.ipfix.collectors, std::vector<std::string>{"127.0.0.1:4739"});
     EXPECT_EQ(c->export_.ipfix.mtu, 1500u);
@@ -646,6 +650,9 @@ TEST(ExportConfig, ErrorsNamePositionAndKey) {
     c = parse_config("export:\n  ipfix:\n    collectors: [\"nohost\"]\n", "t.yaml");
     ASSERT_FALSE(c);
     EXPECT_NE(c.error().message().find("expected \"host:port\""), std::string::npos);
+    c = parse_config("export:\n  upload:\n    url: ftp://x/\n    timeout: 0\n", "t.yaml");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().message(), "t.yaml:4:14: key 'export.upload.timeout': must be between 1 and 86400, got 0");
 }
 
 TEST(ExportConfig, SftpHostKeyAsSshKeygenPrintsIt) {
@@ -816,6 +823,122 @@ TEST(ExportCli, StatusParsesAndReportsTheSpool) {
                              "last error: upload x: Access denied: 530\n");
     std::filesystem::remove_all(dir);
     EXPECT_THROW(run_export_status(parse_config("", "t.yaml")->export_, "t.yaml", out), FatalError);
+}
+
+// An FTP server that answers the login and STOR like any other, then reads the file's
+// bytes at 20 a second over a data connection with a small receive buffer: faster than the
+// 1 B/s low-speed limit, so only a total timeout ends the transfer. Every socket is its own
+// and closed with it.
+class TrickleFtp {
+  public:
+    TrickleFtp() : ctl_(listen_on(0)), data_(listen_on(1024)) {
+        th_ = std::thread([this] { serve(); });
+    }
+    ~TrickleFtp() {
+        stop_ = true;
+        th_.join();
+        for (int fd : {ctl_, data_}) ::close(fd);
+    }
+    int port() const { return port_of(ctl_); }
+    uint64_t received() const { return received_.load(); }
+
+  private:
+    static int listen_on(int rcvbuf) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (rcvbuf) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);  // accepted sockets inherit it
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4) != 0) ADD_FAILURE();
+        return fd;
+    }
+    static int port_of(int fd) {
+        sockaddr_in a{};
+        socklen_t len = sizeof a;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        return ntohs(a.sin_port);
+    }
+    // Waits for fd to be readable, up to 100 ms; false when stopping.
+    bool ready(int fd) {
+        pollfd p{fd, POLLIN, 0};
+        while (!stop_)
+            if (::poll(&p, 1, 100) > 0) return true;
+        return false;
+    }
+    void say(int fd, const std::string& line) {
+        const std::string l = line + "\r\n";
+        (void)!::write(fd, l.data(), l.size());
+    }
+    void serve() {
+        if (!ready(ctl_)) return;
+        const int c = ::accept4(ctl_, nullptr, nullptr, SOCK_CLOEXEC);
+        say(c, "220 trickle");
+        std::string buf;
+        int d = -1;
+        while (ready(c)) {
+            char chunk[512];
+            const ssize_t n = ::read(c, chunk, sizeof chunk);
+            if (n <= 0) break;
+            buf.append(chunk, static_cast<size_t>(n));
+            for (size_t eol; (eol = buf.find("\r\n")) != std::string::npos; buf.erase(0, eol + 2)) {
+                const std::string cmd = buf.substr(0, 4);
+                if (cmd == "USER")
+                    say(c, "331 password");
+                else if (cmd == "PASS")
+                    say(c, "230 in");
+                else if (cmd == "PWD")
+                    say(c, "257 \"/\"");
+                else if (cmd == "EPSV")
+                    say(c, "229 passive (|||" + std::to_string(port_of(data_)) + "|)");
+                else if (cmd == "STOR") {
+                    if (ready(data_)) d = ::accept4(data_, nullptr, nullptr, SOCK_CLOEXEC);
+                    say(c, "150 go on");
+                    char byte[2];
+                    while (d >= 0 && ready(d) && ::read(d, byte, sizeof byte) > 0) {
+                        received_ += 2;
+                        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                    }
+                } else
+                    say(c, cmd == "QUIT" ? "221 bye" : "250 ok");
+            }
+        }
+        if (d >= 0) ::close(d);
+        ::close(c);
+    }
+
+    int ctl_, data_;
+    std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> received_{0};
+    std::thread th_;
+};
+
+// A server that takes the file at a trickle: the upload fails once export.upload.timeout
+// has passed, with an error that says so, and the file stays where it was.
+TEST(ExportUpload, ATricklingServerFailsTheFileAfterTheTimeout) {
+    auto dir = std::filesystem::temp_directory_path() / ("pf_trickle_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const auto file = dir / "flows_1.csv.gz";
+    // Larger than what the kernel's socket buffers can take off the sender at once.
+    std::ofstream(file, std::ios::binary) << std::string(8u << 20, 'x');
+    TrickleFtp server;
+    ExportUploadConfig cfg;
+    cfg.url = "ftp://127.0.0.1:" + std::to_string(server.port()) + "/in/";
+    cfg.user = "u";
+    cfg.password = "p";
+    cfg.allow_plaintext_auth = true;  // the stand-in speaks plain FTP
+    cfg.timeout = std::chrono::seconds(1);
+    Uploader up(cfg);
+    auto st = up.upload(file.string(), "flows_1.csv.gz");
+    ASSERT_FALSE(st);
+    const std::string msg = st.error().message();
+    const std::string head = "upload flows_1.csv.gz to " + cfg.url + ": Operation timed out after ";
+    const std::string tail = " (timed out: export.upload.timeout is 1 s; the file stays spooled and is retried)";
+    EXPECT_EQ(msg.substr(0, head.size()), head) << msg;
+    ASSERT_GE(msg.size(), tail.size());
+    EXPECT_EQ(msg.substr(msg.size() - tail.size()), tail) << msg;
+    EXPECT_GT(server.received(), 0u);  // the transfer had started: the data, not the login, timed out
+    EXPECT_EQ(std::filesystem::file_size(file), 8u << 20);
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

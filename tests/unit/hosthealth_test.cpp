@@ -126,6 +126,46 @@ TEST_F(HostHealthTest, DiskLinesFromStatvfsOfEachMountedBlockDevice) {
     EXPECT_EQ(format_disk(d[2]), "2026-11-21__15:00:28 1 /boot_efi " + m(total) + " " + m(avail) + " " + pct);
 }
 
+// A statvfs on a hung network or FUSE mount never returns: such mounts are not asked at
+// all, even with a /dev/ source (ntfs-3g, network block devices). Their mount points exist
+// in the fake root, so only the filter keeps them out.
+TEST_F(HostHealthTest, DisksSkipNetworkAndFuseMounts) {
+    const std::vector<std::pair<std::string, std::string>> skipped = {
+        {"198.18.0.5:/export /mnt/nfs nfs4 rw 0 0", "mnt/nfs"},
+        {"//198.18.0.5/share /mnt/smb cifs rw 0 0", "mnt/smb"},
+        {"u@198.18.0.5:/ /mnt/ssh fuse.sshfs rw 0 0", "mnt/ssh"},
+        {"/dev/sdb1 /mnt/ntfs fuseblk rw 0 0", "mnt/ntfs"},
+        {"/dev/fuse /mnt/portal fuse.portal rw 0 0", "mnt/portal"},
+        {"/dev/nbd0 /mnt/nbd ext4 rw 0 0", "mnt/nbd"},
+        {"/dev/rbd0 /mnt/rbd xfs rw 0 0", "mnt/rbd"},
+        {"/dev/sdc1 /mnt/ceph ceph rw 0 0", "mnt/ceph"},
+        {"/dev/sdd1 /mnt/nine 9p rw 0 0", "mnt/nine"},
+    };
+    std::string mounts = "/dev/sda1 / ext4 rw,relatime 0 0\n";
+    for (const auto& [line, dir] : skipped) {
+        mounts += line + "\n";
+        root.write(dir + "/.keep", "");
+    }
+    root.write("proc/self/mounts", mounts);
+    HostHealth h(root.dir());
+    auto d = h.disks(kWall);
+    ASSERT_EQ(d.size(), 2u);
+    EXPECT_EQ(d[0].name, "disk");
+    EXPECT_EQ(d[1].name, "/");
+    EXPECT_EQ(d[0].total, d[1].total);
+    for (const auto& [type, local] : std::vector<std::pair<std::string, bool>>{{"ext4", true},
+                                                                               {"xfs", true},
+                                                                               {"btrfs", true},
+                                                                               {"vfat", true},
+                                                                               {"nfs", false},
+                                                                               {"smb3", false},
+                                                                               {"fuse", false},
+                                                                               {"fuse.rclone", false},
+                                                                               {"glusterfs", false},
+                                                                               {"virtiofs", false}})
+        EXPECT_EQ(local_disk_mount("/dev/sda1", type), local) << type;
+}
+
 TEST_F(HostHealthTest, SystemLine) {
     root.write("proc/sys/kernel/hostname", "pi1\n");
     root.write("proc/sys/kernel/osrelease", "6.1.0-13-arm64\n");

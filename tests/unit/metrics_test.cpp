@@ -105,6 +105,12 @@ peakflow_last_drain_duration_seconds 0.0125
 # HELP peakflow_drains_total Drains of the maps since the daemon started.
 # TYPE peakflow_drains_total counter
 peakflow_drains_total 42
+# HELP peakflow_history_rows_dropped_total Traffic rows given up because the history database failed for too long (oldest peer rows first).
+# TYPE peakflow_history_rows_dropped_total counter
+peakflow_history_rows_dropped_total 7
+# HELP peakflow_history_bytes_dropped_total Bytes of the traffic rows given up, both directions.
+# TYPE peakflow_history_bytes_dropped_total counter
+peakflow_history_bytes_dropped_total 7000
 # HELP peakflow_outbox_depth Rows waiting in the outbox for the store.
 # TYPE peakflow_outbox_depth gauge
 peakflow_outbox_depth 3
@@ -122,6 +128,8 @@ DaemonStats some_stats() {
     DaemonStats st;
     st.last_drain_seconds = 0.0125;
     st.drains = 42;
+    st.history_rows_dropped = 7;
+    st.history_bytes_dropped = 7000;
     st.outbox_depth = 3;
     return st;
 }

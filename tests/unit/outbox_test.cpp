@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -618,6 +619,78 @@ TEST_F(OutboxStorageTest, DiskFullSendsEachMessageOnce) {
               "while full: 1\n"
               "m1 m2 m3 \n"
               "m1:sent/1 m2:sent/1 m3:sent/1 ");
+}
+
+// A reload (SIGHUP, the daemon's main thread) that changes the push section must not wait
+// for a send in flight: the service the daemon runs, with an http sink whose server holds
+// the first request until the reload has returned. The new header reaches the next send.
+TEST(PushServiceReload, ReloadDoesNotWaitForASendInFlight) {
+    const auto dir = std::filesystem::temp_directory_path() / ("pf-push-reload-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::mutex mu;
+    std::condition_variable cv;
+    bool hold = true, holding = false;
+    std::vector<std::string> got;  // the X-Tag header of each request, in order
+    int answered = 0;
+    {
+        testing::LocalServer server([&](const httplib::Request& rq, httplib::Response& rs) {
+            std::unique_lock l(mu);
+            got.push_back(rq.get_header_value("X-Tag"));
+            holding = true;
+            cv.notify_all();
+            cv.wait(l, [&] { return !hold; });
+            answered++;
+            cv.notify_all();
+            rs.set_content("ok", "text/plain");
+        });
+        PushConfig push;
+        push.configured = true;
+        push.node_name = "node1";
+        SinkConfig c;
+        c.name = "c";
+        c.type = "http";
+        c.url = server.url("/in");
+        c.headers = {{"X-Tag", "old"}};
+        push.sinks = {c};
+        ServiceContext ctx;
+        ctx.accounting.database = (dir / "h.db").string();
+        ctx.sections.set(push);
+        auto svc = make_push_service(ctx).take();
+        ASSERT_TRUE(ctx.outbox->enqueue(OutboundMessage{"c", "message", "p1", "T", "one", "{}"}).ok());
+        {
+            std::unique_lock l(mu);
+            cv.wait(l, [&] { return holding; });
+        }
+        push.sinks[0].headers = {{"X-Tag", "new"}};
+        ServiceContext next;
+        next.sections.set(push);
+        auto reload = std::async(std::launch::async, [&] { svc->reload(next); });
+        // The bound only keeps a failing run from hanging: before the fix the reload joined
+        // the sink's worker, which the server holds until released below.
+        const bool reloaded = reload.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+        int answered_at_reload;
+        {
+            std::lock_guard l(mu);
+            answered_at_reload = answered;
+            hold = false;
+        }
+        cv.notify_all();
+        reload.wait();
+        EXPECT_TRUE(reloaded);
+        EXPECT_EQ(answered_at_reload, 0);
+        // The new section is in use once the held send ended.
+        auto& outbox = dynamic_cast<Outbox&>(*ctx.outbox);
+        while (outbox.reconfigured() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        ASSERT_TRUE(ctx.outbox->enqueue(OutboundMessage{"c", "message", "p2", "T", "two", "{}"}).ok());
+        {
+            std::unique_lock l(mu);
+            cv.wait(l, [&] { return answered == 2; });
+            EXPECT_EQ(got, (std::vector<std::string>{"old", "new"}));
+        }
+        svc->stop();
+    }
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

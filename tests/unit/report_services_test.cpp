@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "peakflow/app/config.hpp"
 #include "peakflow/daemon/service_registry.hpp"
 #include "peakflow/service/service.hpp"
@@ -98,6 +101,35 @@ TEST_F(ReportServices, CustomerReportNeedsPushAndAnHttpSink) {
     EXPECT_EQ(st.error().message(),
               "customer_report.sink: 'ding' is of type dingtalk, the customer report needs type http (the body is "
               "POSTed as is)");
+}
+
+// The metrics server starts before the services and scrapes while start_services adds
+// them: stats() reads the list under its lock (a race TSan reports without it; a plain
+// build sees every scrape add up to a whole number of services).
+TEST(ServicesList, StatsWhileServicesAreAdded) {
+    struct One : Service {
+        std::string name() const override { return "one"; }
+        void stats(DaemonStats& s) const override { s.outbox_depth++; }
+    };
+    Services services;
+    std::atomic<bool> done{false};
+    uint64_t last = 0;
+    bool monotonic = true;
+    std::thread scraper([&] {
+        while (!done) {
+            DaemonStats s;
+            services.stats(s);
+            monotonic = monotonic && s.outbox_depth >= last;
+            last = s.outbox_depth;
+        }
+    });
+    for (int i = 0; i < 2000; i++) services.add(std::make_unique<One>());
+    done = true;
+    scraper.join();
+    EXPECT_TRUE(monotonic);
+    DaemonStats s;
+    services.stats(s);
+    EXPECT_EQ(s.outbox_depth, 2000u);
 }
 
 }  // namespace

@@ -624,6 +624,40 @@ TEST_F(StoreFailure, LockedDatabaseFailsTheCommitAndTheMergedRetryIsExact) {
     EXPECT_EQ(res->snapshots[kMacB][PF_DIR_TX], ctr(52, 2));
 }
 
+// While the history cannot be written the rows wait in memory; over the cap the oldest
+// peer rows go first, the interface totals (the bill) last, counted in rows and bytes.
+TEST(PendingRows, OverTheCapTheOldestPeerRowsGoFirstThenTheOldestTotals) {
+    const int64_t t0 = 1767225600;
+    std::vector<DrainRows> pending = {
+        drain_of("pf0", {upd(t0, kIfaceTotal, false, ctr(10, 1), ctr(20, 1), ctr(10, 1), ctr(20, 1)),
+                         upd(t0, kMacB, false, ctr(6, 1), ctr(1, 1), ctr(6, 1), ctr(1, 1)),
+                         upd(t0 + 300, kIfaceTotal, false, ctr(30, 1), ctr(40, 1), ctr(40, 2), ctr(60, 2)),
+                         upd(t0 + 300, kMacB, false, ctr(7, 1), ctr(0, 0), ctr(13, 2), ctr(1, 1))}),
+        drain_of("pf1", {upd(t0, kMacC, false, ctr(100, 1), ctr(0, 0), ctr(100, 1), ctr(0, 0)),
+                         upd(t0 + 300, kMacC, false, ctr(200, 1), ctr(0, 0), ctr(300, 2), ctr(0, 0))})};
+    auto rows_of = [&] {
+        std::vector<std::string> v;
+        for (const auto& d : pending)
+            for (const auto& r : d.rows)
+                v.push_back(d.iface + " " + std::to_string(r.ts - t0) + " " + std::to_string(r.mac));
+        return v;
+    };
+    DroppedRows none = bound_pending_rows(pending, 6);
+    EXPECT_EQ(none.rows, 0u);
+    EXPECT_EQ(rows_of().size(), 6u);
+    // Over by 3: the two peer rows of t0 (B on pf0, C on pf1), then B's at t0+300.
+    DroppedRows d = bound_pending_rows(pending, 3);
+    EXPECT_EQ(d.rows, 3u);
+    EXPECT_EQ(d.bytes, 6u + 1 + 100 + 7);
+    EXPECT_EQ(rows_of(), (std::vector<std::string>{"pf0 0 -1", "pf0 300 -1", "pf1 300 " + std::to_string(kMacC)}));
+    // Over by 2: the last peer row, then the oldest total.
+    d = bound_pending_rows(pending, 1);
+    EXPECT_EQ(d.rows, 2u);
+    EXPECT_EQ(d.bytes, 200u + 10 + 20);
+    EXPECT_EQ(rows_of(), (std::vector<std::string>{"pf0 300 -1"}));
+    EXPECT_EQ(pending[0].rows[0].snap[PF_DIR_RX], ctr(40, 2));
+}
+
 TEST_F(StoreFailure, FailureInTheFirstCommitLeavesNothingNotEvenTheInterface) {
     // A trigger made by another connection fails the transaction half-way, after the
     // interface, its generation and the first bucket row were written.

@@ -79,6 +79,7 @@ void Accountant::reconfigure(Calendar cal, const Retention& retention) {
 
 std::optional<int64_t> Accountant::drain(const std::vector<Drainer*>& drainers) {
     int64_t now = clock_();
+    events_.clear();
     for (Drainer* dr : drainers) {
         auto d = dr->drain();
         if (!d) {
@@ -86,6 +87,7 @@ std::optional<int64_t> Accountant::drain(const std::vector<Drainer*>& drainers) 
             continue;
         }
         spdlog::debug("drain {}", summarize(*d));
+        events_[dr->ifname()] = d->events;
         DrainRows rows;
         rows.iface = dr->ifname();
         rows.map_id = dr->generation();
@@ -103,6 +105,14 @@ std::optional<int64_t> Accountant::drain(const std::vector<Drainer*>& drainers) 
         size_t n = 0;
         for (const auto& p : pending_) n += p.rows.size();
         spdlog::warn("could not write the history ({} rows kept for the next drain): {}", n, st.error().message());
+        if (const DroppedRows d = bound_pending_rows(pending_, kPendingRowsCap); d.rows) {
+            dropped_.rows += d.rows;
+            dropped_.bytes += d.bytes;
+            spdlog::error(
+                "history: {} rows ({} bytes) dropped to keep at most {} in memory while the database fails ({} rows, "
+                "{} bytes since start)",
+                d.rows, d.bytes, kPendingRowsCap, dropped_.rows, dropped_.bytes);
+        }
         return std::nullopt;
     }
     pending_.clear();

@@ -139,6 +139,46 @@ void merge_drain_rows(DrainRows& a, const DrainRows& b) {
     }
 }
 
+DroppedRows bound_pending_rows(std::vector<DrainRows>& pending, size_t cap) {
+    DroppedRows out;
+    size_t total = 0;
+    for (const auto& p : pending) total += p.rows.size();
+    if (total <= cap) return out;
+    struct Ref {
+        bool is_total;
+        int64_t ts;
+        size_t drain, row;
+    };
+    std::vector<Ref> refs;
+    refs.reserve(total);
+    for (size_t d = 0; d < pending.size(); d++)
+        for (size_t r = 0; r < pending[d].rows.size(); r++)
+            refs.push_back({pending[d].rows[r].mac == kIfaceTotal, pending[d].rows[r].ts, d, r});
+    const size_t over = total - cap;
+    std::partial_sort(refs.begin(), refs.begin() + static_cast<std::ptrdiff_t>(over), refs.end(),
+                      [](const Ref& a, const Ref& b) {
+                          if (a.is_total != b.is_total) return !a.is_total;
+                          if (a.ts != b.ts) return a.ts < b.ts;
+                          return std::tie(a.drain, a.row) < std::tie(b.drain, b.row);
+                      });
+    std::vector<std::vector<bool>> drop(pending.size());
+    for (size_t d = 0; d < pending.size(); d++) drop[d].assign(pending[d].rows.size(), false);
+    for (size_t i = 0; i < over; i++) {
+        const BucketUpdate& u = pending[refs[i].drain].rows[refs[i].row];
+        drop[refs[i].drain][refs[i].row] = true;
+        out.rows++;
+        for (int dir = 0; dir < PF_DIR_COUNT; dir++) out.bytes += u.delta[dir].bytes;
+    }
+    for (size_t d = 0; d < pending.size(); d++) {
+        std::vector<BucketUpdate> kept;
+        kept.reserve(pending[d].rows.size());
+        for (size_t r = 0; r < pending[d].rows.size(); r++)
+            if (!drop[d][r]) kept.push_back(pending[d].rows[r]);
+        pending[d].rows = std::move(kept);
+    }
+    return out;
+}
+
 Status Store::start_background_checkpoints(std::chrono::milliseconds every) {
     if (checkpointer_.joinable()) return Ok{};
     SqliteOptions o;

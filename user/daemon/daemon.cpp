@@ -20,6 +20,7 @@
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/common/privileges.hpp"
 #include "peakflow/common/units.hpp"
+#include "peakflow/daemon/mac_table_watch.hpp"
 #include "peakflow/daemon/metrics.hpp"
 #include "peakflow/daemon/service_registry.hpp"
 #include "peakflow/kernel/ifaces.hpp"
@@ -308,13 +309,21 @@ int run_daemon(const DaemonOptions& opts) {
     Accountant acct(*store, std::move(cal), o.accounting.retention, o.clock, o.paths.procfs);
     std::vector<Drainer*> drainers;
     for (auto& r : running) drainers.push_back(&r.drainer);
+    MacTableWatch mac_table;
     auto drain = [&] {
         auto t0 = std::chrono::steady_clock::now();
         if (auto committed = acct.drain(drainers)) services.after_drain(*committed);
+        for (const auto& [iface, ev] : acct.events())
+            if (auto a = mac_table.observe(iface, ev[PF_EV_MAC_MAP_FULL], o.clock(), o.attach.load.mac_capacity,
+                                           o.sections.get<PushConfig>().language);
+                a && sctx.alerts)
+                sctx.alerts->alert(*a);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         stats.update([&](DaemonStats& d) {
             d.last_drain_seconds = s;
             d.drains++;
+            d.history_rows_dropped = acct.dropped().rows;
+            d.history_bytes_dropped = acct.dropped().bytes;
         });
     };
     drain();  // what was counted while we were away

@@ -176,6 +176,14 @@ std::string render_metrics(const std::vector<InterfaceSnapshot>& ifaces, const D
     family(out, "peakflow_drains_total", "counter", "Drains of the maps since the daemon started.");
     series(out, "peakflow_drains_total", {});
     value(out, stats.drains);
+    family(out, "peakflow_history_rows_dropped_total", "counter",
+           "Traffic rows given up because the history database failed for too long (oldest peer rows first).");
+    series(out, "peakflow_history_rows_dropped_total", {});
+    value(out, stats.history_rows_dropped);
+    family(out, "peakflow_history_bytes_dropped_total", "counter",
+           "Bytes of the traffic rows given up, both directions.");
+    series(out, "peakflow_history_bytes_dropped_total", {});
+    value(out, stats.history_bytes_dropped);
     family(out, "peakflow_outbox_depth", "gauge", "Rows waiting in the outbox for the store.");
     series(out, "peakflow_outbox_depth", {});
     value(out, stats.outbox_depth);

@@ -81,10 +81,10 @@ Status parse_files(const Parser& p, const YAML::Node& n, const std::string& k, E
 }
 
 Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, ExportUploadConfig& c) {
-    if (auto st = check_keys(
-            p, n, k,
-            {"url", "user", "password", "password_file", "interval", "passive", "spool_limit", "host_key_sha256",
-             "known_hosts", "trust_first_host_key", "tls", "ca_file", "pinned_public_key", "allow_plaintext_auth"});
+    if (auto st = check_keys(p, n, k,
+                             {"url", "user", "password", "password_file", "interval", "timeout", "passive",
+                              "spool_limit", "host_key_sha256", "known_hosts", "trust_first_host_key", "tls", "ca_file",
+                              "pinned_public_key", "allow_plaintext_auth"});
         !st)
         return st;
     if (!n["url"])
@@ -95,6 +95,7 @@ Status parse_upload(const Parser& p, const YAML::Node& n, const std::string& k, 
     if (auto st = p.read_child(n, k, "user", "a user name", c.user); !st) return st;
     if (auto st = read_secret_child(p, n, k, "password", c.password, &c.password_file); !st) return st;
     if (auto st = p.read_child_bounded(n, k, "interval", 1, 86400, c.interval); !st) return st;
+    if (auto st = p.read_child_bounded(n, k, "timeout", 1, 86400, c.timeout); !st) return st;
     if (auto st = p.read_child(n, k, "passive", "true or false", c.passive); !st) return st;
     if (auto st = read_child_size(p, n, k, "spool_limit", 0, c.spool_limit); !st) return st;
     const bool sftp = c.url.rfind("sftp://", 0) == 0;
@@ -235,6 +236,7 @@ void dump_export_config(YAML::Emitter& out, const ExportConfig& c) {
         if (!c.upload.password_file.empty())
             out << YAML::Key << "password_file" << YAML::Value << c.upload.password_file;
         out << YAML::Key << "interval" << YAML::Value << c.upload.interval.count();
+        out << YAML::Key << "timeout" << YAML::Value << c.upload.timeout.count();
         out << YAML::Key << "passive" << YAML::Value << c.upload.passive;
         out << YAML::Key << "spool_limit" << YAML::Value << c.upload.spool_limit;
         if (!c.upload.host_key_sha256.empty())

@@ -110,7 +110,7 @@ int first_use_check(void* p, int /*keytype*/, const char* key, size_t len) {
     return f.trusted == f.seen ? CURLKHMATCH_OK : CURLKHMATCH_MISMATCH;
 }
 
-std::string hint_for(CURLcode rc, bool sftp) {
+std::string hint_for(CURLcode rc, bool sftp, const ExportUploadConfig& c) {
     if (!sftp) switch (rc) {
             case CURLE_PEER_FAILED_VERIFICATION:
                 return " (the FTP server's TLS certificate is not trusted: check export.upload.ca_file)";
@@ -120,6 +120,9 @@ std::string hint_for(CURLcode rc, bool sftp) {
             default: break;
         }
     switch (rc) {
+        case CURLE_OPERATION_TIMEDOUT:
+            return " (timed out: export.upload.timeout is " + std::to_string(c.timeout.count()) +
+                   " s; the file stays spooled and is retried)";
         case CURLE_LOGIN_DENIED: return " (login denied: check export.upload.user and the password)";
         case CURLE_COULDNT_CONNECT: return " (server not reachable; files stay spooled and are retried)";
         case CURLE_REMOTE_ACCESS_DENIED: return " (the server refused access to the directory)";
@@ -170,8 +173,10 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
     curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 15L);
+    // A stalled server fails after a minute; one that trickles, after the whole timeout.
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, static_cast<long>(cfg_.timeout.count()));
     if (!sftp && !cfg_.passive) curl_easy_setopt(c.get(), CURLOPT_FTPPORT, "-");
     // FTP over TLS: control and data connections (ftps:// is TLS from the start anyway).
     if (!sftp && cfg_.tls_required) curl_easy_setopt(c.get(), CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
@@ -210,7 +215,7 @@ Status Uploader::upload(const std::string& local_path, const std::string& name) 
         }
         // The URL may carry user:password@; the error goes to the log and the status line.
         return Error("upload " + name + " to " + mask_url_secrets(cfg_.url) + ": " + mask_url_in(msg, cfg_.url) +
-                     hint_for(rc, sftp));
+                     hint_for(rc, sftp, cfg_));
     }
     return Ok{};
 }

@@ -374,6 +374,15 @@ Status CustomerReportService::queue_hour(const std::string& mac, std::optional<i
 }
 
 Status CustomerReportService::tick(int64_t now) {
+    auto due = queue_due(now);
+    if (!due) return due.error();
+    // Verification talks to the customer's API: outside the work lock (see verify()).
+    if (*due)
+        if (auto st = verify(now); !st) spdlog::warn("customer_report: verification: {}", st.error().message());
+    return Ok{};
+}
+
+Result<bool> CustomerReportService::queue_due(int64_t now) {
     std::lock_guard<std::mutex> w(work_mu_);
     if (!o_.cfg.enabled) {
         // Switched off (by a reload): the hours until it is on again are never reported.
@@ -381,9 +390,9 @@ Status CustomerReportService::tick(int64_t now) {
         if (!up) return up.error();
         if (up->bind(1, now).step() != SQLITE_DONE) return sql_error(db_, "record the switch");
         first_start_ = now;
-        return Ok{};
+        return false;
     }
-    if (auto st = note_mac(now); !st) return st;
+    if (auto st = note_mac(now); !st) return st.error();
     // Hours whose end is one drain interval behind the drain: their last bucket is complete.
     const int64_t last = cal_->hour_start(now - o_.drain_interval) - 3600;
     const int64_t oldest = std::max(now - static_cast<int64_t>(o_.cfg.catch_up_hours) * 3600, first_start_ - 3599);
@@ -396,14 +405,14 @@ Status CustomerReportService::tick(int64_t now) {
         if (!who) return who.error();
         for (const auto& [mac, peer] : *who) {
             if (latest(db_, mac, h).first > 0) continue;
-            if (auto st = queue_hour(mac, peer, h, 1, "sent", now); !st) return st;
+            if (auto st = queue_hour(mac, peer, h, 1, "sent", now); !st) return st.error();
         }
     }
     if (!o_.cfg.query_url.empty() && !hours.empty() && hours.back() > last_verify_hour_) {
         last_verify_hour_ = hours.back();
-        if (auto st = verify(now); !st) spdlog::warn("customer_report: verification: {}", st.error().message());
+        return true;
     }
-    return Ok{};
+    return false;
 }
 
 // ---- verification ------------------------------------------------------------------------
@@ -458,11 +467,36 @@ void CustomerReportService::record_verify(int64_t now, const std::string& mac, i
 
 constexpr int64_t kVerifyGraceSeconds = 300;
 
+// The work lock guards the history, the tables and the options, never a network call: a
+// reload (SIGHUP, on the daemon's main thread) takes it and must not wait on the customer's
+// API (30 s a query, one query per MAC). So a pass plans under the lock, asks the API
+// without it, and judges each answer under it again against the options then in force.
 Status CustomerReportService::verify(int64_t now) {
-    if (o_.cfg.query_url.empty()) return Ok{};
+    CustomerReportConfig cfg;
+    std::chrono::milliseconds timeout{};
+    std::vector<VerifyJob> jobs;
+    {
+        std::lock_guard<std::mutex> w(work_mu_);
+        auto planned = plan_verify(now);
+        if (!planned) return planned.error();
+        jobs = std::move(*planned);
+        cfg = o_.cfg;
+        timeout = o_.query_timeout;
+    }
+    for (const auto& job : jobs) {
+        if (stopping_.load()) break;  // the rest waits for the next pass after a restart
+        auto held = fetch_held(cfg, timeout, job.mac, job.start, job.end);
+        std::lock_guard<std::mutex> w(work_mu_);
+        if (auto st = judge_verify(now, job, held); !st) return st;
+    }
+    return Ok{};
+}
+
+Result<std::vector<CustomerReportService::VerifyJob>> CustomerReportService::plan_verify(int64_t now) {
+    std::vector<VerifyJob> jobs;
+    if (o_.cfg.query_url.empty()) return jobs;
     // The recorded hours in the window, per MAC.
     std::map<std::string, std::vector<int64_t>> hours;
-    std::map<std::string, std::optional<int64_t>> peers;
     {
         auto p = db_.prepare(
             "SELECT mac, hour FROM customer_report WHERE hour >= ?1 GROUP BY mac, hour HAVING max(queued_at) <= ?2 "
@@ -474,48 +508,71 @@ Status CustomerReportService::verify(int64_t now) {
         q.bind(2, now - kVerifyGraceSeconds);
         while (q.step() == SQLITE_ROW) hours[q.text(0)].push_back(q.i64(1));
     }
-    for (const auto& m : o_.cfg.macs) peers[format_mac(m)] = mac_to_int(m);
-    for (const auto& [mac, list] : hours) {
-        const std::optional<int64_t> peer = peers.count(mac) ? peers[mac] : std::nullopt;
-        if (!o_.cfg.macs.empty() && !peers.count(mac)) continue;  // no longer reported
-        auto held =
-            fetch_held(o_.cfg, o_.query_timeout, mac, flux_hour(*cal_, list.front()), flux_hour(*cal_, list.back()));
-        if (!held) {
-            for (int64_t h : list) record_verify(now, mac, h, "error", held.error().message());
+    for (auto& [mac, list] : hours) {
+        if (!reported_now(mac)) continue;  // no longer reported
+        jobs.push_back(VerifyJob{mac, list, flux_hour(*cal_, list.front()), flux_hour(*cal_, list.back())});
+    }
+    return jobs;
+}
+
+// Whether `mac` is still reported under the options in force; with a MAC list, its peer.
+bool CustomerReportService::reported_now(const std::string& mac, std::optional<int64_t>* peer) const {
+    if (o_.cfg.macs.empty()) return true;
+    for (const auto& m : o_.cfg.macs)
+        if (format_mac(m) == mac) {
+            if (peer) *peer = mac_to_int(m);
+            return true;
+        }
+    return false;
+}
+
+Status CustomerReportService::judge_verify(int64_t now, const VerifyJob& job,
+                                           const Result<std::map<std::string, HeldRecord>>& held) {
+    const std::string& mac = job.mac;
+    std::optional<int64_t> peer;
+    // A reload while the query was out may have taken the MAC off the list or switched the
+    // report off: then the answer is not acted on.
+    if (!o_.cfg.enabled || !reported_now(mac, &peer)) return Ok{};
+    if (!held) {
+        for (int64_t h : job.hours) record_verify(now, mac, h, "error", held.error().message());
+        return Ok{};
+    }
+    const std::map<std::string, HeldRecord>& by_hour = held.value();
+    for (int64_t h : job.hours) {
+        auto ours = hour_points(*store_, o_.adjustments, o_.iface, peer, o_.cfg.direction, h);
+        if (!ours) return ours.error();
+        const auto [version, sent_points] = latest(db_, mac, h);
+        auto it = by_hour.find(flux_hour(*cal_, h));
+        if (it == by_hour.end()) {
+            record_verify(now, mac, h, "missing", "the customer holds no record of this hour");
             continue;
         }
-        const std::map<std::string, HeldRecord>& by_hour = *held;
-        for (int64_t h : list) {
-            auto ours = hour_points(*store_, o_.adjustments, o_.iface, peer, o_.cfg.direction, h);
-            if (!ours) return ours.error();
-            const auto [version, sent_points] = latest(db_, mac, h);
-            auto it = by_hour.find(flux_hour(*cal_, h));
-            if (it == by_hour.end()) {
-                record_verify(now, mac, h, "missing", "the customer holds no record of this hour");
-                continue;
-            }
-            const HeldRecord& rec = it->second;
-            bool same = true;
-            std::string diff;
-            for (size_t i = 0; i < 12; i++) {
-                const bool ok = rec.points[i] == (*ours)[i];
-                if (!ok && diff.empty())
-                    diff = "v" + std::to_string(i) + ": held " + rec.shown[i] + ", ours " + std::to_string((*ours)[i]);
-                same = same && ok;
-            }
-            if (same) {
-                record_verify(now, mac, h, "matched", "version " + std::to_string(rec.version));
-                continue;
-            }
-            const int next = std::max(version, rec.version) + 1;
-            record_verify(now, mac, h, "mismatch", diff + "; resent as version " + std::to_string(next));
-            if (auto st = queue_hour(mac, peer, h, next, "resent", now); !st) {
-                record_verify(now, mac, h, "error", "resend: " + st.error().message());
-                return st;
-            }
+        const HeldRecord& rec = it->second;
+        bool same = true;
+        std::string diff;
+        for (size_t i = 0; i < 12; i++) {
+            const bool ok = rec.points[i] == (*ours)[i];
+            if (!ok && diff.empty())
+                diff = "v" + std::to_string(i) + ": held " + rec.shown[i] + ", ours " + std::to_string((*ours)[i]);
+            same = same && ok;
+        }
+        if (same) {
+            record_verify(now, mac, h, "matched", "version " + std::to_string(rec.version));
+            continue;
+        }
+        const int next = std::max(version, rec.version) + 1;
+        record_verify(now, mac, h, "mismatch", diff + "; resent as version " + std::to_string(next));
+        if (auto st = queue_hour(mac, peer, h, next, "resent", now); !st) {
+            record_verify(now, mac, h, "error", "resend: " + st.error().message());
+            return st;
         }
     }
     return Ok{};
+}
+
+void CustomerReportService::stop() {
+    stopping_ = true;
+    TickedService::stop();
 }
 
 Result<std::vector<CustomerReportService::Sent>> CustomerReportService::sent() {

@@ -405,6 +405,7 @@ Status Outbox::reconfigure(const PushConfig& next) {
     }
     stopping_ = false;
     if (running) start();
+    reconfigured_++;
     wake();
     return Ok{};
 }
@@ -580,28 +581,64 @@ namespace {
 // so every other service's alerts have somewhere to go for as long as it runs.
 class PushService : public Service {
   public:
-    PushService(std::unique_ptr<Outbox> ob, PushConfig cfg) : ob_(std::move(ob)), alerts_(*ob_), cfg_(std::move(cfg)) {}
+    PushService(std::unique_ptr<Outbox> ob, PushConfig cfg) : ob_(std::move(ob)), alerts_(*ob_), cfg_(std::move(cfg)) {
+        reconfigurer_ = std::thread([this] { run_guarded("push reload", [this] { reconfigure_loop(); }); });
+    }
+    ~PushService() override { stop(); }
     std::string name() const override { return "push"; }
+    // A new push section waits for the sinks' workers to stop, and a worker may be inside a
+    // send (up to the sink's timeout): that wait is on a thread of its own, never on the
+    // daemon's main thread that handles SIGHUP. Reloads in quick succession coalesce.
     void reload(const ServiceContext& next) override {
-        const PushConfig& c = next.sections.get<PushConfig>();
-        if (c == cfg_) return;
-        if (auto st = ob_->reconfigure(c); !st) {
-            spdlog::warn("{}", st.error().message());
-            return;
+        {
+            std::lock_guard l(mu_);
+            pending_ = next.sections.get<PushConfig>();
         }
-        if (c.enabled != cfg_.enabled)
-            spdlog::info("push: switched {}", c.enabled ? "on" : "off (messages are recorded as skipped)");
-        cfg_ = c;
+        cv_.notify_all();
     }
     void stats(DaemonStats& s) const override { s.outbox_depth = ob_->depth(); }
-    void stop() override { ob_->stop(); }
+    void stop() override {
+        {
+            std::lock_guard l(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        if (reconfigurer_.joinable()) reconfigurer_.join();
+        ob_->stop();
+    }
     Outbox& outbox() { return *ob_; }
     AlertSink& alerts() { return alerts_; }
 
   private:
+    void reconfigure_loop() {
+        for (;;) {
+            PushConfig c;
+            {
+                std::unique_lock l(mu_);
+                cv_.wait(l, [this] { return stopping_ || pending_; });
+                if (stopping_) return;  // a reload not applied yet: the next start reads the file
+                c = std::move(*pending_);
+                pending_.reset();
+            }
+            if (c == cfg_) continue;
+            if (auto st = ob_->reconfigure(c); !st) {
+                spdlog::warn("{}", st.error().message());
+                continue;
+            }
+            if (c.enabled != cfg_.enabled)
+                spdlog::info("push: switched {}", c.enabled ? "on" : "off (messages are recorded as skipped)");
+            cfg_ = c;
+        }
+    }
+
     std::unique_ptr<Outbox> ob_;
     OutboxAlertSink alerts_;
-    PushConfig cfg_;
+    PushConfig cfg_;  // the reconfigurer's
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::optional<PushConfig> pending_;
+    bool stopping_ = false;
+    std::thread reconfigurer_;
 };
 
 }  // namespace

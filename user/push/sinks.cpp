@@ -324,6 +324,7 @@ class CurlSink : public Sink {
         curl_easy_setopt(c, CURLOPT_READDATA, &rs);
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms_);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms_);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         if (cfg_.starttls) curl_easy_setopt(c, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
         if (!cfg_.username.empty()) {

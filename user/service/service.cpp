@@ -20,6 +20,7 @@ void Services::reload(const ServiceContext& next) {
 }
 
 void Services::stats(DaemonStats& st) const {
+    std::lock_guard l(list_mu_);
     for (const auto& s : list_) s->stats(st);
 }
 

@@ -194,6 +194,19 @@ MemReport HostHealth::mem(int64_t now) {
     return r;
 }
 
+bool local_disk_mount(const std::string& device, const std::string& fs_type) {
+    // Block devices only (not tmpfs, proc, overlay).
+    if (device.rfind("/dev/", 0) != 0) return false;
+    for (const char* p : {"/dev/loop", "/dev/nbd", "/dev/rbd"})
+        if (device.rfind(p, 0) == 0) return false;
+    // fuseblk: a disk read through a user-space daemon (ntfs-3g, exfat-fuse).
+    if (fs_type == "fuse" || fs_type == "fuseblk" || fs_type.rfind("fuse.", 0) == 0) return false;
+    static const std::set<std::string> kRemote = {"nfs",   "nfs4", "cifs",      "smb3",   "smbfs",    "ncpfs",
+                                                  "9p",    "ceph", "glusterfs", "lustre", "gpfs",     "afs",
+                                                  "ocfs2", "gfs2", "davfs",     "sshfs",  "virtiofs", "beegfs"};
+    return !kRemote.count(fs_type);
+}
+
 std::vector<DiskReport> HostHealth::disks(int64_t now) const {
     std::vector<DiskReport> parts;
     std::set<std::string> seen;
@@ -203,8 +216,8 @@ std::vector<DiskReport> HostHealth::disks(int64_t now) const {
         std::istringstream ls(line);
         std::string dev, mnt, type;
         ls >> dev >> mnt >> type;
-        // Block devices only (not tmpfs, proc, overlay); a device mounted twice counts once.
-        if (dev.rfind("/dev/", 0) != 0 || dev.rfind("/dev/loop", 0) == 0 || !seen.insert(dev).second) continue;
+        // A device mounted twice counts once.
+        if (!local_disk_mount(dev, type) || !seen.insert(dev).second) continue;
         mnt = unescape_mount(mnt);
         struct statvfs sv {};
         if (::statvfs((root_ + (mnt.size() > 1 ? mnt.substr(1) : "")).c_str(), &sv) != 0) continue;

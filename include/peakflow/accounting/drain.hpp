@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +71,12 @@ class Accountant {
     void reconfigure(Calendar cal, const Retention& retention);
     // The drain's time (UTC seconds) when its rows were committed; nullopt when they wait.
     std::optional<int64_t> drain(const std::vector<Drainer*>& drainers);
+    // Rows kept for the next drain while the history cannot be written are bounded
+    // (bound_pending_rows); what was dropped since start, for /metrics.
+    static constexpr size_t kPendingRowsCap = 200000;  // about 20 MB
+    DroppedRows dropped() const { return dropped_; }
+    // Each interface's kernel event counts (cumulative) as the last drain read them.
+    const std::map<std::string, EventCounts>& events() const { return events_; }
 
   private:
     void log_day_summary(const LocalDate& day);
@@ -80,6 +87,8 @@ class Accountant {
     std::function<int64_t()> clock_;
     std::string boot_id_;
     std::vector<DrainRows> pending_;
+    DroppedRows dropped_;
+    std::map<std::string, EventCounts> events_;
     bool rolled_up_ = false;
     LocalDate last_day_;
 };

@@ -51,6 +51,15 @@ struct DrainRows {
 // Adds b into a (same iface): deltas add up, the later snapshot wins.
 void merge_drain_rows(DrainRows& a, const DrainRows& b);
 
+// Rows held in memory while the history cannot be written grow by a bucket of every MAC
+// each 5 minutes: over `cap` rows, the peer MACs' rows of the oldest buckets are dropped
+// first, then the oldest interface totals (what bills), so the bytes a bill counts are the
+// last to go. Returns what was dropped: rows, and their bytes in both directions.
+struct DroppedRows {
+    uint64_t rows = 0, bytes = 0;
+};
+DroppedRows bound_pending_rows(std::vector<DrainRows>& pending, size_t cap);
+
 // One local day's totals from another tool's history (`peakflow-bpf import`): interface
 // totals only, peak and off-peak, no packet counts.
 struct ImportedDay {

@@ -31,6 +31,9 @@ struct ExportUploadConfig {
     std::string password;
     std::string password_file;
     std::chrono::seconds interval{600};
+    // One file's whole transfer (connect, login, data, rename): a server that trickles or
+    // stops answering fails the file (it stays spooled) instead of holding the cycle.
+    std::chrono::seconds timeout{600};
     bool passive = true;
     uint64_t spool_limit = 0;  // bytes of finished files kept locally; 0: no limit
     // SFTP: the server's host key, as `ssh-keygen -l -E sha256 -f KEY` prints it (the

@@ -6,12 +6,15 @@
 // a mismatch is sent again with version + 1 (customer_verify table).
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -21,6 +24,7 @@
 #include "peakflow/accounting/calendar.hpp"
 #include "peakflow/accounting/store.hpp"
 #include "peakflow/common/sqlite.hpp"
+#include "peakflow/push/customer_answer.hpp"
 #include "peakflow/push/reports_config.hpp"
 #include "peakflow/service/message_queue.hpp"
 #include "peakflow/service/service.hpp"
@@ -90,7 +94,10 @@ class CustomerReportService : public TickedService {
     // One committed drain at `now`: note a MAC change, queue every due hour not queued yet,
     // then verify (when query_url is set, at most once per hour). Synchronous.
     Status tick(int64_t now) override;
-    Status verify(int64_t now);  // one verification pass now
+    // One verification pass now. The customer's API is asked without the work lock, so a
+    // reload never waits on it.
+    Status verify(int64_t now);
+    void stop() override;  // a pass under way stops before its next query
 
     struct Sent {
         std::string mac;
@@ -111,6 +118,16 @@ class CustomerReportService : public TickedService {
                       const std::string& outcome, int64_t now);
     void record_verify(int64_t now, const std::string& mac, int64_t hour, const std::string& outcome,
                        const std::string& detail);
+    // Under the work lock: queue what is due; true when a verification pass is due.
+    Result<bool> queue_due(int64_t now);
+    struct VerifyJob {
+        std::string mac;
+        std::vector<int64_t> hours;
+        std::string start, end;  // flux_hour of the first and last
+    };
+    Result<std::vector<VerifyJob>> plan_verify(int64_t now);
+    Status judge_verify(int64_t now, const VerifyJob& job, const Result<std::map<std::string, HeldRecord>>& held);
+    bool reported_now(const std::string& mac, std::optional<int64_t>* peer = nullptr) const;
 
     Options o_;
     MessageQueue& queue_;
@@ -118,6 +135,7 @@ class CustomerReportService : public TickedService {
     SqliteDb db_;
     int64_t first_start_ = 0;
     int64_t last_verify_hour_ = 0;
+    std::atomic<bool> stopping_{false};
 };
 
 // The service's options from the daemon's context; checks that customer_report.sink is a

@@ -74,6 +74,8 @@ class Outbox : public MessageQueue {
     // is replaced and they start again; failure streaks and backoffs stay. A sink added,
     // removed or of another type is an error: that needs a restart.
     Status reconfigure(const PushConfig& next);
+    // How many push sections reconfigure() has put in use since open.
+    uint64_t reconfigured() const { return reconfigured_.load(); }
     void wake();
 
     uint64_t depth() const;  // messages waiting, all sinks
@@ -120,6 +122,7 @@ class Outbox : public MessageQueue {
     std::condition_variable wake_cv_;
     uint64_t wake_gen_ = 0;
     std::atomic<bool> stopping_{false};
+    std::atomic<uint64_t> reconfigured_{0};
     std::vector<std::thread> threads_;
     AlertSink* log_alerts_ = nullptr;
 };

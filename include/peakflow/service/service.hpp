@@ -149,13 +149,19 @@ class Services {
 
     void after_drain(int64_t now);
     void reload(const ServiceContext& next);
+    // From the metrics thread, which starts before the services and scrapes while they are
+    // added: the list is read under its lock, each service's stats() is thread-safe.
     void stats(DaemonStats& s) const;
     void stop();  // reverse order of start; idempotent
 
-    void add(std::unique_ptr<Service> s) { list_.push_back(std::move(s)); }
+    void add(std::unique_ptr<Service> s) {
+        std::lock_guard l(list_mu_);
+        list_.push_back(std::move(s));
+    }
     LogAlertSink log_alerts;  // where alerts go until (and unless) the push service starts
 
   private:
+    mutable std::mutex list_mu_;  // add() against stats(); the rest runs on the daemon thread
     std::vector<std::unique_ptr<Service>> list_;
     bool stopped_ = false;
 };

@@ -27,6 +27,8 @@ struct CollectorFigures {
 struct DaemonStats {
     double last_drain_seconds = 0;              // duration of the last drain
     uint64_t drains = 0;                        // drains done since start
+    uint64_t history_rows_dropped = 0;          // rows given up while the database failed (bound_pending_rows)
+    uint64_t history_bytes_dropped = 0;         // their bytes
     uint64_t outbox_depth = 0;                  // rows waiting for the store (0 until the outbox exists)
     uint64_t export_queue = 0;                  // flow records waiting for export (0 until export exists)
     std::optional<HostFigures> host;            // once the host watch has sampled

@@ -86,6 +86,7 @@ class HostHealth {
     // `sleep` waits the 0.5 s between the two /proc/stat readings (tests pass their own).
     CpuReport cpu(int64_t now, const std::function<void(double)>& sleep);
     MemReport mem(int64_t now);  // updates the dynamic average
+    // Each mounted local block device (local_disk_mount) from <root>/proc/self/mounts.
     std::vector<DiskReport> disks(int64_t now) const;
     SysReport sys(int64_t now);
     UsersReport users(int64_t now) const;
@@ -103,6 +104,12 @@ class HostHealth {
 };
 
 // The text lines of the requirements, one per record, no newline.
+// Whether a /proc/self/mounts entry is a disk of this host the watch may statvfs: a block
+// device, not a loop image, and of no file system type that can hang on the network or a
+// user-space daemon (nfs, cifs, fuse.*, ceph, ...; nbd and rbd devices), as a statvfs on a
+// hung mount blocks the host watch for good.
+bool local_disk_mount(const std::string& device, const std::string& fs_type);
+
 std::string format_cpu(const CpuReport& r);
 std::string format_mem(const MemReport& r);
 std::string format_disk(const DiskReport& r);
