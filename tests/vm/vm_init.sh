@@ -33,6 +33,7 @@ mount -t 9p -o "$p9" job /newroot/pf-job || fail "cannot mount the job directory
 mount -t proc proc /newroot/proc || fail "cannot mount /proc"
 mount -t sysfs sys /newroot/sys || fail "cannot mount /sys"
 mount -t devtmpfs dev /newroot/dev || fail "cannot mount /dev"
+# A clean /run (the host's netns and pid files are not this system's). /tmp stays the
+# overlay's: the tree under test may be there (CI clones into a temporary directory).
 mount -t tmpfs tmpfs /newroot/run
-mount -t tmpfs tmpfs /newroot/tmp
 exec switch_root /newroot /bin/bash /pf-job/stage2
