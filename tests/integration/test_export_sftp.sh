@@ -92,6 +92,9 @@ sshd_listening() {
     nsenter "--net=/run/netns/$NS_A" -- "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $SFTP_PORT), 1).close()" 2>/dev/null
 }
 pf_wait_for "sshd listening on 127.0.0.1:$SFTP_PORT" 10 sshd_listening
+# sshd logs that probe's connection from its own child, maybe later: wait for its last line,
+# so the connections counted below are the daemon's alone.
+pf_wait_for "sshd's log of the probe" 10 grep -q "^Connection closed by 127.0.0.1 port" "$PF_T/sshd.log"
 
 SPOOL="$PF_T/spool"
 REMOTE="$SFTP_ROOT/up/sub" # created by the upload (missing directories)
