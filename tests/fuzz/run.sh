@@ -33,7 +33,7 @@ declare -A sources=(
     [customer_answer_fuzz]="user/push/customer_answer.cpp user/common/error.cpp"
     [export_state_fuzz]="user/export/export_state.cpp user/kernel/map_keys.cpp user/common/error.cpp"
     [sink_answer_fuzz]="user/push/sink_answer.cpp user/common/error.cpp"
-    [config_fuzz]="user/app/config.cpp user/common/error.cpp user/common/redact.cpp
+    [config_fuzz]="user/app/config.cpp user/common/error.cpp user/common/redact.cpp user/common/secret_file.cpp
         user/accounting/accounting_config.cpp user/accounting/calendar.cpp user/export/export_config.cpp
         user/fleet/uplink_config.cpp user/push/push_config.cpp user/push/reports_config.cpp
         user/watch/host_watch_config.cpp user/kernel/map_keys.cpp user/kernel/xdp_mode.cpp user/daemon/listen_addr.cpp"
