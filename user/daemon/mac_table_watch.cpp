@@ -2,6 +2,19 @@
 
 namespace pf {
 
+namespace {
+
+Alert mac_alert(Alert::Kind kind, const std::string& iface, int64_t now) {
+    Alert a;
+    a.kind = kind;
+    a.source = "kernel";
+    a.key = "mac_map_full:" + iface;
+    a.time = now;
+    return a;
+}
+
+}  // namespace
+
 std::optional<Alert> MacTableWatch::observe(const std::string& iface, uint64_t count, int64_t now, uint32_t capacity,
                                             Language lang) {
     auto [it, first] = ifaces_.try_emplace(iface);
@@ -12,11 +25,7 @@ std::optional<Alert> MacTableWatch::observe(const std::string& iface, uint64_t c
     if (!grew) {
         if (!s.open || now - s.last_growth < quiet_) return std::nullopt;
         s.open = false;
-        Alert a;
-        a.kind = Alert::Kind::Recovered;
-        a.source = "kernel";
-        a.key = "mac_map_full:" + iface;
-        a.time = now;
+        Alert a = mac_alert(Alert::Kind::Recovered, iface, now);
         if (lang == Language::Zh) {
             a.title = iface + " 的 MAC 表不再溢出";
             a.text = "mac_map_full 已 " + std::to_string(quiet_ / 60) + " 分钟没有增长。";
@@ -29,11 +38,7 @@ std::optional<Alert> MacTableWatch::observe(const std::string& iface, uint64_t c
     s.last_growth = now;
     if (s.open) return std::nullopt;
     s.open = true;
-    Alert a;
-    a.kind = Alert::Kind::Raised;
-    a.source = "kernel";
-    a.key = "mac_map_full:" + iface;
-    a.time = now;
+    Alert a = mac_alert(Alert::Kind::Raised, iface, now);
     const std::string cap = std::to_string(capacity);
     if (lang == Language::Zh) {
         a.title = iface + " 的 MAC 表已满";
